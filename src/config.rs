@@ -1,0 +1,752 @@
+//! The configuration: its model, its defaults, and its validation.
+//!
+//! The file is TOML, parsed by the `toml` crate into a tree that keeps the byte
+//! span of every key and value; this module walks that tree by hand so that each
+//! error names the file, the line and the key, and every unknown key is an error
+//! (a typo must not silently fall back to a default). All errors are collected,
+//! sorted by line, and reported together. `packaging/tether.toml` documents
+//! every key; `src/default.toml` is the built-in configuration.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use crate::duration;
+use crate::target::{is_dns_name, HostPort};
+use crate::url::Url;
+
+/// The built-in configuration used when no `-c` is given and
+/// `/etc/tether/tether.toml` does not exist.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+pub const DEFAULT_PATH: &str = "/etc/tether/tether.toml";
+pub const BUILTIN_SOURCE: &str = "<built-in default>";
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Where it came from: a path, or `<built-in default>`; used in messages.
+    pub source: String,
+    pub agent: Agent,
+    pub checks: Vec<Check>,
+}
+
+/// `[agent]`: settings for the whole process.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Agent {
+    /// How this connector names itself in reports; defaults to the host name.
+    pub name: String,
+    /// Default check interval, and the scheduler's heartbeat period.
+    pub interval: Duration,
+    /// Default per-check deadline.
+    pub timeout: Duration,
+    /// The local HTTP endpoint; loopback unless an operator says otherwise.
+    pub listen: SocketAddr,
+    pub log_level: log::LevelFilter,
+    /// Where maintenance mode (and, later, the spool) lives.
+    pub state_dir: PathBuf,
+    /// Cap on probes running at once, whatever the number of checks.
+    pub max_in_flight: usize,
+    /// Default consecutive failures before a check turns warn/crit.
+    pub fall: u32,
+    /// Default consecutive successes before a failing check turns ok.
+    pub rise: u32,
+    /// Read first by the stub resolver.
+    pub hosts_file: PathBuf,
+    /// Nameservers, search list, ndots, timeout and attempts.
+    pub resolv_conf: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The connector's link to its control plane: failing means offline.
+    ControlPlane,
+    /// A host the connector serves: failing means degraded.
+    Resource,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::ControlPlane => "control_plane",
+            Role::Resource => "resource",
+        }
+    }
+}
+
+/// Which address families a probe may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// IPv4 addresses first, then IPv6.
+    Any,
+    Ipv4,
+    Ipv6,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Check {
+    pub name: String,
+    pub role: Role,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub fall: u32,
+    pub rise: u32,
+    pub probe: ProbeSpec,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProbeSpec {
+    Tcp(TcpSpec),
+    Http(HttpSpec),
+    Dns(DnsSpec),
+}
+
+impl ProbeSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProbeSpec::Tcp(_) => "tcp",
+            ProbeSpec::Http(_) => "http",
+            ProbeSpec::Dns(_) => "dns",
+        }
+    }
+
+    /// The target as an operator would write it, for tables and labels.
+    pub fn target(&self) -> String {
+        match self {
+            ProbeSpec::Tcp(s) => s.target.to_string(),
+            ProbeSpec::Http(s) => s.url.to_string(),
+            ProbeSpec::Dns(s) => s.query.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TcpSpec {
+    pub target: HostPort,
+    pub family: Family,
+    /// Bytes written after connecting (e.g. `"PING\r\n"`).
+    pub send: Option<Vec<u8>>,
+    /// Required prefix of what the server sends first (e.g. `"SSH-"`).
+    pub expect: Option<Vec<u8>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpSpec {
+    pub url: Url,
+    pub method: Method,
+    /// Inclusive ranges of accepted statuses; default `[(200, 299)]`.
+    pub expect_status: Vec<(u16, u16)>,
+    pub body_contains: Option<String>,
+    /// Extra request headers, in file order.
+    pub headers: Vec<(String, String)>,
+    /// Follow up to [`MAX_REDIRECTS`] redirects; off by default.
+    pub follow_redirects: bool,
+    pub family: Family,
+}
+
+pub const MAX_REDIRECTS: usize = 10;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DnsSpec {
+    pub query: String,
+    /// Which records to ask for: A, AAAA or both.
+    pub family: Family,
+    /// Ask this server directly instead of /etc/hosts + resolv.conf.
+    pub server: Option<SocketAddr>,
+    /// Each of these must be among the answers.
+    pub expect_addresses: Vec<IpAddr>,
+}
+
+/// Every problem found in a configuration, each already `file:line: message`.
+#[derive(Debug, PartialEq)]
+pub struct ConfigError(pub Vec<String>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join("\n"))
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Which configuration to use given the `-c` option: the named file, else the
+/// default path if it exists, else the built-in default.
+pub fn resolve_and_load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+    match explicit {
+        Some(p) => load(p),
+        None if Path::new(DEFAULT_PATH).exists() => load(Path::new(DEFAULT_PATH)),
+        None => Ok(builtin()),
+    }
+}
+
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError(vec![format!("{name}: cannot read: {e}")]))?;
+    parse(&text, &name)
+}
+
+pub fn builtin() -> Config {
+    parse(DEFAULT_TOML, BUILTIN_SOURCE).expect("the built-in default configuration is valid (unit-tested)")
+}
+
+/// Parses and validates a whole file; `source` names it in messages.
+pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
+    let doc = match DeTable::parse(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            let msg = e.message().trim().replace('\n', "; ");
+            return Err(ConfigError(vec![format!("{source}:{line}:{col}: invalid TOML: {msg}")]));
+        }
+    };
+    let mut w = Walker { source, text, errors: Vec::new() };
+    let config = w.document(doc.get_ref());
+    if w.errors.is_empty() {
+        Ok(config)
+    } else {
+        w.errors.sort_by_key(|(at, _)| *at);
+        Err(ConfigError(w.errors.into_iter().map(|(_, m)| m).collect()))
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text.as_bytes()[..offset.min(text.len())];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let col = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+    (line, col)
+}
+
+type Value<'i> = Spanned<DeValue<'i>>;
+
+const TOP_KEYS: &[&str] = &["agent", "check"];
+const AGENT_KEYS: &[&str] = &[
+    "name", "interval", "timeout", "listen", "log_level", "state_dir", "max_in_flight", "fall", "rise", "hosts_file",
+    "resolv_conf",
+];
+const CHECK_KEYS: &[&str] = &["name", "kind", "role", "interval", "timeout", "fall", "rise"];
+const TCP_KEYS: &[&str] = &["target", "family", "send", "expect"];
+const HTTP_KEYS: &[&str] = &["url", "method", "expect_status", "body_contains", "headers", "follow_redirects", "family"];
+const DNS_KEYS: &[&str] = &["query", "record", "server", "expect_addresses"];
+const KINDS: &[&str] = &["tcp", "http", "dns"];
+
+/// Walks the parsed tree, converting values and collecting errors.
+struct Walker<'s> {
+    source: &'s str,
+    text: &'s str,
+    /// (byte offset, message) so errors come out in file order.
+    errors: Vec<(usize, String)>,
+}
+
+/// Where a value sits, for messages: `[agent]` or `check "api"`.
+struct Scope<'a, 'i> {
+    table: &'a DeTable<'i>,
+    what: String,
+}
+
+impl<'a, 'i> Scope<'a, 'i> {
+    fn get(&self, key: &str) -> Option<&'a Value<'i>> {
+        self.table.iter().find(|(k, _)| k.get_ref() == key).map(|(_, v)| v)
+    }
+}
+
+impl Walker<'_> {
+    fn line(&self, span: &Range<usize>) -> usize {
+        line_col(self.text, span.start).0
+    }
+
+    fn error(&mut self, span: Range<usize>, msg: String) {
+        let line = self.line(&span);
+        self.errors.push((span.start, format!("{}:{line}: {msg}", self.source)));
+    }
+
+    fn unknown_keys(&mut self, scope: &Scope, known: &[&[&str]]) {
+        for (k, _) in scope.table.iter() {
+            if !known.iter().any(|set| set.contains(&k.get_ref().as_ref())) {
+                let expected: Vec<&str> = known.iter().flat_map(|s| s.iter().copied()).collect();
+                self.error(
+                    k.span(),
+                    format!(
+                        "unknown key `{}` in {} (expected one of: {})",
+                        k.get_ref(),
+                        scope.what,
+                        expected.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    fn wrong_type(&mut self, scope: &Scope, key: &str, v: &Value, expected: &str) {
+        let found = v.get_ref().type_str();
+        self.error(v.span(), format!("{}: `{key}` must be {expected}, found {found}", scope.what));
+    }
+
+    fn string<'a>(&mut self, scope: &Scope<'a, '_>, key: &str) -> Option<(&'a str, Range<usize>)> {
+        let v = scope.get(key)?;
+        match v.get_ref() {
+            DeValue::String(s) => Some((s.as_ref(), v.span())),
+            _ => {
+                self.wrong_type(scope, key, v, "a string");
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, scope: &Scope, key: &str) -> Option<bool> {
+        let v = scope.get(key)?;
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => {
+                self.wrong_type(scope, key, v, "true or false");
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, scope: &Scope, key: &str, min: i64, max: i64) -> Option<i64> {
+        let v = scope.get(key)?;
+        let DeValue::Integer(i) = v.get_ref() else {
+            self.wrong_type(scope, key, v, "an integer");
+            return None;
+        };
+        match i64::from_str_radix(i.as_str(), i.radix()) {
+            Ok(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                let msg = format!("{}: `{key}` must be between {min} and {max}, found {}", scope.what, i.as_str());
+                self.error(v.span(), msg);
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, scope: &Scope, key: &str, min: Duration, max: Duration) -> Option<Duration> {
+        let v = scope.get(key)?;
+        let DeValue::String(s) = v.get_ref() else {
+            self.wrong_type(scope, key, v, "a duration string like \"30s\"");
+            return None;
+        };
+        match duration::parse(s) {
+            Ok(d) if d >= min && d <= max => Some(d),
+            Ok(d) => {
+                let msg = format!(
+                    "{}: `{key}` must be between {} and {}, found {}",
+                    scope.what,
+                    duration::format(min),
+                    duration::format(max),
+                    duration::format(d)
+                );
+                self.error(v.span(), msg);
+                None
+            }
+            Err(e) => {
+                self.error(v.span(), format!("{}: `{key}`: {e}", scope.what));
+                None
+            }
+        }
+    }
+
+    /// A string restricted to `choices`.
+    fn choice(&mut self, scope: &Scope, key: &str, choices: &[&str]) -> Option<String> {
+        let (s, span) = self.string(scope, key)?;
+        if choices.contains(&s) {
+            Some(s.to_string())
+        } else {
+            let msg = format!("{}: `{key}` must be one of {}, found \"{s}\"", scope.what, choices.join(", "));
+            self.error(span, msg);
+            None
+        }
+    }
+
+    /// A string parsed by `f`; its error is reported at the value.
+    fn parsed<T>(&mut self, scope: &Scope, key: &str, f: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+        let (s, span) = self.string(scope, key)?;
+        match f(s) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.error(span, format!("{}: `{key}`: {e}", scope.what));
+                None
+            }
+        }
+    }
+
+    fn array<'a, 'i>(&mut self, scope: &Scope<'a, 'i>, key: &str) -> Option<&'a [Value<'i>]> {
+        let v = scope.get(key)?;
+        match v.get_ref() {
+            DeValue::Array(a) => Some(a),
+            _ => {
+                self.wrong_type(scope, key, v, "an array");
+                None
+            }
+        }
+    }
+
+    fn document(&mut self, doc: &DeTable) -> Config {
+        let top = Scope { table: doc, what: "the top level".into() };
+        self.unknown_keys(&top, &[TOP_KEYS]);
+        let empty = DeTable::default();
+        let agent_table = match top.get("agent") {
+            Some(v) => match v.get_ref() {
+                DeValue::Table(t) => t,
+                _ => {
+                    self.wrong_type(&top, "agent", v, "a table ([agent])");
+                    &empty
+                }
+            },
+            None => &empty,
+        };
+        let agent = self.agent(&Scope { table: agent_table, what: "[agent]".into() });
+        let mut checks = Vec::new();
+        if let Some(list) = self.array(&top, "check") {
+            let mut names: Vec<(String, usize)> = Vec::new();
+            for (i, v) in list.iter().enumerate() {
+                let DeValue::Table(t) = v.get_ref() else {
+                    self.error(v.span(), format!("check #{} must be a table ([[check]])", i + 1));
+                    continue;
+                };
+                if let Some(c) = self.check(t, v.span(), i + 1, &agent) {
+                    if let Some((_, first)) = names.iter().find(|(n, _)| *n == c.name) {
+                        let first = *first;
+                        self.error(v.span(), format!("duplicate check name \"{}\" (first defined on line {first})", c.name));
+                    } else {
+                        names.push((c.name.clone(), self.line(&v.span())));
+                        checks.push(c);
+                    }
+                }
+            }
+        }
+        Config { source: self.source.to_string(), agent, checks }
+    }
+
+    fn agent(&mut self, s: &Scope) -> Agent {
+        self.unknown_keys(s, &[AGENT_KEYS]);
+        let name = self.parsed(s, "name", |n| {
+            if n.is_empty() || n.len() > 64 || n.chars().any(char::is_control) {
+                Err("must be 1 to 64 printable characters".into())
+            } else {
+                Ok(n.to_string())
+            }
+        });
+        let interval = self.duration(s, "interval", Duration::from_secs(1), Duration::from_secs(86_400));
+        let timeout = self.duration(s, "timeout", Duration::from_millis(10), Duration::from_secs(3_600));
+        let listen = self.parsed(s, "listen", |l| {
+            l.parse::<SocketAddr>().map_err(|_| format!("`{l}` is not an address:port like 127.0.0.1:8080 or [::1]:8080"))
+        });
+        let log_level = self.choice(s, "log_level", &["off", "error", "warn", "info", "debug", "trace"]);
+        let state_dir = self.parsed(s, "state_dir", absolute_path);
+        let max_in_flight = self.integer(s, "max_in_flight", 1, 4096);
+        let fall = self.integer(s, "fall", 1, 100);
+        let rise = self.integer(s, "rise", 1, 100);
+        let hosts_file = self.parsed(s, "hosts_file", absolute_path);
+        let resolv_conf = self.parsed(s, "resolv_conf", absolute_path);
+        Agent {
+            name: name.unwrap_or_else(default_agent_name),
+            interval: interval.unwrap_or(Duration::from_secs(30)),
+            timeout: timeout.unwrap_or(Duration::from_secs(5)),
+            listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            log_level: log_level.and_then(|l| l.parse().ok()).unwrap_or(log::LevelFilter::Info),
+            state_dir: state_dir.unwrap_or_else(|| PathBuf::from("/var/lib/tether")),
+            max_in_flight: max_in_flight.unwrap_or(64) as usize,
+            fall: fall.unwrap_or(3) as u32,
+            rise: rise.unwrap_or(2) as u32,
+            hosts_file: hosts_file.unwrap_or_else(|| PathBuf::from("/etc/hosts")),
+            resolv_conf: resolv_conf.unwrap_or_else(|| PathBuf::from("/etc/resolv.conf")),
+        }
+    }
+
+    fn check(&mut self, t: &DeTable, span: Range<usize>, index: usize, agent: &Agent) -> Option<Check> {
+        let mut s = Scope { table: t, what: format!("check #{index}") };
+        let name = match self.string(&s, "name") {
+            Some((n, nspan)) => {
+                if valid_check_name(n) {
+                    s.what = format!("check \"{n}\"");
+                    Some(n.to_string())
+                } else {
+                    let msg = format!(
+                        "{}: `name` \"{n}\" must be 1 to 64 characters from A-Z a-z 0-9 and - _ . : / @",
+                        s.what
+                    );
+                    self.error(nspan, msg);
+                    None
+                }
+            }
+            None => {
+                if s.get("name").is_none() {
+                    self.error(span.clone(), format!("{}: missing required key `name`", s.what));
+                }
+                None
+            }
+        };
+        let kind = match s.get("kind") {
+            None => {
+                let msg = format!("{}: missing required key `kind` (one of {})", s.what, KINDS.join(", "));
+                self.error(span.clone(), msg);
+                None
+            }
+            Some(_) => self.choice(&s, "kind", KINDS),
+        };
+        let kind_keys: &[&str] = match kind.as_deref() {
+            Some("tcp") => TCP_KEYS,
+            Some("http") => HTTP_KEYS,
+            Some("dns") => DNS_KEYS,
+            _ => &[],
+        };
+        if kind.is_some() {
+            self.unknown_keys(&s, &[CHECK_KEYS, kind_keys]);
+        }
+        let role = self.choice(&s, "role", &["control_plane", "resource"]).map(|r| match r.as_str() {
+            "control_plane" => Role::ControlPlane,
+            _ => Role::Resource,
+        });
+        let interval = self.duration(&s, "interval", Duration::from_secs(1), Duration::from_secs(86_400));
+        let timeout = self.duration(&s, "timeout", Duration::from_millis(10), Duration::from_secs(3_600));
+        let fall = self.integer(&s, "fall", 1, 100);
+        let rise = self.integer(&s, "rise", 1, 100);
+        let probe = match kind.as_deref() {
+            Some("tcp") => self.tcp(&s, &span).map(ProbeSpec::Tcp),
+            Some("http") => self.http(&s, &span).map(ProbeSpec::Http),
+            Some("dns") => self.dns(&s, &span).map(ProbeSpec::Dns),
+            _ => None,
+        };
+        let interval_v = interval.unwrap_or(agent.interval);
+        let timeout_v = timeout.unwrap_or(agent.timeout);
+        if timeout_v >= interval_v {
+            let at = s.get("timeout").or(s.get("interval")).map_or(span.clone(), |v| v.span());
+            let from = |given: bool| if given { "" } else { " (from [agent])" };
+            let msg = format!(
+                "{}: timeout {}{} must be shorter than interval {}{}",
+                s.what,
+                duration::format(timeout_v),
+                from(s.get("timeout").is_some()),
+                duration::format(interval_v),
+                from(s.get("interval").is_some())
+            );
+            self.error(at, msg);
+            return None;
+        }
+        Some(Check {
+            name: name?,
+            role: role.unwrap_or(Role::Resource),
+            interval: interval_v,
+            timeout: timeout_v,
+            fall: fall.map_or(agent.fall, |f| f as u32),
+            rise: rise.map_or(agent.rise, |r| r as u32),
+            probe: probe?,
+        })
+    }
+
+    fn required<T>(&mut self, s: &Scope, span: &Range<usize>, key: &str, v: Option<T>) -> Option<T> {
+        if s.get(key).is_none() {
+            self.error(span.clone(), format!("{}: missing required key `{key}`", s.what));
+        }
+        v
+    }
+
+    fn family(&mut self, s: &Scope, key: &str, choices: [&str; 3]) -> Family {
+        match self.choice(s, key, &choices) {
+            Some(f) if f == choices[1] => Family::Ipv4,
+            Some(f) if f == choices[2] => Family::Ipv6,
+            _ => Family::Any,
+        }
+    }
+
+    fn tcp(&mut self, s: &Scope, span: &Range<usize>) -> Option<TcpSpec> {
+        let target = self.parsed(s, "target", HostPort::parse);
+        let target = self.required(s, span, "target", target);
+        let family = self.family(s, "family", ["any", "ipv4", "ipv6"]);
+        let send = self.string(s, "send").map(|(v, _)| v.as_bytes().to_vec());
+        let expect = self.string(s, "expect").map(|(v, _)| v.as_bytes().to_vec());
+        Some(TcpSpec { target: target?, family, send, expect })
+    }
+
+    fn http(&mut self, s: &Scope, span: &Range<usize>) -> Option<HttpSpec> {
+        let url = self.parsed(s, "url", Url::parse);
+        let url = self.required(s, span, "url", url);
+        let method = match self.choice(s, "method", &["GET", "HEAD"]).as_deref() {
+            Some("HEAD") => Method::Head,
+            _ => Method::Get,
+        };
+        let mut expect_status = Vec::new();
+        if let Some(list) = self.array(s, "expect_status") {
+            for v in list {
+                match status_range(v.get_ref()) {
+                    Some(r) => expect_status.push(r),
+                    None => self.error(
+                        v.span(),
+                        format!("{}: `expect_status` entries must be statuses 100-599 like 200 or classes like \"2xx\"", s.what),
+                    ),
+                }
+            }
+            if list.is_empty() {
+                self.error(s.get("expect_status").map_or(span.clone(), |v| v.span()), format!("{}: `expect_status` must not be empty", s.what));
+            }
+        }
+        if expect_status.is_empty() {
+            expect_status.push((200, 299));
+        }
+        let body_contains = self.string(s, "body_contains").map(|(b, _)| b.to_string());
+        let mut headers = Vec::new();
+        if let Some(v) = s.get("headers") {
+            match v.get_ref() {
+                DeValue::Table(t) => {
+                    for (k, hv) in t.iter() {
+                        let name = k.get_ref();
+                        let value = hv.get_ref().as_str();
+                        let name_ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                        match value {
+                            Some(val) if name_ok && !val.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) => {
+                                headers.push((name.to_string(), val.to_string()))
+                            }
+                            _ => self.error(
+                                k.span(),
+                                format!("{}: header `{name}` must be a token name with a string value without line breaks", s.what),
+                            ),
+                        }
+                    }
+                }
+                _ => self.wrong_type(s, "headers", v, "a table like { Authorization = \"Bearer ...\" }"),
+            }
+        }
+        let follow_redirects = self.boolean(s, "follow_redirects").unwrap_or(false);
+        let family = self.family(s, "family", ["any", "ipv4", "ipv6"]);
+        Some(HttpSpec { url: url?, method, expect_status, body_contains, headers, follow_redirects, family })
+    }
+
+    fn dns(&mut self, s: &Scope, span: &Range<usize>) -> Option<DnsSpec> {
+        let query = self.parsed(s, "query", |q| {
+            if is_dns_name(q) {
+                Ok(q.to_ascii_lowercase())
+            } else {
+                Err(format!("`{q}` is not a valid DNS name"))
+            }
+        });
+        let query = self.required(s, span, "query", query);
+        let family = self.family(s, "record", ["both", "A", "AAAA"]);
+        let server = self.parsed(s, "server", |v| {
+            v.parse::<SocketAddr>()
+                .or_else(|_| v.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                .map_err(|_| format!("`{v}` is not an IP address with an optional port"))
+        });
+        let mut expect_addresses = Vec::new();
+        if let Some(list) = self.array(s, "expect_addresses") {
+            for v in list {
+                match v.get_ref().as_str().and_then(|a| a.parse::<IpAddr>().ok()) {
+                    Some(ip) => expect_addresses.push(ip),
+                    None => self.error(v.span(), format!("{}: `expect_addresses` entries must be IP address strings", s.what)),
+                }
+            }
+        }
+        Some(DnsSpec { query: query?, family, server, expect_addresses })
+    }
+}
+
+fn status_range(v: &DeValue) -> Option<(u16, u16)> {
+    match v {
+        DeValue::Integer(i) => {
+            let n = u16::from_str_radix(i.as_str(), i.radix()).ok().filter(|n| (100..=599).contains(n))?;
+            Some((n, n))
+        }
+        DeValue::String(s) => {
+            let b = s.as_bytes();
+            if b.len() == 3 && (b'1'..=b'5').contains(&b[0]) && b[1..].eq_ignore_ascii_case(b"xx") {
+                let base = u16::from(b[0] - b'0') * 100;
+                Some((base, base + 99))
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+fn absolute_path(p: &str) -> Result<PathBuf, String> {
+    if p.starts_with('/') {
+        Ok(PathBuf::from(p))
+    } else {
+        Err(format!("`{p}` must be an absolute path"))
+    }
+}
+
+fn valid_check_name(n: &str) -> bool {
+    !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/@".contains(&b))
+}
+
+fn default_agent_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty() && h.len() <= 64)
+        .unwrap_or_else(|| "tether".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_default_is_valid() {
+        let c = parse(DEFAULT_TOML, BUILTIN_SOURCE).unwrap();
+        assert!(!c.checks.is_empty());
+        assert!(c.agent.listen.ip().is_loopback());
+    }
+
+    #[test]
+    fn defaults_fill_an_empty_file() {
+        let c = parse("", "x").unwrap();
+        assert_eq!(c.agent.interval, Duration::from_secs(30));
+        assert_eq!(c.agent.timeout, Duration::from_secs(5));
+        assert_eq!(c.agent.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.agent.state_dir, PathBuf::from("/var/lib/tether"));
+        assert_eq!((c.agent.fall, c.agent.rise), (3, 2));
+        assert!(c.checks.is_empty());
+    }
+
+    #[test]
+    fn check_inherits_and_overrides() {
+        let c = parse(
+            "[agent]\ninterval = \"10s\"\nfall = 4\n[[check]]\nname = \"a\"\nkind = \"tcp\"\ntarget = \"[::1]:22\"\nexpect = \"SSH-\"\nrise = 5\nrole = \"control_plane\"\n",
+            "x",
+        )
+        .unwrap();
+        let a = &c.checks[0];
+        assert_eq!((a.interval, a.timeout, a.fall, a.rise, a.role), (Duration::from_secs(10), Duration::from_secs(5), 4, 5, Role::ControlPlane));
+        assert!(matches!(&a.probe, ProbeSpec::Tcp(t) if t.expect.as_deref() == Some(&b"SSH-"[..])));
+    }
+
+    #[test]
+    fn http_status_classes_and_headers() {
+        let c = parse(
+            "[[check]]\nname = \"h\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/x\"\nexpect_status = [\"2xx\", 301]\nheaders = { Authorization = \"Bearer t\" }\n",
+            "x",
+        )
+        .unwrap();
+        let ProbeSpec::Http(h) = &c.checks[0].probe else { panic!() };
+        assert_eq!(h.expect_status, vec![(200, 299), (301, 301)]);
+        assert_eq!(h.headers, vec![("Authorization".to_string(), "Bearer t".to_string())]);
+    }
+
+    #[test]
+    fn reports_every_error_in_file_order() {
+        let e = parse("[agent]\nfall = 0\nbogus = 1\n", "f.toml").unwrap_err();
+        assert_eq!(e.0.len(), 2);
+        assert!(e.0[0].starts_with("f.toml:2: "), "{}", e.0[0]);
+        assert!(e.0[1].starts_with("f.toml:3: "), "{}", e.0[1]);
+    }
+}
