@@ -199,12 +199,14 @@ pub fn resolve_and_load(explicit: Option<&Path>) -> Result<Config, ConfigError> 
 
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError(vec![format!("{name}: cannot read: {e}")]))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(vec![format!("{name}: cannot read: {e}")]))?;
     parse(&text, &name)
 }
 
 pub fn builtin() -> Config {
-    parse(DEFAULT_TOML, BUILTIN_SOURCE).expect("the built-in default configuration is valid (unit-tested)")
+    parse(DEFAULT_TOML, BUILTIN_SOURCE)
+        .expect("the built-in default configuration is valid (unit-tested)")
 }
 
 /// Parses and validates a whole file; `source` names it in messages.
@@ -214,10 +216,16 @@ pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
         Err(e) => {
             let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
             let msg = e.message().trim().replace('\n', "; ");
-            return Err(ConfigError(vec![format!("{source}:{line}:{col}: invalid TOML: {msg}")]));
+            return Err(ConfigError(vec![format!(
+                "{source}:{line}:{col}: invalid TOML: {msg}"
+            )]));
         }
     };
-    let mut w = Walker { source, text, errors: Vec::new() };
+    let mut w = Walker {
+        source,
+        text,
+        errors: Vec::new(),
+    };
     let config = w.document(doc.get_ref());
     if w.errors.is_empty() {
         Ok(config)
@@ -238,12 +246,31 @@ type Value<'i> = Spanned<DeValue<'i>>;
 
 const TOP_KEYS: &[&str] = &["agent", "check"];
 const AGENT_KEYS: &[&str] = &[
-    "name", "interval", "timeout", "listen", "log_level", "state_dir", "max_in_flight", "fall", "rise", "hosts_file",
+    "name",
+    "interval",
+    "timeout",
+    "listen",
+    "log_level",
+    "state_dir",
+    "max_in_flight",
+    "fall",
+    "rise",
+    "hosts_file",
     "resolv_conf",
 ];
-const CHECK_KEYS: &[&str] = &["name", "kind", "role", "interval", "timeout", "fall", "rise"];
+const CHECK_KEYS: &[&str] = &[
+    "name", "kind", "role", "interval", "timeout", "fall", "rise",
+];
 const TCP_KEYS: &[&str] = &["target", "family", "send", "expect"];
-const HTTP_KEYS: &[&str] = &["url", "method", "expect_status", "body_contains", "headers", "follow_redirects", "family"];
+const HTTP_KEYS: &[&str] = &[
+    "url",
+    "method",
+    "expect_status",
+    "body_contains",
+    "headers",
+    "follow_redirects",
+    "family",
+];
 const DNS_KEYS: &[&str] = &["query", "record", "server", "expect_addresses"];
 const KINDS: &[&str] = &["tcp", "http", "dns"];
 
@@ -263,7 +290,10 @@ struct Scope<'a, 'i> {
 
 impl<'a, 'i> Scope<'a, 'i> {
     fn get(&self, key: &str) -> Option<&'a Value<'i>> {
-        self.table.iter().find(|(k, _)| k.get_ref() == key).map(|(_, v)| v)
+        self.table
+            .iter()
+            .find(|(k, _)| k.get_ref() == key)
+            .map(|(_, v)| v)
     }
 }
 
@@ -274,7 +304,8 @@ impl Walker<'_> {
 
     fn error(&mut self, span: Range<usize>, msg: String) {
         let line = self.line(&span);
-        self.errors.push((span.start, format!("{}:{line}: {msg}", self.source)));
+        self.errors
+            .push((span.start, format!("{}:{line}: {msg}", self.source)));
     }
 
     fn unknown_keys(&mut self, scope: &Scope, known: &[&[&str]]) {
@@ -296,7 +327,10 @@ impl Walker<'_> {
 
     fn wrong_type(&mut self, scope: &Scope, key: &str, v: &Value, expected: &str) {
         let found = v.get_ref().type_str();
-        self.error(v.span(), format!("{}: `{key}` must be {expected}, found {found}", scope.what));
+        self.error(
+            v.span(),
+            format!("{}: `{key}` must be {expected}, found {found}", scope.what),
+        );
     }
 
     fn string<'a>(&mut self, scope: &Scope<'a, '_>, key: &str) -> Option<(&'a str, Range<usize>)> {
@@ -330,14 +364,24 @@ impl Walker<'_> {
         match i64::from_str_radix(i.as_str(), i.radix()) {
             Ok(n) if (min..=max).contains(&n) => Some(n),
             _ => {
-                let msg = format!("{}: `{key}` must be between {min} and {max}, found {}", scope.what, i.as_str());
+                let msg = format!(
+                    "{}: `{key}` must be between {min} and {max}, found {}",
+                    scope.what,
+                    i.as_str()
+                );
                 self.error(v.span(), msg);
                 None
             }
         }
     }
 
-    fn duration(&mut self, scope: &Scope, key: &str, min: Duration, max: Duration) -> Option<Duration> {
+    fn duration(
+        &mut self,
+        scope: &Scope,
+        key: &str,
+        min: Duration,
+        max: Duration,
+    ) -> Option<Duration> {
         let v = scope.get(key)?;
         let DeValue::String(s) = v.get_ref() else {
             self.wrong_type(scope, key, v, "a duration string like \"30s\"");
@@ -369,14 +413,23 @@ impl Walker<'_> {
         if choices.contains(&s) {
             Some(s.to_string())
         } else {
-            let msg = format!("{}: `{key}` must be one of {}, found \"{s}\"", scope.what, choices.join(", "));
+            let msg = format!(
+                "{}: `{key}` must be one of {}, found \"{s}\"",
+                scope.what,
+                choices.join(", ")
+            );
             self.error(span, msg);
             None
         }
     }
 
     /// A string parsed by `f`; its error is reported at the value.
-    fn parsed<T>(&mut self, scope: &Scope, key: &str, f: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+    fn parsed<T>(
+        &mut self,
+        scope: &Scope,
+        key: &str,
+        f: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
         let (s, span) = self.string(scope, key)?;
         match f(s) {
             Ok(t) => Some(t),
@@ -399,7 +452,10 @@ impl Walker<'_> {
     }
 
     fn document(&mut self, doc: &DeTable) -> Config {
-        let top = Scope { table: doc, what: "the top level".into() };
+        let top = Scope {
+            table: doc,
+            what: "the top level".into(),
+        };
         self.unknown_keys(&top, &[TOP_KEYS]);
         let empty = DeTable::default();
         let agent_table = match top.get("agent") {
@@ -412,19 +468,31 @@ impl Walker<'_> {
             },
             None => &empty,
         };
-        let agent = self.agent(&Scope { table: agent_table, what: "[agent]".into() });
+        let agent = self.agent(&Scope {
+            table: agent_table,
+            what: "[agent]".into(),
+        });
         let mut checks = Vec::new();
         if let Some(list) = self.array(&top, "check") {
             let mut names: Vec<(String, usize)> = Vec::new();
             for (i, v) in list.iter().enumerate() {
                 let DeValue::Table(t) = v.get_ref() else {
-                    self.error(v.span(), format!("check #{} must be a table ([[check]])", i + 1));
+                    self.error(
+                        v.span(),
+                        format!("check #{} must be a table ([[check]])", i + 1),
+                    );
                     continue;
                 };
                 if let Some(c) = self.check(t, v.span(), i + 1, &agent) {
                     if let Some((_, first)) = names.iter().find(|(n, _)| *n == c.name) {
                         let first = *first;
-                        self.error(v.span(), format!("duplicate check name \"{}\" (first defined on line {first})", c.name));
+                        self.error(
+                            v.span(),
+                            format!(
+                                "duplicate check name \"{}\" (first defined on line {first})",
+                                c.name
+                            ),
+                        );
                     } else {
                         names.push((c.name.clone(), self.line(&v.span())));
                         checks.push(c);
@@ -432,7 +500,11 @@ impl Walker<'_> {
                 }
             }
         }
-        Config { source: self.source.to_string(), agent, checks }
+        Config {
+            source: self.source.to_string(),
+            agent,
+            checks,
+        }
     }
 
     fn agent(&mut self, s: &Scope) -> Agent {
@@ -444,12 +516,28 @@ impl Walker<'_> {
                 Ok(n.to_string())
             }
         });
-        let interval = self.duration(s, "interval", Duration::from_secs(1), Duration::from_secs(86_400));
-        let timeout = self.duration(s, "timeout", Duration::from_millis(10), Duration::from_secs(3_600));
+        let interval = self.duration(
+            s,
+            "interval",
+            Duration::from_secs(1),
+            Duration::from_secs(86_400),
+        );
+        let timeout = self.duration(
+            s,
+            "timeout",
+            Duration::from_millis(10),
+            Duration::from_secs(3_600),
+        );
         let listen = self.parsed(s, "listen", |l| {
-            l.parse::<SocketAddr>().map_err(|_| format!("`{l}` is not an address:port like 127.0.0.1:8080 or [::1]:8080"))
+            l.parse::<SocketAddr>().map_err(|_| {
+                format!("`{l}` is not an address:port like 127.0.0.1:8080 or [::1]:8080")
+            })
         });
-        let log_level = self.choice(s, "log_level", &["off", "error", "warn", "info", "debug", "trace"]);
+        let log_level = self.choice(
+            s,
+            "log_level",
+            &["off", "error", "warn", "info", "debug", "trace"],
+        );
         let state_dir = self.parsed(s, "state_dir", absolute_path);
         let max_in_flight = self.integer(s, "max_in_flight", 1, 4096);
         let fall = self.integer(s, "fall", 1, 100);
@@ -461,7 +549,9 @@ impl Walker<'_> {
             interval: interval.unwrap_or(Duration::from_secs(30)),
             timeout: timeout.unwrap_or(Duration::from_secs(5)),
             listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-            log_level: log_level.and_then(|l| l.parse().ok()).unwrap_or(log::LevelFilter::Info),
+            log_level: log_level
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(log::LevelFilter::Info),
             state_dir: state_dir.unwrap_or_else(|| PathBuf::from("/var/lib/tether")),
             max_in_flight: max_in_flight.unwrap_or(64) as usize,
             fall: fall.unwrap_or(3) as u32,
@@ -471,8 +561,17 @@ impl Walker<'_> {
         }
     }
 
-    fn check(&mut self, t: &DeTable, span: Range<usize>, index: usize, agent: &Agent) -> Option<Check> {
-        let mut s = Scope { table: t, what: format!("check #{index}") };
+    fn check(
+        &mut self,
+        t: &DeTable,
+        span: Range<usize>,
+        index: usize,
+        agent: &Agent,
+    ) -> Option<Check> {
+        let mut s = Scope {
+            table: t,
+            what: format!("check #{index}"),
+        };
         let name = match self.string(&s, "name") {
             Some((n, nspan)) => {
                 if valid_check_name(n) {
@@ -489,14 +588,21 @@ impl Walker<'_> {
             }
             None => {
                 if s.get("name").is_none() {
-                    self.error(span.clone(), format!("{}: missing required key `name`", s.what));
+                    self.error(
+                        span.clone(),
+                        format!("{}: missing required key `name`", s.what),
+                    );
                 }
                 None
             }
         };
         let kind = match s.get("kind") {
             None => {
-                let msg = format!("{}: missing required key `kind` (one of {})", s.what, KINDS.join(", "));
+                let msg = format!(
+                    "{}: missing required key `kind` (one of {})",
+                    s.what,
+                    KINDS.join(", ")
+                );
                 self.error(span.clone(), msg);
                 None
             }
@@ -511,12 +617,24 @@ impl Walker<'_> {
         if kind.is_some() {
             self.unknown_keys(&s, &[CHECK_KEYS, kind_keys]);
         }
-        let role = self.choice(&s, "role", &["control_plane", "resource"]).map(|r| match r.as_str() {
-            "control_plane" => Role::ControlPlane,
-            _ => Role::Resource,
-        });
-        let interval = self.duration(&s, "interval", Duration::from_secs(1), Duration::from_secs(86_400));
-        let timeout = self.duration(&s, "timeout", Duration::from_millis(10), Duration::from_secs(3_600));
+        let role = self
+            .choice(&s, "role", &["control_plane", "resource"])
+            .map(|r| match r.as_str() {
+                "control_plane" => Role::ControlPlane,
+                _ => Role::Resource,
+            });
+        let interval = self.duration(
+            &s,
+            "interval",
+            Duration::from_secs(1),
+            Duration::from_secs(86_400),
+        );
+        let timeout = self.duration(
+            &s,
+            "timeout",
+            Duration::from_millis(10),
+            Duration::from_secs(3_600),
+        );
         let fall = self.integer(&s, "fall", 1, 100);
         let rise = self.integer(&s, "rise", 1, 100);
         let probe = match kind.as_deref() {
@@ -528,7 +646,10 @@ impl Walker<'_> {
         let interval_v = interval.unwrap_or(agent.interval);
         let timeout_v = timeout.unwrap_or(agent.timeout);
         if timeout_v >= interval_v {
-            let at = s.get("timeout").or(s.get("interval")).map_or(span.clone(), |v| v.span());
+            let at = s
+                .get("timeout")
+                .or(s.get("interval"))
+                .map_or(span.clone(), |v| v.span());
             let from = |given: bool| if given { "" } else { " (from [agent])" };
             let msg = format!(
                 "{}: timeout {}{} must be shorter than interval {}{}",
@@ -552,9 +673,18 @@ impl Walker<'_> {
         })
     }
 
-    fn required<T>(&mut self, s: &Scope, span: &Range<usize>, key: &str, v: Option<T>) -> Option<T> {
+    fn required<T>(
+        &mut self,
+        s: &Scope,
+        span: &Range<usize>,
+        key: &str,
+        v: Option<T>,
+    ) -> Option<T> {
         if s.get(key).is_none() {
-            self.error(span.clone(), format!("{}: missing required key `{key}`", s.what));
+            self.error(
+                span.clone(),
+                format!("{}: missing required key `{key}`", s.what),
+            );
         }
         v
     }
@@ -573,7 +703,12 @@ impl Walker<'_> {
         let family = self.family(s, "family", ["any", "ipv4", "ipv6"]);
         let send = self.string(s, "send").map(|(v, _)| v.as_bytes().to_vec());
         let expect = self.string(s, "expect").map(|(v, _)| v.as_bytes().to_vec());
-        Some(TcpSpec { target: target?, family, send, expect })
+        Some(TcpSpec {
+            target: target?,
+            family,
+            send,
+            expect,
+        })
     }
 
     fn http(&mut self, s: &Scope, span: &Range<usize>) -> Option<HttpSpec> {
@@ -595,7 +730,10 @@ impl Walker<'_> {
                 }
             }
             if list.is_empty() {
-                self.error(s.get("expect_status").map_or(span.clone(), |v| v.span()), format!("{}: `expect_status` must not be empty", s.what));
+                self.error(
+                    s.get("expect_status").map_or(span.clone(), |v| v.span()),
+                    format!("{}: `expect_status` must not be empty", s.what),
+                );
             }
         }
         if expect_status.is_empty() {
@@ -609,7 +747,10 @@ impl Walker<'_> {
                     for (k, hv) in t.iter() {
                         let name = k.get_ref();
                         let value = hv.get_ref().as_str();
-                        let name_ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                        let name_ok = !name.is_empty()
+                            && name.bytes().all(|b| {
+                                b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+                            });
                         match value {
                             Some(val) if name_ok && !val.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) => {
                                 headers.push((name.to_string(), val.to_string()))
@@ -621,12 +762,25 @@ impl Walker<'_> {
                         }
                     }
                 }
-                _ => self.wrong_type(s, "headers", v, "a table like { Authorization = \"Bearer ...\" }"),
+                _ => self.wrong_type(
+                    s,
+                    "headers",
+                    v,
+                    "a table like { Authorization = \"Bearer ...\" }",
+                ),
             }
         }
         let follow_redirects = self.boolean(s, "follow_redirects").unwrap_or(false);
         let family = self.family(s, "family", ["any", "ipv4", "ipv6"]);
-        Some(HttpSpec { url: url?, method, expect_status, body_contains, headers, follow_redirects, family })
+        Some(HttpSpec {
+            url: url?,
+            method,
+            expect_status,
+            body_contains,
+            headers,
+            follow_redirects,
+            family,
+        })
     }
 
     fn dns(&mut self, s: &Scope, span: &Range<usize>) -> Option<DnsSpec> {
@@ -649,18 +803,31 @@ impl Walker<'_> {
             for v in list {
                 match v.get_ref().as_str().and_then(|a| a.parse::<IpAddr>().ok()) {
                     Some(ip) => expect_addresses.push(ip),
-                    None => self.error(v.span(), format!("{}: `expect_addresses` entries must be IP address strings", s.what)),
+                    None => self.error(
+                        v.span(),
+                        format!(
+                            "{}: `expect_addresses` entries must be IP address strings",
+                            s.what
+                        ),
+                    ),
                 }
             }
         }
-        Some(DnsSpec { query: query?, family, server, expect_addresses })
+        Some(DnsSpec {
+            query: query?,
+            family,
+            server,
+            expect_addresses,
+        })
     }
 }
 
 fn status_range(v: &DeValue) -> Option<(u16, u16)> {
     match v {
         DeValue::Integer(i) => {
-            let n = u16::from_str_radix(i.as_str(), i.radix()).ok().filter(|n| (100..=599).contains(n))?;
+            let n = u16::from_str_radix(i.as_str(), i.radix())
+                .ok()
+                .filter(|n| (100..=599).contains(n))?;
             Some((n, n))
         }
         DeValue::String(s) => {
@@ -685,7 +852,10 @@ fn absolute_path(p: &str) -> Result<PathBuf, String> {
 }
 
 fn valid_check_name(n: &str) -> bool {
-    !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/@".contains(&b))
+    !n.is_empty()
+        && n.len() <= 64
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/@".contains(&b))
 }
 
 fn default_agent_name() -> String {
@@ -726,7 +896,16 @@ mod tests {
         )
         .unwrap();
         let a = &c.checks[0];
-        assert_eq!((a.interval, a.timeout, a.fall, a.rise, a.role), (Duration::from_secs(10), Duration::from_secs(5), 4, 5, Role::ControlPlane));
+        assert_eq!(
+            (a.interval, a.timeout, a.fall, a.rise, a.role),
+            (
+                Duration::from_secs(10),
+                Duration::from_secs(5),
+                4,
+                5,
+                Role::ControlPlane
+            )
+        );
         assert!(matches!(&a.probe, ProbeSpec::Tcp(t) if t.expect.as_deref() == Some(&b"SSH-"[..])));
     }
 
@@ -737,9 +916,14 @@ mod tests {
             "x",
         )
         .unwrap();
-        let ProbeSpec::Http(h) = &c.checks[0].probe else { panic!() };
+        let ProbeSpec::Http(h) = &c.checks[0].probe else {
+            panic!()
+        };
         assert_eq!(h.expect_status, vec![(200, 299), (301, 301)]);
-        assert_eq!(h.headers, vec![("Authorization".to_string(), "Bearer t".to_string())]);
+        assert_eq!(
+            h.headers,
+            vec![("Authorization".to_string(), "Bearer t".to_string())]
+        );
     }
 
     #[test]

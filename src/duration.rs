@@ -46,7 +46,13 @@ pub fn format(d: Duration) -> String {
         return "0s".to_string();
     }
     let mut out = String::new();
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
         if ms >= size {
             out.push_str(&format!("{}{unit}", ms / size));
             ms %= size;
@@ -71,7 +77,16 @@ mod tests {
 
     #[test]
     fn refuses_bare_numbers_and_unknown_units() {
-        for bad in ["", "5", "s", "5x", "-5s", "1.5s", "5 s", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "5",
+            "s",
+            "5x",
+            "-5s",
+            "1.5s",
+            "5 s",
+            "99999999999999999999d",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} parsed");
         }
     }

@@ -33,7 +33,10 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -78,12 +81,16 @@ impl<S: AsyncRead + Unpin> Conn<'_, S> {
     async fn line(&mut self) -> Result<String, HttpError> {
         loop {
             if let Some(i) = self.available().iter().position(|b| *b == b'\n') {
-                let line = String::from_utf8_lossy(&self.available()[..i]).trim_end_matches('\r').to_string();
+                let line = String::from_utf8_lossy(&self.available()[..i])
+                    .trim_end_matches('\r')
+                    .to_string();
                 self.pos += i + 1;
                 return Ok(line);
             }
             if self.available().len() > 1024 {
-                return Err(HttpError::Protocol("chunk size line longer than 1 KiB".into()));
+                return Err(HttpError::Protocol(
+                    "chunk size line longer than 1 KiB".into(),
+                ));
             }
             if !self.fill().await? {
                 return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
@@ -128,7 +135,11 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     stream.flush().await?;
     trace.enter(Phase::FirstByte);
 
-    let mut conn = Conn { s: stream, buf: Vec::with_capacity(4096), pos: 0 };
+    let mut conn = Conn {
+        s: stream,
+        buf: Vec::with_capacity(4096),
+        pos: 0,
+    };
     let mut first = true;
     loop {
         let (status, reason, headers, head_len) = loop {
@@ -139,19 +150,40 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                     let headers = resp
                         .headers
                         .iter()
-                        .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                        .map(|h| {
+                            (
+                                h.name.to_string(),
+                                String::from_utf8_lossy(h.value).into_owned(),
+                            )
+                        })
                         .collect::<Vec<_>>();
-                    break (resp.code.unwrap_or(0), resp.reason.unwrap_or("").to_string(), headers, n);
+                    break (
+                        resp.code.unwrap_or(0),
+                        resp.reason.unwrap_or("").to_string(),
+                        headers,
+                        n,
+                    );
                 }
                 Ok(httparse::Status::Partial) => {}
                 Err(e) => return Err(HttpError::Protocol(format!("invalid response head: {e}"))),
             }
             if conn.available().len() >= MAX_HEAD {
-                return Err(HttpError::Protocol(format!("response head larger than {} KiB", MAX_HEAD / 1024)));
+                return Err(HttpError::Protocol(format!(
+                    "response head larger than {} KiB",
+                    MAX_HEAD / 1024
+                )));
             }
             if !conn.fill().await? {
-                let what = if conn.available().is_empty() { "without replying" } else { "in the middle of the response head" };
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("server closed the connection {what}")).into());
+                let what = if conn.available().is_empty() {
+                    "without replying"
+                } else {
+                    "in the middle of the response head"
+                };
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("server closed the connection {what}"),
+                )
+                .into());
             }
             if first {
                 first = false;
@@ -162,29 +194,47 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         if (100..200).contains(&status) && status != 101 {
             continue; // 100 Continue and friends precede the real response
         }
-        let mut resp = Response { status, reason, headers, body: Vec::new(), truncated: false };
+        let mut resp = Response {
+            status,
+            reason,
+            headers,
+            body: Vec::new(),
+            truncated: false,
+        };
         read_body(&mut conn, &mut resp, req.method == "HEAD", max_body).await?;
         return Ok(resp);
     }
 }
 
-async fn read_body<S: AsyncRead + Unpin>(conn: &mut Conn<'_, S>, resp: &mut Response, head: bool, max: usize) -> Result<(), HttpError> {
+async fn read_body<S: AsyncRead + Unpin>(
+    conn: &mut Conn<'_, S>,
+    resp: &mut Response,
+    head: bool,
+    max: usize,
+) -> Result<(), HttpError> {
     if head || resp.status == 204 || resp.status == 304 {
         return Ok(());
     }
-    let chunked = resp.header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let chunked = resp
+        .header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
     let mut body = Vec::new();
     if chunked {
         loop {
             let line = conn.line().await?;
             let size_text = line.split(';').next().unwrap_or("").trim();
-            let size = usize::from_str_radix(size_text, 16).map_err(|_| HttpError::Protocol(format!("bad chunk size `{size_text}`")))?;
+            let size = usize::from_str_radix(size_text, 16)
+                .map_err(|_| HttpError::Protocol(format!("bad chunk size `{size_text}`")))?;
             if size == 0 {
                 break;
             }
             let keep = size.min(max - body.len());
             if conn.take(keep, &mut body).await? < keep {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed inside a chunk").into());
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed inside a chunk",
+                )
+                .into());
             }
             if body.len() == max {
                 resp.truncated = true;
@@ -193,10 +243,17 @@ async fn read_body<S: AsyncRead + Unpin>(conn: &mut Conn<'_, S>, resp: &mut Resp
             conn.line().await?; // the CRLF after the chunk data
         }
     } else if let Some(len) = resp.header("content-length") {
-        let len: usize = len.trim().parse().map_err(|_| HttpError::Protocol(format!("bad Content-Length `{len}`")))?;
+        let len: usize = len
+            .trim()
+            .parse()
+            .map_err(|_| HttpError::Protocol(format!("bad Content-Length `{len}`")))?;
         let keep = len.min(max);
         if conn.take(keep, &mut body).await? < keep {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before the end of the body").into());
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed before the end of the body",
+            )
+            .into());
         }
         resp.truncated = len > max;
     } else {

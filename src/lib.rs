@@ -1,13 +1,25 @@
 //! tether: a connector health agent. See README.md for the map from concepts
 //! to files; `main.rs` only parses arguments and calls [`cli::main`].
 
+pub mod agent;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod duration;
+pub mod endpoint;
+pub mod health;
 pub mod http1;
 pub mod json;
+pub mod limit;
+pub mod logger;
+pub mod maintenance;
+pub mod metrics;
 pub mod net;
 pub mod probe;
+pub mod procfs;
+pub mod report;
 pub mod resolve;
+pub mod scheduler;
+pub mod state;
 pub mod target;
 pub mod url;

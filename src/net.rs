@@ -14,7 +14,13 @@ use crate::config::Family;
 use crate::probe::{connect_reason, Context, Phase, Report, Trace};
 use crate::target::Host;
 
-pub async fn connect(host: &Host, port: u16, family: Family, ctx: &Context<'_>, trace: &Trace) -> Result<Async<TcpStream>, Report> {
+pub async fn connect(
+    host: &Host,
+    port: u16,
+    family: Family,
+    ctx: &Context<'_>,
+    trace: &Trace,
+) -> Result<Async<TcpStream>, Report> {
     trace.enter(Phase::Resolve);
     let addrs: Vec<IpAddr> = match host {
         Host::Ip(ip) => vec![*ip],
@@ -47,7 +53,10 @@ pub async fn connect(host: &Host, port: u16, family: Family, ctx: &Context<'_>, 
         }
     }
     let Some((addr, err)) = failures.pop() else {
-        return Err(Report::crit(crate::probe::Reason::DnsNoData, format!("{host} has no address")));
+        return Err(Report::crit(
+            crate::probe::Reason::DnsNoData,
+            format!("{host} has no address"),
+        ));
     };
     let mut msg = format!("connect to {addr}: {err}");
     for (other, e) in &failures {

@@ -41,8 +41,15 @@ impl HostPort {
         let shape = || format!("`{text}` is not host:port (IPv6 as [::1]:5432)");
         let (host, port) = split_authority(text).ok_or_else(shape)?;
         let port = port.ok_or_else(shape)?;
-        let port = port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("`{text}`: port must be 1-65535"))?;
-        Ok(HostPort { host: parse_host(host)?, port })
+        let port = port
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("`{text}`: port must be 1-65535"))?;
+        Ok(HostPort {
+            host: parse_host(host)?,
+            port,
+        })
     }
 }
 
@@ -67,7 +74,8 @@ pub fn is_dns_name(text: &str) -> bool {
                 && l.len() <= 63
                 && !l.starts_with('-')
                 && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }
 
@@ -77,10 +85,21 @@ mod tests {
 
     #[test]
     fn parses_host_ports() {
-        assert_eq!(HostPort::parse("[::1]:5432").unwrap().to_string(), "[::1]:5432");
-        assert_eq!(HostPort::parse("Db.Internal:22").unwrap().host, Host::Name("db.internal".into()));
-        assert_eq!(HostPort::parse("10.0.0.5:22").unwrap().to_string(), "10.0.0.5:22");
-        for bad in ["db", "db:", "db:0", "db:70000", "::1:22", "-a.b:1", "a..b:1", "[::1]22"] {
+        assert_eq!(
+            HostPort::parse("[::1]:5432").unwrap().to_string(),
+            "[::1]:5432"
+        );
+        assert_eq!(
+            HostPort::parse("Db.Internal:22").unwrap().host,
+            Host::Name("db.internal".into())
+        );
+        assert_eq!(
+            HostPort::parse("10.0.0.5:22").unwrap().to_string(),
+            "10.0.0.5:22"
+        );
+        for bad in [
+            "db", "db:", "db:0", "db:70000", "::1:22", "-a.b:1", "a..b:1", "[::1]22",
+        ] {
             assert!(HostPort::parse(bad).is_err(), "{bad}");
         }
     }

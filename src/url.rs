@@ -34,20 +34,38 @@ impl Url {
             None => (rest, "/"),
         };
         if authority.contains('@') {
-            return Err("user:password@ in URLs is not supported; send credentials with `headers`".into());
+            return Err(
+                "user:password@ in URLs is not supported; send credentials with `headers`".into(),
+            );
         }
-        let (host, port) = split_authority(authority).ok_or_else(|| format!("`{text}` has no valid host[:port]"))?;
+        let (host, port) = split_authority(authority)
+            .ok_or_else(|| format!("`{text}` has no valid host[:port]"))?;
         let host = parse_host(host).map_err(|e| format!("`{text}`: {e}"))?;
         let port = match port {
             None => 80,
-            Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("`{text}` has an invalid port"))?,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("`{text}` has an invalid port"))?,
         };
         let path = path.split('#').next().unwrap_or("/");
-        let path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
+        let path = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("/{path}")
+        };
         if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
-            return Err(format!("`{text}` contains spaces or control characters; percent-encode them"));
+            return Err(format!(
+                "`{text}` contains spaces or control characters; percent-encode them"
+            ));
         }
-        Ok(Url { scheme: Scheme::Http, host, port, path })
+        Ok(Url {
+            scheme: Scheme::Http,
+            host,
+            port,
+            path,
+        })
     }
 
     /// The `Host` header value: the port is omitted when it is the default.
@@ -77,7 +95,11 @@ impl Url {
             let dir = &base[..base.rfind('/').map_or(0, |i| i + 1)];
             format!("{dir}{loc}")
         };
-        Url::parse(&format!("http://{}{}", self.host_header_always_port(), path))
+        Url::parse(&format!(
+            "http://{}{}",
+            self.host_header_always_port(),
+            path
+        ))
     }
 
     fn host_header_always_port(&self) -> String {
@@ -92,7 +114,9 @@ impl fmt::Display for Url {
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    if s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes()) {
+    if s.len() >= prefix.len()
+        && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    {
         Some(&s[prefix.len()..])
     } else {
         None
@@ -124,11 +148,19 @@ mod tests {
     #[test]
     fn parses_hosts_ports_and_paths() {
         let u = Url::parse("http://127.0.0.1:8080/healthz?x=1").unwrap();
-        assert_eq!((u.host.to_string().as_str(), u.port, u.path.as_str()), ("127.0.0.1", 8080, "/healthz?x=1"));
+        assert_eq!(
+            (u.host.to_string().as_str(), u.port, u.path.as_str()),
+            ("127.0.0.1", 8080, "/healthz?x=1")
+        );
         let u = Url::parse("HTTP://[::1]/").unwrap();
-        assert_eq!((u.host.to_string().as_str(), u.port, u.host_header()), ("[::1]", 80, "[::1]".to_string()));
+        assert_eq!(
+            (u.host.to_string().as_str(), u.port, u.host_header()),
+            ("[::1]", 80, "[::1]".to_string())
+        );
         assert_eq!(Url::parse("http://example.com").unwrap().path, "/");
-        assert!(Url::parse("https://x/").unwrap_err().contains("not supported yet"));
+        assert!(Url::parse("https://x/")
+            .unwrap_err()
+            .contains("not supported yet"));
         assert!(Url::parse("ftp://x/").is_err());
         assert!(Url::parse("http://a:b@x/").is_err());
         assert!(Url::parse("http://x:0/").is_err());
@@ -141,7 +173,13 @@ mod tests {
         let base = Url::parse("http://h:81/a/b?q").unwrap();
         assert_eq!(base.join("/c").unwrap().to_string(), "http://h:81/c");
         assert_eq!(base.join("d").unwrap().to_string(), "http://h:81/a/d");
-        assert_eq!(base.join("http://other/x").unwrap().to_string(), "http://other/x");
-        assert_eq!(base.join("//other:9/y").unwrap().to_string(), "http://other:9/y");
+        assert_eq!(
+            base.join("http://other/x").unwrap().to_string(),
+            "http://other/x"
+        );
+        assert_eq!(
+            base.join("//other:9/y").unwrap().to_string(),
+            "http://other:9/y"
+        );
     }
 }

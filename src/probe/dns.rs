@@ -22,10 +22,31 @@ pub async fn probe(s: &DnsSpec, ctx: &Context<'_>, trace: &Trace) -> Report {
     if let Source::Dns(server) = answer.source {
         trace.set_peer(server);
     }
-    let list = answer.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
-    let missing: Vec<String> = s.expect_addresses.iter().filter(|e| !answer.addrs.contains(e)).map(|a| a.to_string()).collect();
+    let list = answer
+        .addrs
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let missing: Vec<String> = s
+        .expect_addresses
+        .iter()
+        .filter(|e| !answer.addrs.contains(e))
+        .map(|a| a.to_string())
+        .collect();
     if !missing.is_empty() {
-        return Report::crit(Reason::DnsMismatch, format!("{} resolved to {list} ({}), missing {}", s.query, answer.source, missing.join(", ")));
+        return Report::crit(
+            Reason::DnsMismatch,
+            format!(
+                "{} resolved to {list} ({}), missing {}",
+                s.query,
+                answer.source,
+                missing.join(", ")
+            ),
+        );
     }
-    Report::ok(format!("{} resolved to {list} ({})", s.query, answer.source))
+    Report::ok(format!(
+        "{} resolved to {list} ({})",
+        s.query, answer.source
+    ))
 }

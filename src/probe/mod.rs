@@ -115,7 +115,13 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 5] = [Phase::Resolve, Phase::Connect, Phase::Tls, Phase::FirstByte, Phase::Transfer];
+    pub const ALL: [Phase; 5] = [
+        Phase::Resolve,
+        Phase::Connect,
+        Phase::Tls,
+        Phase::FirstByte,
+        Phase::Transfer,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -163,7 +169,12 @@ pub struct Trace {
 
 impl Trace {
     pub fn new(start: Instant) -> Self {
-        Trace { start, entered: Cell::new(None), phases: Cell::new(Phases::default()), peer: Cell::new(None) }
+        Trace {
+            start,
+            entered: Cell::new(None),
+            phases: Cell::new(Phases::default()),
+            peer: Cell::new(None),
+        }
     }
 
     /// Closes the current phase and opens `p`.
@@ -185,6 +196,10 @@ impl Trace {
         self.peer.set(Some(addr));
     }
 
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer.get()
+    }
+
     pub fn current(&self) -> Option<Phase> {
         self.entered.get().map(|(p, _)| p)
     }
@@ -192,7 +207,11 @@ impl Trace {
     /// Ends the trace at `now`: total duration and the closed phases.
     pub fn finish(&self, now: Instant) -> (Duration, Phases, Option<SocketAddr>) {
         self.close(now);
-        (now.saturating_duration_since(self.start), self.phases.get(), self.peer.get())
+        (
+            now.saturating_duration_since(self.start),
+            self.phases.get(),
+            self.peer.get(),
+        )
     }
 }
 
@@ -206,11 +225,19 @@ pub struct Report {
 
 impl Report {
     pub fn ok(message: impl Into<String>) -> Self {
-        Report { status: Status::Ok, reason: None, message: message.into() }
+        Report {
+            status: Status::Ok,
+            reason: None,
+            message: message.into(),
+        }
     }
 
     pub fn crit(reason: Reason, message: impl Into<String>) -> Self {
-        Report { status: Status::Crit, reason: Some(reason), message: message.into() }
+        Report {
+            status: Status::Crit,
+            reason: Some(reason),
+            message: message.into(),
+        }
     }
 }
 
@@ -259,7 +286,9 @@ pub fn connect_reason(e: &std::io::Error) -> Reason {
 pub fn io_reason(e: &std::io::Error) -> Reason {
     use std::io::ErrorKind as K;
     match e.kind() {
-        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => Reason::ConnectionReset,
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+            Reason::ConnectionReset
+        }
         K::TimedOut => Reason::Timeout,
         _ => Reason::IoError,
     }
@@ -274,7 +303,10 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for r in Reason::ALL {
             let c = r.code();
-            assert!(c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{c}");
+            assert!(
+                c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{c}"
+            );
             assert!(seen.insert(c), "duplicate {c}");
         }
     }

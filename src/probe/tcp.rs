@@ -13,7 +13,10 @@ pub async fn probe(s: &TcpSpec, ctx: &Context<'_>, trace: &Trace) -> Report {
         Ok(st) => st,
         Err(r) => return r,
     };
-    let peer = stream.get_ref().peer_addr().map_or_else(|_| s.target.to_string(), |a| a.to_string());
+    let peer = stream
+        .get_ref()
+        .peer_addr()
+        .map_or_else(|_| s.target.to_string(), |a| a.to_string());
     if let Some(send) = &s.send {
         if let Err(e) = stream.write_all(send).await {
             return Report::crit(io_reason(&e), format!("sending to {peer}: {e}"));
@@ -37,7 +40,10 @@ pub async fn probe(s: &TcpSpec, ctx: &Context<'_>, trace: &Trace) -> Report {
         Report::ok(format!("connected to {peer}: {banner}"))
     } else {
         let want = String::from_utf8_lossy(expect);
-        Report::crit(Reason::ExpectMismatch, format!("{peer} sent \"{banner}\", expected it to start with \"{want}\""))
+        Report::crit(
+            Reason::ExpectMismatch,
+            format!("{peer} sent \"{banner}\", expected it to start with \"{want}\""),
+        )
     }
 }
 

@@ -31,7 +31,10 @@ impl Default for ResolvConf {
 
 impl ResolvConf {
     pub fn parse(text: &str) -> ResolvConf {
-        let mut c = ResolvConf { nameservers: Vec::new(), ..ResolvConf::default() };
+        let mut c = ResolvConf {
+            nameservers: Vec::new(),
+            ..ResolvConf::default()
+        };
         for line in text.lines() {
             let line = line.split(['#', ';']).next().unwrap_or("");
             let mut f = line.split_whitespace();
@@ -43,15 +46,26 @@ impl ResolvConf {
                         }
                     }
                 }
-                Some("search") => c.search = f.map(|d| d.trim_end_matches('.').to_ascii_lowercase()).collect(),
-                Some("domain") => c.search = f.next().map(|d| vec![d.trim_end_matches('.').to_ascii_lowercase()]).unwrap_or_default(),
+                Some("search") => {
+                    c.search = f
+                        .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+                        .collect()
+                }
+                Some("domain") => {
+                    c.search = f
+                        .next()
+                        .map(|d| vec![d.trim_end_matches('.').to_ascii_lowercase()])
+                        .unwrap_or_default()
+                }
                 Some("options") => {
                     for opt in f {
                         let (k, v) = opt.split_once(':').unwrap_or((opt, ""));
                         let n = v.parse::<usize>().ok();
                         match (k, n) {
                             ("ndots", Some(n)) => c.ndots = n.min(15),
-                            ("timeout", Some(n)) => c.timeout = Duration::from_secs(n.clamp(1, 30) as u64),
+                            ("timeout", Some(n)) => {
+                                c.timeout = Duration::from_secs(n.clamp(1, 30) as u64)
+                            }
                             ("attempts", Some(n)) => c.attempts = n.clamp(1, 5),
                             _ => {}
                         }
@@ -86,7 +100,10 @@ impl ResolvConf {
 }
 
 fn parse_server(s: &str) -> Option<SocketAddr> {
-    s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)).or_else(|_| s.parse::<SocketAddr>()).ok()
+    s.parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .or_else(|_| s.parse::<SocketAddr>())
+        .ok()
 }
 
 #[cfg(test)]
@@ -98,11 +115,26 @@ mod tests {
         let c = ResolvConf::parse(
             "# c\nnameserver 10.0.0.2\nnameserver ::1\nnameserver 127.0.0.1:5353\nnameserver 1.1.1.1\nsearch a.corp b.corp\noptions ndots:2 timeout:1 attempts:3 rotate\n",
         );
-        assert_eq!(c.nameservers.iter().map(|s| s.to_string()).collect::<Vec<_>>(), ["10.0.0.2:53", "[::1]:53", "127.0.0.1:5353"]);
-        assert_eq!((c.ndots, c.timeout, c.attempts), (2, Duration::from_secs(1), 3));
+        assert_eq!(
+            c.nameservers
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+            ["10.0.0.2:53", "[::1]:53", "127.0.0.1:5353"]
+        );
+        assert_eq!(
+            (c.ndots, c.timeout, c.attempts),
+            (2, Duration::from_secs(1), 3)
+        );
         assert_eq!(c.candidates("db"), ["db.a.corp", "db.b.corp", "db"]);
-        assert_eq!(c.candidates("x.y.z"), ["x.y.z", "x.y.z.a.corp", "x.y.z.b.corp"]);
+        assert_eq!(
+            c.candidates("x.y.z"),
+            ["x.y.z", "x.y.z.a.corp", "x.y.z.b.corp"]
+        );
         assert_eq!(c.candidates("abs.name."), ["abs.name"]);
-        assert_eq!(ResolvConf::parse("").nameservers, ResolvConf::default().nameservers);
+        assert_eq!(
+            ResolvConf::parse("").nameservers,
+            ResolvConf::default().nameservers
+        );
     }
 }

@@ -15,7 +15,10 @@ impl Hosts {
         for line in text.lines() {
             let line = line.split('#').next().unwrap_or("");
             let mut fields = line.split_whitespace();
-            let Some(ip) = fields.next().and_then(|a| a.split('%').next()?.parse::<IpAddr>().ok()) else {
+            let Some(ip) = fields
+                .next()
+                .and_then(|a| a.split('%').next()?.parse::<IpAddr>().ok())
+            else {
                 continue;
             };
             for name in fields {
@@ -45,7 +48,13 @@ mod tests {
     #[test]
     fn parses_names_aliases_and_comments() {
         let h = Hosts::parse("127.0.0.1 localhost\n::1 localhost ip6-localhost # v6\n# 10.0.0.1 gone\nbad line\n10.1.2.3 DB.internal db\n");
-        assert_eq!(h.lookup("LOCALHOST"), vec!["127.0.0.1".parse::<IpAddr>().unwrap(), "::1".parse().unwrap()]);
+        assert_eq!(
+            h.lookup("LOCALHOST"),
+            vec![
+                "127.0.0.1".parse::<IpAddr>().unwrap(),
+                "::1".parse().unwrap()
+            ]
+        );
         assert_eq!(h.lookup("db."), vec!["10.1.2.3".parse::<IpAddr>().unwrap()]);
         assert!(h.lookup("gone").is_empty());
     }

@@ -112,12 +112,23 @@ impl Resolver {
     pub fn system(hosts_file: PathBuf, resolv_conf: PathBuf) -> Resolver {
         let files = [hosts_file, resolv_conf];
         let loaded = Self::read(&files);
-        Resolver { files: Some(files), loaded: RefCell::new(loaded) }
+        Resolver {
+            files: Some(files),
+            loaded: RefCell::new(loaded),
+        }
     }
 
     /// A resolver with a fixed configuration, for tests and tools.
     pub fn fixed(hosts: Hosts, conf: ResolvConf) -> Resolver {
-        Resolver { files: None, loaded: RefCell::new(Loaded { hosts, conf, checked: Instant::now(), stamps: [None, None] }) }
+        Resolver {
+            files: None,
+            loaded: RefCell::new(Loaded {
+                hosts,
+                conf,
+                checked: Instant::now(),
+                stamps: [None, None],
+            }),
+        }
     }
 
     fn read(files: &[PathBuf; 2]) -> Loaded {
@@ -146,16 +157,25 @@ impl Resolver {
     /// search list.
     pub async fn lookup(&self, name: &str, family: Family) -> Result<Answer, ResolveError> {
         if let Ok(ip) = name.parse::<IpAddr>() {
-            return Ok(Answer { addrs: vec![ip], source: Source::Literal });
+            return Ok(Answer {
+                addrs: vec![ip],
+                source: Source::Literal,
+            });
         }
         self.refresh();
         let (from_hosts, conf) = {
             let l = self.loaded.borrow();
             (l.hosts.lookup(name), l.conf.clone())
         };
-        let from_hosts: Vec<IpAddr> = from_hosts.into_iter().filter(|a| wanted(family, a)).collect();
+        let from_hosts: Vec<IpAddr> = from_hosts
+            .into_iter()
+            .filter(|a| wanted(family, a))
+            .collect();
         if !from_hosts.is_empty() {
-            return Ok(Answer { addrs: order(from_hosts), source: Source::Hosts });
+            return Ok(Answer {
+                addrs: order(from_hosts),
+                source: Source::Hosts,
+            });
         }
         // NXDOMAIN for one candidate moves on to the next; any other failure
         // is the answer, so a dead nameserver is never reported as NXDOMAIN.
@@ -173,7 +193,12 @@ impl Resolver {
 
     /// Asks one nameserver directly (a `dns` check with `server`), with the
     /// configured per-attempt timeout and attempts.
-    pub async fn query_server(&self, server: SocketAddr, name: &str, family: Family) -> Result<Answer, ResolveError> {
+    pub async fn query_server(
+        &self,
+        server: SocketAddr,
+        name: &str,
+        family: Family,
+    ) -> Result<Answer, ResolveError> {
         let mut conf = self.loaded.borrow().conf.clone();
         conf.nameservers = vec![server];
         query_servers(&conf, name.trim_end_matches('.'), family).await
@@ -195,12 +220,21 @@ fn order(mut addrs: Vec<IpAddr>) -> Vec<IpAddr> {
 }
 
 /// `attempts` rounds over the nameservers, each waited on for `timeout`.
-async fn query_servers(conf: &ResolvConf, name: &str, family: Family) -> Result<Answer, ResolveError> {
+async fn query_servers(
+    conf: &ResolvConf,
+    name: &str,
+    family: Family,
+) -> Result<Answer, ResolveError> {
     let mut last = ResolveError::Timeout;
     for _ in 0..conf.attempts {
         for server in &conf.nameservers {
             match exchange(*server, name, family, conf.timeout).await {
-                Ok(addrs) => return Ok(Answer { addrs: order(addrs), source: Source::Dns(*server) }),
+                Ok(addrs) => {
+                    return Ok(Answer {
+                        addrs: order(addrs),
+                        source: Source::Dns(*server),
+                    })
+                }
                 Err(e @ (ResolveError::NxDomain | ResolveError::NoData)) => return Err(e),
                 Err(e) => {
                     // Prefer telling "the server failed" over "timed out".
@@ -224,11 +258,20 @@ fn qtypes(family: Family) -> &'static [u16] {
 
 /// One round with one server: all wanted types over one UDP socket, a TCP
 /// retry for any truncated reply, all within `timeout`.
-async fn exchange(server: SocketAddr, name: &str, family: Family, timeout: Duration) -> Result<Vec<IpAddr>, ResolveError> {
+async fn exchange(
+    server: SocketAddr,
+    name: &str,
+    family: Family,
+    timeout: Duration,
+) -> Result<Vec<IpAddr>, ResolveError> {
     let work = async {
         let types = qtypes(family);
         let ids: Vec<u16> = types.iter().map(|_| fastrand::u16(..)).collect();
-        let bind: SocketAddr = if server.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+        let bind: SocketAddr = if server.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            ([0u16; 8], 0).into()
+        };
         let io = |e: std::io::Error| ResolveError::Other(format!("nameserver {server}: {e}"));
         let sock = Async::<UdpSocket>::bind(bind).map_err(io)?;
         sock.get_ref().connect(server).map_err(io)?;
@@ -242,7 +285,9 @@ async fn exchange(server: SocketAddr, name: &str, family: Family, timeout: Durat
                 Ok(n) => n,
                 // ICMP port unreachable surfaces as ECONNREFUSED on a connected socket.
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    return Err(ResolveError::Other(format!("nameserver {server}: connection refused")))
+                    return Err(ResolveError::Other(format!(
+                        "nameserver {server}: connection refused"
+                    )))
                 }
                 Err(e) => return Err(io(e)),
             };
@@ -251,10 +296,16 @@ async fn exchange(server: SocketAddr, name: &str, family: Family, timeout: Durat
                     continue;
                 }
                 match decode_reply(&buf[..n], *id, name, *t) {
-                    Ok(r) if r.truncated => replies[i] = Some(tcp_query(server, *id, name, *t).await?),
+                    Ok(r) if r.truncated => {
+                        replies[i] = Some(tcp_query(server, *id, name, *t).await?)
+                    }
                     Ok(r) => replies[i] = Some(r),
                     Err(WireError::NotOurs) => continue,
-                    Err(WireError::Malformed(m)) => return Err(ResolveError::Other(format!("nameserver {server}: malformed reply: {m}"))),
+                    Err(WireError::Malformed(m)) => {
+                        return Err(ResolveError::Other(format!(
+                            "nameserver {server}: malformed reply: {m}"
+                        )))
+                    }
                 }
                 break;
             }
@@ -270,7 +321,10 @@ async fn exchange(server: SocketAddr, name: &str, family: Family, timeout: Durat
 
 /// Merges the A and AAAA replies into one verdict.
 fn combine(replies: Vec<wire::Reply>) -> Result<Vec<IpAddr>, ResolveError> {
-    let addrs: Vec<IpAddr> = replies.iter().flat_map(|r| r.addrs.iter().copied()).collect();
+    let addrs: Vec<IpAddr> = replies
+        .iter()
+        .flat_map(|r| r.addrs.iter().copied())
+        .collect();
     if !addrs.is_empty() {
         return Ok(addrs);
     }
@@ -284,12 +338,20 @@ fn combine(replies: Vec<wire::Reply>) -> Result<Vec<IpAddr>, ResolveError> {
     } else if rcodes.iter().all(|r| *r == wire::RCODE_NOERROR) {
         ResolveError::NoData
     } else {
-        ResolveError::Other(format!("nameserver answered rcode {}", rcodes.iter().max().copied().unwrap_or(0)))
+        ResolveError::Other(format!(
+            "nameserver answered rcode {}",
+            rcodes.iter().max().copied().unwrap_or(0)
+        ))
     })
 }
 
 /// The same query over TCP (RFC 1035 §4.2.2: two-byte length prefix).
-async fn tcp_query(server: SocketAddr, id: u16, name: &str, qtype: u16) -> Result<wire::Reply, ResolveError> {
+async fn tcp_query(
+    server: SocketAddr,
+    id: u16,
+    name: &str,
+    qtype: u16,
+) -> Result<wire::Reply, ResolveError> {
     let io = |e: std::io::Error| ResolveError::Other(format!("nameserver {server} over TCP: {e}"));
     let mut s = Async::<TcpStream>::connect(server).await.map_err(io)?;
     let q = encode_query(id, name, qtype);
@@ -300,5 +362,6 @@ async fn tcp_query(server: SocketAddr, id: u16, name: &str, qtype: u16) -> Resul
     s.read_exact(&mut len).await.map_err(io)?;
     let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
     s.read_exact(&mut buf).await.map_err(io)?;
-    decode_reply(&buf, id, name, qtype).map_err(|e| ResolveError::Other(format!("nameserver {server} over TCP: {e:?}")))
+    decode_reply(&buf, id, name, qtype)
+        .map_err(|e| ResolveError::Other(format!("nameserver {server} over TCP: {e:?}")))
 }

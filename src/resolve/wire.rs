@@ -20,7 +20,11 @@ pub fn encode_query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
     m.extend_from_slice(&id.to_be_bytes());
     m.extend_from_slice(&[0x01, 0x00]); // RD
     m.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]); // QD=1, AN=NS=AR=0
-    for label in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+    for label in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
         m.push(label.len().min(63) as u8);
         m.extend_from_slice(&label.as_bytes()[..label.len().min(63)]);
     }
@@ -56,7 +60,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn u8(&mut self) -> Result<u8, WireError> {
-        let b = *self.buf.get(self.pos).ok_or(WireError::Malformed("truncated message"))?;
+        let b = *self
+            .buf
+            .get(self.pos)
+            .ok_or(WireError::Malformed("truncated message"))?;
         self.pos += 1;
         Ok(b)
     }
@@ -66,7 +73,11 @@ impl<'a> Reader<'a> {
     }
 
     fn bytes(&mut self, n: usize) -> Result<&'a [u8], WireError> {
-        let end = self.pos.checked_add(n).filter(|e| *e <= self.buf.len()).ok_or(WireError::Malformed("truncated record"))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|e| *e <= self.buf.len())
+            .ok_or(WireError::Malformed("truncated record"))?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -78,7 +89,10 @@ impl<'a> Reader<'a> {
         let mut pos = self.pos;
         let mut jumped = false;
         for _ in 0..64 {
-            let len = *self.buf.get(pos).ok_or(WireError::Malformed("truncated name"))?;
+            let len = *self
+                .buf
+                .get(pos)
+                .ok_or(WireError::Malformed("truncated name"))?;
             match len {
                 0 => {
                     if !jumped {
@@ -87,7 +101,10 @@ impl<'a> Reader<'a> {
                     return Ok(out);
                 }
                 l if l & 0xC0 == 0xC0 => {
-                    let lo = *self.buf.get(pos + 1).ok_or(WireError::Malformed("truncated pointer"))?;
+                    let lo = *self
+                        .buf
+                        .get(pos + 1)
+                        .ok_or(WireError::Malformed("truncated pointer"))?;
                     if !jumped {
                         self.pos = pos + 2;
                     }
@@ -95,7 +112,10 @@ impl<'a> Reader<'a> {
                     pos = usize::from(l & 0x3F) << 8 | usize::from(lo);
                 }
                 l if l & 0xC0 == 0 => {
-                    let label = self.buf.get(pos + 1..pos + 1 + usize::from(l)).ok_or(WireError::Malformed("truncated label"))?;
+                    let label = self
+                        .buf
+                        .get(pos + 1..pos + 1 + usize::from(l))
+                        .ok_or(WireError::Malformed("truncated label"))?;
                     if !out.is_empty() {
                         out.push('.');
                     }
@@ -150,7 +170,9 @@ pub fn decode_reply(buf: &[u8], id: u16, name: &str, qtype: u16) -> Result<Reply
             continue;
         }
         match (rtype, data.len()) {
-            (TYPE_A, 4) => addrs.push(IpAddr::V4(Ipv4Addr::new(data[0], data[1], data[2], data[3]))),
+            (TYPE_A, 4) => addrs.push(IpAddr::V4(Ipv4Addr::new(
+                data[0], data[1], data[2], data[3],
+            ))),
             (TYPE_AAAA, 16) => {
                 let mut a = [0u8; 16];
                 a.copy_from_slice(data);
@@ -159,7 +181,11 @@ pub fn decode_reply(buf: &[u8], id: u16, name: &str, qtype: u16) -> Result<Reply
             _ => return Err(WireError::Malformed("address record of the wrong length")),
         }
     }
-    Ok(Reply { truncated, rcode, addrs })
+    Ok(Reply {
+        truncated,
+        rcode,
+        addrs,
+    })
 }
 
 #[cfg(test)]
@@ -169,7 +195,11 @@ mod tests {
     #[test]
     fn encodes_a_known_query() {
         let q = encode_query(0xBEEF, "a.io.", TYPE_AAAA);
-        assert_eq!(q, b"\xBE\xEF\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01a\x02io\x00\x00\x1C\x00\x01".to_vec());
+        assert_eq!(
+            q,
+            b"\xBE\xEF\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01a\x02io\x00\x00\x1C\x00\x01"
+                .to_vec()
+        );
     }
 
     fn reply_with(q: &[u8], rcode: u8, answers: &[&[u8]]) -> Vec<u8> {
@@ -192,15 +222,28 @@ mod tests {
         let r = decode_reply(&reply_with(&q, 0, &[cname, a]), 7, "DB.example.", TYPE_A).unwrap();
         assert_eq!(r.addrs, vec![IpAddr::from([127, 0, 0, 5])]);
         assert_eq!(r.rcode, RCODE_NOERROR);
-        assert_eq!(decode_reply(&reply_with(&q, 0, &[a]), 8, "db.example", TYPE_A), Err(WireError::NotOurs));
-        assert_eq!(decode_reply(&reply_with(&q, 0, &[a]), 7, "other", TYPE_A), Err(WireError::NotOurs));
-        assert_eq!(decode_reply(&q, 7, "db.example", TYPE_A), Err(WireError::NotOurs));
+        assert_eq!(
+            decode_reply(&reply_with(&q, 0, &[a]), 8, "db.example", TYPE_A),
+            Err(WireError::NotOurs)
+        );
+        assert_eq!(
+            decode_reply(&reply_with(&q, 0, &[a]), 7, "other", TYPE_A),
+            Err(WireError::NotOurs)
+        );
+        assert_eq!(
+            decode_reply(&q, 7, "db.example", TYPE_A),
+            Err(WireError::NotOurs)
+        );
     }
 
     #[test]
     fn never_panics_on_garbage() {
         let q = encode_query(7, "x.y", TYPE_A);
-        let good = reply_with(&q, 0, &[b"\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x7f\x00\x00\x05"]);
+        let good = reply_with(
+            &q,
+            0,
+            &[b"\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x7f\x00\x00\x05"],
+        );
         // Every truncation and every single-byte corruption of a valid reply.
         for cut in 0..good.len() {
             let _ = decode_reply(&good[..cut], 7, "x.y", TYPE_A);
@@ -217,6 +260,9 @@ mod tests {
         lp[2] = 0x81;
         lp.truncate(12);
         lp.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1]);
-        assert_eq!(decode_reply(&lp, 7, "x.y", TYPE_A), Err(WireError::Malformed("compression loop")));
+        assert_eq!(
+            decode_reply(&lp, 7, "x.y", TYPE_A),
+            Err(WireError::Malformed("compression loop"))
+        );
     }
 }

@@ -1,0 +1,80 @@
+//! The daemon: [`run`] wires the scheduler, the local endpoint and the control
+//! stream (shutdown and reload) together on one executor. `main` feeds it
+//! signals; tests can feed it anything, and bind `127.0.0.1:0` themselves.
+
+use std::net::TcpListener;
+use std::rc::Rc;
+
+use async_executor::LocalExecutor;
+use async_io::Async;
+use futures_lite::{Stream, StreamExt};
+
+use crate::config::{Config, ConfigError};
+use crate::endpoint;
+use crate::resolve::Resolver;
+use crate::scheduler;
+use crate::state::AgentState;
+
+pub enum Control {
+    /// SIGTERM / SIGINT: stop now.
+    Shutdown,
+    /// SIGHUP: the freshly read configuration, or why it was refused.
+    Reload(Result<Config, ConfigError>),
+}
+
+pub fn resolver_for(config: &Config) -> Resolver {
+    Resolver::system(
+        config.agent.hosts_file.clone(),
+        config.agent.resolv_conf.clone(),
+    )
+}
+
+/// Runs until the control stream says shutdown (or ends).
+pub async fn run(
+    ex: &'static LocalExecutor<'static>,
+    config: Config,
+    listener: Async<TcpListener>,
+    mut control: impl Stream<Item = Control> + Unpin,
+) {
+    let listen = config.agent.listen;
+    log::info!(
+        "tether {} starting: {} checks from {}, local endpoint on {}",
+        env!("CARGO_PKG_VERSION"),
+        config.checks.len(),
+        config.source,
+        listener
+            .get_ref()
+            .local_addr()
+            .map_or_else(|_| listen.to_string(), |a| a.to_string())
+    );
+    let resolver = resolver_for(&config);
+    let state = AgentState::new(config, resolver);
+    let _scheduler = ex.spawn(scheduler::run(ex, state.clone()));
+    let _endpoint = ex.spawn(endpoint::serve(ex, listener, state.clone()));
+    while let Some(c) = control.next().await {
+        match c {
+            Control::Shutdown => break,
+            Control::Reload(Ok(new)) => reload(&state, new),
+            Control::Reload(Err(e)) => {
+                state.reload_failures.set(state.reload_failures.get() + 1);
+                log::error!("reload refused, the running configuration stays: {e}");
+            }
+        }
+    }
+    log::info!("tether stopping");
+}
+
+fn reload(state: &Rc<AgentState>, new: Config) {
+    let old_listen = state.config.borrow().agent.listen;
+    if new.agent.listen != old_listen {
+        log::warn!(
+            "reload: `listen` changed to {}; the endpoint stays on {old_listen} until a restart",
+            new.agent.listen
+        );
+    }
+    log::set_max_level(new.agent.log_level);
+    let (n, source) = (new.checks.len(), new.source.clone());
+    let resolver = resolver_for(&new);
+    state.apply(new, resolver);
+    log::info!("reloaded {source}: {n} checks; unchanged checks keep their state");
+}

@@ -1,0 +1,312 @@
+//! The command line (pico-args). Every usage error names the problem and
+//! exits 2; `check` exits like a Nagios plugin (0 ok, 1 warning, 2 critical,
+//! 3 unknown) so tether can serve as a plugin for Nagios, Icinga or Zabbix.
+
+use std::ffi::OsString;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use async_executor::LocalExecutor;
+use async_io::Async;
+use futures_lite::StreamExt;
+
+use crate::agent::{self, Control};
+use crate::config::{self, Config};
+use crate::http1::{exchange, Request};
+use crate::probe::Trace;
+use crate::scheduler::{run_all_once, until};
+use crate::state::AgentState;
+use crate::{logger, maintenance};
+
+pub const USAGE: &str = "\
+tether: a connector health agent
+
+usage: tether [-c FILE] COMMAND [OPTIONS]
+
+commands:
+  run                        run the agent (the daemon)
+  check [--check NAME] [--json]
+                             run every check (or one) once, print a table or
+                             JSON, exit 0 ok / 1 warning / 2 critical / 3 unknown
+  status [--json]            ask the running agent for its status table
+  validate                   check the configuration file; exit 0 or 2
+  config default             print the built-in default configuration
+  disable [--reason TEXT]    maintenance: keep probing, alarm nothing
+  enable                     end maintenance
+  help                       this text
+  --version                  print the version
+
+options:
+  -c, --config FILE          configuration file; without it tether uses
+                             /etc/tether/tether.toml if it exists, otherwise
+                             the built-in default (tether config default)
+";
+
+struct Opts {
+    config: Option<PathBuf>,
+    check: Option<String>,
+    json: bool,
+    reason: Option<String>,
+}
+
+fn usage_error(msg: &str) -> i32 {
+    eprintln_safe(&format!("tether: {msg}\nRun `tether help` for usage."));
+    2
+}
+
+/// Writes to stderr, ignoring a closed stream (never panics).
+fn eprintln_safe(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
+fn print(msg: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(msg.as_bytes());
+}
+
+/// Entry point for the binary: arguments without the program name; returns the exit code.
+pub fn main(args: Vec<OsString>) -> i32 {
+    let mut a = pico_args::Arguments::from_vec(args);
+    if a.contains("--version") || a.contains("-V") {
+        print(&format!("tether {}\n", env!("CARGO_PKG_VERSION")));
+        return 0;
+    }
+    if a.contains(["-h", "--help"]) {
+        print(USAGE);
+        return 0;
+    }
+    let opts = (|| -> Result<Opts, pico_args::Error> {
+        Ok(Opts {
+            config: a
+                .opt_value_from_os_str(["-c", "--config"], |s| Ok::<_, String>(PathBuf::from(s)))?,
+            check: a.opt_value_from_str("--check")?,
+            json: a.contains("--json"),
+            reason: a.opt_value_from_str("--reason")?,
+        })
+    })();
+    let opts = match opts {
+        Ok(o) => o,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let rest: Vec<String> = a
+        .finish()
+        .into_iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
+    let Some((cmd, rest)) = rest.split_first() else {
+        return usage_error("missing command");
+    };
+    let allowed: &[&str] = match cmd.as_str() {
+        "check" => &["check", "json"],
+        "status" => &["json"],
+        "disable" => &["reason"],
+        _ => &[],
+    };
+    for (flag, given) in [
+        ("check", opts.check.is_some()),
+        ("json", opts.json),
+        ("reason", opts.reason.is_some()),
+    ] {
+        if given && !allowed.contains(&flag) {
+            return usage_error(&format!("--{flag} is not an option of `{cmd}`"));
+        }
+    }
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    match (cmd.as_str(), rest.as_slice()) {
+        ("config", ["default"]) => {
+            print(config::DEFAULT_TOML);
+            0
+        }
+        ("config", _) => usage_error("`config` takes one subcommand: default"),
+        ("help", []) => {
+            print(USAGE);
+            0
+        }
+        ("version", []) => {
+            print(&format!("tether {}\n", env!("CARGO_PKG_VERSION")));
+            0
+        }
+        (_, [extra, ..]) => usage_error(&format!("unexpected argument `{extra}`")),
+        ("run", []) => with_config(&opts, run),
+        ("check", []) => with_config(&opts, |c| check(c, &opts)),
+        ("validate", []) => with_config(&opts, |c| {
+            print(&format!("{}: ok, {} checks\n", c.source, c.checks.len()));
+            0
+        }),
+        ("status", []) => with_config(&opts, |c| status(&c, opts.json)),
+        ("disable", []) => with_config(&opts, |c| {
+            let reason = opts
+                .reason
+                .clone()
+                .unwrap_or_else(|| "no reason given".into());
+            switch(
+                &c,
+                maintenance::disable(&c.agent.state_dir, &reason),
+                "disabled: probes keep running, nothing is alarmed",
+            )
+        }),
+        ("enable", []) => with_config(&opts, |c| {
+            switch(&c, maintenance::enable(&c.agent.state_dir), "enabled")
+        }),
+        (other, _) => usage_error(&format!("unknown command `{other}`")),
+    }
+}
+
+fn with_config(opts: &Opts, f: impl FnOnce(Config) -> i32) -> i32 {
+    match config::resolve_and_load(opts.config.as_deref()) {
+        Ok(c) => f(c),
+        Err(e) => {
+            eprintln_safe(&e.to_string());
+            2
+        }
+    }
+}
+
+fn switch(c: &Config, r: std::io::Result<()>, done: &str) -> i32 {
+    match r {
+        Ok(()) => {
+            print(&format!(
+                "tether {done} ({})\n",
+                maintenance::flag_path(&c.agent.state_dir).display()
+            ));
+            0
+        }
+        Err(e) => {
+            eprintln_safe(&format!(
+                "tether: cannot change {}: {e} (run as root or as the agent's user)",
+                maintenance::flag_path(&c.agent.state_dir).display()
+            ));
+            1
+        }
+    }
+}
+
+fn run(config: Config) -> i32 {
+    logger::init(config.agent.log_level);
+    let listener = match std::net::TcpListener::bind(config.agent.listen).and_then(Async::new) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("cannot listen on {}: {e}", config.agent.listen);
+            return 1;
+        }
+    };
+    if !config.agent.listen.ip().is_loopback() {
+        log::warn!("the local endpoint listens on {}, beyond loopback: /status and /metrics are readable from the network", config.agent.listen);
+    }
+    let signals = match async_signal::Signals::new([
+        async_signal::Signal::Term,
+        async_signal::Signal::Int,
+        async_signal::Signal::Hup,
+    ]) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("cannot install signal handlers: {e}");
+            return 1;
+        }
+    };
+    let explicit = if config.source == config::BUILTIN_SOURCE {
+        None
+    } else {
+        Some(PathBuf::from(&config.source))
+    };
+    let control = signals.filter_map(move |sig| match sig {
+        Ok(async_signal::Signal::Hup) => {
+            log::info!("SIGHUP: reloading the configuration");
+            Some(Control::Reload(config::resolve_and_load(
+                explicit.as_deref(),
+            )))
+        }
+        Ok(_) => Some(Control::Shutdown),
+        Err(_) => None,
+    });
+    let ex = executor();
+    async_io::block_on(ex.run(agent::run(ex, config, listener, control)));
+    0
+}
+
+/// The process's one executor, living as long as the process.
+pub fn executor() -> &'static LocalExecutor<'static> {
+    Box::leak(Box::new(LocalExecutor::new()))
+}
+
+fn check(mut config: Config, opts: &Opts) -> i32 {
+    logger::init(log::LevelFilter::Warn);
+    if let Some(name) = &opts.check {
+        if !config.checks.iter().any(|c| &c.name == name) {
+            let names: Vec<&str> = config.checks.iter().map(|c| c.name.as_str()).collect();
+            return usage_error(&format!(
+                "no check named \"{name}\" in {} (checks: {})",
+                config.source,
+                names.join(", ")
+            ));
+        }
+        config.checks.retain(|c| &c.name == name);
+    }
+    let state = AgentState::new(config.clone(), agent::resolver_for(&config));
+    let ex = executor();
+    async_io::block_on(ex.run(run_all_once(ex, &state, None)));
+    let snap = state.snapshot();
+    print(&if opts.json {
+        snap.to_json()
+    } else {
+        snap.to_table()
+    });
+    snap.exit_code()
+}
+
+fn status(config: &Config, json: bool) -> i32 {
+    let mut addr = config.agent.listen;
+    if addr.ip().is_unspecified() {
+        let lo = if addr.is_ipv4() {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            IpAddr::V6(Ipv6Addr::LOCALHOST)
+        };
+        addr = SocketAddr::new(lo, addr.port());
+    }
+    let path = if json {
+        "/status"
+    } else {
+        "/status?format=table"
+    };
+    let fetch = async {
+        let mut s = Async::<TcpStream>::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let host = addr.to_string();
+        let req = Request {
+            method: "GET",
+            path,
+            host: &host,
+            headers: &[],
+        };
+        exchange(&mut s, &req, &Trace::new(Instant::now()), 1 << 20)
+            .await
+            .map_err(|e| format!("{e:?}"))
+    };
+    match async_io::block_on(until(Instant::now() + Duration::from_secs(5), fetch)) {
+        Some(Ok(r)) if r.status == 200 => {
+            print(&String::from_utf8_lossy(&r.body));
+            0
+        }
+        Some(Ok(r)) => {
+            eprintln_safe(&format!(
+                "tether: the agent on {addr} answered HTTP {}",
+                r.status
+            ));
+            1
+        }
+        Some(Err(e)) => {
+            eprintln_safe(&format!("tether: no agent answering on {addr} ({e}); is `tether run` running with this configuration?"));
+            1
+        }
+        None => {
+            eprintln_safe(&format!(
+                "tether: the agent on {addr} did not answer within 5s"
+            ));
+            1
+        }
+    }
+}

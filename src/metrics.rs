@@ -1,0 +1,337 @@
+//! `GET /metrics`: Prometheus text exposition format 0.0.4, every name prefixed
+//! `tether_`, checked by `promtool check metrics` in the tests.
+
+use std::fmt::Write;
+
+use crate::clock::unix_seconds;
+use crate::health::{AgentStatus, Severity};
+use crate::probe::{Phase, Status};
+use crate::procfs::ProcessFigures;
+use crate::report::Snapshot;
+
+/// Figures that are not part of a snapshot.
+pub struct Extra {
+    pub in_flight: usize,
+    pub reloads: u64,
+    pub reload_failures: u64,
+    pub process: ProcessFigures,
+}
+
+struct Out(String);
+
+impl Out {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = write!(
+            self.0,
+            "# HELP tether_{name} {help}\n# TYPE tether_{name} {kind}\n"
+        );
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.0.push_str("tether_");
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                let _ = write!(self.0, "{k}=\"{}\"", escape(v));
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {}", number(value));
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn number(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        format!("{v}")
+    }
+}
+
+fn flag(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+pub fn render(s: &Snapshot, x: &Extra) -> String {
+    let mut o = Out(String::with_capacity(4096 + s.checks.len() * 1536));
+    o.family(
+        "build_info",
+        "gauge",
+        "Always 1; the version label says which tether is running.",
+    );
+    o.sample("build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
+    o.family(
+        "agent_status",
+        "gauge",
+        "The agent's overall status: 1 for the current one.",
+    );
+    for st in AgentStatus::ALL {
+        o.sample(
+            "agent_status",
+            &[("status", st.as_str())],
+            flag(s.status == st),
+        );
+    }
+    o.family("agent_severity", "gauge", "The overall severity (healthy green, unhealthy yellow, critical red): 1 for the current one.");
+    for sv in Severity::ALL {
+        o.sample(
+            "agent_severity",
+            &[("severity", sv.as_str())],
+            flag(s.severity == sv),
+        );
+    }
+    o.family(
+        "agent_ready",
+        "gauge",
+        "1 once every check has completed its first run.",
+    );
+    o.sample("agent_ready", &[], flag(s.ready));
+    o.family(
+        "agent_disabled",
+        "gauge",
+        "1 while in maintenance mode (tether disable).",
+    );
+    o.sample("agent_disabled", &[], flag(s.disabled));
+    o.family("probes_in_flight", "gauge", "Probes running now.");
+    o.sample("probes_in_flight", &[], x.in_flight as f64);
+    o.family(
+        "config_reloads_total",
+        "counter",
+        "Configuration reloads applied (SIGHUP).",
+    );
+    o.sample("config_reloads_total", &[], x.reloads as f64);
+    o.family(
+        "config_reload_failures_total",
+        "counter",
+        "Reloads refused because the new file was invalid.",
+    );
+    o.sample(
+        "config_reload_failures_total",
+        &[],
+        x.reload_failures as f64,
+    );
+
+    o.family(
+        "check_info",
+        "gauge",
+        "Always 1; labels describe the check.",
+    );
+    for c in &s.checks {
+        let target = c.spec.probe.target();
+        o.sample(
+            "check_info",
+            &[
+                ("check", &c.spec.name),
+                ("kind", c.spec.probe.kind()),
+                ("role", c.spec.role.as_str()),
+                ("target", &target),
+            ],
+            1.0,
+        );
+    }
+    o.family(
+        "check_up",
+        "gauge",
+        "1 if the check's last result was ok, like blackbox's probe_success.",
+    );
+    for c in &s.checks {
+        let up = c
+            .health
+            .last
+            .as_ref()
+            .is_some_and(|l| l.status == Status::Ok);
+        o.sample("check_up", &[("check", &c.spec.name)], flag(up));
+    }
+    o.family(
+        "check_status",
+        "gauge",
+        "The check's damped state (after rise/fall): 1 for the current one.",
+    );
+    for c in &s.checks {
+        for st in ["ok", "warn", "crit", "unknown", "pending"] {
+            let cur = c.health.status.map_or("pending", Status::as_str);
+            o.sample(
+                "check_status",
+                &[("check", &c.spec.name), ("status", st)],
+                flag(cur == st),
+            );
+        }
+    }
+    o.family(
+        "check_flapping",
+        "gauge",
+        "1 while the check is flapping (over 50% weighted state changes, until under 25%).",
+    );
+    for c in &s.checks {
+        o.sample(
+            "check_flapping",
+            &[("check", &c.spec.name)],
+            flag(c.health.flapping),
+        );
+    }
+    o.family(
+        "check_consecutive_failures",
+        "gauge",
+        "Non-ok results in a row.",
+    );
+    for c in &s.checks {
+        o.sample(
+            "check_consecutive_failures",
+            &[("check", &c.spec.name)],
+            f64::from(c.health.consecutive_fail),
+        );
+    }
+    o.family(
+        "check_duration_seconds",
+        "gauge",
+        "Duration of the last run.",
+    );
+    for c in &s.checks {
+        if let Some(l) = &c.health.last {
+            o.sample(
+                "check_duration_seconds",
+                &[("check", &c.spec.name)],
+                l.duration.as_secs_f64(),
+            );
+        }
+    }
+    o.family(
+        "check_phase_duration_seconds",
+        "gauge",
+        "Duration of each phase of the last run (0 when not reached).",
+    );
+    for c in &s.checks {
+        if let Some(l) = &c.health.last {
+            for p in Phase::ALL {
+                o.sample(
+                    "check_phase_duration_seconds",
+                    &[("check", &c.spec.name), ("phase", p.as_str())],
+                    l.phases.get(p).as_secs_f64(),
+                );
+            }
+        }
+    }
+    o.family(
+        "check_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time of the last ok result.",
+    );
+    for c in &s.checks {
+        if let Some(t) = c.health.last_success {
+            o.sample(
+                "check_last_success_timestamp_seconds",
+                &[("check", &c.spec.name)],
+                unix_seconds(t),
+            );
+        }
+    }
+    o.family(
+        "check_last_success_age_seconds",
+        "gauge",
+        "Seconds since the last ok result.",
+    );
+    for c in &s.checks {
+        if let Some(age) = c.health.last_success_age(s.now) {
+            o.sample(
+                "check_last_success_age_seconds",
+                &[("check", &c.spec.name)],
+                age,
+            );
+        }
+    }
+    o.family(
+        "check_runs_total",
+        "counter",
+        "Completed runs of the check.",
+    );
+    for c in &s.checks {
+        o.sample(
+            "check_runs_total",
+            &[("check", &c.spec.name)],
+            c.health.runs as f64,
+        );
+    }
+    o.family(
+        "check_failures_total",
+        "counter",
+        "Non-ok results by reason code.",
+    );
+    for c in &s.checks {
+        for (r, n) in &c.health.failures {
+            o.sample(
+                "check_failures_total",
+                &[("check", &c.spec.name), ("reason", r.code())],
+                *n as f64,
+            );
+        }
+    }
+
+    let p = &x.process;
+    o.family(
+        "process_cpu_seconds_total",
+        "counter",
+        "User and system CPU time of the agent process.",
+    );
+    o.sample("process_cpu_seconds_total", &[], p.cpu_seconds);
+    o.family(
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident set size.",
+    );
+    o.sample(
+        "process_resident_memory_bytes",
+        &[],
+        p.resident_bytes as f64,
+    );
+    o.family(
+        "process_max_resident_memory_bytes",
+        "gauge",
+        "Peak resident set size (VmHWM).",
+    );
+    o.sample(
+        "process_max_resident_memory_bytes",
+        &[],
+        p.max_resident_bytes as f64,
+    );
+    o.family(
+        "process_threads",
+        "gauge",
+        "OS threads of the process (at most 2 by design).",
+    );
+    o.sample("process_threads", &[], p.threads as f64);
+    o.family("process_open_fds", "gauge", "Open file descriptors.");
+    o.sample("process_open_fds", &[], p.open_fds as f64);
+    o.family(
+        "process_start_time_seconds",
+        "gauge",
+        "Unix time the process started.",
+    );
+    o.sample("process_start_time_seconds", &[], p.start_time_seconds);
+    o.0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escapes_label_values() {
+        assert_eq!(super::escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(super::number(f64::INFINITY), "+Inf");
+        assert_eq!(super::number(0.5), "0.5");
+    }
+}

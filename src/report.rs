@@ -1,0 +1,184 @@
+//! What the agent knows, as one value ([`Snapshot`]) rendered three ways: the
+//! JSON of `GET /status` and `tether check --json`, the table of
+//! `tether status` and `tether check`, and the Nagios exit code.
+
+use std::time::SystemTime;
+
+use crate::clock::rfc3339;
+use crate::config::Check;
+use crate::health::{AgentStatus, CheckHealth, Severity, FLAP_HINT};
+use crate::json::Json;
+use crate::probe::{Phase, Status};
+
+pub struct CheckView {
+    pub spec: Check,
+    pub health: CheckHealth,
+}
+
+pub struct Snapshot {
+    pub agent: String,
+    pub status: AgentStatus,
+    pub severity: Severity,
+    pub disabled: bool,
+    pub ready: bool,
+    pub now: SystemTime,
+    pub checks: Vec<CheckView>,
+}
+
+fn status_str(s: Option<Status>) -> &'static str {
+    s.map_or("pending", Status::as_str)
+}
+
+impl Snapshot {
+    pub fn to_json(&self) -> String {
+        let mut j = Json::new();
+        j.begin_object(None)
+            .str(Some("agent"), &self.agent)
+            .str(Some("version"), env!("CARGO_PKG_VERSION"))
+            .str(Some("status"), self.status.as_str())
+            .str(Some("severity"), self.severity.as_str())
+            .bool(Some("disabled"), self.disabled)
+            .bool(Some("ready"), self.ready)
+            .str(Some("time"), &rfc3339(self.now))
+            .begin_array(Some("checks"));
+        for c in &self.checks {
+            let h = &c.health;
+            j.begin_object(None)
+                .str(Some("name"), &c.spec.name)
+                .str(Some("kind"), c.spec.probe.kind())
+                .str(Some("role"), c.spec.role.as_str())
+                .str(Some("target"), &c.spec.probe.target())
+                .str(Some("status"), status_str(h.status))
+                .str(Some("since"), &rfc3339(h.since))
+                .uint(Some("consecutive_ok"), u64::from(h.consecutive_ok))
+                .uint(Some("consecutive_failures"), u64::from(h.consecutive_fail))
+                .bool(Some("flapping"), h.flapping)
+                .float(Some("flap_percent"), (h.flap_percent * 10.0).round() / 10.0)
+                .opt_str(Some("hint"), h.flapping.then_some(FLAP_HINT))
+                .opt_str(Some("last_success"), h.last_success.map(rfc3339).as_deref())
+                .opt_float(
+                    Some("last_success_age_seconds"),
+                    h.last_success_age(self.now),
+                )
+                .uint(Some("runs"), h.runs);
+            match &h.last {
+                None => {
+                    j.opt_str(Some("last"), None);
+                }
+                Some(o) => {
+                    j.begin_object(Some("last"))
+                        .str(Some("status"), o.status.as_str())
+                        .opt_str(Some("reason"), o.reason.map(|r| r.code()))
+                        .str(Some("message"), &o.message)
+                        .str(Some("at"), &rfc3339(o.at))
+                        .float(Some("duration_seconds"), o.duration.as_secs_f64())
+                        .opt_str(Some("peer"), o.peer.map(|p| p.to_string()).as_deref())
+                        .begin_object(Some("phases"));
+                    for p in Phase::ALL {
+                        j.float(Some(p.as_str()), o.phases.get(p).as_secs_f64());
+                    }
+                    j.end_object().end_object();
+                }
+            }
+            j.end_object();
+        }
+        j.end_array().end_object();
+        let mut out = j.finish();
+        out.push('\n');
+        out
+    }
+
+    /// A fixed-width table for terminals.
+    pub fn to_table(&self) -> String {
+        let mut out = format!(
+            "tether {} on {}: {} ({}){}\n",
+            env!("CARGO_PKG_VERSION"),
+            self.agent,
+            self.status.as_str(),
+            self.severity.as_str(),
+            if self.ready {
+                ""
+            } else {
+                ", not ready: some checks have not run yet"
+            }
+        );
+        let header = [
+            "CHECK", "KIND", "ROLE", "STATUS", "FOR", "LAST OK", "TOOK", "REASON", "MESSAGE",
+        ];
+        let mut rows: Vec<[String; 9]> = vec![header.map(String::from)];
+        let mut hints = Vec::new();
+        for c in &self.checks {
+            let h = &c.health;
+            let mut status = status_str(h.status).to_string();
+            if h.flapping {
+                status.push_str(" flapping");
+                hints.push(format!(
+                    "  {}: flapping ({:.0}% state changes): {FLAP_HINT}",
+                    c.spec.name, h.flap_percent
+                ));
+            }
+            let age = |t: SystemTime| ago(self.now.duration_since(t).unwrap_or_default().as_secs());
+            rows.push([
+                c.spec.name.clone(),
+                c.spec.probe.kind().to_string(),
+                c.spec.role.as_str().to_string(),
+                status,
+                age(h.since),
+                h.last_success.map_or("never".into(), age),
+                h.last.as_ref().map_or("-".into(), |o| {
+                    format!("{:.1}ms", o.duration.as_secs_f64() * 1000.0)
+                }),
+                h.last
+                    .as_ref()
+                    .and_then(|o| o.reason)
+                    .map_or("-".into(), |r| r.code().to_string()),
+                h.last.as_ref().map_or(String::new(), |o| o.message.clone()),
+            ]);
+        }
+        let widths: Vec<usize> = (0..8)
+            .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+            .collect();
+        for r in &rows {
+            let mut line = String::new();
+            for (i, cell) in r.iter().enumerate() {
+                if i < 8 {
+                    line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+                } else {
+                    line.push_str(cell);
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        if self.disabled {
+            out.push_str("maintenance: disabled with `tether disable`; nothing is alarmed until `tether enable`\n");
+        }
+        for h in hints {
+            out.push_str(&h);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Nagios plugin exit code over the checks' states: crit 2, else unknown
+    /// 3, else warn 1, else 0. In maintenance nothing is alarmed: 0.
+    pub fn exit_code(&self) -> i32 {
+        if self.disabled {
+            return 0;
+        }
+        self.checks
+            .iter()
+            .map(|c| c.health.status.unwrap_or(Status::Unknown))
+            .max_by_key(|s| s.badness())
+            .map_or(0, Status::nagios_code)
+    }
+}
+
+fn ago(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7_200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3_600),
+        s => format!("{}d", s / 86_400),
+    }
+}

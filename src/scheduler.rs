@@ -1,0 +1,212 @@
+//! The fixed-cycle scheduler. One loop on the one thread wakes at the earliest
+//! due slot (and at least once per agent interval, the heartbeat `/health`
+//! watches), starts every due check as its own task, and goes back to sleep.
+//!
+//! Check i runs at t0 + offset_i + k·interval: the next slot is computed from
+//! the previous slot, not from when a probe finished, so the schedule never
+//! drifts. A check never overlaps itself: its deadline is slot + timeout and
+//! the configuration guarantees timeout < interval; a slot that arrives while
+//! a run is still in flight is skipped. The scheduler, not the probe, owns the
+//! deadline, the duration and the timeout reason: every probe is raced
+//! against a timer here, once for all kinds.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_executor::LocalExecutor;
+use async_io::Timer;
+use futures_lite::FutureExt;
+
+use crate::config::Check;
+use crate::limit::Limit;
+use crate::maintenance;
+use crate::probe::{self, Context, Outcome, Phase, Reason, Report, Status, Trace};
+use crate::resolve::Resolver;
+use crate::state::AgentState;
+
+/// Runs forever; drop the task to stop it.
+pub async fn run(ex: &'static LocalExecutor<'static>, state: Rc<AgentState>) {
+    loop {
+        let now = Instant::now();
+        state.last_turn.set(now);
+        let disabled = maintenance::is_disabled(&state.config.borrow().agent.state_dir);
+        if disabled != state.disabled.get() {
+            log::warn!(
+                "maintenance mode {}",
+                if disabled {
+                    "on: nothing is alarmed until `tether enable`"
+                } else {
+                    "off"
+                }
+            );
+            state.disabled.set(disabled);
+        }
+        let heartbeat = state.config.borrow().agent.interval;
+        let mut wake = now + heartbeat;
+        {
+            let mut checks = state.checks.borrow_mut();
+            for c in checks.iter_mut() {
+                if c.next <= now {
+                    let slot = c.next;
+                    if c.running {
+                        log::debug!(
+                            "check {}: still running at its next slot, slot skipped",
+                            c.spec.name
+                        );
+                    } else {
+                        c.running = true;
+                        let st = state.clone();
+                        let spec = c.spec.clone();
+                        ex.spawn(async move {
+                            let resolver = st.resolver.borrow().clone();
+                            let limit = st.limit.borrow().clone();
+                            let outcome = run_check(&spec, &resolver, &limit, slot).await;
+                            log_outcome(&spec, &outcome);
+                            st.record(&spec, outcome);
+                        })
+                        .detach();
+                    }
+                    c.next = next_slot(slot, c.spec.interval, now);
+                }
+                wake = wake.min(c.next);
+            }
+        }
+        Timer::at(wake)
+            .or(async {
+                state.wake.wait().await;
+                Instant::now()
+            })
+            .await;
+    }
+}
+
+/// The first slot after `now` on the grid `slot + k·interval`.
+pub fn next_slot(slot: Instant, interval: Duration, now: Instant) -> Instant {
+    let behind = now.saturating_duration_since(slot);
+    let k = behind.as_nanos() / interval.as_nanos().max(1) + 1;
+    slot + interval * k as u32
+}
+
+/// One run of one check: wait for an in-flight permit, race the probe against
+/// `slot + timeout`, and time it.
+pub async fn run_check(spec: &Check, resolver: &Resolver, limit: &Limit, slot: Instant) -> Outcome {
+    let deadline = slot + spec.timeout;
+    let permit = until(deadline, limit.acquire()).await;
+    let trace = Trace::new(Instant::now());
+    let report = match permit {
+        None => Report {
+            status: Status::Unknown,
+            reason: Some(Reason::InFlightLimit),
+            message:
+                "could not start before its deadline: the in-flight cap (max_in_flight) was full"
+                    .into(),
+        },
+        Some(_permit) => {
+            let ctx = Context { resolver, deadline };
+            match until(deadline, probe::run(&spec.probe, &ctx, &trace)).await {
+                Some(r) => r,
+                None => {
+                    let phase = trace.current();
+                    let during = phase.map_or(String::new(), |p| format!(" during {}", p.as_str()));
+                    let with = trace.peer().map_or(String::new(), |p| format!(" ({p})"));
+                    Report::crit(
+                        Phase::timeout_reason(phase),
+                        format!(
+                            "no result within {}{during}{with}",
+                            crate::duration::format(spec.timeout)
+                        ),
+                    )
+                }
+            }
+        }
+    };
+    let (duration, phases, peer) = trace.finish(Instant::now());
+    Outcome {
+        status: report.status,
+        reason: report.reason,
+        message: report.message,
+        duration,
+        phases,
+        peer,
+        at: SystemTime::now(),
+    }
+}
+
+/// Races `fut` against the instant `at`: `None` if the instant comes first,
+/// and `fut` is dropped there (closing its sockets).
+pub async fn until<T>(at: Instant, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    async { Some(fut.await) }
+        .or(async {
+            Timer::at(at).await;
+            None
+        })
+        .await
+}
+
+/// Runs every given check once, concurrently under the cap (`tether check`).
+pub async fn run_all_once(
+    ex: &'static LocalExecutor<'static>,
+    state: &Rc<AgentState>,
+    only: Option<&str>,
+) {
+    let specs: Vec<Check> = state
+        .checks
+        .borrow()
+        .iter()
+        .map(|c| c.spec.clone())
+        .filter(|c| only.is_none_or(|n| c.name == n))
+        .collect();
+    let tasks: Vec<_> = specs
+        .into_iter()
+        .map(|spec| {
+            let st = state.clone();
+            ex.spawn(async move {
+                let resolver = st.resolver.borrow().clone();
+                let limit = st.limit.borrow().clone();
+                let outcome = run_check(&spec, &resolver, &limit, Instant::now()).await;
+                st.record(&spec, outcome);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await;
+    }
+}
+
+fn log_outcome(spec: &Check, o: &Outcome) {
+    match o.reason {
+        None => log::debug!(
+            "check {}: {} in {:?}: {}",
+            spec.name,
+            o.status.as_str(),
+            o.duration,
+            o.message
+        ),
+        Some(r) => log::info!(
+            "check {}: {} {} in {:?}: {}",
+            spec.name,
+            o.status.as_str(),
+            r.code(),
+            o.duration,
+            o.message
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_slot_stays_on_the_grid() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        assert_eq!(next_slot(t0, s, t0), t0 + s);
+        assert_eq!(next_slot(t0, s, t0 + Duration::from_millis(300)), t0 + s);
+        // Fell behind by 2.5 intervals: skip to the next grid point, no burst.
+        assert_eq!(
+            next_slot(t0, s, t0 + Duration::from_millis(2_500)),
+            t0 + 3 * s
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! The agent's live state, shared by the scheduler, the local endpoint and the
+//! reload path on the one thread (`Rc` + `RefCell`, no locks): the running
+//! configuration, each check's schedule and health, and process-wide flags.
+
+use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::{Check, Config};
+use crate::health::{overall, CheckHealth};
+use crate::limit::Limit;
+use crate::maintenance;
+use crate::probe::Outcome;
+use crate::report::{CheckView, Snapshot};
+use crate::resolve::Resolver;
+
+pub struct CheckState {
+    pub spec: Check,
+    pub health: CheckHealth,
+    /// A run is in flight: the check never overlaps itself.
+    pub running: bool,
+    /// The next slot: t0 + offset + k·interval, never moved by probe duration.
+    pub next: Instant,
+}
+
+pub struct AgentState {
+    pub config: RefCell<Config>,
+    pub checks: RefCell<Vec<CheckState>>,
+    pub resolver: RefCell<Rc<Resolver>>,
+    pub limit: RefCell<Rc<Limit>>,
+    /// Last time the scheduler loop turned; `/health` goes 503 after three
+    /// agent intervals without a turn.
+    pub last_turn: Cell<Instant>,
+    pub started: SystemTime,
+    /// Maintenance mode, refreshed from the state directory every turn.
+    pub disabled: Cell<bool>,
+    pub reloads: Cell<u64>,
+    pub reload_failures: Cell<u64>,
+    /// Wakes the scheduler early after a reload.
+    pub wake: Notify,
+}
+
+impl AgentState {
+    pub fn new(config: Config, resolver: Resolver) -> Rc<AgentState> {
+        let now = Instant::now();
+        let checks = schedule(&config, Vec::new(), now);
+        Rc::new(AgentState {
+            limit: RefCell::new(Rc::new(Limit::new(config.agent.max_in_flight))),
+            disabled: Cell::new(maintenance::is_disabled(&config.agent.state_dir)),
+            config: RefCell::new(config),
+            checks: RefCell::new(checks),
+            resolver: RefCell::new(Rc::new(resolver)),
+            last_turn: Cell::new(now),
+            started: SystemTime::now(),
+            reloads: Cell::new(0),
+            reload_failures: Cell::new(0),
+            wake: Notify::default(),
+        })
+    }
+
+    /// Replaces the configuration. A check whose name and whole definition are
+    /// unchanged keeps its health, counters and in-flight run.
+    pub fn apply(&self, config: Config, resolver: Resolver) {
+        let old = std::mem::take(&mut *self.checks.borrow_mut());
+        *self.checks.borrow_mut() = schedule(&config, old, Instant::now());
+        *self.limit.borrow_mut() = Rc::new(Limit::new(config.agent.max_in_flight));
+        *self.resolver.borrow_mut() = Rc::new(resolver);
+        *self.config.borrow_mut() = config;
+        self.reloads.set(self.reloads.get() + 1);
+        self.wake.notify();
+    }
+
+    /// Stores a finished run, unless the check was removed or redefined
+    /// while the run was in flight.
+    pub fn record(&self, spec: &Check, outcome: Outcome) {
+        let mut checks = self.checks.borrow_mut();
+        if let Some(c) = checks.iter_mut().find(|c| c.spec == *spec) {
+            c.running = false;
+            c.health.record(outcome, spec.fall, spec.rise);
+        }
+    }
+
+    /// Ready once every check has completed its first run.
+    pub fn ready(&self) -> bool {
+        self.checks
+            .borrow()
+            .iter()
+            .all(|c| c.health.status.is_some())
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let checks = self.checks.borrow();
+        let disabled = self.disabled.get();
+        let (status, severity) = overall(checks.iter().map(|c| (c.spec.role, &c.health)), disabled);
+        Snapshot {
+            agent: self.config.borrow().agent.name.clone(),
+            status,
+            severity,
+            disabled,
+            ready: checks.iter().all(|c| c.health.status.is_some()),
+            now: SystemTime::now(),
+            checks: checks
+                .iter()
+                .map(|c| CheckView {
+                    spec: c.spec.clone(),
+                    health: c.health.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Builds the schedule for `config`, carrying over unchanged checks from `old`.
+/// Check i of n first runs at t0 + interval·i/n, spreading checks over their
+/// interval instead of bursting together.
+fn schedule(config: &Config, mut old: Vec<CheckState>, t0: Instant) -> Vec<CheckState> {
+    let n = config.checks.len().max(1) as u32;
+    config
+        .checks
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            let next = t0 + spec.interval * i as u32 / n;
+            match old.iter().position(|c| c.spec == *spec) {
+                Some(pos) => {
+                    let mut c = old.swap_remove(pos);
+                    c.next = next;
+                    c
+                }
+                None => CheckState {
+                    spec: spec.clone(),
+                    health: CheckHealth::new(SystemTime::now()),
+                    running: false,
+                    next,
+                },
+            }
+        })
+        .collect()
+}
+
+/// A one-waiter wake-up flag for the single-threaded scheduler.
+#[derive(Default)]
+pub struct Notify {
+    set: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Notify {
+    pub fn notify(&self) {
+        self.set.set(true);
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    pub async fn wait(&self) {
+        poll_fn(|cx| {
+            if self.set.replace(false) {
+                Poll::Ready(())
+            } else {
+                *self.waker.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// How long `/health` tolerates the scheduler not turning.
+pub fn stall_limit(config: &Config) -> Duration {
+    config.agent.interval * 3
+}
