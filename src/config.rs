@@ -325,12 +325,22 @@ impl Walker<'_> {
         }
     }
 
+    /// The value as written in the file, shortened, for messages.
+    fn snippet(&self, span: &Range<usize>) -> String {
+        let raw = self.text.get(span.clone()).unwrap_or("").trim();
+        let cut: String = raw.chars().take(40).collect();
+        if cut.len() < raw.len() {
+            format!("{cut}...")
+        } else {
+            cut
+        }
+    }
+
     fn wrong_type(&mut self, scope: &Scope, key: &str, v: &Value, expected: &str) {
         let found = v.get_ref().type_str();
-        self.error(
-            v.span(),
-            format!("{}: `{key}` must be {expected}, found {found}", scope.what),
-        );
+        let snippet = self.snippet(&v.span());
+        let msg = format!("{}: `{key}` must be {expected}, found {found} {snippet}", scope.what);
+        self.error(v.span(), msg);
     }
 
     fn string<'a>(&mut self, scope: &Scope<'a, '_>, key: &str) -> Option<(&'a str, Range<usize>)> {
@@ -723,10 +733,14 @@ impl Walker<'_> {
             for v in list {
                 match status_range(v.get_ref()) {
                     Some(r) => expect_status.push(r),
-                    None => self.error(
-                        v.span(),
-                        format!("{}: `expect_status` entries must be statuses 100-599 like 200 or classes like \"2xx\"", s.what),
-                    ),
+                    None => {
+                        let msg = format!(
+                            "{}: `expect_status` entry {} is not a status 100-599 like 200 or a class like \"2xx\"",
+                            s.what,
+                            self.snippet(&v.span())
+                        );
+                        self.error(v.span(), msg)
+                    }
                 }
             }
             if list.is_empty() {
@@ -803,13 +817,10 @@ impl Walker<'_> {
             for v in list {
                 match v.get_ref().as_str().and_then(|a| a.parse::<IpAddr>().ok()) {
                     Some(ip) => expect_addresses.push(ip),
-                    None => self.error(
-                        v.span(),
-                        format!(
-                            "{}: `expect_addresses` entries must be IP address strings",
-                            s.what
-                        ),
-                    ),
+                    None => {
+                        let msg = format!("{}: `expect_addresses` entry {} is not an IP address", s.what, self.snippet(&v.span()));
+                        self.error(v.span(), msg)
+                    }
                 }
             }
         }
