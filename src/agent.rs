@@ -19,7 +19,7 @@ pub enum Control {
     /// SIGTERM / SIGINT: stop now.
     Shutdown,
     /// SIGHUP: the freshly read configuration, or why it was refused.
-    Reload(Result<Config, ConfigError>),
+    Reload(Box<Result<Config, ConfigError>>),
 }
 
 pub fn resolver_for(config: &Config) -> Resolver {
@@ -54,11 +54,13 @@ pub async fn run(
     while let Some(c) = control.next().await {
         match c {
             Control::Shutdown => break,
-            Control::Reload(Ok(new)) => reload(&state, new),
-            Control::Reload(Err(e)) => {
-                state.reload_failures.set(state.reload_failures.get() + 1);
-                log::error!("reload refused, the running configuration stays: {e}");
-            }
+            Control::Reload(r) => match *r {
+                Ok(new) => reload(&state, new),
+                Err(e) => {
+                    state.reload_failures.set(state.reload_failures.get() + 1);
+                    log::error!("reload refused, the running configuration stays: {e}");
+                }
+            },
         }
     }
     log::info!("tether stopping");

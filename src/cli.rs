@@ -214,9 +214,8 @@ fn run(config: Config) -> i32 {
     let control = signals.filter_map(move |sig| match sig {
         Ok(async_signal::Signal::Hup) => {
             log::info!("SIGHUP: reloading the configuration");
-            Some(Control::Reload(config::resolve_and_load(
-                explicit.as_deref(),
-            )))
+            let loaded = config::resolve_and_load(explicit.as_deref());
+            Some(Control::Reload(Box::new(loaded)))
         }
         Ok(_) => Some(Control::Shutdown),
         Err(_) => None,

@@ -339,7 +339,10 @@ impl Walker<'_> {
     fn wrong_type(&mut self, scope: &Scope, key: &str, v: &Value, expected: &str) {
         let found = v.get_ref().type_str();
         let snippet = self.snippet(&v.span());
-        let msg = format!("{}: `{key}` must be {expected}, found {found} {snippet}", scope.what);
+        let msg = format!(
+            "{}: `{key}` must be {expected}, found {found} {snippet}",
+            scope.what
+        );
         self.error(v.span(), msg);
     }
 
@@ -818,7 +821,11 @@ impl Walker<'_> {
                 match v.get_ref().as_str().and_then(|a| a.parse::<IpAddr>().ok()) {
                     Some(ip) => expect_addresses.push(ip),
                     None => {
-                        let msg = format!("{}: `expect_addresses` entry {} is not an IP address", s.what, self.snippet(&v.span()));
+                        let msg = format!(
+                            "{}: `expect_addresses` entry {} is not an IP address",
+                            s.what,
+                            self.snippet(&v.span())
+                        );
                         self.error(v.span(), msg)
                     }
                 }

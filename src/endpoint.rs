@@ -95,6 +95,15 @@ async fn handle(mut stream: Async<TcpStream>, state: &AgentState) {
                     false,
                 )
             }
+            Err(httparse::Error::TooManyHeaders) => {
+                break (
+                    text(
+                        "431 Request Header Fields Too Large",
+                        "more than 32 request headers\n",
+                    ),
+                    false,
+                )
+            }
             Err(_) => break (text("400 Bad Request", "bad request\n"), false),
         }
     };

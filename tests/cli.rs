@@ -7,7 +7,10 @@ use std::process::{Command, Output};
 use common::*;
 
 fn tether(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tether")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn stderr(o: &Output) -> String {
@@ -19,7 +22,10 @@ fn usage_errors_exit_2_and_say_what_is_wrong() {
     for (args, needle) in [
         (&[][..], "missing command"),
         (&["frobnicate"][..], "unknown command `frobnicate`"),
-        (&["validate", "--json"][..], "--json is not an option of `validate`"),
+        (
+            &["validate", "--json"][..],
+            "--json is not an option of `validate`",
+        ),
         (&["run", "extra"][..], "unexpected argument `extra`"),
         (&["config"][..], "`config` takes one subcommand: default"),
         (&["check", "--check"][..], "--check"),
@@ -29,8 +35,12 @@ fn usage_errors_exit_2_and_say_what_is_wrong() {
         assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
     }
     let v = tether(&["--version"]);
-    assert_eq!(String::from_utf8_lossy(&v.stdout), format!("tether {}\n", env!("CARGO_PKG_VERSION")));
-    assert!(String::from_utf8_lossy(&tether(&["help"]).stdout).contains("check [--check NAME] [--json]"));
+    assert_eq!(
+        String::from_utf8_lossy(&v.stdout),
+        format!("tether {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    assert!(String::from_utf8_lossy(&tether(&["help"]).stdout)
+        .contains("check [--check NAME] [--json]"));
 }
 
 fn write_config(tag: &str, body: &str) -> (std::path::PathBuf, String) {
@@ -51,24 +61,42 @@ fn check_exits_like_a_nagios_plugin() {
     );
     let (dir, cfg) = write_config("nagios", &body);
     let all = tether(&["check", "-c", &cfg]);
-    assert_eq!(all.status.code(), Some(2), "{}", String::from_utf8_lossy(&all.stdout));
+    assert_eq!(
+        all.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&all.stdout)
+    );
     let table = String::from_utf8_lossy(&all.stdout);
     assert!(table.contains("degraded (critical)"), "{table}");
-    assert!(table.lines().any(|l| l.starts_with("down ") && l.contains("connect_refused")), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("down ") && l.contains("connect_refused")),
+        "{table}"
+    );
 
     let one = tether(&["check", "-c", &cfg, "--check", "up", "--json"]);
     assert_eq!(one.status.code(), Some(0));
     let json = String::from_utf8_lossy(&one.stdout);
     assert!(json.starts_with("{\"agent\":"), "{json}");
     assert_eq!(check_field(&json, "up", "status").as_deref(), Some("ok"));
-    assert!(check_field(&json, "down", "status").is_none(), "only the named check runs");
+    assert!(
+        check_field(&json, "down", "status").is_none(),
+        "only the named check runs"
+    );
 
     let missing = tether(&["check", "-c", &cfg, "--check", "nope"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("no check named \"nope\""));
 
     // Maintenance: nothing is alarmed.
-    assert_eq!(tether(&["disable", "-c", &cfg, "--reason", "patching"]).status.code(), Some(0));
+    assert_eq!(
+        tether(&["disable", "-c", &cfg, "--reason", "patching"])
+            .status
+            .code(),
+        Some(0)
+    );
     let flag = std::fs::read_to_string(dir.join("state/disabled")).unwrap();
     assert!(flag.contains("reason=patching"), "{flag}");
     let disabled = tether(&["check", "-c", &cfg]);
@@ -87,6 +115,10 @@ fn status_without_an_agent_says_so() {
     std::fs::write(&p, format!("[agent]\nlisten = \"{closed}\"\n")).unwrap();
     let o = tether(&["status", "-c", &p.to_string_lossy()]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains(&format!("no agent answering on {closed}")), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("no agent answering on {closed}")),
+        "{}",
+        stderr(&o)
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

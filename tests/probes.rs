@@ -17,7 +17,10 @@ use tether::scheduler::run_check;
 
 fn check(body: &str) -> Check {
     let text = format!("[[check]]\nname = \"t\"\ninterval = \"10s\"\n{body}\n");
-    config::parse(&text, "test").unwrap_or_else(|e| panic!("{e}")).checks.remove(0)
+    config::parse(&text, "test")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .checks
+        .remove(0)
 }
 
 fn resolver(nameserver: Option<SocketAddr>) -> Resolver {
@@ -28,12 +31,18 @@ fn resolver(nameserver: Option<SocketAddr>) -> Resolver {
         timeout: Duration::from_millis(400),
         attempts: 2,
     };
-    Resolver::fixed(Hosts::parse("127.0.0.1 fake.test\n::1 fake.test v6only.test\n"), conf)
+    Resolver::fixed(
+        Hosts::parse("127.0.0.1 fake.test\n::1 fake.test v6only.test\n"),
+        conf,
+    )
 }
 
 /// A UDP port nothing listens on.
 fn closed_udp() -> SocketAddr {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 fn run(c: &Check, r: &Resolver) -> Outcome {
@@ -48,7 +57,10 @@ fn assert_reason(o: &Outcome, reason: Reason) {
 #[test]
 fn tcp_open_port_is_ok_and_reports_the_address() {
     let (_l, addr) = open_port();
-    let o = run(&check(&format!("kind = \"tcp\"\ntarget = \"{addr}\"")), &resolver(None));
+    let o = run(
+        &check(&format!("kind = \"tcp\"\ntarget = \"{addr}\"")),
+        &resolver(None),
+    );
     assert_eq!(o.status, Status::Ok, "{o:?}");
     assert_eq!(o.peer, Some(addr));
     assert!(o.phases.get(Phase::Connect) > Duration::ZERO);
@@ -56,14 +68,20 @@ fn tcp_open_port_is_ok_and_reports_the_address() {
 
 #[test]
 fn tcp_closed_port_is_connect_refused() {
-    let o = run(&check(&format!("kind = \"tcp\"\ntarget = \"{}\"", closed_port())), &resolver(None));
+    let o = run(
+        &check(&format!("kind = \"tcp\"\ntarget = \"{}\"", closed_port())),
+        &resolver(None),
+    );
     assert_reason(&o, Reason::ConnectRefused);
 }
 
 #[test]
 fn tcp_full_backlog_is_connect_timeout_at_the_deadline() {
     let fb = full_backlog();
-    let c = check(&format!("kind = \"tcp\"\ntarget = \"{}\"\ntimeout = \"300ms\"", fb.addr));
+    let c = check(&format!(
+        "kind = \"tcp\"\ntarget = \"{}\"\ntimeout = \"300ms\"",
+        fb.addr
+    ));
     let o = run(&c, &resolver(None));
     assert_reason(&o, Reason::ConnectTimeout);
     assert!(o.duration >= Duration::from_millis(300), "{o:?}");
@@ -74,15 +92,26 @@ fn tcp_full_backlog_is_connect_timeout_at_the_deadline() {
 fn tcp_ipv6_literal_and_dual_stack_name() {
     let l = std::net::TcpListener::bind("[::1]:0").unwrap();
     let port = l.local_addr().unwrap().port();
-    let o = run(&check(&format!("kind = \"tcp\"\ntarget = \"[::1]:{port}\"")), &resolver(None));
+    let o = run(
+        &check(&format!("kind = \"tcp\"\ntarget = \"[::1]:{port}\"")),
+        &resolver(None),
+    );
     assert_eq!(o.status, Status::Ok, "{o:?}");
     // fake.test has 127.0.0.1 then ::1: IPv4 is refused, IPv6 answers; the
     // outcome says which address was used.
-    let o = run(&check(&format!("kind = \"tcp\"\ntarget = \"fake.test:{port}\"")), &resolver(None));
+    let o = run(
+        &check(&format!("kind = \"tcp\"\ntarget = \"fake.test:{port}\"")),
+        &resolver(None),
+    );
     assert_eq!(o.status, Status::Ok, "{o:?}");
     assert_eq!(o.peer.unwrap().to_string(), format!("[::1]:{port}"));
     // Pinned to IPv4 it fails, naming the refused address.
-    let o = run(&check(&format!("kind = \"tcp\"\ntarget = \"fake.test:{port}\"\nfamily = \"ipv4\"")), &resolver(None));
+    let o = run(
+        &check(&format!(
+            "kind = \"tcp\"\ntarget = \"fake.test:{port}\"\nfamily = \"ipv4\""
+        )),
+        &resolver(None),
+    );
     assert_reason(&o, Reason::ConnectRefused);
 }
 
@@ -95,14 +124,22 @@ fn tcp_send_and_expect_banner() {
         for mut s in l.incoming().flatten() {
             let mut b = [0u8; 6];
             let _ = s.read_exact(&mut b); // "HELLO\n"
-            let _ = s.write_all(if &b == b"HELLO\n" { b"SSH-2.0-fake\r\n" } else { b"220 smtp\r\n" });
+            let _ = s.write_all(if &b == b"HELLO\n" {
+                b"SSH-2.0-fake\r\n"
+            } else {
+                b"220 smtp\r\n"
+            });
         }
     });
-    let ok = check(&format!("kind = \"tcp\"\ntarget = \"{addr}\"\nsend = \"HELLO\\n\"\nexpect = \"SSH-\""));
+    let ok = check(&format!(
+        "kind = \"tcp\"\ntarget = \"{addr}\"\nsend = \"HELLO\\n\"\nexpect = \"SSH-\""
+    ));
     let o = run(&ok, &resolver(None));
     assert_eq!(o.status, Status::Ok, "{o:?}");
     assert!(o.message.contains("SSH-2.0-fake"), "{}", o.message);
-    let bad = check(&format!("kind = \"tcp\"\ntarget = \"{addr}\"\nsend = \"HOLA!\\n\"\nexpect = \"SSH-\""));
+    let bad = check(&format!(
+        "kind = \"tcp\"\ntarget = \"{addr}\"\nsend = \"HOLA!\\n\"\nexpect = \"SSH-\""
+    ));
     let o = run(&bad, &resolver(None));
     assert_reason(&o, Reason::ExpectMismatch);
     assert!(o.message.contains("220 smtp"), "{}", o.message);
@@ -111,7 +148,12 @@ fn tcp_send_and_expect_banner() {
 #[test]
 fn tcp_expect_from_a_silent_server_times_out_waiting_for_the_first_byte() {
     let addr = silent_server();
-    let o = run(&check(&format!("kind = \"tcp\"\ntarget = \"{addr}\"\nexpect = \"SSH-\"\ntimeout = \"300ms\"")), &resolver(None));
+    let o = run(
+        &check(&format!(
+            "kind = \"tcp\"\ntarget = \"{addr}\"\nexpect = \"SSH-\"\ntimeout = \"300ms\""
+        )),
+        &resolver(None),
+    );
     assert_reason(&o, Reason::Timeout);
     assert!(o.message.contains("during first_byte"), "{}", o.message);
 }
@@ -119,7 +161,9 @@ fn tcp_expect_from_a_silent_server_times_out_waiting_for_the_first_byte() {
 #[test]
 fn http_status_body_headers_and_credentials() {
     let mut unauthorized = reply(401, "no");
-    unauthorized.headers.push(("WWW-Authenticate".into(), "Bearer".into()));
+    unauthorized
+        .headers
+        .push(("WWW-Authenticate".into(), "Bearer".into()));
     let mut chunked = reply(200, "a chunked body that says healthy at the end");
     chunked.chunked = true;
     let (addr, requests) = http_server(vec![
@@ -131,24 +175,46 @@ fn http_status_body_headers_and_credentials() {
         ("/created", reply(201, "")),
     ]);
     let r = resolver(None);
-    let get = |path: &str, extra: &str| run(&check(&format!("kind = \"http\"\nurl = \"http://{addr}{path}\"\n{extra}")), &r);
+    let get = |path: &str, extra: &str| {
+        run(
+            &check(&format!(
+                "kind = \"http\"\nurl = \"http://{addr}{path}\"\n{extra}"
+            )),
+            &r,
+        )
+    };
 
-    let o = get("/healthz", "body_contains = \"ok\"\nheaders = { Authorization = \"Bearer s3cret\" }");
+    let o = get(
+        "/healthz",
+        "body_contains = \"ok\"\nheaders = { Authorization = \"Bearer s3cret\" }",
+    );
     assert_eq!(o.status, Status::Ok, "{o:?}");
     assert!(o.phases.get(Phase::FirstByte) > Duration::ZERO);
     let head = requests.recv_timeout(Duration::from_secs(5)).unwrap();
     assert!(head.starts_with("GET /healthz HTTP/1.1\r\n"), "{head}");
-    assert!(head.contains("\r\nAuthorization: Bearer s3cret\r\n"), "{head}");
+    assert!(
+        head.contains("\r\nAuthorization: Bearer s3cret\r\n"),
+        "{head}"
+    );
     assert!(head.contains(&format!("\r\nHost: {addr}\r\n")), "{head}");
 
-    assert_reason(&get("/healthz", "body_contains = \"healthy\""), Reason::BodyMismatch);
+    assert_reason(
+        &get("/healthz", "body_contains = \"healthy\""),
+        Reason::BodyMismatch,
+    );
     assert_reason(&get("/broken", ""), Reason::HttpStatus);
     assert_reason(&get("/denied", ""), Reason::CredentialsRejected);
     assert_reason(&get("/forbidden", ""), Reason::CredentialsRejected);
     assert_eq!(get("/broken", "expect_status = [503]").status, Status::Ok);
-    assert_eq!(get("/chunked", "body_contains = \"healthy at the end\"").status, Status::Ok);
+    assert_eq!(
+        get("/chunked", "body_contains = \"healthy at the end\"").status,
+        Status::Ok
+    );
     assert_eq!(get("/created", "method = \"HEAD\"").status, Status::Ok);
-    assert_reason(&get("/created", "expect_status = [200]"), Reason::HttpStatus);
+    assert_reason(
+        &get("/created", "expect_status = [200]"),
+        Reason::HttpStatus,
+    );
 }
 
 #[test]
@@ -157,12 +223,24 @@ fn http_redirects_only_when_asked() {
     moved.headers.push(("Location".into(), "/new".into()));
     let mut looping = reply(301, "");
     looping.headers.push(("Location".into(), "/loop".into()));
-    let (addr, _rx) = http_server(vec![("/old", moved), ("/new", reply(200, "here")), ("/loop", looping)]);
+    let (addr, _rx) = http_server(vec![
+        ("/old", moved),
+        ("/new", reply(200, "here")),
+        ("/loop", looping),
+    ]);
     let r = resolver(None);
-    let c = |path: &str, follow: bool| check(&format!("kind = \"http\"\nurl = \"http://{addr}{path}\"\nfollow_redirects = {follow}"));
+    let c = |path: &str, follow: bool| {
+        check(&format!(
+            "kind = \"http\"\nurl = \"http://{addr}{path}\"\nfollow_redirects = {follow}"
+        ))
+    };
     let o = run(&c("/old", false), &r);
     assert_reason(&o, Reason::HttpStatus);
-    assert!(o.message.contains("follow_redirects is off"), "{}", o.message);
+    assert!(
+        o.message.contains("follow_redirects is off"),
+        "{}",
+        o.message
+    );
     let o = run(&c("/old", true), &r);
     assert_eq!(o.status, Status::Ok, "{o:?}");
     assert!(o.message.contains("/new"), "{}", o.message);
@@ -172,7 +250,12 @@ fn http_redirects_only_when_asked() {
 #[test]
 fn http_server_that_never_answers_times_out_without_blocking() {
     let addr = silent_server();
-    let o = run(&check(&format!("kind = \"http\"\nurl = \"http://{addr}/\"\ntimeout = \"300ms\"")), &resolver(None));
+    let o = run(
+        &check(&format!(
+            "kind = \"http\"\nurl = \"http://{addr}/\"\ntimeout = \"300ms\""
+        )),
+        &resolver(None),
+    );
     assert_reason(&o, Reason::Timeout);
 }
 
@@ -182,10 +265,23 @@ fn http_slow_server_within_and_beyond_the_timeout() {
     slow.delay = Duration::from_millis(150);
     let (addr, _rx) = http_server(vec![("/slow", slow)]);
     let r = resolver(None);
-    let o = run(&check(&format!("kind = \"http\"\nurl = \"http://{addr}/slow\"\ntimeout = \"3s\"")), &r);
+    let o = run(
+        &check(&format!(
+            "kind = \"http\"\nurl = \"http://{addr}/slow\"\ntimeout = \"3s\""
+        )),
+        &r,
+    );
     assert_eq!(o.status, Status::Ok, "{o:?}");
-    assert!(o.phases.get(Phase::FirstByte) >= Duration::from_millis(150), "{o:?}");
-    let o = run(&check(&format!("kind = \"http\"\nurl = \"http://{addr}/slow\"\ntimeout = \"50ms\"")), &r);
+    assert!(
+        o.phases.get(Phase::FirstByte) >= Duration::from_millis(150),
+        "{o:?}"
+    );
+    let o = run(
+        &check(&format!(
+            "kind = \"http\"\nurl = \"http://{addr}/slow\"\ntimeout = \"50ms\""
+        )),
+        &r,
+    );
     assert_reason(&o, Reason::Timeout);
 }
 
@@ -211,30 +307,58 @@ fn http_garbage_and_empty_replies() {
 #[test]
 fn http_name_resolution_failure_is_reported_as_dns() {
     let (ns, _) = dns_server(Dns::NxDomain, vec![], vec![]);
-    let o = run(&check("kind = \"http\"\nurl = \"http://nowhere.invalid:8080/\""), &resolver(Some(ns)));
+    let o = run(
+        &check("kind = \"http\"\nurl = \"http://nowhere.invalid:8080/\""),
+        &resolver(Some(ns)),
+    );
     assert_reason(&o, Reason::DnsNxdomain);
 }
 
 #[test]
 fn dns_answers_and_expected_addresses() {
-    let (ns, _) = dns_server(Dns::Answer, vec![[127, 0, 0, 7]], vec![[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]]);
+    let (ns, _) = dns_server(
+        Dns::Answer,
+        vec![[127, 0, 0, 7]],
+        vec![[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]],
+    );
     let r = resolver(Some(ns));
-    let o = run(&check("kind = \"dns\"\nquery = \"db.example\"\nexpect_addresses = [\"127.0.0.7\", \"::1\"]"), &r);
+    let o = run(
+        &check(
+            "kind = \"dns\"\nquery = \"db.example\"\nexpect_addresses = [\"127.0.0.7\", \"::1\"]",
+        ),
+        &r,
+    );
     assert_eq!(o.status, Status::Ok, "{o:?}");
     assert_eq!(o.peer, Some(ns));
     assert!(o.message.contains("127.0.0.7, ::1"), "{}", o.message);
-    let o = run(&check("kind = \"dns\"\nquery = \"db.example\"\nexpect_addresses = [\"127.0.0.8\"]"), &r);
+    let o = run(
+        &check("kind = \"dns\"\nquery = \"db.example\"\nexpect_addresses = [\"127.0.0.8\"]"),
+        &r,
+    );
     assert_reason(&o, Reason::DnsMismatch);
     // Only A records wanted.
-    let o = run(&check("kind = \"dns\"\nquery = \"db.example\"\nrecord = \"A\""), &r);
-    assert!(o.message.ends_with(&format!("127.0.0.7 (nameserver {ns})")), "{}", o.message);
+    let o = run(
+        &check("kind = \"dns\"\nquery = \"db.example\"\nrecord = \"A\""),
+        &r,
+    );
+    assert!(
+        o.message.ends_with(&format!("127.0.0.7 (nameserver {ns})")),
+        "{}",
+        o.message
+    );
     // The hosts file answers first, without asking the server.
     let o = run(&check("kind = \"dns\"\nquery = \"fake.test\""), &r);
     assert!(o.message.contains("hosts file"), "{}", o.message);
     // A TCP probe to a name resolved by the server.
     let (_l, open) = open_port();
     let (ns7, _) = dns_server(Dns::Answer, vec![[127, 0, 0, 1]], vec![]);
-    let o = run(&check(&format!("kind = \"tcp\"\ntarget = \"svc.example:{}\"", open.port())), &resolver(Some(ns7)));
+    let o = run(
+        &check(&format!(
+            "kind = \"tcp\"\ntarget = \"svc.example:{}\"",
+            open.port()
+        )),
+        &resolver(Some(ns7)),
+    );
     assert_eq!(o.status, Status::Ok, "{o:?}");
     assert!(o.phases.get(Phase::Resolve) > Duration::ZERO);
 }
@@ -242,27 +366,51 @@ fn dns_answers_and_expected_addresses() {
 #[test]
 fn dns_nxdomain_servfail_and_silence() {
     let (nx, _) = dns_server(Dns::NxDomain, vec![], vec![]);
-    assert_reason(&run(&check("kind = \"dns\"\nquery = \"nope.example\""), &resolver(Some(nx))), Reason::DnsNxdomain);
+    assert_reason(
+        &run(
+            &check("kind = \"dns\"\nquery = \"nope.example\""),
+            &resolver(Some(nx)),
+        ),
+        Reason::DnsNxdomain,
+    );
     let (sf, _) = dns_server(Dns::ServFail, vec![], vec![]);
-    assert_reason(&run(&check("kind = \"dns\"\nquery = \"x.example\""), &resolver(Some(sf))), Reason::DnsServfail);
+    assert_reason(
+        &run(
+            &check("kind = \"dns\"\nquery = \"x.example\""),
+            &resolver(Some(sf)),
+        ),
+        Reason::DnsServfail,
+    );
     // Silence: 2 attempts × 400 ms, then dns_timeout (before the check's 5 s deadline).
     let (quiet, _) = dns_server(Dns::Silence, vec![], vec![]);
-    let o = run(&check("kind = \"dns\"\nquery = \"x.example\""), &resolver(Some(quiet)));
+    let o = run(
+        &check("kind = \"dns\"\nquery = \"x.example\""),
+        &resolver(Some(quiet)),
+    );
     assert_reason(&o, Reason::DnsTimeout);
     assert!(o.duration >= Duration::from_millis(800), "{o:?}");
     // A deadline shorter than the resolver's patience: still dns_timeout, from the phase.
-    let o = run(&check("kind = \"tcp\"\ntarget = \"x.example:1\"\ntimeout = \"200ms\""), &resolver(Some(quiet)));
+    let o = run(
+        &check("kind = \"tcp\"\ntarget = \"x.example:1\"\ntimeout = \"200ms\""),
+        &resolver(Some(quiet)),
+    );
     assert_reason(&o, Reason::DnsTimeout);
     assert!(o.message.contains("during resolve"), "{}", o.message);
     // Nothing listening on the nameserver's port.
-    let o = run(&check("kind = \"dns\"\nquery = \"x.example\""), &resolver(None));
+    let o = run(
+        &check("kind = \"dns\"\nquery = \"x.example\""),
+        &resolver(None),
+    );
     assert_reason(&o, Reason::DnsError);
 }
 
 #[test]
 fn dns_truncated_reply_is_retried_over_tcp() {
     let (ns, tcp_queries) = dns_server(Dns::Truncated, vec![[127, 0, 0, 9]], vec![]);
-    let o = run(&check("kind = \"dns\"\nquery = \"big.example\"\nrecord = \"A\""), &resolver(Some(ns)));
+    let o = run(
+        &check("kind = \"dns\"\nquery = \"big.example\"\nrecord = \"A\""),
+        &resolver(Some(ns)),
+    );
     assert_eq!(o.status, Status::Ok, "{o:?}");
     assert!(o.message.contains("127.0.0.9"), "{}", o.message);
     assert_eq!(tcp_queries.load(std::sync::atomic::Ordering::Relaxed), 1);
@@ -279,7 +427,10 @@ fn dns_search_list_is_walked_for_short_names() {
     let o = run(&check("kind = \"dns\"\nquery = \"db.other\""), &r);
     assert_eq!(o.status, Status::Ok, "{o:?}");
     // An absolute name skips the search list.
-    assert_reason(&run(&check("kind = \"dns\"\nquery = \"db.\""), &r), Reason::DnsNxdomain);
+    assert_reason(
+        &run(&check("kind = \"dns\"\nquery = \"db.\""), &r),
+        Reason::DnsNxdomain,
+    );
 }
 
 #[test]
@@ -287,6 +438,11 @@ fn dns_explicit_server_bypasses_the_system_resolver() {
     // The resolver's nameserver is silent; the check's own `server` answers.
     let (quiet, _) = dns_server(Dns::Silence, vec![], vec![]);
     let (ns, _) = dns_server(Dns::Answer, vec![[127, 0, 0, 3]], vec![]);
-    let o = run(&check(&format!("kind = \"dns\"\nquery = \"db\"\nserver = \"{ns}\"")), &resolver(Some(quiet)));
+    let o = run(
+        &check(&format!(
+            "kind = \"dns\"\nquery = \"db\"\nserver = \"{ns}\""
+        )),
+        &resolver(Some(quiet)),
+    );
     assert_eq!(o.status, Status::Ok, "{o:?}");
 }

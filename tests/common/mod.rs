@@ -18,7 +18,10 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut cond: impl FnMut() -> Option
         if let Some(v) = cond() {
             return v;
         }
-        assert!(Instant::now() < end, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < end,
+            "timed out after {limit:?} waiting for {what}"
+        );
         thread::sleep(Duration::from_millis(20));
     }
 }
@@ -26,7 +29,11 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut cond: impl FnMut() -> Option
 /// A fresh directory under the system temp dir.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static N: AtomicU64 = AtomicU64::new(0);
-    let d = std::env::temp_dir().join(format!("tether-test-{}-{tag}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let d = std::env::temp_dir().join(format!(
+        "tether-test-{}-{tag}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -56,7 +63,8 @@ pub struct FullBacklog {
 pub fn full_backlog() -> FullBacklog {
     use socket2::{Domain, Socket, Type};
     let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    l.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+    l.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
     l.listen(0).unwrap();
     let addr: SocketAddr = l.local_addr().unwrap().as_socket().unwrap();
     let mut fillers = Vec::new();
@@ -65,7 +73,13 @@ pub fn full_backlog() -> FullBacklog {
         let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
         match s.connect_timeout(&addr.into(), Duration::from_millis(200)) {
             Ok(()) => fillers.push(s),
-            Err(_) => return FullBacklog { addr, _listener: l, _fillers: fillers },
+            Err(_) => {
+                return FullBacklog {
+                    addr,
+                    _listener: l,
+                    _fillers: fillers,
+                }
+            }
         }
     }
     panic!("could not fill the accept queue of {addr}");
@@ -95,7 +109,13 @@ pub struct Reply {
 }
 
 pub fn reply(status: u16, body: &str) -> Reply {
-    Reply { status, headers: vec![], body: body.as_bytes().to_vec(), delay: Duration::ZERO, chunked: false }
+    Reply {
+        status,
+        headers: vec![],
+        body: body.as_bytes().to_vec(),
+        delay: Duration::ZERO,
+        chunked: false,
+    }
 }
 
 /// An HTTP/1.1 server on loopback answering by path; unknown paths get 404.
@@ -103,7 +123,10 @@ pub fn reply(status: u16, body: &str) -> Reply {
 pub fn http_server(routes: Vec<(&str, Reply)>) -> (SocketAddr, mpsc::Receiver<String>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let a = l.local_addr().unwrap();
-    let routes: Vec<(String, Reply)> = routes.into_iter().map(|(p, r)| (p.to_string(), r)).collect();
+    let routes: Vec<(String, Reply)> = routes
+        .into_iter()
+        .map(|(p, r)| (p.to_string(), r))
+        .collect();
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         for mut s in l.incoming().flatten() {
@@ -121,7 +144,11 @@ pub fn http_server(routes: Vec<(&str, Reply)>) -> (SocketAddr, mpsc::Receiver<St
                 let head = String::from_utf8_lossy(&head).to_string();
                 let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
                 let _ = tx.send(head.clone());
-                let r = routes.iter().find(|(p, _)| *p == path).map(|(_, r)| r.clone()).unwrap_or_else(|| reply(404, "nope"));
+                let r = routes
+                    .iter()
+                    .find(|(p, _)| *p == path)
+                    .map(|(_, r)| r.clone())
+                    .unwrap_or_else(|| reply(404, "nope"));
                 thread::sleep(r.delay);
                 let mut out = format!("HTTP/1.1 {} X\r\n", r.status);
                 for (k, v) in &r.headers {
@@ -168,7 +195,11 @@ pub enum Dns {
 
 /// A fake DNS server on one loopback port (UDP and TCP). Answers `a`/`aaaa`
 /// for any name. Returns its address and a counter of TCP queries served.
-pub fn dns_server(mode: Dns, a: Vec<[u8; 4]>, aaaa: Vec<[u8; 16]>) -> (SocketAddr, std::sync::Arc<AtomicU64>) {
+pub fn dns_server(
+    mode: Dns,
+    a: Vec<[u8; 4]>,
+    aaaa: Vec<[u8; 16]>,
+) -> (SocketAddr, std::sync::Arc<AtomicU64>) {
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = udp.local_addr().unwrap();
     let tcp = TcpListener::bind(addr).unwrap();
@@ -180,7 +211,11 @@ pub fn dns_server(mode: Dns, a: Vec<[u8; 4]>, aaaa: Vec<[u8; 16]>) -> (SocketAdd
             if mode == Dns::Silence {
                 continue;
             }
-            let udp_mode = if mode == Dns::Truncated { Dns::Truncated } else { mode };
+            let udp_mode = if mode == Dns::Truncated {
+                Dns::Truncated
+            } else {
+                mode
+            };
             if let Some(r) = dns_answer(&buf[..n], udp_mode, &a, &aaaa) {
                 let _ = udp.send_to(&r, peer);
             }
@@ -226,7 +261,9 @@ fn dns_answer(q: &[u8], mode: Dns, a: &[[u8; 4]], aaaa: &[[u8; 16]]) -> Option<V
     let mut j = 12;
     while j < i {
         let l = q[j] as usize;
-        qname.push_str(&String::from_utf8_lossy(&q[j + 1..(j + 1 + l).min(q.len())]));
+        qname.push_str(&String::from_utf8_lossy(
+            &q[j + 1..(j + 1 + l).min(q.len())],
+        ));
         qname.push('.');
         j += 1 + l;
     }
@@ -304,7 +341,13 @@ impl Agent {
             let a = line.split("local endpoint on ").nth(1)?;
             a.trim().parse::<SocketAddr>().ok()
         });
-        Agent { child, addr, dir, config, log: rx }
+        Agent {
+            child,
+            addr,
+            dir,
+            config,
+            log: rx,
+        }
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {
@@ -316,20 +359,32 @@ impl Agent {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args(["-s", sig, &self.pid().to_string()]).status().unwrap().success();
+        let ok = Command::new("kill")
+            .args(["-s", sig, &self.pid().to_string()])
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "kill -s {sig} failed");
     }
 
     /// Waits (bounded) for a log line containing `needle`.
     pub fn wait_log(&self, needle: &str, limit: Duration) -> String {
         wait_for(&format!("log line containing {needle:?}"), limit, || {
-            self.log.recv_timeout(Duration::from_millis(50)).ok().filter(|l| l.contains(needle))
+            self.log
+                .recv_timeout(Duration::from_millis(50))
+                .ok()
+                .filter(|l| l.contains(needle))
         })
     }
 
     pub fn threads(&self) -> u64 {
         let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        s.lines().find_map(|l| l.strip_prefix("Threads:")).unwrap().trim().parse().unwrap()
+        s.lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
     }
 }
 
@@ -343,7 +398,10 @@ impl Drop for Agent {
 
 /// Puts `listen` and `state_dir` into the `[agent]` table (adding one if needed).
 pub fn with_agent_defaults(body: &str, dir: &std::path::Path) -> String {
-    let extra = format!("listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n", dir.join("state").display());
+    let extra = format!(
+        "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n",
+        dir.join("state").display()
+    );
     if body.contains("[agent]") {
         body.replacen("[agent]\n", &format!("[agent]\n{extra}"), 1)
     } else {
@@ -353,7 +411,10 @@ pub fn with_agent_defaults(body: &str, dir: &std::path::Path) -> String {
 
 /// A blocking GET with a 5 s bound; returns status and body.
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let raw = http_raw(addr, format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    let raw = http_raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+    );
     parse_response(&raw)
 }
 
@@ -367,8 +428,15 @@ pub fn http_raw(addr: SocketAddr, request: &[u8]) -> String {
 }
 
 pub fn parse_response(raw: &str) -> (u16, String) {
-    let status = raw.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -381,5 +449,9 @@ pub fn check_field(status_json: &str, check: &str, key: &str) -> Option<String> 
     let obj = &rest[..end];
     let at = obj.find(&format!("\"{key}\":"))? + key.len() + 3;
     let v = &obj[at..];
-    Some(if let Some(s) = v.strip_prefix('"') { s[..s.find('"')?].to_string() } else { v[..v.find([',', '}'])?].to_string() })
+    Some(if let Some(s) = v.strip_prefix('"') {
+        s[..s.find('"')?].to_string()
+    } else {
+        v[..v.find([',', '}'])?].to_string()
+    })
 }

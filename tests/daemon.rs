@@ -1,0 +1,389 @@
+//! The daemon as a real process (`tether run`) against loopback fakes.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn health_answers_fast_while_probes_hang_on_black_holes() {
+    let fb = full_backlog();
+    let silent = silent_server();
+    let (quiet_dns, _) = dns_server(Dns::Silence, vec![], vec![]);
+    let dir_conf = temp_dir("resolv");
+    let resolv = dir_conf.join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        format!("nameserver {quiet_dns}\noptions timeout:5\n"),
+    )
+    .unwrap();
+    let agent = Agent::start(
+        "blackhole",
+        &format!(
+            "[agent]\ninterval = \"3s\"\ntimeout = \"2s\"\nresolv_conf = \"{}\"\n\n\
+             [[check]]\nname = \"syn-dropped\"\nkind = \"tcp\"\ntarget = \"{}\"\n\n\
+             [[check]]\nname = \"never-answers\"\nkind = \"http\"\nurl = \"http://{silent}/\"\n\n\
+             [[check]]\nname = \"dns-silent\"\nkind = \"tcp\"\ntarget = \"nowhere.example:80\"\n",
+            resolv.display(),
+            fb.addr
+        ),
+    );
+    // While all three probes hang (for 2 s each), /health answers promptly.
+    let until = Instant::now() + Duration::from_millis(2_500);
+    let mut worst = Duration::ZERO;
+    let mut n = 0;
+    while Instant::now() < until {
+        let t = Instant::now();
+        let (code, body) = agent.get("/health");
+        worst = worst.max(t.elapsed());
+        assert_eq!((code, body.as_str()), (200, "ok\n"));
+        n += 1;
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(n > 20);
+    assert!(
+        worst < Duration::from_millis(250),
+        "a /health request took {worst:?} while probes hung"
+    );
+    // And the hung probes end as data with the right reason codes.
+    let json = wait_for(
+        "all three timeouts reported",
+        Duration::from_secs(10),
+        || {
+            let (_, j) = agent.get("/status");
+            (check_field(&j, "syn-dropped", "reason").is_some()
+                && check_field(&j, "never-answers", "reason").is_some()
+                && check_field(&j, "dns-silent", "reason").is_some())
+            .then_some(j)
+        },
+    );
+    assert_eq!(
+        check_field(&json, "syn-dropped", "reason").as_deref(),
+        Some("connect_timeout")
+    );
+    assert_eq!(
+        check_field(&json, "never-answers", "reason").as_deref(),
+        Some("timeout")
+    );
+    assert_eq!(
+        check_field(&json, "dns-silent", "reason").as_deref(),
+        Some("dns_timeout")
+    );
+    let _ = std::fs::remove_dir_all(dir_conf);
+}
+
+#[test]
+fn at_most_two_threads_with_every_probe_kind_running() {
+    let (_l, open) = open_port();
+    let (http, _rx) = http_server(vec![("/", reply(200, "ok"))]);
+    let (ns, _) = dns_server(Dns::Answer, vec![[127, 0, 0, 1]], vec![]);
+    let agent = Agent::start(
+        "threads",
+        &format!(
+            "[agent]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n\
+             [[check]]\nname = \"t\"\nkind = \"tcp\"\ntarget = \"{open}\"\n\n\
+             [[check]]\nname = \"h\"\nkind = \"http\"\nurl = \"http://{http}/\"\n\n\
+             [[check]]\nname = \"d\"\nkind = \"dns\"\nquery = \"x.example\"\nserver = \"{ns}\"\n"
+        ),
+    );
+    wait_for("ready", Duration::from_secs(10), || {
+        (agent.get("/ready").0 == 200).then_some(())
+    });
+    let runs = |j: &str| {
+        check_field(j, "d", "runs")
+            .and_then(|r| r.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    wait_for("three rounds of probes", Duration::from_secs(10), || {
+        (runs(&agent.get("/status").1) >= 3).then_some(())
+    });
+    let threads = agent.threads();
+    assert!(threads <= 2, "{threads} threads");
+    let (_, metrics) = agent.get("/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == format!("tether_process_threads {threads}")),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn ready_turns_200_after_every_check_ran_and_status_reports_it() {
+    let (_l, open) = open_port();
+    let closed = closed_port();
+    let agent = Agent::start(
+        "ready",
+        &format!(
+            "[agent]\ninterval = \"2s\"\ntimeout = \"1s\"\n\n\
+             [[check]]\nname = \"cp\"\nkind = \"tcp\"\nrole = \"control_plane\"\ntarget = \"{open}\"\n\n\
+             [[check]]\nname = \"db\"\nkind = \"tcp\"\ntarget = \"{closed}\"\n"
+        ),
+    );
+    // The second check's first slot is offset by interval/2 (1 s).
+    let (code, body) = agent.get("/ready");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.starts_with("not ready: "), "{body}");
+    wait_for("ready", Duration::from_secs(10), || {
+        (agent.get("/ready").0 == 200).then_some(())
+    });
+    let (_, json) = agent.get("/status");
+    assert!(
+        json.contains("\"status\":\"degraded\",\"severity\":\"critical\""),
+        "{json}"
+    );
+    assert_eq!(check_field(&json, "cp", "status").as_deref(), Some("ok"));
+    assert_eq!(check_field(&json, "db", "status").as_deref(), Some("crit"));
+    assert_eq!(
+        check_field(&json, "db", "reason").as_deref(),
+        Some("connect_refused")
+    );
+    // `tether status` asks the running agent.
+    let cfg = agent.config.to_string_lossy().into_owned();
+    let dir = temp_dir("statuscfg");
+    let p = dir.join("s.toml");
+    std::fs::write(&p, format!("[agent]\nlisten = \"{}\"\n", agent.addr)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(["status", "-c"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{cfg}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(table.contains(": degraded (critical)"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("db ") && l.contains("connect_refused")),
+        "{table}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn endpoint_rejects_what_it_does_not_serve() {
+    let agent = Agent::start("endpoint", "");
+    let raw = |req: &[u8]| parse_response(&http_raw(agent.addr, req)).0;
+    assert_eq!(raw(b"GET /nope HTTP/1.1\r\n\r\n"), 404);
+    assert_eq!(
+        raw(b"POST /health HTTP/1.1\r\nContent-Length: 0\r\n\r\n"),
+        405
+    );
+    assert_eq!(raw(b"\x16\x03\x01garbage\r\n\r\n"), 400);
+    assert_eq!(raw(b"GET / HTTP/1.1\r\nHost\r\n\r\n"), 400);
+    let mut big = b"GET /health HTTP/1.1\r\n".to_vec();
+    big.extend(
+        std::iter::repeat_n(
+            b"X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
+            200,
+        )
+        .flatten(),
+    );
+    big.extend_from_slice(b"\r\n");
+    assert_eq!(raw(&big), 431, "too many headers");
+    let mut long = b"GET /health HTTP/1.1\r\n".to_vec();
+    for _ in 0..20 {
+        long.extend_from_slice(b"X-Pad: ");
+        long.extend(std::iter::repeat_n(b'a', 500));
+        long.extend_from_slice(b"\r\n");
+    }
+    long.extend_from_slice(b"\r\n");
+    assert_eq!(raw(&long), 431, "head over 8 KiB");
+    let head = http_raw(agent.addr, b"HEAD /health HTTP/1.1\r\n\r\n");
+    assert!(
+        head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n"),
+        "{head:?}"
+    );
+    let allow = http_raw(agent.addr, b"DELETE /status HTTP/1.1\r\n\r\n");
+    assert!(allow.contains("\r\nAllow: GET, HEAD\r\n"), "{allow}");
+
+    // A slow client is dropped after a few seconds, and does not hold up others.
+    let mut slow = TcpStream::connect(agent.addr).unwrap();
+    slow.write_all(b"GET /heal").unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(agent.get("/health").0, 200);
+    let t = Instant::now();
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        slow.read(&mut buf).unwrap_or(0),
+        0,
+        "slow client must be closed without a reply"
+    );
+    assert!(t.elapsed() < Duration::from_secs(9));
+
+    // More connections than the cap: the extra ones are closed, /health still answers after.
+    let idle: Vec<TcpStream> = (0..40)
+        .map(|_| TcpStream::connect(agent.addr).unwrap())
+        .collect();
+    let closed = idle
+        .iter()
+        .filter(|s| {
+            let mut s = *s;
+            s.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            matches!(s.read(&mut [0u8; 1]), Ok(0))
+        })
+        .count();
+    assert!(
+        closed >= 8,
+        "only {closed} of 40 idle connections were refused"
+    );
+    drop(idle);
+    wait_for("/health after the flood", Duration::from_secs(10), || {
+        (agent.get("/health").0 == 200).then_some(())
+    });
+}
+
+#[test]
+fn sighup_reloads_keeping_unchanged_checks_and_refuses_invalid_files() {
+    let (_l, open) = open_port();
+    let first = format!("[agent]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n[[check]]\nname = \"keep\"\nkind = \"tcp\"\ntarget = \"{open}\"\n");
+    let agent = Agent::start("reload", &first);
+    let runs = |j: &str, c: &str| {
+        check_field(j, c, "runs")
+            .and_then(|r| r.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    wait_for("two runs", Duration::from_secs(10), || {
+        (runs(&agent.get("/status").1, "keep") >= 2).then_some(())
+    });
+
+    // Invalid: logged, the running configuration stays.
+    std::fs::write(&agent.config, "[agent]\nbogus = 1\n").unwrap();
+    agent.signal("HUP");
+    let line = agent.wait_log("reload refused", Duration::from_secs(5));
+    assert!(line.contains("unknown key `bogus`"), "{line}");
+    let (_, json) = agent.get("/status");
+    assert!(check_field(&json, "keep", "status").is_some());
+    let (_, m) = agent.get("/metrics");
+    assert!(
+        m.contains("\ntether_config_reload_failures_total 1\n"),
+        "{m}"
+    );
+
+    // Valid: a new check appears, the unchanged one keeps its counters.
+    let before = runs(&agent.get("/status").1, "keep");
+    let second = format!(
+        "{first}\n[[check]]\nname = \"new\"\nkind = \"tcp\"\ntarget = \"{}\"\n",
+        closed_port()
+    );
+    std::fs::write(&agent.config, with_agent_defaults(&second, &agent.dir)).unwrap();
+    agent.signal("HUP");
+    agent.wait_log("reloaded", Duration::from_secs(5));
+    let json = wait_for("the new check's first run", Duration::from_secs(10), || {
+        let (_, j) = agent.get("/status");
+        check_field(&j, "new", "reason").is_some().then_some(j)
+    });
+    assert!(
+        runs(&json, "keep") >= before,
+        "state of the unchanged check was lost"
+    );
+    assert_eq!(
+        check_field(&json, "new", "reason").as_deref(),
+        Some("connect_refused")
+    );
+}
+
+#[test]
+fn sigterm_stops_within_5s_with_exit_0() {
+    for sig in ["TERM", "INT"] {
+        let mut agent = Agent::start("term", "");
+        agent.signal(sig);
+        let t = Instant::now();
+        let status = wait_for("exit", Duration::from_secs(5), || {
+            agent.child.try_wait().unwrap()
+        });
+        assert_eq!(status.code(), Some(0), "{sig}");
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn maintenance_mode_via_the_state_directory() {
+    let agent = Agent::start("maint", "[agent]\ninterval = \"1s\"\ntimeout = \"500ms\"\n");
+    let cfg = agent.config.to_string_lossy().into_owned();
+    let out = Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(["disable", "-c", &cfg, "--reason", "upgrade"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    wait_for("disabled", Duration::from_secs(5), || {
+        agent
+            .get("/status")
+            .1
+            .contains("\"status\":\"disabled\"")
+            .then_some(())
+    });
+    Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(["enable", "-c", &cfg])
+        .output()
+        .unwrap();
+    wait_for("enabled", Duration::from_secs(5), || {
+        agent
+            .get("/status")
+            .1
+            .contains("\"status\":\"online\"")
+            .then_some(())
+    });
+}
+
+#[test]
+fn metrics_pass_promtool() {
+    let (_l, open) = open_port();
+    let closed = closed_port();
+    let agent = Agent::start(
+        "promtool",
+        &format!(
+            "[agent]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n\
+             [[check]]\nname = \"ok\"\nkind = \"tcp\"\ntarget = \"{open}\"\n\n\
+             [[check]]\nname = \"bad/quoted\"\nkind = \"tcp\"\ntarget = \"{closed}\"\n"
+        ),
+    );
+    wait_for("ready", Duration::from_secs(10), || {
+        (agent.get("/ready").0 == 200).then_some(())
+    });
+    let (code, metrics) = agent.get("/metrics");
+    assert_eq!(code, 200);
+    for needle in [
+        format!(
+            "tether_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "tether_agent_status{status=\"degraded\"} 1".into(),
+        "tether_check_failures_total{check=\"bad/quoted\",reason=\"connect_refused\"}".into(),
+        "tether_check_phase_duration_seconds{check=\"ok\",phase=\"connect\"}".into(),
+        "tether_check_up{check=\"ok\"} 1".into(),
+    ] {
+        assert!(metrics.contains(&needle), "missing {needle}\n{metrics}");
+    }
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) must be installed: .ci/run installs it");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
