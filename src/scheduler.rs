@@ -26,20 +26,14 @@ use crate::state::AgentState;
 
 /// Runs forever; drop the task to stop it.
 pub async fn run(ex: &'static LocalExecutor<'static>, state: Rc<AgentState>) {
+    let mut flag_checked: Option<Instant> = None;
     loop {
         let now = Instant::now();
         state.last_turn.set(now);
-        let disabled = maintenance::is_disabled(&state.config.borrow().agent.state_dir);
-        if disabled != state.disabled.get() {
-            log::warn!(
-                "maintenance mode {}",
-                if disabled {
-                    "on: nothing is alarmed until `tether enable`"
-                } else {
-                    "off"
-                }
-            );
-            state.disabled.set(disabled);
+        // The maintenance flag is a stat(2): look at most once a second.
+        if flag_checked.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+            flag_checked = Some(now);
+            refresh_maintenance(&state);
         }
         let heartbeat = state.config.borrow().agent.interval;
         let mut wake = now + heartbeat;
@@ -77,6 +71,19 @@ pub async fn run(ex: &'static LocalExecutor<'static>, state: Rc<AgentState>) {
                 Instant::now()
             })
             .await;
+    }
+}
+
+fn refresh_maintenance(state: &AgentState) {
+    let disabled = maintenance::is_disabled(&state.config.borrow().agent.state_dir);
+    if disabled != state.disabled.get() {
+        let what = if disabled {
+            "on: nothing is alarmed until `tether enable`"
+        } else {
+            "off"
+        };
+        log::warn!("maintenance mode {what}");
+        state.disabled.set(disabled);
     }
 }
 

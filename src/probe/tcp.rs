@@ -13,10 +13,10 @@ pub async fn probe(s: &TcpSpec, ctx: &Context<'_>, trace: &Trace) -> Report {
         Ok(st) => st,
         Err(r) => return r,
     };
-    let peer = stream
-        .get_ref()
-        .peer_addr()
-        .map_or_else(|_| s.target.to_string(), |a| a.to_string());
+    // The address connected to, as recorded by `connect` (no getpeername(2)).
+    let peer = trace
+        .peer()
+        .map_or_else(|| s.target.to_string(), |a| a.to_string());
     if let Some(send) = &s.send {
         if let Err(e) = stream.write_all(send).await {
             return Report::crit(io_reason(&e), format!("sending to {peer}: {e}"));
