@@ -245,7 +245,7 @@ fn check(mut config: Config, opts: &Opts) -> i32 {
     }
     let state = AgentState::new(config.clone(), agent::resolver_for(&config));
     let ex = executor();
-    async_io::block_on(ex.run(run_all_once(ex, &state, None)));
+    async_io::block_on(ex.run(run_all_once(ex, &state)));
     let snap = state.snapshot();
     print(&if opts.json {
         snap.to_json()

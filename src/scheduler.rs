@@ -13,7 +13,7 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
-use async_executor::LocalExecutor;
+use async_executor::{LocalExecutor, Task};
 use async_io::Timer;
 use futures_lite::FutureExt;
 
@@ -49,16 +49,7 @@ pub async fn run(ex: &'static LocalExecutor<'static>, state: Rc<AgentState>) {
                         );
                     } else {
                         c.running = true;
-                        let st = state.clone();
-                        let spec = c.spec.clone();
-                        ex.spawn(async move {
-                            let resolver = st.resolver.borrow().clone();
-                            let limit = st.limit.borrow().clone();
-                            let outcome = run_check(&spec, &resolver, &limit, slot).await;
-                            log_outcome(&spec, &outcome);
-                            st.record(&spec, outcome);
-                        })
-                        .detach();
+                        spawn_run(ex, &state, c.spec.clone(), slot).detach();
                     }
                     c.next = next_slot(slot, c.spec.interval, now);
                 }
@@ -150,30 +141,35 @@ pub async fn until<T>(at: Instant, fut: impl std::future::Future<Output = T>) ->
         .await
 }
 
-/// Runs every given check once, concurrently under the cap (`tether check`).
-pub async fn run_all_once(
+/// One run of `spec` at `slot` as its own task, recorded into `state` when done.
+fn spawn_run(
     ex: &'static LocalExecutor<'static>,
     state: &Rc<AgentState>,
-    only: Option<&str>,
-) {
+    spec: Check,
+    slot: Instant,
+) -> Task<()> {
+    let state = state.clone();
+    ex.spawn(async move {
+        let resolver = state.resolver.borrow().clone();
+        let limit = state.limit.borrow().clone();
+        let outcome = run_check(&spec, &resolver, &limit, slot).await;
+        log_outcome(&spec, &outcome);
+        state.record(&spec, outcome);
+    })
+}
+
+/// Runs every check once, concurrently under the cap (`tether check`).
+pub async fn run_all_once(ex: &'static LocalExecutor<'static>, state: &Rc<AgentState>) {
     let specs: Vec<Check> = state
         .checks
         .borrow()
         .iter()
         .map(|c| c.spec.clone())
-        .filter(|c| only.is_none_or(|n| c.name == n))
         .collect();
-    let tasks: Vec<_> = specs
+    let now = Instant::now();
+    let tasks: Vec<Task<()>> = specs
         .into_iter()
-        .map(|spec| {
-            let st = state.clone();
-            ex.spawn(async move {
-                let resolver = st.resolver.borrow().clone();
-                let limit = st.limit.borrow().clone();
-                let outcome = run_check(&spec, &resolver, &limit, Instant::now()).await;
-                st.record(&spec, outcome);
-            })
-        })
+        .map(|spec| spawn_run(ex, state, spec, now))
         .collect();
     for t in tasks {
         t.await;

@@ -99,7 +99,7 @@ impl AgentState {
             status,
             severity,
             disabled,
-            ready: checks.iter().all(|c| c.health.status.is_some()),
+            ready: self.ready(),
             now: SystemTime::now(),
             checks: checks
                 .iter()
