@@ -177,23 +177,14 @@ pub async fn run_all_once(ex: &'static LocalExecutor<'static>, state: &Rc<AgentS
 }
 
 fn log_outcome(spec: &Check, o: &Outcome) {
-    match o.reason {
-        None => log::debug!(
-            "check {}: {} in {:?}: {}",
-            spec.name,
-            o.status.as_str(),
-            o.duration,
-            o.message
-        ),
-        Some(r) => log::info!(
-            "check {}: {} {} in {:?}: {}",
-            spec.name,
-            o.status.as_str(),
-            r.code(),
-            o.duration,
-            o.message
-        ),
-    }
+    let reason = o.reason.map_or("", |r| r.code());
+    log::debug!(
+        "check {}: {} {reason} in {:?}: {}",
+        spec.name,
+        o.status.as_str(),
+        o.duration,
+        o.message
+    );
 }
 
 #[cfg(test)]

@@ -78,7 +78,39 @@ impl AgentState {
         let mut checks = self.checks.borrow_mut();
         if let Some(c) = checks.iter_mut().find(|c| c.spec == *spec) {
             c.running = false;
+            let (before, flapping) = (c.health.status, c.health.flapping);
+            let why = outcome.reason.map_or(String::new(), |r| {
+                format!(" ({}: {})", r.code(), outcome.message)
+            });
             c.health.record(outcome, spec.fall, spec.rise);
+            // State changes are what an operator reads in the journal; every
+            // single result is at debug level (scheduler).
+            if let Some(after) = c.health.status.filter(|a| before != Some(*a)) {
+                let from = before.map_or("pending", |b| b.as_str());
+                let level = if after == crate::probe::Status::Ok {
+                    log::Level::Info
+                } else {
+                    log::Level::Warn
+                };
+                log::log!(
+                    level,
+                    "check {}: {from} -> {}{why}",
+                    spec.name,
+                    after.as_str()
+                );
+            }
+            if c.health.flapping != flapping {
+                let what = if c.health.flapping {
+                    "started"
+                } else {
+                    "stopped"
+                };
+                log::warn!(
+                    "check {}: {what} flapping ({:.0}% state changes)",
+                    spec.name,
+                    c.health.flap_percent
+                );
+            }
         }
     }
 
