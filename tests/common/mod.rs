@@ -200,9 +200,16 @@ pub fn dns_server(
     a: Vec<[u8; 4]>,
     aaaa: Vec<[u8; 16]>,
 ) -> (SocketAddr, std::sync::Arc<AtomicU64>) {
-    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).unwrap();
+    // One port number for both protocols: take a free TCP port, then the same
+    // UDP port; another test may hold either, so retry with a new pair.
+    let (udp, tcp, addr) = (0..100)
+        .find_map(|_| {
+            let tcp = TcpListener::bind("127.0.0.1:0").ok()?;
+            let addr = tcp.local_addr().ok()?;
+            let udp = UdpSocket::bind(addr).ok()?;
+            Some((udp, tcp, addr))
+        })
+        .expect("no port free for both UDP and TCP");
     let tcp_count = std::sync::Arc::new(AtomicU64::new(0));
     let (a2, aaaa2) = (a.clone(), aaaa.clone());
     thread::spawn(move || {
