@@ -90,8 +90,19 @@ fn tcp_full_backlog_is_connect_timeout_at_the_deadline() {
 
 #[test]
 fn tcp_ipv6_literal_and_dual_stack_name() {
-    let l = std::net::TcpListener::bind("[::1]:0").unwrap();
-    let port = l.local_addr().unwrap().port();
+    // A port listening on ::1 whose IPv4 twin is bound but not listening, so
+    // connects to 127.0.0.1 are refused whatever else runs on this machine.
+    let (_l, _v4, port) = (0..100)
+        .find_map(|_| {
+            let l = std::net::TcpListener::bind("[::1]:0").ok()?;
+            let port = l.local_addr().ok()?.port();
+            let v4 =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+            v4.bind(&SocketAddr::from(([127, 0, 0, 1], port)).into())
+                .ok()?;
+            Some((l, v4, port))
+        })
+        .expect("a port free on both families");
     let o = run(
         &check(&format!("kind = \"tcp\"\ntarget = \"[::1]:{port}\"")),
         &resolver(None),
