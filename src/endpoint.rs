@@ -148,16 +148,14 @@ fn route(method: &str, target: &str, state: &AgentState) -> Response {
             }
         }
         "/ready" => {
-            let checks = state.checks.borrow();
-            let pending = checks.iter().filter(|c| c.health.status.is_none()).count();
+            let (pending, total) = state.pending();
             if pending == 0 {
                 text("200 OK", "ready\n")
             } else {
                 text(
                     "503 Service Unavailable",
                     format!(
-                        "not ready: {pending} of {} checks have not completed a first run\n",
-                        checks.len()
+                        "not ready: {pending} of {total} checks have not completed a first run\n"
                     ),
                 )
             }

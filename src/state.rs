@@ -79,14 +79,17 @@ impl AgentState {
         if let Some(c) = checks.iter_mut().find(|c| c.spec == *spec) {
             c.running = false;
             let (before, flapping) = (c.health.status, c.health.flapping);
-            let why = outcome.reason.map_or(String::new(), |r| {
-                format!(" ({}: {})", r.code(), outcome.message)
-            });
             c.health.record(outcome, spec.fall, spec.rise);
             // State changes are what an operator reads in the journal; every
             // single result is at debug level (scheduler).
             if let Some(after) = c.health.status.filter(|a| before != Some(*a)) {
                 let from = before.map_or("pending", |b| b.as_str());
+                let why = c
+                    .health
+                    .last
+                    .as_ref()
+                    .and_then(|o| Some(format!(" ({}: {})", o.reason?.code(), o.message)));
+                let why = why.unwrap_or_default();
                 let level = if after == crate::probe::Status::Ok {
                     log::Level::Info
                 } else {
@@ -114,12 +117,16 @@ impl AgentState {
         }
     }
 
+    /// (checks without a completed first run, all checks).
+    pub fn pending(&self) -> (usize, usize) {
+        let checks = self.checks.borrow();
+        let pending = checks.iter().filter(|c| c.health.status.is_none()).count();
+        (pending, checks.len())
+    }
+
     /// Ready once every check has completed its first run.
     pub fn ready(&self) -> bool {
-        self.checks
-            .borrow()
-            .iter()
-            .all(|c| c.health.status.is_some())
+        self.pending().0 == 0
     }
 
     pub fn snapshot(&self) -> Snapshot {
