@@ -89,6 +89,36 @@ fn tcp_full_backlog_is_connect_timeout_at_the_deadline() {
 }
 
 #[test]
+fn tcp_connect_that_has_to_wait_completes_through_the_reactor() {
+    // The first SYN is dropped (full queue); once the probe is seen waiting
+    // in SYN_SENT, room is made, and the kernel's retransmitted SYN (1 s
+    // later) is answered. The probe must have waited, not taken the
+    // connect-completed-at-once path.
+    let fb = full_backlog();
+    let c = check(&format!(
+        "kind = \"tcp\"\ntarget = \"{}\"\ntimeout = \"5s\"",
+        fb.addr
+    ));
+    let addr = fb.addr;
+    let drain = std::thread::spawn(move || {
+        wait_for(
+            "the probe's SYN_SENT socket",
+            Duration::from_secs(5),
+            || syn_sent_to(addr).then_some(()),
+        );
+        fb.accept_one();
+        fb
+    });
+    let o = run(&c, &resolver(None));
+    drain.join().unwrap();
+    assert_eq!(o.status, Status::Ok, "{o:?}");
+    assert!(
+        o.phases.get(Phase::Connect) >= Duration::from_millis(500),
+        "{o:?}"
+    );
+}
+
+#[test]
 fn tcp_ipv6_literal_and_dual_stack_name() {
     // A port listening on ::1 whose IPv4 twin is bound but not listening, so
     // connects to 127.0.0.1 are refused whatever else runs on this machine.

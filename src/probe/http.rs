@@ -13,9 +13,13 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub async fn probe(s: &HttpSpec, ctx: &Context<'_>, trace: &Trace) -> Report {
     let mut url = s.url.clone();
     for hop in 0..=MAX_REDIRECTS {
-        let mut stream = match connect(&url.host, url.port, s.family, ctx, trace).await {
-            Ok(st) => st,
+        let conn = match connect(&url.host, url.port, s.family, ctx, trace).await {
+            Ok(c) => c,
             Err(r) => return r,
+        };
+        let mut stream = match conn.into_async() {
+            Ok(st) => st,
+            Err(e) => return Report::crit(io_reason(&e), format!("{url}: {e}")),
         };
         let host = url.host_header();
         let req = Request {

@@ -9,14 +9,21 @@ use crate::net::connect;
 use crate::probe::{io_reason, Context, Phase, Reason, Report, Trace};
 
 pub async fn probe(s: &TcpSpec, ctx: &Context<'_>, trace: &Trace) -> Report {
-    let mut stream = match connect(&s.target.host, s.target.port, s.family, ctx, trace).await {
-        Ok(st) => st,
+    let conn = match connect(&s.target.host, s.target.port, s.family, ctx, trace).await {
+        Ok(c) => c,
         Err(r) => return r,
     };
     // The address connected to, as recorded by `connect` (no getpeername(2)).
     let peer = trace
         .peer()
         .map_or_else(|| s.target.to_string(), |a| a.to_string());
+    if s.send.is_none() && s.expect.is_none() {
+        return Report::ok(format!("connected to {peer}"));
+    }
+    let mut stream = match conn.into_async() {
+        Ok(st) => st,
+        Err(e) => return Report::crit(io_reason(&e), format!("{peer}: {e}")),
+    };
     if let Some(send) = &s.send {
         if let Err(e) = stream.write_all(send).await {
             return Report::crit(io_reason(&e), format!("sending to {peer}: {e}"));

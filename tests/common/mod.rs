@@ -56,8 +56,28 @@ pub fn closed_port() -> SocketAddr {
 /// connect hangs until its deadline, like a black-holed host.
 pub struct FullBacklog {
     pub addr: SocketAddr,
-    _listener: socket2::Socket,
+    pub listener: socket2::Socket,
     _fillers: Vec<socket2::Socket>,
+}
+
+impl FullBacklog {
+    /// Makes room in the accept queue: the next SYN is answered.
+    pub fn accept_one(&self) {
+        self.listener.accept().unwrap();
+    }
+}
+
+/// Whether some socket is in SYN_SENT towards `addr` (an IPv4 loopback address).
+pub fn syn_sent_to(addr: SocketAddr) -> bool {
+    let port = format!(":{:04X}", addr.port());
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[2].ends_with(&port) && f[3] == "02"
+        })
 }
 
 pub fn full_backlog() -> FullBacklog {
@@ -76,7 +96,7 @@ pub fn full_backlog() -> FullBacklog {
             Err(_) => {
                 return FullBacklog {
                     addr,
-                    _listener: l,
+                    listener: l,
                     _fillers: fillers,
                 }
             }
