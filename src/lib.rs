@@ -2,6 +2,7 @@
 //! to files; `main.rs` only parses arguments and calls [`cli::main`].
 
 pub mod agent;
+pub mod alarm;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -2,6 +2,7 @@
 //! JSON of `GET /status` and `tether check --json`, the table of
 //! `tether status` and `tether check`, and the Nagios exit code.
 
+use std::rc::Rc;
 use std::time::SystemTime;
 
 use crate::clock::rfc3339;
@@ -11,7 +12,7 @@ use crate::json::Json;
 use crate::probe::{Phase, Status};
 
 pub struct CheckView {
-    pub spec: Check,
+    pub spec: Rc<Check>,
     pub health: CheckHealth,
 }
 

@@ -17,6 +17,7 @@ use async_executor::{LocalExecutor, Task};
 use async_io::Timer;
 use futures_lite::FutureExt;
 
+use crate::alarm::Alarm;
 use crate::config::Check;
 use crate::limit::Limit;
 use crate::maintenance;
@@ -27,6 +28,7 @@ use crate::state::AgentState;
 /// Runs forever; drop the task to stop it.
 pub async fn run(ex: &'static LocalExecutor<'static>, state: Rc<AgentState>) {
     let mut flag_checked: Option<Instant> = None;
+    let alarm = Alarm::new();
     loop {
         let now = Instant::now();
         state.last_turn.set(now);
@@ -56,10 +58,10 @@ pub async fn run(ex: &'static LocalExecutor<'static>, state: Rc<AgentState>) {
                 wake = wake.min(c.next);
             }
         }
-        Timer::at(wake)
+        alarm
+            .sleep_until(wake)
             .or(async {
                 state.wake.wait().await;
-                Instant::now()
             })
             .await;
     }
@@ -145,7 +147,7 @@ pub async fn until<T>(at: Instant, fut: impl std::future::Future<Output = T>) ->
 fn spawn_run(
     ex: &'static LocalExecutor<'static>,
     state: &Rc<AgentState>,
-    spec: Check,
+    spec: Rc<Check>,
     slot: Instant,
 ) -> Task<()> {
     let state = state.clone();
@@ -160,7 +162,7 @@ fn spawn_run(
 
 /// Runs every check once, concurrently under the cap (`tether check`).
 pub async fn run_all_once(ex: &'static LocalExecutor<'static>, state: &Rc<AgentState>) {
-    let specs: Vec<Check> = state
+    let specs: Vec<Rc<Check>> = state
         .checks
         .borrow()
         .iter()

