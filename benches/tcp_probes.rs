@@ -7,6 +7,11 @@
 //! completed (the sum of tether_check_runs_total), its peak RSS (VmHWM) and its thread count.
 //! Goals: CPU per probe <= 60 us, peak RSS <= 3 MiB, threads <= 2.
 //!
+//! Then the floor, in the same run against the same listeners: blocking
+//! connect(2)+close(2) from one thread of this process, started in the same
+//! groups as tether's schedule (checks sharing a `SPREAD_GRID` slot start
+//! together), its on-CPU time divided by its connects.
+//!
 //! Run: cargo bench --bench tcp_probes
 //! The musl build: cargo build --release --target x86_64-unknown-linux-musl &&
 //!   TETHER_BIN=target/x86_64-unknown-linux-musl/release/tether cargo bench --bench tcp_probes
@@ -38,6 +43,7 @@ fn main() {
         ));
         listeners.push(l);
     }
+    let targets: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
     // Accept and close, so no accept queue fills during the run.
     for l in listeners {
         std::thread::spawn(move || {
@@ -64,10 +70,12 @@ fn main() {
     // With log_level = warn there is no start line; find the port in /proc.
     let addr = wait_listen_addr(pid);
     let start_cpu = cpu_seconds(pid);
+    let start_threads = thread_cpu(pid);
     let start_runs = total_runs(addr);
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(seconds)); // the measurement window
     let cpu = cpu_seconds(pid) - start_cpu;
+    let end_threads = thread_cpu(pid);
     let runs = total_runs(addr) - start_runs;
     let elapsed = t0.elapsed().as_secs_f64();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -99,6 +107,77 @@ fn main() {
         kb("VmRSS:") as f64 / 1024.0
     );
     println!("  threads            {threads}   (goal <= 2)");
+    for (name, ns) in &end_threads {
+        let before = start_threads
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, b)| *b);
+        let us = (ns - before) as f64 / 1e3 / runs.max(1) as f64;
+        println!("    thread {name:<14} {us:.1} us per probe");
+    }
+    let floor = floor_us(&targets, seconds.min(10));
+    println!(
+        "  floor              {floor:.1} us per connect+close (blocking, same targets, same groups)"
+    );
+    println!(
+        "  tether - floor     {:.1} us per probe",
+        per_probe_us - floor
+    );
+}
+
+/// On-CPU microseconds per blocking connect+close, one thread, `targets`
+/// started in the groups tether's schedule uses, once a second each.
+fn floor_us(targets: &[SocketAddr], seconds: u64) -> f64 {
+    let grid = tether::state::SPREAD_GRID;
+    let slots = (Duration::from_secs(1).as_nanos() / grid.as_nanos()).max(1) as usize;
+    let per_slot = targets.len().div_ceil(slots);
+    let start = Instant::now();
+    let cpu0 = thread_self_ns();
+    let mut n = 0u64;
+    'run: for tick in 0.. {
+        let at = start + grid * tick as u32;
+        if let Some(d) = at.checked_duration_since(Instant::now()) {
+            std::thread::sleep(d);
+        }
+        if start.elapsed() >= Duration::from_secs(seconds) {
+            break 'run;
+        }
+        let first = (tick as usize % slots) * per_slot;
+        for a in targets.iter().skip(first).take(per_slot) {
+            drop(TcpStream::connect(a).unwrap());
+            n += 1;
+        }
+    }
+    (thread_self_ns() - cpu0) as f64 / 1e3 / n.max(1) as f64
+}
+
+fn thread_self_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Each thread's name (tid:comm) and on-CPU nanoseconds.
+fn thread_cpu(pid: u32) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        let s = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+        let ns = s
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let tid = t.file_name().to_string_lossy().into_owned();
+        out.push((format!("{tid}:{}", comm.trim()), ns));
+    }
+    out
 }
 
 /// On-CPU time of every thread of the process, in seconds, from
