@@ -10,20 +10,41 @@ pub fn unix_seconds(t: SystemTime) -> f64 {
         .as_secs_f64()
 }
 
+/// Seconds since the Unix epoch, negative before it.
+pub fn unix_secs(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    }
+}
+
 /// `2026-11-21T19:53:30Z` (whole seconds, UTC).
 pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
+    rfc3339_unix(unix_secs(t).max(0))
+}
+
+/// [`rfc3339`] of Unix seconds (any sign).
+pub fn rfc3339_unix(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// Howard Hinnant's `days_from_civil`: (year, month 1-12, day 1-31) to days
+/// since 1970-01-01.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
@@ -51,5 +72,15 @@ mod tests {
         assert_eq!(rfc3339(t), "2026-11-21T19:53:30Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339_unix(-86_400), "1969-12-31T00:00:00Z");
+    }
+
+    #[test]
+    fn days_from_civil_inverts_civil_from_days() {
+        for z in [-800_000i64, -1, 0, 1, 11_016, 20_778, 2_932_896] {
+            let (y, m, d) = civil_from_days(z);
+            assert_eq!(days_from_civil(y, m, d), z, "{y}-{m}-{d}");
+        }
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
     }
 }

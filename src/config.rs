@@ -102,6 +102,8 @@ pub enum ProbeSpec {
     Tcp(TcpSpec),
     Http(HttpSpec),
     Dns(DnsSpec),
+    Tls(TlsSpec),
+    CertFile(CertFileSpec),
 }
 
 impl ProbeSpec {
@@ -110,6 +112,17 @@ impl ProbeSpec {
             ProbeSpec::Tcp(_) => "tcp",
             ProbeSpec::Http(_) => "http",
             ProbeSpec::Dns(_) => "dns",
+            ProbeSpec::Tls(_) => "tls",
+            ProbeSpec::CertFile(_) => "cert_file",
+        }
+    }
+
+    /// TLS settings, for the kinds that make TLS connections.
+    pub fn tls(&self) -> Option<&TlsOptions> {
+        match self {
+            ProbeSpec::Http(s) => Some(&s.tls),
+            ProbeSpec::Tls(s) => Some(&s.tls),
+            _ => None,
         }
     }
 
@@ -119,6 +132,8 @@ impl ProbeSpec {
             ProbeSpec::Tcp(s) => s.target.to_string(),
             ProbeSpec::Http(s) => s.url.to_string(),
             ProbeSpec::Dns(s) => s.query.clone(),
+            ProbeSpec::Tls(s) => s.target.to_string(),
+            ProbeSpec::CertFile(s) => s.path.display().to_string(),
         }
     }
 }
@@ -160,6 +175,51 @@ pub struct HttpSpec {
     /// Follow up to [`MAX_REDIRECTS`] redirects; off by default.
     pub follow_redirects: bool,
     pub family: Family,
+    /// For `https://` URLs.
+    pub tls: TlsOptions,
+}
+
+/// How a check makes TLS connections.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TlsOptions {
+    /// Trusted in addition to the built-in Mozilla set.
+    pub ca_file: Option<CaFile>,
+    /// Complete the handshake whatever the certificate; said in the check's
+    /// status and in `/metrics`.
+    pub insecure_skip_verify: bool,
+    /// SNI and the name the certificate must match, when not the host.
+    pub server_name: Option<String>,
+}
+
+/// A `ca_file`, read when the configuration is loaded (so `tether validate`
+/// finds a bad one); a reload reads it again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CaFile {
+    pub path: PathBuf,
+    pub certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+}
+
+/// Expiry thresholds shared by `tls` and `cert_file`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Expiry {
+    /// warn when fewer than this many days remain (default 10).
+    pub warn_days: u32,
+    /// crit when fewer than this many days remain (default 0: expired).
+    pub crit_days: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsSpec {
+    pub target: HostPort,
+    pub family: Family,
+    pub tls: TlsOptions,
+    pub expiry: Expiry,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CertFileSpec {
+    pub path: PathBuf,
+    pub expiry: Expiry,
 }
 
 pub const MAX_REDIRECTS: usize = 10;
@@ -270,9 +330,22 @@ const HTTP_KEYS: &[&str] = &[
     "headers",
     "follow_redirects",
     "family",
+    "ca_file",
+    "insecure_skip_verify",
+    "server_name",
 ];
+const TLS_KEYS: &[&str] = &[
+    "target",
+    "family",
+    "ca_file",
+    "insecure_skip_verify",
+    "server_name",
+    "warn_days",
+    "crit_days",
+];
+const CERT_FILE_KEYS: &[&str] = &["path", "warn_days", "crit_days"];
 const DNS_KEYS: &[&str] = &["query", "record", "server", "expect_addresses"];
-const KINDS: &[&str] = &["tcp", "http", "dns"];
+const KINDS: &[&str] = &["tcp", "http", "dns", "tls", "cert_file"];
 
 /// Walks the parsed tree, converting values and collecting errors.
 struct Walker<'s> {
@@ -625,6 +698,8 @@ impl Walker<'_> {
             Some("tcp") => TCP_KEYS,
             Some("http") => HTTP_KEYS,
             Some("dns") => DNS_KEYS,
+            Some("tls") => TLS_KEYS,
+            Some("cert_file") => CERT_FILE_KEYS,
             _ => &[],
         };
         if kind.is_some() {
@@ -654,6 +729,8 @@ impl Walker<'_> {
             Some("tcp") => self.tcp(&s, &span).map(ProbeSpec::Tcp),
             Some("http") => self.http(&s, &span).map(ProbeSpec::Http),
             Some("dns") => self.dns(&s, &span).map(ProbeSpec::Dns),
+            Some("tls") => self.tls(&s, &span).map(ProbeSpec::Tls),
+            Some("cert_file") => self.cert_file(&s, &span).map(ProbeSpec::CertFile),
             _ => None,
         };
         let interval_v = interval.unwrap_or(agent.interval);
@@ -789,6 +866,7 @@ impl Walker<'_> {
         }
         let follow_redirects = self.boolean(s, "follow_redirects").unwrap_or(false);
         let family = self.family(s, "family", ["any", "ipv4", "ipv6"]);
+        let tls = self.tls_options(s);
         Some(HttpSpec {
             url: url?,
             method,
@@ -797,6 +875,71 @@ impl Walker<'_> {
             headers,
             follow_redirects,
             family,
+            tls,
+        })
+    }
+
+    fn tls_options(&mut self, s: &Scope) -> TlsOptions {
+        let ca_file = self.parsed(s, "ca_file", |p| {
+            let path = absolute_path(p)?;
+            let pem = std::fs::read(&path).map_err(|e| format!("{p}: {e}"))?;
+            let certs = crate::tls::load_pem_certs(&pem).map_err(|e| format!("{p}: {e}"))?;
+            Ok(CaFile { path, certs })
+        });
+        let server_name = self.parsed(s, "server_name", |n| {
+            if is_dns_name(n) || n.parse::<IpAddr>().is_ok() {
+                Ok(n.to_ascii_lowercase())
+            } else {
+                Err(format!("`{n}` is not a DNS name or an IP address"))
+            }
+        });
+        TlsOptions {
+            ca_file,
+            insecure_skip_verify: self.boolean(s, "insecure_skip_verify").unwrap_or(false),
+            server_name,
+        }
+    }
+
+    fn expiry(&mut self, s: &Scope) -> Expiry {
+        let warn_days = self.integer(s, "warn_days", 0, 3650).map_or(10, |d| d as u32);
+        let crit_days = self.integer(s, "crit_days", 0, 3650).map_or(0, |d| d as u32);
+        if crit_days > warn_days {
+            let at = s.get("crit_days").or(s.get("warn_days")).map(|v| v.span());
+            if let Some(at) = at {
+                let msg = format!(
+                    "{}: `crit_days` ({crit_days}) must not be more than `warn_days` ({warn_days})",
+                    s.what
+                );
+                self.error(at, msg);
+            }
+        }
+        Expiry {
+            warn_days,
+            crit_days,
+        }
+    }
+
+    fn tls(&mut self, s: &Scope, span: &Range<usize>) -> Option<TlsSpec> {
+        let target = self.parsed(s, "target", HostPort::parse);
+        let target = self.required(s, span, "target", target);
+        let family = self.family(s, "family", ["any", "ipv4", "ipv6"]);
+        let tls = self.tls_options(s);
+        let expiry = self.expiry(s);
+        Some(TlsSpec {
+            target: target?,
+            family,
+            tls,
+            expiry,
+        })
+    }
+
+    fn cert_file(&mut self, s: &Scope, span: &Range<usize>) -> Option<CertFileSpec> {
+        let path = self.parsed(s, "path", absolute_path);
+        let path = self.required(s, span, "path", path);
+        let expiry = self.expiry(s);
+        Some(CertFileSpec {
+            path: path?,
+            expiry,
         })
     }
 

@@ -238,6 +238,7 @@ mod tests {
             phases: Phases::default(),
             peer: None,
             at: UNIX_EPOCH + Duration::from_secs(t),
+            detail: Default::default(),
         }
     }
 

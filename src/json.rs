@@ -116,6 +116,10 @@ impl Json {
         self.raw(k, &v.to_string())
     }
 
+    pub fn int(&mut self, k: Option<&str>, v: i64) -> &mut Self {
+        self.raw(k, &v.to_string())
+    }
+
     pub fn float(&mut self, k: Option<&str>, v: f64) -> &mut Self {
         if v.is_finite() {
             self.raw(k, &format!("{v}"))

@@ -23,4 +23,6 @@ pub mod resolve;
 pub mod scheduler;
 pub mod state;
 pub mod target;
+pub mod tls;
 pub mod url;
+pub mod x509;

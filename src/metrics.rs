@@ -268,6 +268,50 @@ pub fn render(s: &Snapshot, x: &Extra) -> String {
         );
     }
     o.family(
+        "check_tls_verify_skipped",
+        "gauge",
+        "1 for a check with insecure_skip_verify = true: its certificates are not enforced.",
+    );
+    for c in &s.checks {
+        if let Some(t) = c.spec.probe.tls() {
+            o.sample(
+                "check_tls_verify_skipped",
+                &[("check", &c.spec.name)],
+                flag(t.insecure_skip_verify),
+            );
+        }
+    }
+    let certs: Vec<_> = s
+        .checks
+        .iter()
+        .filter_map(|c| {
+            let cert = c.health.last.as_ref()?.detail.cert.as_ref()?;
+            Some((c.spec.name.as_str(), cert))
+        })
+        .collect();
+    o.family(
+        "check_cert_not_after_timestamp_seconds",
+        "gauge",
+        "notAfter of the certificate last seen (tls, https) or read (cert_file), Unix time.",
+    );
+    for (name, cert) in &certs {
+        o.sample(
+            "check_cert_not_after_timestamp_seconds",
+            &[("check", name)],
+            cert.info.not_after as f64,
+        );
+    }
+    o.family(
+        "check_cert_verified",
+        "gauge",
+        "1 if the certificate last seen verified (chain, dates, name), 0 if not.",
+    );
+    for (name, cert) in &certs {
+        if let Some(v) = cert.verified {
+            o.sample("check_cert_verified", &[("check", name)], flag(v));
+        }
+    }
+    o.family(
         "check_failures_total",
         "counter",
         "Non-ok results by reason code.",

@@ -5,7 +5,7 @@
 use std::rc::Rc;
 use std::time::SystemTime;
 
-use crate::clock::rfc3339;
+use crate::clock::{rfc3339, rfc3339_unix};
 use crate::config::Check;
 use crate::health::{AgentStatus, CheckHealth, Severity, FLAP_HINT};
 use crate::json::Json;
@@ -62,6 +62,9 @@ impl Snapshot {
                     h.last_success_age(self.now),
                 )
                 .uint(Some("runs"), h.runs);
+            if let Some(t) = c.spec.probe.tls() {
+                j.bool(Some("insecure_skip_verify"), t.insecure_skip_verify);
+            }
             match &h.last {
                 None => {
                     j.opt_str(Some("last"), None);
@@ -78,7 +81,28 @@ impl Snapshot {
                     for p in Phase::ALL {
                         j.float(Some(p.as_str()), o.phases.get(p).as_secs_f64());
                     }
-                    j.end_object().end_object();
+                    j.end_object();
+                    if let Some(cert) = &o.detail.cert {
+                        let now = crate::clock::unix_secs(self.now);
+                        let i = &cert.info;
+                        j.begin_object(Some("certificate"))
+                            .str(Some("subject"), &i.subject)
+                            .str(Some("issuer"), &i.issuer)
+                            .str(Some("not_before"), &rfc3339_unix(i.not_before))
+                            .str(Some("not_after"), &rfc3339_unix(i.not_after))
+                            .int(Some("days_left"), (i.not_after - now).div_euclid(86_400))
+                            .begin_array(Some("names"));
+                        for n in &i.names {
+                            j.str(None, n);
+                        }
+                        j.end_array();
+                        match cert.verified {
+                            Some(v) => j.bool(Some("verified"), v),
+                            None => j.opt_str(Some("verified"), None),
+                        };
+                        j.end_object();
+                    }
+                    j.end_object();
                 }
             }
             j.end_object();

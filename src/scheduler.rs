@@ -94,13 +94,11 @@ pub async fn run_check(spec: &Check, resolver: &Resolver, limit: &Limit, slot: I
     let permit = until(deadline, limit.acquire()).await;
     let trace = Trace::new(Instant::now());
     let report = match permit {
-        None => Report {
-            status: Status::Unknown,
-            reason: Some(Reason::InFlightLimit),
-            message:
-                "could not start before its deadline: the in-flight cap (max_in_flight) was full"
-                    .into(),
-        },
+        None => Report::new(
+            Status::Unknown,
+            Some(Reason::InFlightLimit),
+            "could not start before its deadline: the in-flight cap (max_in_flight) was full",
+        ),
         Some(_permit) => {
             let ctx = Context { resolver, deadline };
             match until(deadline, probe::run(&spec.probe, &ctx, &trace)).await {
@@ -129,6 +127,7 @@ pub async fn run_check(spec: &Check, resolver: &Resolver, limit: &Limit, slot: I
         phases,
         peer,
         at: SystemTime::now(),
+        detail: report.detail,
     }
 }
 

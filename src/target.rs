@@ -13,6 +13,17 @@ pub enum Host {
     Name(String),
 }
 
+impl Host {
+    /// The name a TLS client asks for: IPv6 without brackets, a name without
+    /// its trailing dot.
+    pub fn tls_name(&self) -> String {
+        match self {
+            Host::Ip(ip) => ip.to_string(),
+            Host::Name(n) => n.trim_end_matches('.').to_string(),
+        }
+    }
+}
+
 impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -1,6 +1,6 @@
-//! The small part of URL handling a health probe needs: `http://host[:port]/path?query`,
-//! IPv6 literals in brackets, and resolving a redirect's `Location` against it.
-//! `https` is recognised so the TLS issue only has to add a transport.
+//! The small part of URL handling a health probe needs:
+//! `http[s]://host[:port]/path?query`, IPv6 literals in brackets, and
+//! resolving a redirect's `Location` against it.
 
 use std::fmt;
 
@@ -9,6 +9,23 @@ use crate::target::{parse_host, Host};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
     Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,12 +39,12 @@ pub struct Url {
 
 impl Url {
     pub fn parse(text: &str) -> Result<Url, String> {
-        let rest = if let Some(r) = strip_prefix_ci(text, "http://") {
-            r
-        } else if strip_prefix_ci(text, "https://").is_some() {
-            return Err("https:// URLs are not supported yet (TLS arrives in the next release); use http://".into());
+        let (scheme, rest) = if let Some(r) = strip_prefix_ci(text, "http://") {
+            (Scheme::Http, r)
+        } else if let Some(r) = strip_prefix_ci(text, "https://") {
+            (Scheme::Https, r)
         } else {
-            return Err(format!("`{text}` is not an http:// URL"));
+            return Err(format!("`{text}` is not an http:// or https:// URL"));
         };
         let (authority, path) = match rest.find(['/', '?', '#']) {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -42,7 +59,7 @@ impl Url {
             .ok_or_else(|| format!("`{text}` has no valid host[:port]"))?;
         let host = parse_host(host).map_err(|e| format!("`{text}`: {e}"))?;
         let port = match port {
-            None => 80,
+            None => scheme.default_port(),
             Some(p) => p
                 .parse::<u16>()
                 .ok()
@@ -61,7 +78,7 @@ impl Url {
             ));
         }
         Ok(Url {
-            scheme: Scheme::Http,
+            scheme,
             host,
             port,
             path,
@@ -71,7 +88,7 @@ impl Url {
     /// The `Host` header value: the port is omitted when it is the default.
     pub fn host_header(&self) -> String {
         let h = self.host.to_string();
-        if self.port == 80 {
+        if self.port == self.scheme.default_port() {
             h
         } else {
             format!("{h}:{}", self.port)
@@ -85,8 +102,9 @@ impl Url {
         if strip_prefix_ci(loc, "http://").is_some() || strip_prefix_ci(loc, "https://").is_some() {
             return Url::parse(loc);
         }
+        let scheme = self.scheme.as_str();
         if let Some(rest) = loc.strip_prefix("//") {
-            return Url::parse(&format!("http://{rest}"));
+            return Url::parse(&format!("{scheme}://{rest}"));
         }
         let path = if loc.starts_with('/') {
             loc.to_string()
@@ -96,7 +114,7 @@ impl Url {
             format!("{dir}{loc}")
         };
         Url::parse(&format!(
-            "http://{}{}",
+            "{scheme}://{}{}",
             self.host_header_always_port(),
             path
         ))
@@ -109,7 +127,13 @@ impl Url {
 
 impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}{}", self.host_header(), self.path)
+        write!(
+            f,
+            "{}://{}{}",
+            self.scheme.as_str(),
+            self.host_header(),
+            self.path
+        )
     }
 }
 
@@ -158,9 +182,11 @@ mod tests {
             ("[::1]", 80, "[::1]".to_string())
         );
         assert_eq!(Url::parse("http://example.com").unwrap().path, "/");
-        assert!(Url::parse("https://x/")
-            .unwrap_err()
-            .contains("not supported yet"));
+        let u = Url::parse("https://x.test/h").unwrap();
+        assert_eq!((u.scheme, u.port, u.host_header()), (Scheme::Https, 443, "x.test".into()));
+        assert_eq!(u.to_string(), "https://x.test/h");
+        let u = Url::parse("https://x.test:8443").unwrap();
+        assert_eq!(u.to_string(), "https://x.test:8443/");
         assert!(Url::parse("ftp://x/").is_err());
         assert!(Url::parse("http://a:b@x/").is_err());
         assert!(Url::parse("http://x:0/").is_err());
@@ -180,6 +206,14 @@ mod tests {
         assert_eq!(
             base.join("//other:9/y").unwrap().to_string(),
             "http://other:9/y"
+        );
+        let tls = Url::parse("https://h/a/b").unwrap();
+        assert_eq!(tls.join("c").unwrap().to_string(), "https://h/a/c");
+        assert_eq!(tls.join("//o/p").unwrap().to_string(), "https://o/p");
+        assert_eq!(
+            tls.join("http://h/").unwrap().to_string(),
+            "http://h/",
+            "a redirect may leave TLS; the check reports where it went"
         );
     }
 }

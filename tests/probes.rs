@@ -4,24 +4,13 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-use tether::config::{self, Check};
-use tether::limit::Limit;
-use tether::probe::{Outcome, Phase, Reason, Status};
+use tether::probe::{Phase, Reason, Status};
 use tether::resolve::conf::ResolvConf;
 use tether::resolve::hosts::Hosts;
 use tether::resolve::Resolver;
-use tether::scheduler::run_check;
-
-fn check(body: &str) -> Check {
-    let text = format!("[[check]]\nname = \"t\"\ninterval = \"10s\"\n{body}\n");
-    config::parse(&text, "test")
-        .unwrap_or_else(|e| panic!("{e}"))
-        .checks
-        .remove(0)
-}
 
 fn resolver(nameserver: Option<SocketAddr>) -> Resolver {
     let conf = ResolvConf {
@@ -43,15 +32,6 @@ fn closed_udp() -> SocketAddr {
         .unwrap()
         .local_addr()
         .unwrap()
-}
-
-fn run(c: &Check, r: &Resolver) -> Outcome {
-    async_io::block_on(run_check(c, r, &Limit::new(8), Instant::now()))
-}
-
-fn assert_reason(o: &Outcome, reason: Reason) {
-    assert_eq!(o.reason, Some(reason), "{o:?}");
-    assert_eq!(o.status, Status::Crit, "{o:?}");
 }
 
 #[test]

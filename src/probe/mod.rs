@@ -2,9 +2,11 @@
 //! by the one `match` in [`run`]. A probe reports *what it found*; the scheduler
 //! owns the deadline, the total duration and the phase clock ([`Trace`]).
 
+pub mod cert_file;
 pub mod dns;
 pub mod http;
 pub mod tcp;
+pub mod tls;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -98,6 +100,15 @@ reasons! {
     BodyMismatch => "body_mismatch", "The response body lacks `body_contains`.";
     HttpProtocol => "http_protocol", "The server's reply is not valid HTTP/1.x.";
     TooManyRedirects => "too_many_redirects", "More redirects than allowed, or a redirect to an unsupported URL.";
+    TlsHandshake => "tls_handshake", "The TLS handshake failed for a reason other than the certificate (protocol, alert, not TLS).";
+    TlsTimeout => "tls_timeout", "The deadline passed during the TLS handshake.";
+    TlsUntrusted => "tls_untrusted", "The certificate chain does not lead to a trusted root (unknown issuer, bad signature, wrong usage).";
+    TlsExpired => "tls_expired", "A certificate is past its notAfter date (or fewer than `crit_days` days remain).";
+    TlsNotYetValid => "tls_not_yet_valid", "A certificate's notBefore date is in the future (check the clock).";
+    TlsHostnameMismatch => "tls_hostname_mismatch", "The certificate is not valid for the name (or address) that was asked for.";
+    CertExpiring => "cert_expiring", "Fewer than `warn_days` days remain before the certificate expires.";
+    FileMissing => "file_missing", "The path does not exist.";
+    FileError => "file_error", "The path cannot be read, or its content is not what the check expects.";
     ExpectMismatch => "expect_mismatch", "The TCP banner does not start with `expect`.";
     Timeout => "timeout", "The deadline passed after connecting, waiting for or reading the reply.";
     InFlightLimit => "in_flight_limit", "The probe could not start before its deadline: too many probes in flight.";
@@ -139,6 +150,7 @@ impl Phase {
         match phase {
             Some(Phase::Resolve) => Reason::DnsTimeout,
             Some(Phase::Connect) => Reason::ConnectTimeout,
+            Some(Phase::Tls) => Reason::TlsTimeout,
             _ => Reason::Timeout,
         }
     }
@@ -221,24 +233,49 @@ pub struct Report {
     pub status: Status,
     pub reason: Option<Reason>,
     pub message: String,
+    pub detail: Detail,
 }
 
 impl Report {
-    pub fn ok(message: impl Into<String>) -> Self {
+    pub fn new(status: Status, reason: Option<Reason>, message: impl Into<String>) -> Self {
         Report {
-            status: Status::Ok,
-            reason: None,
+            status,
+            reason,
             message: message.into(),
+            detail: Detail::default(),
         }
     }
 
-    pub fn crit(reason: Reason, message: impl Into<String>) -> Self {
-        Report {
-            status: Status::Crit,
-            reason: Some(reason),
-            message: message.into(),
-        }
+    pub fn ok(message: impl Into<String>) -> Self {
+        Report::new(Status::Ok, None, message)
     }
+
+    pub fn crit(reason: Reason, message: impl Into<String>) -> Self {
+        Report::new(Status::Crit, Some(reason), message)
+    }
+
+    pub fn with_cert(mut self, cert: Option<CertDetail>) -> Self {
+        self.detail.cert = cert;
+        self
+    }
+}
+
+/// What a probe learned besides its verdict, for `/status` and `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Detail {
+    /// The certificate a `tls` or `https` check was shown, or a
+    /// `cert_file` check read.
+    pub cert: Option<CertDetail>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CertDetail {
+    pub info: crate::x509::CertInfo,
+    /// Chain, dates and name verified: `Some(true/false)` for a handshake,
+    /// `None` for a file (only its dates are judged).
+    pub verified: Option<bool>,
+    /// The check has `insecure_skip_verify = true`.
+    pub verify_skipped: bool,
 }
 
 /// One finished run of a check: the probe's report plus the scheduler's figures.
@@ -251,6 +288,7 @@ pub struct Outcome {
     pub phases: Phases,
     pub peer: Option<SocketAddr>,
     pub at: SystemTime,
+    pub detail: Detail,
 }
 
 /// What every probe may use besides its own spec.
@@ -271,6 +309,8 @@ pub async fn run(spec: &ProbeSpec, ctx: &Context<'_>, trace: &Trace) -> Report {
         ProbeSpec::Tcp(s) => Box::pin(tcp::probe(s, ctx, trace)).await,
         ProbeSpec::Http(s) => Box::pin(http::probe(s, ctx, trace)).await,
         ProbeSpec::Dns(s) => Box::pin(dns::probe(s, ctx, trace)).await,
+        ProbeSpec::Tls(s) => Box::pin(tls::probe(s, ctx, trace)).await,
+        ProbeSpec::CertFile(s) => cert_file::probe(s),
     }
 }
 

@@ -11,6 +11,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod pki;
+
 /// Polls `cond` until it holds or `limit` passes; panics with `what` on timeout.
 pub fn wait_for<T>(what: &str, limit: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
     let end = Instant::now() + limit;
@@ -24,6 +26,30 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut cond: impl FnMut() -> Option
         );
         thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// One check from a `[[check]]` body (name "t", interval 10 s).
+pub fn check(body: &str) -> tether::config::Check {
+    let text = format!("[[check]]\nname = \"t\"\ninterval = \"10s\"\n{body}\n");
+    tether::config::parse(&text, "test")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .checks
+        .remove(0)
+}
+
+/// Runs `c` once through the scheduler's `run_check`, deadline included.
+pub fn run(c: &tether::config::Check, r: &tether::resolve::Resolver) -> tether::probe::Outcome {
+    async_io::block_on(tether::scheduler::run_check(
+        c,
+        r,
+        &tether::limit::Limit::new(8),
+        Instant::now(),
+    ))
+}
+
+pub fn assert_reason(o: &tether::probe::Outcome, reason: tether::probe::Reason) {
+    assert_eq!(o.reason, Some(reason), "{o:?}");
+    assert_eq!(o.status, tether::probe::Status::Crit, "{o:?}");
 }
 
 /// A fresh directory under the system temp dir.
@@ -103,6 +129,18 @@ pub fn full_backlog() -> FullBacklog {
         }
     }
     panic!("could not fill the accept queue of {addr}");
+}
+
+/// Accepts, sends `banner` at once (like an SSH or SMTP server), and closes.
+pub fn banner_server(banner: &'static [u8]) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = l.local_addr().unwrap();
+    thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let _ = s.write_all(banner);
+        }
+    });
+    a
 }
 
 /// Accepts connections and never answers (holds them open until dropped).

@@ -1,0 +1,49 @@
+//! `cert_file`: the expiry thresholds of a `tls` check, for a PEM
+//! certificate on disk (a connector's own client certificate, an uploaded
+//! custom certificate). With several certificates in the file (a chain),
+//! the one that expires first is judged. The file is read with one small blocking read (local configuration-like
+//! storage, like the config file itself).
+
+use std::time::SystemTime;
+
+use crate::config::CertFileSpec;
+use crate::probe::tls::judge_expiry;
+use crate::probe::{CertDetail, Reason, Report};
+
+pub fn probe(s: &CertFileSpec) -> Report {
+    let path = s.path.display();
+    let pem = match std::fs::read(&s.path) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Report::crit(Reason::FileMissing, format!("{path} does not exist"))
+        }
+        Err(e) => return Report::crit(Reason::FileError, format!("reading {path}: {e}")),
+    };
+    let certs = match crate::tls::load_pem_certs(&pem) {
+        Ok(c) => c,
+        Err(e) => return Report::crit(Reason::FileError, format!("{path}: {e}")),
+    };
+    let mut earliest: Option<crate::x509::CertInfo> = None;
+    for (n, der) in certs.iter().enumerate() {
+        match crate::x509::parse(der) {
+            Ok(i) if earliest.as_ref().is_none_or(|e| i.not_after < e.not_after) => {
+                earliest = Some(i)
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let which = n + 1;
+                return Report::crit(Reason::FileError, format!("{path}: certificate {which}: {e}"));
+            }
+        }
+    }
+    let Some(info) = earliest else {
+        return Report::crit(Reason::FileError, format!("{path}: no certificate"));
+    };
+    let mut report = judge_expiry(&info, &s.expiry, SystemTime::now());
+    report.message = format!("{path}: {}", report.message);
+    report.with_cert(Some(CertDetail {
+        info,
+        verified: None,
+        verify_skipped: false,
+    }))
+}

@@ -1,0 +1,284 @@
+//! tether's TLS client, one for every use: `https://` checks, `tls` checks
+//! and (next) the upstream. rustls with the ring provider on the one thread
+//! (futures-rustls over any `AsyncRead + AsyncWrite`), trusting the Mozilla
+//! set (webpki-roots) plus an optional per-check `ca_file`.
+//!
+//! Certificates are always verified: chain, validity dates and hostname. The
+//! verifier also *records* what it saw, the leaf certificate and the verdict,
+//! so a check can report an expired or untrusted certificate's dates and
+//! issuer. Whether a failed verdict fails the handshake is the caller's
+//! choice ([`Verify`]): `https` checks and the upstream enforce it unless a
+//! check sets `insecure_skip_verify`; a `tls` check completes the handshake
+//! (it sends no data) and reports the verdict as its status.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use futures_lite::{AsyncRead, AsyncWrite};
+use futures_rustls::client::TlsStream;
+use futures_rustls::TlsConnector;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use crate::probe::Reason;
+use crate::x509::{self, CertInfo};
+
+/// Whether a failed certificate verdict fails the handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verify {
+    /// The default: an untrusted, expired or misnamed certificate ends the
+    /// handshake.
+    Enforce,
+    /// Complete the handshake whatever the verdict, and report the verdict.
+    Record,
+}
+
+/// What the verifier saw during one handshake.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// The leaf certificate, read; `Err` if it could not be read.
+    pub leaf: Result<CertInfo, String>,
+    /// The verdict on chain, dates and name.
+    pub verdict: Result<(), rustls::Error>,
+}
+
+impl Seen {
+    /// The reason code of a failed verdict.
+    pub fn reason(&self) -> Option<Reason> {
+        self.verdict.as_ref().err().map(cert_reason)
+    }
+}
+
+/// Loads PEM certificates (a `ca_file`): at least one, all readable.
+pub fn load_pem_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut certs = Vec::new();
+    for c in CertificateDer::pem_slice_iter(pem) {
+        certs.push(c.map_err(|e| format!("not a PEM certificate file: {e}"))?);
+    }
+    if certs.is_empty() {
+        return Err("contains no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+    }
+    Ok(certs)
+}
+
+/// The Mozilla set plus `extra` (already-parsed `ca_file` certificates).
+fn roots(extra: &[CertificateDer<'static>]) -> RootCertStore {
+    let mut store = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    // A certificate webpki cannot use as an anchor is skipped here; config
+    // loading has already read each one, so this is not silent in practice.
+    store.add_parsable_certificates(extra.iter().cloned());
+    store
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A client that handshakes once with `server_name` and remembers what it saw.
+pub struct Client {
+    connector: TlsConnector,
+    recorder: Arc<Recorder>,
+}
+
+impl Client {
+    /// `alpn` is offered as-is (`[b"http/1.1"]` for HTTPS, empty for `tls`).
+    pub fn new(
+        extra_roots: &[CertificateDer<'static>],
+        verify: Verify,
+        alpn: &[&[u8]],
+    ) -> Result<Client, String> {
+        let provider = provider();
+        let inner = WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots(extra_roots)),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| format!("TLS verifier: {e}"))?;
+        let recorder = Arc::new(Recorder {
+            inner,
+            verify,
+            seen: Mutex::new(None),
+        });
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS configuration: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(recorder.clone())
+            .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(Client {
+            connector: TlsConnector::from(Arc::new(config)),
+            recorder,
+        })
+    }
+
+    /// Handshakes over `stream`. On failure the error says why, with the
+    /// reason code; what the verifier saw is in [`Client::seen`] either way.
+    pub async fn connect<S>(&self, server_name: &str, stream: S) -> Result<TlsStream<S>, TlsError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let name = ServerName::try_from(server_name.to_string()).map_err(|_| TlsError {
+            reason: Reason::TlsHandshake,
+            message: format!("`{server_name}` is not a valid TLS server name"),
+        })?;
+        self.connector
+            .connect(name, stream)
+            .await
+            .map_err(|e| self.explain(&e, server_name))
+    }
+
+    pub fn seen(&self) -> Option<Seen> {
+        self.recorder.seen.lock().ok()?.clone()
+    }
+
+    fn explain(&self, e: &io::Error, server_name: &str) -> TlsError {
+        if let Some(seen) = self.seen() {
+            if let Err(v) = &seen.verdict {
+                if self.recorder.verify == Verify::Enforce {
+                    return TlsError {
+                        reason: cert_reason(v),
+                        message: describe_verdict(v, &seen.leaf, server_name),
+                    };
+                }
+            }
+        }
+        let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
+        let message = match inner {
+            Some(rustls::Error::AlertReceived(a)) => {
+                format!("TLS handshake with {server_name}: the server sent alert {a:?}")
+            }
+            Some(m @ rustls::Error::InvalidMessage(_)) => format!(
+                "TLS handshake with {server_name}: the server did not answer in TLS ({m}); is this port TLS?"
+            ),
+            Some(other) => format!("TLS handshake with {server_name}: {other}"),
+            None if e.kind() == io::ErrorKind::UnexpectedEof => format!(
+                "TLS handshake with {server_name}: the server closed the connection (not TLS on this port?)"
+            ),
+            None => format!("TLS handshake with {server_name}: {e}"),
+        };
+        TlsError {
+            reason: Reason::TlsHandshake,
+            message,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct TlsError {
+    pub reason: Reason,
+    pub message: String,
+}
+
+/// The reason code of a certificate verdict.
+pub fn cert_reason(e: &rustls::Error) -> Reason {
+    use CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::Expired | C::ExpiredContext { .. } => Reason::TlsExpired,
+            C::NotValidYet | C::NotValidYetContext { .. } => Reason::TlsNotYetValid,
+            C::NotValidForName | C::NotValidForNameContext { .. } => Reason::TlsHostnameMismatch,
+            _ => Reason::TlsUntrusted,
+        },
+        _ => Reason::TlsHandshake,
+    }
+}
+
+/// One sentence for a failed verdict, with the leaf's facts an operator needs.
+pub fn describe_verdict(
+    e: &rustls::Error,
+    leaf: &Result<CertInfo, String>,
+    server_name: &str,
+) -> String {
+    let now = crate::clock::unix_secs(std::time::SystemTime::now());
+    let Ok(info) = leaf else {
+        return format!("certificate of {server_name} refused: {e}");
+    };
+    match cert_reason(e) {
+        Reason::TlsExpired => format!(
+            "certificate of {server_name} ({}) expired {} ({} days ago)",
+            info.subject,
+            crate::clock::rfc3339_unix(info.not_after),
+            (now - info.not_after).div_euclid(86_400)
+        ),
+        Reason::TlsNotYetValid => format!(
+            "certificate of {server_name} ({}) is not valid before {}",
+            info.subject,
+            crate::clock::rfc3339_unix(info.not_before)
+        ),
+        Reason::TlsHostnameMismatch => format!(
+            "certificate is for {}, not {server_name}",
+            if info.names.is_empty() {
+                info.subject.clone()
+            } else {
+                info.names.join(", ")
+            }
+        ),
+        _ => format!(
+            "certificate of {server_name} ({}) issued by {} is not trusted: {e}",
+            info.subject, info.issuer
+        ),
+    }
+}
+
+#[derive(Debug)]
+struct Recorder {
+    inner: Arc<WebPkiServerVerifier>,
+    verify: Verify,
+    seen: Mutex<Option<Seen>>,
+}
+
+impl ServerCertVerifier for Recorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            .map(|_| ());
+        let seen = Seen {
+            leaf: x509::parse(end_entity),
+            verdict: verdict.clone(),
+        };
+        if let Ok(mut slot) = self.seen.lock() {
+            *slot = Some(seen);
+        }
+        match verdict {
+            Err(e) if self.verify == Verify::Enforce => Err(e),
+            _ => Ok(ServerCertVerified::assertion()),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
