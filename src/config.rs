@@ -901,8 +901,12 @@ impl Walker<'_> {
     }
 
     fn expiry(&mut self, s: &Scope) -> Expiry {
-        let warn_days = self.integer(s, "warn_days", 0, 3650).map_or(10, |d| d as u32);
-        let crit_days = self.integer(s, "crit_days", 0, 3650).map_or(0, |d| d as u32);
+        let warn_days = self
+            .integer(s, "warn_days", 0, 3650)
+            .map_or(10, |d| d as u32);
+        let crit_days = self
+            .integer(s, "crit_days", 0, 3650)
+            .map_or(0, |d| d as u32);
         if crit_days > warn_days {
             let at = s.get("crit_days").or(s.get("warn_days")).map(|v| v.span());
             if let Some(at) = at {

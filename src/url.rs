@@ -183,7 +183,10 @@ mod tests {
         );
         assert_eq!(Url::parse("http://example.com").unwrap().path, "/");
         let u = Url::parse("https://x.test/h").unwrap();
-        assert_eq!((u.scheme, u.port, u.host_header()), (Scheme::Https, 443, "x.test".into()));
+        assert_eq!(
+            (u.scheme, u.port, u.host_header()),
+            (Scheme::Https, 443, "x.test".into())
+        );
         assert_eq!(u.to_string(), "https://x.test/h");
         let u = Url::parse("https://x.test:8443").unwrap();
         assert_eq!(u.to_string(), "https://x.test:8443/");

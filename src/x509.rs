@@ -102,7 +102,9 @@ impl<'a> Der<'a> {
     fn expect(&mut self, tag: u8, what: &str) -> Result<&'a [u8], String> {
         match self.next()? {
             (t, body) if t == tag => Ok(body),
-            (t, _) => Err(format!("{what}: expected DER tag {tag:#04x}, found {t:#04x}")),
+            (t, _) => Err(format!(
+                "{what}: expected DER tag {tag:#04x}, found {t:#04x}"
+            )),
         }
     }
 }
@@ -301,7 +303,10 @@ mod tests {
     fn reads_both_time_forms_and_rejects_nonsense() {
         assert_eq!(time((UTC_TIME, b"491231235959Z")).unwrap(), 2_524_607_999);
         assert_eq!(time((UTC_TIME, b"500101000000Z")).unwrap(), -631_152_000);
-        assert_eq!(time((GENERALIZED_TIME, b"20000229000000Z")).unwrap(), 951_782_400);
+        assert_eq!(
+            time((GENERALIZED_TIME, b"20000229000000Z")).unwrap(),
+            951_782_400
+        );
         assert!(time((UTC_TIME, b"991332000000Z")).is_err());
         assert!(time((UTC_TIME, b"99123100000+Z")).is_err());
         assert!(time((GENERALIZED_TIME, b"20000229000000")).is_err());

@@ -341,12 +341,20 @@ fn maintenance_mode_via_the_state_directory() {
 fn metrics_pass_promtool() {
     let (_l, open) = open_port();
     let closed = closed_port();
+    let dir = temp_dir("promtool-pki");
+    let root = common::pki::Ca::root("Test Root");
+    let leaf = common::pki::leaf(Some(&root), &["127.0.0.1"], -1, 30);
+    let tls = common::pki::tls_server(&leaf, &[]);
+    let ca = root.write_pem(&dir);
     let agent = Agent::start(
         "promtool",
         &format!(
             "[agent]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n\
              [[check]]\nname = \"ok\"\nkind = \"tcp\"\ntarget = \"{open}\"\n\n\
-             [[check]]\nname = \"bad/quoted\"\nkind = \"tcp\"\ntarget = \"{closed}\"\n"
+             [[check]]\nname = \"bad/quoted\"\nkind = \"tcp\"\ntarget = \"{closed}\"\n\n\
+             [[check]]\nname = \"https\"\nkind = \"http\"\nurl = \"https://{tls}/\"\nca_file = \"{}\"\n\n\
+             [[check]]\nname = \"skip\"\nkind = \"tls\"\ntarget = \"{tls}\"\ninsecure_skip_verify = true\n",
+            ca.display()
         ),
     );
     wait_for("ready", Duration::from_secs(10), || {
@@ -363,9 +371,24 @@ fn metrics_pass_promtool() {
         "tether_check_failures_total{check=\"bad/quoted\",reason=\"connect_refused\"}".into(),
         "tether_check_phase_duration_seconds{check=\"ok\",phase=\"connect\"}".into(),
         "tether_check_up{check=\"ok\"} 1".into(),
+        "tether_check_up{check=\"https\"} 1".into(),
+        "tether_check_cert_verified{check=\"https\"} 1".into(),
+        "tether_check_cert_verified{check=\"skip\"} 0".into(),
+        "tether_check_tls_verify_skipped{check=\"skip\"} 1".into(),
+        "tether_check_tls_verify_skipped{check=\"https\"} 0".into(),
+        format!(
+            "tether_check_cert_not_after_timestamp_seconds{{check=\"https\"}} {}",
+            leaf.not_after.unix_timestamp()
+        ),
     ] {
         assert!(metrics.contains(&needle), "missing {needle}\n{metrics}");
     }
+    let (_, status) = agent.get("/status");
+    assert_eq!(
+        check_field(&status, "skip", "insecure_skip_verify").as_deref(),
+        Some("true"),
+        "{status}"
+    );
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())

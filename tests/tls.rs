@@ -122,7 +122,10 @@ fn untrusted_issuer_is_crit_and_names_the_issuer() {
     let o = tls_check(addr, "");
     assert_reason(&o, Reason::TlsUntrusted);
     assert!(o.message.contains("CN=Unknown Root"), "{}", o.message);
-    assert!((88..=90).contains(&days_left(&o)), "dates still reported: {o:?}");
+    assert!(
+        (88..=90).contains(&days_left(&o)),
+        "dates still reported: {o:?}"
+    );
 }
 
 #[test]
@@ -219,7 +222,10 @@ fn https_certificate_failures_have_their_own_codes() {
         assert_reason(&o, reason);
         assert_eq!(o.phases.get(Phase::FirstByte), std::time::Duration::ZERO);
     }
-    let o = https(&format!("https://{misnamed}/"), "insecure_skip_verify = true");
+    let o = https(
+        &format!("https://{misnamed}/"),
+        "insecure_skip_verify = true",
+    );
     assert_eq!(o.status, Status::Ok, "{o:?}");
     assert!(o.message.contains("NOT verified"), "{}", o.message);
 }
@@ -233,7 +239,10 @@ fn cert_file_judges_the_earliest_expiry_in_the_file() {
     std::fs::write(&path, format!("{}{}", soon.pem, root.pem)).unwrap();
     let file = |p: &Path, extra: &str| {
         run(
-            &check(&format!("kind = \"cert_file\"\npath = \"{}\"\n{extra}", p.display())),
+            &check(&format!(
+                "kind = \"cert_file\"\npath = \"{}\"\n{extra}",
+                p.display()
+            )),
             &resolver(),
         )
     };

@@ -32,7 +32,10 @@ pub fn probe(s: &CertFileSpec) -> Report {
             Ok(_) => {}
             Err(e) => {
                 let which = n + 1;
-                return Report::crit(Reason::FileError, format!("{path}: certificate {which}: {e}"));
+                return Report::crit(
+                    Reason::FileError,
+                    format!("{path}: certificate {which}: {e}"),
+                );
             }
         }
     }

@@ -36,12 +36,14 @@ pub async fn probe(s: &HttpSpec, ctx: &Context<'_>, trace: &Trace) -> Report {
             };
             let client = match tls::client(&s.tls, verify, &[b"http/1.1"]) {
                 Ok(c) => c,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             let name = tls::server_name(&s.tls, &url.host);
             trace.enter(Phase::Tls);
             let handshake = client.connect(&name, stream).await;
-            let cert = client.seen().and_then(|seen| tls::cert_detail(&seen, &s.tls));
+            let cert = client
+                .seen()
+                .and_then(|seen| tls::cert_detail(&seen, &s.tls));
             let mut tls_stream = match handshake {
                 Ok(t) => t,
                 Err(e) => {

@@ -27,7 +27,7 @@ pub async fn probe(s: &TlsSpec, ctx: &Context<'_>, trace: &Trace) -> Report {
     let name = server_name(&s.tls, &s.target.host);
     let client = match client(&s.tls, Verify::Record, &[]) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     trace.enter(Phase::Tls);
     let handshake = client.connect(&name, stream).await;
@@ -51,9 +51,9 @@ pub fn server_name(tls: &TlsOptions, host: &crate::target::Host) -> String {
 }
 
 /// A TLS client for a check's options, or the report of why there is none.
-pub fn client(tls: &TlsOptions, verify: Verify, alpn: &[&[u8]]) -> Result<Client, Report> {
+pub fn client(tls: &TlsOptions, verify: Verify, alpn: &[&[u8]]) -> Result<Client, Box<Report>> {
     let extra = tls.ca_file.as_ref().map_or(&[][..], |c| &c.certs[..]);
-    Client::new(extra, verify, alpn).map_err(|e| Report::crit(Reason::TlsHandshake, e))
+    Client::new(extra, verify, alpn).map_err(|e| Box::new(Report::crit(Reason::TlsHandshake, e)))
 }
 
 /// The certificate facts of a handshake, if the leaf could be read.
@@ -83,7 +83,11 @@ fn judge_handshake(seen: &Seen, tls: &TlsOptions, name: &str, expiry: &Expiry) -
         (Err(v), false) => {
             report = Report::crit(
                 seen.reason().unwrap_or(Reason::TlsUntrusted),
-                format!("{}; {}", describe_verdict(v, &seen.leaf, name), report.message),
+                format!(
+                    "{}; {}",
+                    describe_verdict(v, &seen.leaf, name),
+                    report.message
+                ),
             );
         }
         (Err(v), true) => {
@@ -125,7 +129,10 @@ pub fn judge_expiry(info: &CertInfo, expiry: &Expiry, now: SystemTime) -> Report
     if info.not_before > now {
         return Report::crit(
             Reason::TlsNotYetValid,
-            format!("not valid before {}: {facts}", rfc3339_unix(info.not_before)),
+            format!(
+                "not valid before {}: {facts}",
+                rfc3339_unix(info.not_before)
+            ),
         );
     }
     if left < 0 {
@@ -169,7 +176,11 @@ mod tests {
             crit_days: 2,
         };
         let at = |days_left: f64| {
-            let r = judge_expiry(&info(0, 1_000 * 86_400 + (days_left * 86_400.0) as i64), &e, now);
+            let r = judge_expiry(
+                &info(0, 1_000 * 86_400 + (days_left * 86_400.0) as i64),
+                &e,
+                now,
+            );
             (r.status, r.reason)
         };
         assert_eq!(at(30.0), (Status::Ok, None));
@@ -178,7 +189,11 @@ mod tests {
         assert_eq!(at(1.9), (Status::Crit, Some(Reason::CertExpiring)));
         assert_eq!(at(-0.1), (Status::Crit, Some(Reason::TlsExpired)));
         let r = judge_expiry(&info(0, 997 * 86_400), &e, now);
-        assert!(r.message.contains("1972-09-24T00:00:00Z (3 days ago)"), "{}", r.message);
+        assert!(
+            r.message.contains("1972-09-24T00:00:00Z (3 days ago)"),
+            "{}",
+            r.message
+        );
         let future = judge_expiry(&info(1_001 * 86_400, 2_000 * 86_400), &e, now);
         assert_eq!(future.reason, Some(Reason::TlsNotYetValid));
     }
