@@ -104,6 +104,7 @@ pub enum ProbeSpec {
     Dns(DnsSpec),
     Tls(TlsSpec),
     CertFile(CertFileSpec),
+    Exec(ExecSpec),
 }
 
 impl ProbeSpec {
@@ -114,6 +115,7 @@ impl ProbeSpec {
             ProbeSpec::Dns(_) => "dns",
             ProbeSpec::Tls(_) => "tls",
             ProbeSpec::CertFile(_) => "cert_file",
+            ProbeSpec::Exec(_) => "exec",
         }
     }
 
@@ -134,6 +136,7 @@ impl ProbeSpec {
             ProbeSpec::Dns(s) => s.query.clone(),
             ProbeSpec::Tls(s) => s.target.to_string(),
             ProbeSpec::CertFile(s) => s.path.display().to_string(),
+            ProbeSpec::Exec(s) => s.command.join(" "),
         }
     }
 }
@@ -214,6 +217,17 @@ pub struct TlsSpec {
     pub family: Family,
     pub tls: TlsOptions,
     pub expiry: Expiry,
+}
+
+/// The environment of an `exec` command when `env` adds nothing.
+pub const EXEC_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecSpec {
+    /// argv; the first is an absolute path. No shell.
+    pub command: Vec<String>,
+    /// The whole environment: PATH and LANG=C, then `env` from the file.
+    pub env: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -344,8 +358,9 @@ const TLS_KEYS: &[&str] = &[
     "crit_days",
 ];
 const CERT_FILE_KEYS: &[&str] = &["path", "warn_days", "crit_days"];
+const EXEC_KEYS: &[&str] = &["command", "env"];
 const DNS_KEYS: &[&str] = &["query", "record", "server", "expect_addresses"];
-const KINDS: &[&str] = &["tcp", "http", "dns", "tls", "cert_file"];
+const KINDS: &[&str] = &["tcp", "http", "dns", "tls", "cert_file", "exec"];
 
 /// Walks the parsed tree, converting values and collecting errors.
 struct Walker<'s> {
@@ -700,6 +715,7 @@ impl Walker<'_> {
             Some("dns") => DNS_KEYS,
             Some("tls") => TLS_KEYS,
             Some("cert_file") => CERT_FILE_KEYS,
+            Some("exec") => EXEC_KEYS,
             _ => &[],
         };
         if kind.is_some() {
@@ -731,6 +747,7 @@ impl Walker<'_> {
             Some("dns") => self.dns(&s, &span).map(ProbeSpec::Dns),
             Some("tls") => self.tls(&s, &span).map(ProbeSpec::Tls),
             Some("cert_file") => self.cert_file(&s, &span).map(ProbeSpec::CertFile),
+            Some("exec") => self.exec(&s, &span).map(ProbeSpec::Exec),
             _ => None,
         };
         let interval_v = interval.unwrap_or(agent.interval);
@@ -935,6 +952,74 @@ impl Walker<'_> {
             tls,
             expiry,
         })
+    }
+
+    fn exec(&mut self, s: &Scope, span: &Range<usize>) -> Option<ExecSpec> {
+        let mut command = Vec::new();
+        let list = self.array(s, "command");
+        let list = self.required(s, span, "command", list)?;
+        for v in list {
+            match v.get_ref().as_str() {
+                Some(a) if !a.contains('\0') => command.push(a.to_string()),
+                _ => {
+                    let msg = format!(
+                        "{}: `command` entry {} is not a string",
+                        s.what,
+                        self.snippet(&v.span())
+                    );
+                    self.error(v.span(), msg);
+                    return None;
+                }
+            }
+        }
+        let at = s.get("command").map_or(span.clone(), |v| v.span());
+        match command.first() {
+            None => {
+                let msg = format!(
+                    "{}: `command` must not be empty: [\"/path/to/plugin\", \"arg\", ...]",
+                    s.what
+                );
+                self.error(at, msg);
+                return None;
+            }
+            Some(p) if !p.starts_with('/') => {
+                let msg = format!(
+                    "{}: `command` must start with an absolute path (no shell, no PATH search), found \"{p}\"",
+                    s.what
+                );
+                self.error(at, msg);
+                return None;
+            }
+            Some(_) => {}
+        }
+        let mut env = vec![
+            ("PATH".to_string(), EXEC_PATH.to_string()),
+            ("LANG".to_string(), "C".to_string()),
+        ];
+        if let Some(v) = s.get("env") {
+            match v.get_ref() {
+                DeValue::Table(t) => {
+                    for (k, ev) in t.iter() {
+                        let name = k.get_ref();
+                        let name_ok = !name.is_empty()
+                            && !name.contains(['=', '\0'])
+                            && name.bytes().all(|b| b.is_ascii_graphic());
+                        match ev.get_ref().as_str() {
+                            Some(val) if name_ok && !val.contains('\0') => {
+                                env.retain(|(n, _)| n != name);
+                                env.push((name.to_string(), val.to_string()));
+                            }
+                            _ => self.error(
+                                k.span(),
+                                format!("{}: env `{name}` must be a name without `=` with a string value", s.what),
+                            ),
+                        }
+                    }
+                }
+                _ => self.wrong_type(s, "env", v, "a table like { NAME = \"value\" }"),
+            }
+        }
+        Some(ExecSpec { command, env })
     }
 
     fn cert_file(&mut self, s: &Scope, span: &Range<usize>) -> Option<CertFileSpec> {

@@ -311,6 +311,60 @@ pub fn render(s: &Snapshot, x: &Extra) -> String {
             o.sample("check_cert_verified", &[("check", name)], flag(v));
         }
     }
+    // Performance data of exec checks, first occurrence of each label.
+    let mut perf: Vec<(&str, &crate::perfdata::PerfDatum)> = Vec::new();
+    for c in &s.checks {
+        if let Some(l) = &c.health.last {
+            for d in &l.detail.perf {
+                if !perf
+                    .iter()
+                    .any(|(n, p)| *n == c.spec.name && p.label == d.label)
+                {
+                    perf.push((&c.spec.name, d));
+                }
+            }
+        }
+    }
+    type Pick = fn(&crate::perfdata::PerfDatum) -> Option<f64>;
+    let families: [(&str, &str, Pick); 5] = [
+        (
+            "check_perfdata",
+            "Performance data of an exec check's plugin, in the plugin's unit (label uom).",
+            |d| d.value,
+        ),
+        (
+            "check_perfdata_warn",
+            "The plugin's warning threshold, when a plain number.",
+            |d| d.warn,
+        ),
+        (
+            "check_perfdata_crit",
+            "The plugin's critical threshold, when a plain number.",
+            |d| d.crit,
+        ),
+        (
+            "check_perfdata_min",
+            "The plugin's minimum for the value.",
+            |d| d.min,
+        ),
+        (
+            "check_perfdata_max",
+            "The plugin's maximum for the value.",
+            |d| d.max,
+        ),
+    ];
+    for (name, help, pick) in families {
+        o.family(name, "gauge", help);
+        for (check, d) in &perf {
+            if let Some(v) = pick(d) {
+                o.sample(
+                    name,
+                    &[("check", check), ("label", &d.label), ("uom", &d.uom)],
+                    v,
+                );
+            }
+        }
+    }
     o.family(
         "check_failures_total",
         "counter",

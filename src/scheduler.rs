@@ -32,6 +32,8 @@ pub async fn run(ex: &'static LocalExecutor<'static>, state: Rc<AgentState>) {
     loop {
         let now = Instant::now();
         state.last_turn.set(now);
+        // exec children killed at their deadline and not yet reaped.
+        crate::process::reap_orphans();
         // The maintenance flag is a stat(2): look at most once a second.
         if flag_checked.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
             flag_checked = Some(now);

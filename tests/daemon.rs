@@ -81,13 +81,21 @@ fn at_most_two_threads_with_every_probe_kind_running() {
     let (_l, open) = open_port();
     let (http, _rx) = http_server(vec![("/", reply(200, "ok"))]);
     let (ns, _) = dns_server(Dns::Answer, vec![[127, 0, 0, 1]], vec![]);
+    let dir = temp_dir("threads-pki");
+    let root = common::pki::Ca::root("Test Root");
+    let tls = common::pki::tls_server(&common::pki::leaf(Some(&root), &["127.0.0.1"], -1, 30), &[]);
+    let ca = root.write_pem(&dir);
     let agent = Agent::start(
         "threads",
         &format!(
             "[agent]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n\
              [[check]]\nname = \"t\"\nkind = \"tcp\"\ntarget = \"{open}\"\n\n\
              [[check]]\nname = \"h\"\nkind = \"http\"\nurl = \"http://{http}/\"\n\n\
-             [[check]]\nname = \"d\"\nkind = \"dns\"\nquery = \"x.example\"\nserver = \"{ns}\"\n"
+             [[check]]\nname = \"s\"\nkind = \"http\"\nurl = \"https://{tls}/\"\nca_file = \"{ca}\"\n\n\
+             [[check]]\nname = \"x\"\nkind = \"tls\"\ntarget = \"{tls}\"\nca_file = \"{ca}\"\n\n\
+             [[check]]\nname = \"e\"\nkind = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", \"echo OK; sleep 0.2\"]\n\n\
+             [[check]]\nname = \"d\"\nkind = \"dns\"\nquery = \"x.example\"\nserver = \"{ns}\"\n",
+            ca = ca.display()
         ),
     );
     wait_for("ready", Duration::from_secs(10), || {
@@ -353,7 +361,8 @@ fn metrics_pass_promtool() {
              [[check]]\nname = \"ok\"\nkind = \"tcp\"\ntarget = \"{open}\"\n\n\
              [[check]]\nname = \"bad/quoted\"\nkind = \"tcp\"\ntarget = \"{closed}\"\n\n\
              [[check]]\nname = \"https\"\nkind = \"http\"\nurl = \"https://{tls}/\"\nca_file = \"{}\"\n\n\
-             [[check]]\nname = \"skip\"\nkind = \"tls\"\ntarget = \"{tls}\"\ninsecure_skip_verify = true\n",
+             [[check]]\nname = \"skip\"\nkind = \"tls\"\ntarget = \"{tls}\"\ninsecure_skip_verify = true\n\n\
+             [[check]]\nname = \"plugin\"\nkind = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", \"echo 'OK | \\\"q\\\"=1.5s;2;3;0 x=U'\"]\n",
             ca.display()
         ),
     );
@@ -376,6 +385,8 @@ fn metrics_pass_promtool() {
         "tether_check_cert_verified{check=\"skip\"} 0".into(),
         "tether_check_tls_verify_skipped{check=\"skip\"} 1".into(),
         "tether_check_tls_verify_skipped{check=\"https\"} 0".into(),
+        "tether_check_perfdata{check=\"plugin\",label=\"\\\"q\\\"\",uom=\"s\"} 1.5".into(),
+        "tether_check_perfdata_crit{check=\"plugin\",label=\"\\\"q\\\"\",uom=\"s\"} 3".into(),
         format!(
             "tether_check_cert_not_after_timestamp_seconds{{check=\"https\"}} {}",
             leaf.not_after.unix_timestamp()

@@ -4,6 +4,7 @@
 
 pub mod cert_file;
 pub mod dns;
+pub mod exec;
 pub mod http;
 pub mod tcp;
 pub mod tls;
@@ -109,6 +110,9 @@ reasons! {
     CertExpiring => "cert_expiring", "Fewer than `warn_days` days remain before the certificate expires.";
     FileMissing => "file_missing", "The path does not exist.";
     FileError => "file_error", "The path cannot be read, or its content is not what the check expects.";
+    ExecStatus => "exec_status", "The command exited non-zero: 1 is warn, 2 crit, others unknown (a Nagios plugin's verdict).";
+    ExecSignal => "exec_signal", "The command was killed by a signal (other than tether's at the deadline).";
+    ExecError => "exec_error", "The command could not be started (not found, not executable).";
     ExpectMismatch => "expect_mismatch", "The TCP banner does not start with `expect`.";
     Timeout => "timeout", "The deadline passed after connecting, waiting for or reading the reply.";
     InFlightLimit => "in_flight_limit", "The probe could not start before its deadline: too many probes in flight.";
@@ -266,6 +270,8 @@ pub struct Detail {
     /// The certificate a `tls` or `https` check was shown, or a
     /// `cert_file` check read.
     pub cert: Option<CertDetail>,
+    /// Performance data an `exec` check's plugin printed.
+    pub perf: Vec<crate::perfdata::PerfDatum>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -311,6 +317,7 @@ pub async fn run(spec: &ProbeSpec, ctx: &Context<'_>, trace: &Trace) -> Report {
         ProbeSpec::Dns(s) => Box::pin(dns::probe(s, ctx, trace)).await,
         ProbeSpec::Tls(s) => Box::pin(tls::probe(s, ctx, trace)).await,
         ProbeSpec::CertFile(s) => cert_file::probe(s),
+        ProbeSpec::Exec(s) => Box::pin(exec::probe(s)).await,
     }
 }
 
