@@ -105,6 +105,9 @@ pub enum ProbeSpec {
     Tls(TlsSpec),
     CertFile(CertFileSpec),
     Exec(ExecSpec),
+    File(FileSpec),
+    Writable(WritableSpec),
+    System(SystemSpec),
 }
 
 impl ProbeSpec {
@@ -116,6 +119,9 @@ impl ProbeSpec {
             ProbeSpec::Tls(_) => "tls",
             ProbeSpec::CertFile(_) => "cert_file",
             ProbeSpec::Exec(_) => "exec",
+            ProbeSpec::File(_) => "file",
+            ProbeSpec::Writable(_) => "writable",
+            ProbeSpec::System(_) => "system",
         }
     }
 
@@ -137,6 +143,9 @@ impl ProbeSpec {
             ProbeSpec::Tls(s) => s.target.to_string(),
             ProbeSpec::CertFile(s) => s.path.display().to_string(),
             ProbeSpec::Exec(s) => s.command.join(" "),
+            ProbeSpec::File(s) => s.path.display().to_string(),
+            ProbeSpec::Writable(s) => s.path.display().to_string(),
+            ProbeSpec::System(s) => format!("cpu, memory, {}", s.disk_path.display()),
         }
     }
 }
@@ -217,6 +226,43 @@ pub struct TlsSpec {
     pub family: Family,
     pub tls: TlsOptions,
     pub expiry: Expiry,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileSpec {
+    pub path: PathBuf,
+    /// warn when the last modification is older than this.
+    pub warn_age: Option<Duration>,
+    /// crit when older than this.
+    pub crit_age: Option<Duration>,
+    /// crit when smaller than this many bytes.
+    pub min_size: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct WritableSpec {
+    /// A directory the agent must be able to create, write, fsync and
+    /// remove a file in.
+    pub path: PathBuf,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SystemSpec {
+    /// CPU busy percent is averaged over this window (default 5m).
+    pub window: Duration,
+    /// warn at or above this average CPU busy percent: overloaded (default 70).
+    pub warn_percent: f64,
+    /// crit at or above this (default: never).
+    pub crit_percent: Option<f64>,
+    /// warn / crit when available memory is below this percent of the total
+    /// (defaults 10 and 5).
+    pub memory_warn_percent: f64,
+    pub memory_crit_percent: f64,
+    /// The filesystem whose free space is checked (default "/"), and its
+    /// thresholds in percent free (defaults 10 and 5).
+    pub disk_path: PathBuf,
+    pub disk_warn_percent: f64,
+    pub disk_crit_percent: f64,
 }
 
 /// The environment of an `exec` command when `env` adds nothing.
@@ -359,8 +405,30 @@ const TLS_KEYS: &[&str] = &[
 ];
 const CERT_FILE_KEYS: &[&str] = &["path", "warn_days", "crit_days"];
 const EXEC_KEYS: &[&str] = &["command", "env"];
+const FILE_KEYS: &[&str] = &["path", "warn_age", "crit_age", "min_size"];
+const WRITABLE_KEYS: &[&str] = &["path"];
+const SYSTEM_KEYS: &[&str] = &[
+    "window",
+    "warn_percent",
+    "crit_percent",
+    "memory_warn_percent",
+    "memory_crit_percent",
+    "disk_path",
+    "disk_warn_percent",
+    "disk_crit_percent",
+];
 const DNS_KEYS: &[&str] = &["query", "record", "server", "expect_addresses"];
-const KINDS: &[&str] = &["tcp", "http", "dns", "tls", "cert_file", "exec"];
+const KINDS: &[&str] = &[
+    "tcp",
+    "http",
+    "dns",
+    "tls",
+    "cert_file",
+    "exec",
+    "file",
+    "writable",
+    "system",
+];
 
 /// Walks the parsed tree, converting values and collecting errors.
 struct Walker<'s> {
@@ -716,6 +784,9 @@ impl Walker<'_> {
             Some("tls") => TLS_KEYS,
             Some("cert_file") => CERT_FILE_KEYS,
             Some("exec") => EXEC_KEYS,
+            Some("file") => FILE_KEYS,
+            Some("writable") => WRITABLE_KEYS,
+            Some("system") => SYSTEM_KEYS,
             _ => &[],
         };
         if kind.is_some() {
@@ -748,6 +819,9 @@ impl Walker<'_> {
             Some("tls") => self.tls(&s, &span).map(ProbeSpec::Tls),
             Some("cert_file") => self.cert_file(&s, &span).map(ProbeSpec::CertFile),
             Some("exec") => self.exec(&s, &span).map(ProbeSpec::Exec),
+            Some("file") => self.file(&s, &span).map(ProbeSpec::File),
+            Some("writable") => self.writable(&s, &span).map(ProbeSpec::Writable),
+            Some("system") => Some(ProbeSpec::System(self.system(&s))),
             _ => None,
         };
         let interval_v = interval.unwrap_or(agent.interval);
@@ -1020,6 +1094,86 @@ impl Walker<'_> {
             }
         }
         Some(ExecSpec { command, env })
+    }
+
+    fn file(&mut self, s: &Scope, span: &Range<usize>) -> Option<FileSpec> {
+        let path = self.parsed(s, "path", absolute_path);
+        let path = self.required(s, span, "path", path);
+        let max = Duration::from_secs(3650 * 86_400);
+        let warn_age = self.duration(s, "warn_age", Duration::from_secs(1), max);
+        let crit_age = self.duration(s, "crit_age", Duration::from_secs(1), max);
+        if let (Some(w), Some(c)) = (warn_age, crit_age) {
+            if c < w {
+                let at = s.get("crit_age").map_or(span.clone(), |v| v.span());
+                let msg = format!(
+                    "{}: `crit_age` {} must not be shorter than `warn_age` {}",
+                    s.what,
+                    duration::format(c),
+                    duration::format(w)
+                );
+                self.error(at, msg);
+            }
+        }
+        let min_size = self.integer(s, "min_size", 0, i64::MAX).map(|n| n as u64);
+        Some(FileSpec {
+            path: path?,
+            warn_age,
+            crit_age,
+            min_size,
+        })
+    }
+
+    fn writable(&mut self, s: &Scope, span: &Range<usize>) -> Option<WritableSpec> {
+        let path = self.parsed(s, "path", absolute_path);
+        let path = self.required(s, span, "path", path);
+        Some(WritableSpec { path: path? })
+    }
+
+    fn percent(&mut self, s: &Scope, key: &str) -> Option<f64> {
+        let v = s.get(key)?;
+        let n = match v.get_ref() {
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                .ok()
+                .map(|n| n as f64),
+            DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+            _ => None,
+        };
+        match n {
+            Some(p) if (0.0..=100.0).contains(&p) => Some(p),
+            _ => {
+                let msg = format!(
+                    "{}: `{key}` must be a percentage from 0 to 100, found {}",
+                    s.what,
+                    self.snippet(&v.span())
+                );
+                self.error(v.span(), msg);
+                None
+            }
+        }
+    }
+
+    fn system(&mut self, s: &Scope) -> SystemSpec {
+        let window = self
+            .duration(
+                s,
+                "window",
+                Duration::from_secs(10),
+                Duration::from_secs(86_400),
+            )
+            .unwrap_or(Duration::from_secs(300));
+        let disk_path = self
+            .parsed(s, "disk_path", absolute_path)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        SystemSpec {
+            window,
+            warn_percent: self.percent(s, "warn_percent").unwrap_or(70.0),
+            crit_percent: self.percent(s, "crit_percent"),
+            memory_warn_percent: self.percent(s, "memory_warn_percent").unwrap_or(10.0),
+            memory_crit_percent: self.percent(s, "memory_crit_percent").unwrap_or(5.0),
+            disk_path,
+            disk_warn_percent: self.percent(s, "disk_warn_percent").unwrap_or(10.0),
+            disk_crit_percent: self.percent(s, "disk_crit_percent").unwrap_or(5.0),
+        }
     }
 
     fn cert_file(&mut self, s: &Scope, span: &Range<usize>) -> Option<CertFileSpec> {

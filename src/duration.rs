@@ -61,9 +61,20 @@ pub fn format(d: Duration) -> String {
     out
 }
 
+/// [`format`] to whole seconds (an age, not a setting): `3h12m5s`.
+pub fn format_coarse(d: Duration) -> String {
+    format(Duration::from_secs(d.as_secs()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn coarse_drops_milliseconds() {
+        assert_eq!(format_coarse(Duration::from_millis(11_523_999)), "3h12m3s");
+        assert_eq!(format_coarse(Duration::from_millis(999)), "0s");
+    }
 
     #[test]
     fn parses_units_and_sums() {

@@ -6,6 +6,7 @@ pub mod alarm;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod cpu;
 pub mod duration;
 pub mod endpoint;
 pub mod health;

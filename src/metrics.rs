@@ -108,6 +108,12 @@ pub fn render(s: &Snapshot, x: &Extra) -> String {
         "1 while in maintenance mode (tether disable).",
     );
     o.sample("agent_disabled", &[], flag(s.disabled));
+    o.family(
+        "agent_overloaded",
+        "gauge",
+        "1 while a system check's CPU average is at or above its warn_percent.",
+    );
+    o.sample("agent_overloaded", &[], flag(s.overloaded()));
     o.family("probes_in_flight", "gauge", "Probes running now.");
     o.sample("probes_in_flight", &[], x.in_flight as f64);
     o.family(
@@ -309,6 +315,76 @@ pub fn render(s: &Snapshot, x: &Extra) -> String {
     for (name, cert) in &certs {
         if let Some(v) = cert.verified {
             o.sample("check_cert_verified", &[("check", name)], flag(v));
+        }
+    }
+    let files: Vec<_> = s
+        .checks
+        .iter()
+        .filter_map(|c| {
+            Some((
+                c.spec.name.as_str(),
+                c.health.last.as_ref()?.detail.file.as_ref()?,
+            ))
+        })
+        .collect();
+    o.family(
+        "check_file_age_seconds",
+        "gauge",
+        "Seconds since a file check's file was last modified.",
+    );
+    for (name, f) in &files {
+        o.sample("check_file_age_seconds", &[("check", name)], f.age_seconds);
+    }
+    o.family(
+        "check_file_size_bytes",
+        "gauge",
+        "Size of a file check's file.",
+    );
+    for (name, f) in &files {
+        o.sample("check_file_size_bytes", &[("check", name)], f.size as f64);
+    }
+    let systems: Vec<_> = s
+        .checks
+        .iter()
+        .filter_map(|c| {
+            Some((
+                c.spec.name.as_str(),
+                c.health.last.as_ref()?.detail.system.as_ref()?,
+            ))
+        })
+        .collect();
+    type SysPick = fn(&crate::probe::SystemDetail) -> f64;
+    let sys: [(&str, &str, SysPick); 5] = [
+        (
+            "check_cpu_busy_percent",
+            "A system check's CPU busy percent over its window.",
+            |d| d.cpu_percent,
+        ),
+        (
+            "check_memory_available_bytes",
+            "MemAvailable at a system check's last run.",
+            |d| d.memory_available_bytes as f64,
+        ),
+        (
+            "check_memory_total_bytes",
+            "MemTotal at a system check's last run.",
+            |d| d.memory_total_bytes as f64,
+        ),
+        (
+            "check_disk_free_bytes",
+            "Bytes available to the agent on a system check's disk_path.",
+            |d| d.disk_free_bytes as f64,
+        ),
+        (
+            "check_disk_total_bytes",
+            "Size of the filesystem of a system check's disk_path.",
+            |d| d.disk_total_bytes as f64,
+        ),
+    ];
+    for (name, help, pick) in sys {
+        o.family(name, "gauge", help);
+        for (check, d) in &systems {
+            o.sample(name, &[("check", check)], pick(d));
         }
     }
     // Performance data of exec checks, first occurrence of each label.

@@ -31,6 +31,19 @@ fn status_str(s: Option<Status>) -> &'static str {
 }
 
 impl Snapshot {
+    /// A `system` check's CPU average is at or above its `warn_percent`:
+    /// carried beside the status, so "yellow because the host is busy" is
+    /// told apart from "yellow because a resource is down".
+    pub fn overloaded(&self) -> bool {
+        self.checks.iter().any(|c| {
+            c.health
+                .last
+                .as_ref()
+                .and_then(|o| o.detail.system.as_ref())
+                .is_some_and(|s| s.overloaded)
+        })
+    }
+
     pub fn to_json(&self) -> String {
         let mut j = Json::new();
         j.begin_object(None)
@@ -39,6 +52,7 @@ impl Snapshot {
             .str(Some("status"), self.status.as_str())
             .str(Some("severity"), self.severity.as_str())
             .bool(Some("disabled"), self.disabled)
+            .bool(Some("overloaded"), self.overloaded())
             .bool(Some("ready"), self.ready)
             .str(Some("time"), &rfc3339(self.now))
             .begin_array(Some("checks"));
@@ -101,6 +115,29 @@ impl Snapshot {
                             None => j.opt_str(Some("verified"), None),
                         };
                         j.end_object();
+                    }
+                    if let Some(f) = &o.detail.file {
+                        j.begin_object(Some("file"))
+                            .float(Some("age_seconds"), f.age_seconds.round())
+                            .uint(Some("size_bytes"), f.size)
+                            .end_object();
+                    }
+                    if let Some(s) = &o.detail.system {
+                        j.begin_object(Some("system"))
+                            .float(
+                                Some("cpu_busy_percent"),
+                                (s.cpu_percent * 10.0).round() / 10.0,
+                            )
+                            .opt_float(
+                                Some("cpu_window_seconds"),
+                                s.cpu_window_seconds.map(f64::round),
+                            )
+                            .bool(Some("overloaded"), s.overloaded)
+                            .uint(Some("memory_available_bytes"), s.memory_available_bytes)
+                            .uint(Some("memory_total_bytes"), s.memory_total_bytes)
+                            .uint(Some("disk_free_bytes"), s.disk_free_bytes)
+                            .uint(Some("disk_total_bytes"), s.disk_total_bytes)
+                            .end_object();
                     }
                     j.end_object();
                 }
@@ -177,6 +214,9 @@ impl Snapshot {
         }
         if self.disabled {
             out.push_str("maintenance: disabled with `tether disable`; nothing is alarmed until `tether enable`\n");
+        }
+        if self.overloaded() {
+            out.push_str("overloaded: the host's CPU is above a system check's warn_percent; slow or failing probes may be the host, not the targets\n");
         }
         for h in hints {
             out.push_str(&h);

@@ -362,7 +362,10 @@ fn metrics_pass_promtool() {
              [[check]]\nname = \"bad/quoted\"\nkind = \"tcp\"\ntarget = \"{closed}\"\n\n\
              [[check]]\nname = \"https\"\nkind = \"http\"\nurl = \"https://{tls}/\"\nca_file = \"{}\"\n\n\
              [[check]]\nname = \"skip\"\nkind = \"tls\"\ntarget = \"{tls}\"\ninsecure_skip_verify = true\n\n\
+             [[check]]\nname = \"host\"\nkind = \"system\"\n\n\
+             [[check]]\nname = \"marker\"\nkind = \"file\"\npath = \"{}\"\n\n\
              [[check]]\nname = \"plugin\"\nkind = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", \"echo 'OK | \\\"q\\\"=1.5s;2;3;0 x=U'\"]\n",
+            ca.display(),
             ca.display()
         ),
     );
@@ -385,6 +388,9 @@ fn metrics_pass_promtool() {
         "tether_check_cert_verified{check=\"skip\"} 0".into(),
         "tether_check_tls_verify_skipped{check=\"skip\"} 1".into(),
         "tether_check_tls_verify_skipped{check=\"https\"} 0".into(),
+        "tether_check_file_size_bytes{check=\"marker\"}".into(),
+        "tether_check_cpu_busy_percent{check=\"host\"}".into(),
+        "tether_agent_overloaded ".into(),
         "tether_check_perfdata{check=\"plugin\",label=\"\\\"q\\\"\",uom=\"s\"} 1.5".into(),
         "tether_check_perfdata_crit{check=\"plugin\",label=\"\\\"q\\\"\",uom=\"s\"} 3".into(),
         format!(

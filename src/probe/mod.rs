@@ -5,9 +5,12 @@
 pub mod cert_file;
 pub mod dns;
 pub mod exec;
+pub mod file;
 pub mod http;
+pub mod system;
 pub mod tcp;
 pub mod tls;
+pub mod writable;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -113,6 +116,12 @@ reasons! {
     ExecStatus => "exec_status", "The command exited non-zero: 1 is warn, 2 crit, others unknown (a Nagios plugin's verdict).";
     ExecSignal => "exec_signal", "The command was killed by a signal (other than tether's at the deadline).";
     ExecError => "exec_error", "The command could not be started (not found, not executable).";
+    FileStale => "file_stale", "The file was last modified longer ago than `warn_age` / `crit_age`.";
+    FileTooSmall => "file_too_small", "The file is smaller than `min_size`.";
+    NotWritable => "not_writable", "The directory does not let the agent create, write, fsync and remove a file.";
+    CpuOverloaded => "cpu_overloaded", "The CPU busy percent over the window is at or above `warn_percent`: the host is overloaded.";
+    MemoryLow => "memory_low", "Available memory is below `memory_warn_percent` / `memory_crit_percent` of the total.";
+    DiskLow => "disk_low", "Free space on `disk_path` is below `disk_warn_percent` / `disk_crit_percent`.";
     ExpectMismatch => "expect_mismatch", "The TCP banner does not start with `expect`.";
     Timeout => "timeout", "The deadline passed after connecting, waiting for or reading the reply.";
     InFlightLimit => "in_flight_limit", "The probe could not start before its deadline: too many probes in flight.";
@@ -272,6 +281,29 @@ pub struct Detail {
     pub cert: Option<CertDetail>,
     /// Performance data an `exec` check's plugin printed.
     pub perf: Vec<crate::perfdata::PerfDatum>,
+    /// A `file` check's findings.
+    pub file: Option<FileDetail>,
+    /// A `system` check's readings.
+    pub system: Option<SystemDetail>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileDetail {
+    pub age_seconds: f64,
+    pub size: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SystemDetail {
+    pub cpu_percent: f64,
+    /// `None`: the average since boot (first run).
+    pub cpu_window_seconds: Option<f64>,
+    /// The CPU part is at or above `warn_percent`.
+    pub overloaded: bool,
+    pub memory_available_bytes: u64,
+    pub memory_total_bytes: u64,
+    pub disk_free_bytes: u64,
+    pub disk_total_bytes: u64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -318,6 +350,9 @@ pub async fn run(spec: &ProbeSpec, ctx: &Context<'_>, trace: &Trace) -> Report {
         ProbeSpec::Tls(s) => Box::pin(tls::probe(s, ctx, trace)).await,
         ProbeSpec::CertFile(s) => cert_file::probe(s),
         ProbeSpec::Exec(s) => Box::pin(exec::probe(s)).await,
+        ProbeSpec::File(s) => file::probe(s),
+        ProbeSpec::Writable(s) => writable::probe(s),
+        ProbeSpec::System(s) => system::probe(s),
     }
 }
 
