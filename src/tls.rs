@@ -80,11 +80,12 @@ fn roots(extra: &[CertificateDer<'static>]) -> RootCertStore {
 
 /// ring's provider, trimmed for a client that only verifies: AES-GCM suites
 /// only (every TLS 1.3 server must offer AES-128-GCM, and TLS 1.2 servers
-/// offer ECDHE with AES-GCM; ChaCha20 would add ~40 KB of assembly), and no
-/// private-key loading (tether presents no client certificate yet; RSA and
-/// ECDSA signing would add ~30 KB). Measured on the static binary.
+/// offer ECDHE with AES-GCM), and no private-key loading (tether presents no
+/// client certificate yet). Built field by field: starting from
+/// `ring::default_provider()` would link every suite it lists (ChaCha20's
+/// assembly) and RSA/ECDSA signing. Measured on the static binary.
 fn provider() -> Arc<CryptoProvider> {
-    use rustls::crypto::ring::cipher_suite as cs;
+    use rustls::crypto::ring::{cipher_suite as cs, kx_group};
     Arc::new(CryptoProvider {
         cipher_suites: vec![
             cs::TLS13_AES_128_GCM_SHA256,
@@ -94,9 +95,82 @@ fn provider() -> Arc<CryptoProvider> {
             cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
             cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
         ],
+        kx_groups: vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1],
+        signature_verification_algorithms: SIGNATURE_ALGORITHMS,
+        secure_random: &SystemRandom,
         key_provider: &NoClientKeys,
-        ..rustls::crypto::ring::default_provider()
     })
+}
+
+/// The signature algorithms webpki verifies with ring: ring's provider's own
+/// table (rustls keeps it private), unchanged.
+static SIGNATURE_ALGORITHMS: rustls::crypto::WebPkiSupportedAlgorithms = {
+    use webpki::ring as alg;
+    rustls::crypto::WebPkiSupportedAlgorithms {
+        all: &[
+            alg::ECDSA_P256_SHA256,
+            alg::ECDSA_P256_SHA384,
+            alg::ECDSA_P384_SHA256,
+            alg::ECDSA_P384_SHA384,
+            alg::ED25519,
+            alg::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+            alg::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+            alg::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+            alg::RSA_PKCS1_2048_8192_SHA256,
+            alg::RSA_PKCS1_2048_8192_SHA384,
+            alg::RSA_PKCS1_2048_8192_SHA512,
+            alg::RSA_PKCS1_2048_8192_SHA256_ABSENT_PARAMS,
+            alg::RSA_PKCS1_2048_8192_SHA384_ABSENT_PARAMS,
+            alg::RSA_PKCS1_2048_8192_SHA512_ABSENT_PARAMS,
+        ],
+        mapping: &[
+            (
+                SignatureScheme::ECDSA_NISTP384_SHA384,
+                &[alg::ECDSA_P384_SHA384, alg::ECDSA_P256_SHA384],
+            ),
+            (
+                SignatureScheme::ECDSA_NISTP256_SHA256,
+                &[alg::ECDSA_P256_SHA256, alg::ECDSA_P384_SHA256],
+            ),
+            (SignatureScheme::ED25519, &[alg::ED25519]),
+            (
+                SignatureScheme::RSA_PSS_SHA512,
+                &[alg::RSA_PSS_2048_8192_SHA512_LEGACY_KEY],
+            ),
+            (
+                SignatureScheme::RSA_PSS_SHA384,
+                &[alg::RSA_PSS_2048_8192_SHA384_LEGACY_KEY],
+            ),
+            (
+                SignatureScheme::RSA_PSS_SHA256,
+                &[alg::RSA_PSS_2048_8192_SHA256_LEGACY_KEY],
+            ),
+            (
+                SignatureScheme::RSA_PKCS1_SHA512,
+                &[alg::RSA_PKCS1_2048_8192_SHA512],
+            ),
+            (
+                SignatureScheme::RSA_PKCS1_SHA384,
+                &[alg::RSA_PKCS1_2048_8192_SHA384],
+            ),
+            (
+                SignatureScheme::RSA_PKCS1_SHA256,
+                &[alg::RSA_PKCS1_2048_8192_SHA256],
+            ),
+        ],
+    }
+};
+
+#[derive(Debug)]
+struct SystemRandom;
+
+impl rustls::crypto::SecureRandom for SystemRandom {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), rustls::crypto::GetRandomFailed> {
+        use ring::rand::SecureRandom;
+        ring::rand::SystemRandom::new()
+            .fill(buf)
+            .map_err(|_| rustls::crypto::GetRandomFailed)
+    }
 }
 
 #[derive(Debug)]
