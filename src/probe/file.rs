@@ -50,9 +50,9 @@ pub fn probe(s: &FileSpec) -> Report {
     } else {
         Report::ok(facts)
     };
-    r.detail.file = Some(FileDetail {
+    r.detail.file = Some(Box::new(FileDetail {
         age_seconds: age.as_secs_f64(),
         size,
-    });
+    }));
     r
 }

@@ -119,7 +119,7 @@ pub fn probe_at(s: &SystemSpec, proc_root: &Path, now: Instant) -> Report {
         Some((Status::Ok, _)) | None => Report::ok(message),
         Some((st, reason)) => Report::new(st, Some(reason), message),
     };
-    r.detail.system = Some(SystemDetail {
+    r.detail.system = Some(Box::new(SystemDetail {
         cpu_percent: avg.percent,
         cpu_window_seconds: avg.span.map(|d| d.as_secs_f64()),
         overloaded: cpu_status != Status::Ok,
@@ -127,7 +127,7 @@ pub fn probe_at(s: &SystemSpec, proc_root: &Path, now: Instant) -> Report {
         memory_total_bytes: mem_total,
         disk_free_bytes: disk_free,
         disk_total_bytes: disk_total,
-    });
+    }));
     r
 }
 
