@@ -9,19 +9,9 @@ use std::time::Duration;
 
 use common::*;
 use tether::probe::{Outcome, Reason, Status};
-use tether::resolve::conf::ResolvConf;
-use tether::resolve::hosts::Hosts;
-use tether::resolve::Resolver;
 
-fn resolver() -> Resolver {
-    let conf = ResolvConf {
-        nameservers: vec![],
-        search: vec![],
-        ndots: 1,
-        timeout: Duration::from_millis(200),
-        attempts: 1,
-    };
-    Resolver::fixed(Hosts::parse(""), conf)
+fn resolver() -> tether::resolve::Resolver {
+    hosts_resolver("")
 }
 
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {

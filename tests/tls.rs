@@ -9,19 +9,9 @@ use std::path::Path;
 use common::pki::{leaf, tls_server, Ca};
 use common::*;
 use tether::probe::{Outcome, Phase, Reason, Status};
-use tether::resolve::conf::ResolvConf;
-use tether::resolve::hosts::Hosts;
-use tether::resolve::Resolver;
 
-fn resolver() -> Resolver {
-    let conf = ResolvConf {
-        nameservers: vec![],
-        search: vec![],
-        ndots: 1,
-        timeout: std::time::Duration::from_millis(200),
-        attempts: 1,
-    };
-    Resolver::fixed(Hosts::parse("127.0.0.1 svc.test\n"), conf)
+fn resolver() -> tether::resolve::Resolver {
+    hosts_resolver("127.0.0.1 svc.test\n")
 }
 
 fn tls_check(addr: std::net::SocketAddr, extra: &str) -> Outcome {
