@@ -38,7 +38,12 @@ pub async fn probe(s: &HttpSpec, ctx: &Context<'_>, trace: &Trace) -> Report {
                 Ok(c) => c,
                 Err(r) => return *r,
             };
-            let name = tls::server_name(&s.tls, &url.host);
+            // `server_name` is for the configured host, not a redirect's.
+            let name = if url.host == s.url.host {
+                tls::server_name(&s.tls, &url.host)
+            } else {
+                url.host.tls_name()
+            };
             trace.enter(Phase::Tls);
             let handshake = client.connect(&name, stream).await;
             let cert = client
