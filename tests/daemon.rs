@@ -81,10 +81,7 @@ fn at_most_two_threads_with_every_probe_kind_running() {
     let (_l, open) = open_port();
     let (http, _rx) = http_server(vec![("/", reply(200, "ok"))]);
     let (ns, _) = dns_server(Dns::Answer, vec![[127, 0, 0, 1]], vec![]);
-    let dir = temp_dir("threads-pki");
-    let root = common::pki::Ca::root("Test Root");
-    let tls = common::pki::tls_server(&common::pki::leaf(Some(&root), &["127.0.0.1"], -1, 30), &[]);
-    let ca = root.write_pem(&dir);
+    let (tls, ca, _) = common::pki::trusted_server(&temp_dir("threads-pki"));
     let agent = Agent::start(
         "threads",
         &format!(
@@ -349,11 +346,7 @@ fn maintenance_mode_via_the_state_directory() {
 fn metrics_pass_promtool() {
     let (_l, open) = open_port();
     let closed = closed_port();
-    let dir = temp_dir("promtool-pki");
-    let root = common::pki::Ca::root("Test Root");
-    let leaf = common::pki::leaf(Some(&root), &["127.0.0.1"], -1, 30);
-    let tls = common::pki::tls_server(&leaf, &[]);
-    let ca = root.write_pem(&dir);
+    let (tls, ca, leaf) = common::pki::trusted_server(&temp_dir("promtool-pki"));
     let agent = Agent::start(
         "promtool",
         &format!(

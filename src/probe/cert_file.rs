@@ -8,16 +8,13 @@ use std::time::SystemTime;
 
 use crate::config::CertFileSpec;
 use crate::probe::tls::judge_expiry;
-use crate::probe::{CertDetail, Reason, Report};
+use crate::probe::{path_error, CertDetail, Reason, Report};
 
 pub fn probe(s: &CertFileSpec) -> Report {
     let path = s.path.display();
     let pem = match std::fs::read(&s.path) {
         Ok(p) => p,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Report::crit(Reason::FileMissing, format!("{path} does not exist"))
-        }
-        Err(e) => return Report::crit(Reason::FileError, format!("reading {path}: {e}")),
+        Err(e) => return path_error(&s.path, &e),
     };
     let certs = match crate::tls::load_pem_certs(&pem) {
         Ok(c) => c,

@@ -10,16 +10,13 @@ use std::time::SystemTime;
 use crate::clock::rfc3339;
 use crate::config::FileSpec;
 use crate::duration;
-use crate::probe::{FileDetail, Reason, Report, Status};
+use crate::probe::{path_error, FileDetail, Reason, Report, Status};
 
 pub fn probe(s: &FileSpec) -> Report {
     let path = s.path.display();
     let meta = match std::fs::metadata(&s.path) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Report::crit(Reason::FileMissing, format!("{path} does not exist"))
-        }
-        Err(e) => return Report::crit(Reason::FileError, format!("{path}: {e}")),
+        Err(e) => return path_error(&s.path, &e),
     };
     let now = SystemTime::now();
     let mtime = meta.modified().unwrap_or(now);

@@ -358,6 +358,19 @@ pub async fn run(spec: &ProbeSpec, ctx: &Context<'_>, trace: &Trace) -> Report {
     }
 }
 
+/// The report for a path that cannot be used: `file_missing` when it does
+/// not exist, else `file_error` naming what failed.
+pub fn path_error(path: &std::path::Path, e: &std::io::Error) -> Report {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Report::crit(
+            Reason::FileMissing,
+            format!("{} does not exist", path.display()),
+        )
+    } else {
+        Report::crit(Reason::FileError, format!("{}: {e}", path.display()))
+    }
+}
+
 /// Maps a connect error to its reason code.
 pub fn connect_reason(e: &std::io::Error) -> Reason {
     use std::io::ErrorKind as K;

@@ -108,6 +108,14 @@ impl Leaf {
     }
 }
 
+/// A TLS server for 127.0.0.1 with a leaf from a fresh test CA (valid for
+/// 30 days), and that CA written as PEM into `dir`: (address, CA file).
+pub fn trusted_server(dir: &Path) -> (SocketAddr, PathBuf, Leaf) {
+    let root = Ca::root("Test Root");
+    let l = leaf(Some(&root), &["127.0.0.1"], -1, 30);
+    (tls_server(&l, &[]), root.write_pem(dir), l)
+}
+
 /// A TLS server on 127.0.0.1 presenting `leaf` followed by `chain`. After the
 /// handshake it answers one HTTP request with `200 ok`, or just closes when
 /// the client does.
