@@ -620,6 +620,64 @@ impl Walker<'_> {
         }
     }
 
+    /// Each entry of an array through `parse`; every entry it refuses is an
+    /// error at that entry (`` `key` entry X is_not ``). `None` if any was.
+    fn entries<T>(
+        &mut self,
+        s: &Scope,
+        key: &str,
+        list: &[Value],
+        is_not: &str,
+        parse: impl Fn(&DeValue) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for v in list {
+            match parse(v.get_ref()) {
+                Some(t) => out.push(t),
+                None => {
+                    let msg = format!(
+                        "{}: `{key}` entry {} {is_not}",
+                        s.what,
+                        self.snippet(&v.span())
+                    );
+                    self.error(v.span(), msg);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// A table of `name = "value"` strings (`headers`, `env`), in file order.
+    /// A pair that `valid` refuses, or a value that is not a string, is an
+    /// error at its key: `` {item} `name` {must} ``.
+    fn string_table(
+        &mut self,
+        s: &Scope,
+        key: &str,
+        example: &str,
+        (item, must): (&str, &str),
+        valid: impl Fn(&str, &str) -> bool,
+    ) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let Some(v) = s.get(key) else {
+            return out;
+        };
+        let DeValue::Table(t) = v.get_ref() else {
+            self.wrong_type(s, key, v, example);
+            return out;
+        };
+        for (k, tv) in t.iter() {
+            let name = k.get_ref();
+            match tv.get_ref().as_str() {
+                Some(val) if valid(name, val) => out.push((name.to_string(), val.to_string())),
+                _ => self.error(k.span(), format!("{}: {item} `{name}` {must}", s.what)),
+            }
+        }
+        out
+    }
+
     fn document(&mut self, doc: &DeTable) -> Config {
         let top = Scope {
             table: doc,
@@ -901,19 +959,10 @@ impl Walker<'_> {
         };
         let mut expect_status = Vec::new();
         if let Some(list) = self.array(s, "expect_status") {
-            for v in list {
-                match status_range(v.get_ref()) {
-                    Some(r) => expect_status.push(r),
-                    None => {
-                        let msg = format!(
-                            "{}: `expect_status` entry {} is not a status 100-599 like 200 or a class like \"2xx\"",
-                            s.what,
-                            self.snippet(&v.span())
-                        );
-                        self.error(v.span(), msg)
-                    }
-                }
-            }
+            let is_not = "is not a status 100-599 like 200 or a class like \"2xx\"";
+            expect_status = self
+                .entries(s, "expect_status", list, is_not, status_range)
+                .unwrap_or_default();
             if list.is_empty() {
                 self.error(
                     s.get("expect_status").map_or(span.clone(), |v| v.span()),
@@ -925,36 +974,22 @@ impl Walker<'_> {
             expect_status.push((200, 299));
         }
         let body_contains = self.string(s, "body_contains").map(|(b, _)| b.to_string());
-        let mut headers = Vec::new();
-        if let Some(v) = s.get("headers") {
-            match v.get_ref() {
-                DeValue::Table(t) => {
-                    for (k, hv) in t.iter() {
-                        let name = k.get_ref();
-                        let value = hv.get_ref().as_str();
-                        let name_ok = !name.is_empty()
-                            && name.bytes().all(|b| {
-                                b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-                            });
-                        match value {
-                            Some(val) if name_ok && !val.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) => {
-                                headers.push((name.to_string(), val.to_string()))
-                            }
-                            _ => self.error(
-                                k.span(),
-                                format!("{}: header `{name}` must be a token name with a string value without line breaks", s.what),
-                            ),
-                        }
-                    }
-                }
-                _ => self.wrong_type(
-                    s,
-                    "headers",
-                    v,
-                    "a table like { Authorization = \"Bearer ...\" }",
-                ),
-            }
-        }
+        let headers = self.string_table(
+            s,
+            "headers",
+            "a table like { Authorization = \"Bearer ...\" }",
+            (
+                "header",
+                "must be a token name with a string value without line breaks",
+            ),
+            |name, val| {
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+                    && !val.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+            },
+        );
         let follow_redirects = self.boolean(s, "follow_redirects").unwrap_or(false);
         let family = self.family(s, "family", ["any", "ipv4", "ipv6"]);
         let tls = self.tls_options(s);
@@ -1029,23 +1064,11 @@ impl Walker<'_> {
     }
 
     fn exec(&mut self, s: &Scope, span: &Range<usize>) -> Option<ExecSpec> {
-        let mut command = Vec::new();
         let list = self.array(s, "command");
         let list = self.required(s, span, "command", list)?;
-        for v in list {
-            match v.get_ref().as_str() {
-                Some(a) if !a.contains('\0') => command.push(a.to_string()),
-                _ => {
-                    let msg = format!(
-                        "{}: `command` entry {} is not a string",
-                        s.what,
-                        self.snippet(&v.span())
-                    );
-                    self.error(v.span(), msg);
-                    return None;
-                }
-            }
-        }
+        let command = self.entries(s, "command", list, "is not a string", |v| {
+            v.as_str().filter(|a| !a.contains('\0')).map(str::to_string)
+        })?;
         let at = s.get("command").map_or(span.clone(), |v| v.span());
         match command.first() {
             None => {
@@ -1070,28 +1093,21 @@ impl Walker<'_> {
             ("PATH".to_string(), EXEC_PATH.to_string()),
             ("LANG".to_string(), "C".to_string()),
         ];
-        if let Some(v) = s.get("env") {
-            match v.get_ref() {
-                DeValue::Table(t) => {
-                    for (k, ev) in t.iter() {
-                        let name = k.get_ref();
-                        let name_ok = !name.is_empty()
-                            && !name.contains(['=', '\0'])
-                            && name.bytes().all(|b| b.is_ascii_graphic());
-                        match ev.get_ref().as_str() {
-                            Some(val) if name_ok && !val.contains('\0') => {
-                                env.retain(|(n, _)| n != name);
-                                env.push((name.to_string(), val.to_string()));
-                            }
-                            _ => self.error(
-                                k.span(),
-                                format!("{}: env `{name}` must be a name without `=` with a string value", s.what),
-                            ),
-                        }
-                    }
-                }
-                _ => self.wrong_type(s, "env", v, "a table like { NAME = \"value\" }"),
-            }
+        let extra = self.string_table(
+            s,
+            "env",
+            "a table like { NAME = \"value\" }",
+            ("env", "must be a name without `=` with a string value"),
+            |name, val| {
+                !name.is_empty()
+                    && !name.contains(['=', '\0'])
+                    && name.bytes().all(|b| b.is_ascii_graphic())
+                    && !val.contains('\0')
+            },
+        );
+        for (name, val) in extra {
+            env.retain(|(n, _)| *n != name);
+            env.push((name, val));
         }
         Some(ExecSpec { command, env })
     }
@@ -1203,19 +1219,11 @@ impl Walker<'_> {
         });
         let mut expect_addresses = Vec::new();
         if let Some(list) = self.array(s, "expect_addresses") {
-            for v in list {
-                match v.get_ref().as_str().and_then(|a| a.parse::<IpAddr>().ok()) {
-                    Some(ip) => expect_addresses.push(ip),
-                    None => {
-                        let msg = format!(
-                            "{}: `expect_addresses` entry {} is not an IP address",
-                            s.what,
-                            self.snippet(&v.span())
-                        );
-                        self.error(v.span(), msg)
-                    }
-                }
-            }
+            expect_addresses = self
+                .entries(s, "expect_addresses", list, "is not an IP address", |v| {
+                    v.as_str().and_then(|a| a.parse::<IpAddr>().ok())
+                })
+                .unwrap_or_default();
         }
         Some(DnsSpec {
             query: query?,
