@@ -68,6 +68,17 @@ fn flag(b: bool) -> f64 {
     }
 }
 
+/// (check name, part) for each check whose last result carries that part.
+fn with_detail<'a, T>(
+    s: &'a Snapshot,
+    part: impl Fn(&'a crate::probe::Detail) -> Option<&'a T>,
+) -> Vec<(&'a str, &'a T)> {
+    s.checks
+        .iter()
+        .filter_map(|c| Some((c.spec.name.as_str(), part(&c.health.last.as_ref()?.detail)?)))
+        .collect()
+}
+
 pub fn render(s: &Snapshot, x: &Extra) -> String {
     let mut o = Out(String::with_capacity(4096 + s.checks.len() * 1536));
     o.family(
@@ -287,14 +298,7 @@ pub fn render(s: &Snapshot, x: &Extra) -> String {
             );
         }
     }
-    let certs: Vec<_> = s
-        .checks
-        .iter()
-        .filter_map(|c| {
-            let cert = c.health.last.as_ref()?.detail.cert.as_ref()?;
-            Some((c.spec.name.as_str(), cert))
-        })
-        .collect();
+    let certs = with_detail(s, |d| d.cert.as_deref());
     o.family(
         "check_cert_not_after_timestamp_seconds",
         "gauge",
@@ -317,16 +321,7 @@ pub fn render(s: &Snapshot, x: &Extra) -> String {
             o.sample("check_cert_verified", &[("check", name)], flag(v));
         }
     }
-    let files: Vec<_> = s
-        .checks
-        .iter()
-        .filter_map(|c| {
-            Some((
-                c.spec.name.as_str(),
-                c.health.last.as_ref()?.detail.file.as_ref()?,
-            ))
-        })
-        .collect();
+    let files = with_detail(s, |d| d.file.as_deref());
     o.family(
         "check_file_age_seconds",
         "gauge",
@@ -343,16 +338,7 @@ pub fn render(s: &Snapshot, x: &Extra) -> String {
     for (name, f) in &files {
         o.sample("check_file_size_bytes", &[("check", name)], f.size as f64);
     }
-    let systems: Vec<_> = s
-        .checks
-        .iter()
-        .filter_map(|c| {
-            Some((
-                c.spec.name.as_str(),
-                c.health.last.as_ref()?.detail.system.as_ref()?,
-            ))
-        })
-        .collect();
+    let systems = with_detail(s, |d| d.system.as_deref());
     type SysPick = fn(&crate::probe::SystemDetail) -> f64;
     let sys: [(&str, &str, SysPick); 5] = [
         (
