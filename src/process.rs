@@ -31,11 +31,6 @@ pub fn reap_orphans() {
     });
 }
 
-/// How many killed children still wait to be reaped (for tests).
-pub fn orphans() -> usize {
-    ORPHANS.with(|o| o.borrow().len())
-}
-
 /// What a finished command left.
 #[derive(Debug)]
 pub struct Finished {
