@@ -35,6 +35,39 @@ pub fn rfc3339_unix(secs: i64) -> String {
     )
 }
 
+/// Milliseconds since the Unix epoch (0 before it).
+pub fn unix_millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis().min(u128::from(u64::MAX)) as u64)
+}
+
+/// `2026-11-21T19:53:30.123Z`: the timestamp of upstream records.
+pub fn rfc3339_millis(ms: u64) -> String {
+    let secs = rfc3339_unix((ms / 1000) as i64);
+    format!("{}.{:03}Z", &secs[..secs.len() - 1], ms % 1000)
+}
+
+/// Reads back [`rfc3339_millis`]'s exact layout; `None` for anything else.
+pub fn parse_rfc3339_millis(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'.' || b[23] != b'Z'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let t = s.get(r)?;
+        t.bytes().all(|c| c.is_ascii_digit()).then(|| t.parse().ok())?
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let days = days_from_civil(i64::from(y), mo, d);
+    let secs = days * 86_400 + i64::from(h * 3600 + mi * 60 + sec);
+    u64::try_from(secs).ok().map(|s| s * 1000 + u64::from(ms))
+}
+
 /// Howard Hinnant's `days_from_civil`: (year, month 1-12, day 1-31) to days
 /// since 1970-01-01.
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
@@ -73,6 +106,14 @@ mod tests {
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339_unix(-86_400), "1969-12-31T00:00:00Z");
+        assert_eq!(rfc3339_millis(1_795_290_810_007), "2026-11-21T19:53:30.007Z");
+        assert_eq!(
+            parse_rfc3339_millis("2026-11-21T19:53:30.007Z"),
+            Some(1_795_290_810_007)
+        );
+        assert_eq!(parse_rfc3339_millis("2026-11-21T19:53:30Z"), None);
+        assert_eq!(parse_rfc3339_millis("2026-13-21T19:53:30.007Z"), None);
+        assert_eq!(unix_millis(UNIX_EPOCH + Duration::from_micros(1_500)), 1);
     }
 
     #[test]
