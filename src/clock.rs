@@ -50,13 +50,20 @@ pub fn rfc3339_millis(ms: u64) -> String {
 /// Reads back [`rfc3339_millis`]'s exact layout; `None` for anything else.
 pub fn parse_rfc3339_millis(s: &str) -> Option<u64> {
     let b = s.as_bytes();
-    if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'.' || b[23] != b'Z'
+    if b.len() != 24
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[19] != b'.'
+        || b[23] != b'Z'
     {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
         let t = s.get(r)?;
-        t.bytes().all(|c| c.is_ascii_digit()).then(|| t.parse().ok())?
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
     };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
@@ -106,7 +113,10 @@ mod tests {
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339_unix(-86_400), "1969-12-31T00:00:00Z");
-        assert_eq!(rfc3339_millis(1_795_290_810_007), "2026-11-21T19:53:30.007Z");
+        assert_eq!(
+            rfc3339_millis(1_795_290_810_007),
+            "2026-11-21T19:53:30.007Z"
+        );
         assert_eq!(
             parse_rfc3339_millis("2026-11-21T19:53:30.007Z"),
             Some(1_795_290_810_007)

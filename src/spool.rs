@@ -310,6 +310,7 @@ impl Spool {
                     reason: GapReason::SpoolCorrupt,
                 });
             }
+            self.last_written = self.last_written.max(last);
             log::error!(
                 "spool: {} has no valid segment header; removed",
                 path.display()
@@ -383,14 +384,16 @@ impl Spool {
             let torn_seq = buf
                 .get(from + 8..from + 16)
                 .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
-            let upper = next_first.map(|n| n.saturating_sub(1));
-            let last = match (torn_seq, upper) {
-                (_, Some(u)) => Some(u),
-                (Some(s), None) if s > last_good && s < last_good + (1 << 32) => Some(s),
-                _ => None,
-            };
-            if let Some(last) = last.filter(|l| *l > last_good) {
-                rec.gaps.push(corrupt_gap(last_good + 1, last));
+            match (torn_seq, next_first) {
+                // Damage before the next segment: all numbers in between.
+                (_, Some(n)) if n > last_good + 1 => {
+                    rec.gaps.push(corrupt_gap(last_good + 1, n - 1));
+                }
+                // The newest write, torn: its header still names it.
+                (Some(s), None) if s > last_good && s < last_good + (1 << 32) => {
+                    rec.gaps.push(corrupt_gap(s, s));
+                }
+                _ => {}
             }
             log::warn!(
                 "spool: {}: {cut} bytes after the last whole record truncated",
@@ -494,12 +497,12 @@ impl Spool {
                 break;
             }
             let len = (FRAME + r.body.len()) as u64;
-            let mut new_segment = self
-                .segments
-                .back()
-                .is_none_or(|s| s.records > 0 && s.bytes + len > self.segment_bytes);
+            let buffered = frames.len() as u64;
+            let mut new_segment = self.segments.back().is_none_or(|s| {
+                (s.records > 0 || buffered > 0) && s.bytes + buffered + len > self.segment_bytes
+            });
             let header = if new_segment { HEADER } else { 0 };
-            if self.total_bytes + len + header > self.max_bytes {
+            if self.total_bytes + buffered + len + header > self.max_bytes {
                 if let Err(e) = self.write_out(&mut frames, &mut pending, &mut out) {
                     out.error = Some(e);
                     break;

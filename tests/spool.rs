@@ -1,0 +1,412 @@
+//! The disk spool against real files: round trips, every kind of damage the
+//! module header promises to survive, a full disk (a 64 KiB tmpfs), and a
+//! model-based test of random appends, reads, acknowledgements, restarts and
+//! crashes compared step by step with a plain in-memory model.
+
+mod common;
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use tether::record::{Body, Gap, GapReason, Rec};
+use tether::spool::{Spool, SyncPolicy};
+
+fn rec(seq: u64) -> Rec {
+    let mut b = Body::new(1_795_290_810_000 + seq, "result");
+    b.json().str(Some("check"), &format!("c{seq}"));
+    b.finish(seq, None)
+}
+
+fn open(dir: &Path, max: u64) -> (Spool, tether::spool::Recovered) {
+    Spool::open(dir, max, SyncPolicy::Batch).expect("open spool")
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Reads and acknowledges everything; the sequence numbers in order.
+fn drain(s: &mut Spool) -> (Vec<u64>, Vec<Gap>) {
+    let (mut seqs, mut gaps) = (Vec::new(), Vec::new());
+    loop {
+        let b = s.read(7, 1 << 20).unwrap();
+        gaps.extend(b.gaps.iter().copied());
+        if b.recs.is_empty() && b.gaps.is_empty() {
+            break;
+        }
+        seqs.extend(b.recs.iter().map(|r| r.seq));
+        s.ack(b.end);
+    }
+    (seqs, gaps)
+}
+
+#[test]
+fn records_round_trip_across_segments_and_restarts() {
+    let dir = common::temp_dir("spool-rt");
+    let (mut s, r) = open(&dir, 64 << 10);
+    assert_eq!((r.records, r.segments), (0, 0));
+    let recs: Vec<Rec> = (1..=300).map(rec).collect();
+    let a = s.append(&recs);
+    assert!(a.error.is_none() && a.gaps.is_empty(), "{a:?}");
+    assert_eq!(a.written, 300);
+    assert!(segments(&dir).len() > 2, "4 KiB segments: several files");
+    assert_eq!(s.backlog_records(), 300);
+    assert_eq!(s.oldest_ms(), Some(1_795_290_810_001));
+    // Acknowledge the first 100, then restart: the backlog resumes at 101.
+    let b = s.read(100, 1 << 20).unwrap();
+    assert_eq!(b.recs.first().unwrap().seq, 1);
+    assert_eq!(b.recs.last().unwrap().seq, 100);
+    assert_eq!(b.recs[4], recs[4], "the body comes back byte for byte");
+    s.ack(b.end);
+    assert_eq!(s.backlog_records(), 200);
+    assert_eq!(s.oldest_ms(), Some(1_795_290_810_101));
+    drop(s);
+    let (mut s, r) = open(&dir, 64 << 10);
+    assert_eq!(r.records, 200);
+    assert!(r.gaps.is_empty());
+    assert_eq!(r.max_seq, 300);
+    let (seqs, gaps) = drain(&mut s);
+    assert_eq!(seqs, (101..=300).collect::<Vec<_>>());
+    assert!(gaps.is_empty());
+    assert!(
+        segments(&dir).is_empty(),
+        "every segment acknowledged: deleted"
+    );
+    // A new record after a full drain starts a new segment.
+    s.append(&[rec(301)]);
+    assert_eq!(drain(&mut s).0, [301]);
+}
+
+#[test]
+fn a_full_spool_drops_its_oldest_segment_with_a_gap() {
+    let dir = common::temp_dir("spool-full");
+    let max = 64 << 10;
+    let (mut s, _) = open(&dir, max);
+    let mut gaps = Vec::new();
+    for seq in 1..=2000 {
+        let a = s.append(&[rec(seq)]);
+        assert!(a.error.is_none());
+        gaps.extend(a.gaps);
+        assert!(s.disk_bytes() <= max, "{} > {max}", s.disk_bytes());
+    }
+    let on_disk: u64 = segments(&dir)
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum();
+    assert_eq!(on_disk, s.disk_bytes());
+    assert!(!gaps.is_empty());
+    assert!(gaps.iter().all(|g| g.reason == GapReason::SpoolFull));
+    // The gaps and the backlog together account for every record, once.
+    let (seqs, more) = drain(&mut s);
+    assert!(more.is_empty());
+    let mut seen = BTreeSet::new();
+    for g in &gaps {
+        assert_eq!(g.count, g.last - g.first + 1);
+        seen.extend(g.first..=g.last);
+    }
+    assert_eq!(seqs.first().copied(), Some(seen.last().unwrap() + 1));
+    seen.extend(seqs.iter().copied());
+    assert_eq!(seen.len(), 2000);
+    assert_eq!(*seen.last().unwrap(), 2000);
+}
+
+/// Writes records 1..=n in one segment and returns its path.
+fn one_segment(dir: &Path, n: u64) -> PathBuf {
+    let (mut s, _) = open(dir, 64 << 20);
+    let recs: Vec<Rec> = (1..=n).map(rec).collect();
+    assert_eq!(s.append(&recs).written, n as usize);
+    let segs = segments(dir);
+    assert_eq!(segs.len(), 1);
+    segs[0].clone()
+}
+
+/// Byte offset of record `seq` (1-based) in a segment of `rec(1..)`.
+fn offset_of(path: &Path, seq: u64) -> usize {
+    let bytes = fs::read(path).unwrap();
+    let mut at = 16;
+    for _ in 1..seq {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        at += 16 + len;
+    }
+    at
+}
+
+fn damage(path: &Path, f: impl FnOnce(&mut Vec<u8>)) {
+    let mut bytes = fs::read(path).unwrap();
+    f(&mut bytes);
+    fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_flipped_checksum_bit_skips_exactly_that_record() {
+    let dir = common::temp_dir("spool-crc");
+    let seg = one_segment(&dir, 10);
+    let at = offset_of(&seg, 4);
+    damage(&seg, |b| b[at + 4] ^= 0x10);
+    let (mut s, r) = open(&dir, 64 << 20);
+    assert_eq!(r.records, 9);
+    assert_eq!(r.gaps.len(), 1);
+    let g = r.gaps[0];
+    assert_eq!((g.first, g.last, g.count), (4, 4, 1));
+    assert_eq!(g.reason, GapReason::SpoolCorrupt);
+    let (seqs, _) = drain(&mut s);
+    assert_eq!(seqs, [1, 2, 3, 5, 6, 7, 8, 9, 10]);
+}
+
+#[test]
+fn a_zeroed_length_is_skipped_and_reported() {
+    let dir = common::temp_dir("spool-zero");
+    let seg = one_segment(&dir, 10);
+    let at = offset_of(&seg, 6);
+    damage(&seg, |b| b[at..at + 4].fill(0));
+    let (mut s, r) = open(&dir, 64 << 20);
+    assert_eq!(r.gaps.len(), 1);
+    assert_eq!((r.gaps[0].first, r.gaps[0].last), (6, 6));
+    assert_eq!(drain(&mut s).0, [1, 2, 3, 4, 5, 7, 8, 9, 10]);
+}
+
+#[test]
+fn a_record_cut_in_half_is_truncated_and_appends_continue() {
+    let dir = common::temp_dir("spool-torn");
+    let seg = one_segment(&dir, 10);
+    let at = offset_of(&seg, 10);
+    let len = fs::metadata(&seg).unwrap().len() as usize;
+    damage(&seg, |b| b.truncate(at + (len - at) / 2));
+    let (mut s, r) = open(&dir, 64 << 20);
+    assert_eq!(r.records, 9);
+    assert_eq!(r.truncated as usize, (len - at) / 2);
+    // The torn record's header was whole: it is reported by number.
+    assert_eq!(r.gaps.len(), 1);
+    assert_eq!((r.gaps[0].first, r.gaps[0].last), (10, 10));
+    assert_eq!(fs::metadata(&seg).unwrap().len() as usize, at);
+    // New records go after the cut, not after the garbage.
+    s.append(&[rec(11), rec(12)]);
+    drop(s);
+    let (mut s, r) = open(&dir, 64 << 20);
+    assert!(r.gaps.is_empty(), "{:?}", r.gaps);
+    assert_eq!(drain(&mut s).0, [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12]);
+}
+
+#[test]
+fn a_deleted_segment_is_noticed_from_the_next_ones_header() {
+    let dir = common::temp_dir("spool-deleted");
+    let (mut s, _) = open(&dir, 64 << 10);
+    let recs: Vec<Rec> = (1..=200).map(rec).collect();
+    s.append(&recs);
+    drop(s);
+    let segs = segments(&dir);
+    assert!(segs.len() >= 3);
+    let second_first: u64 = segs[1]
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let third_first: u64 = segs[2]
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    fs::remove_file(&segs[1]).unwrap();
+    let (mut s, r) = open(&dir, 64 << 10);
+    assert_eq!(r.gaps.len(), 1, "{:?}", r.gaps);
+    let g = r.gaps[0];
+    assert_eq!((g.first, g.last), (second_first, third_first - 1));
+    let (seqs, _) = drain(&mut s);
+    assert!(seqs.iter().all(|q| *q < second_first || *q >= third_first));
+    assert_eq!(seqs.len() as u64, 200 - (third_first - second_first));
+}
+
+#[test]
+fn a_segment_with_a_bad_header_is_removed_and_reported() {
+    let dir = common::temp_dir("spool-header");
+    let (mut s, _) = open(&dir, 64 << 10);
+    s.append(&(1..=200).map(rec).collect::<Vec<_>>());
+    drop(s);
+    let segs = segments(&dir);
+    damage(&segs[0], |b| b[0] = b'X');
+    let next_first: u64 = segs[1]
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (mut s, r) = open(&dir, 64 << 10);
+    assert_eq!(r.gaps.len(), 1);
+    assert_eq!((r.gaps[0].first, r.gaps[0].last), (1, next_first - 1));
+    assert_eq!(drain(&mut s).0, (next_first..=200).collect::<Vec<_>>());
+}
+
+#[test]
+fn garbage_files_and_a_garbage_acked_file_do_not_stop_recovery() {
+    let dir = common::temp_dir("spool-garbage");
+    fs::write(dir.join("acked"), b"\xff\xfe nonsense").unwrap();
+    fs::write(dir.join("notes.txt"), b"hello").unwrap();
+    fs::write(dir.join("00000000000000000001.seg"), b"").unwrap();
+    let (mut s, r) = open(&dir, 64 << 10);
+    assert_eq!(r.records, 0);
+    s.append(&[rec(5)]);
+    assert_eq!(drain(&mut s).0, [5]);
+}
+
+/// Mounts a tmpfs of `size` at `dir` for the life of the guard.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(
+            st.success(),
+            "mounting a tmpfs needs root (CI runs as root)"
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_appends_cleanly_and_the_spool_recovers() {
+    let dir = common::temp_dir("spool-enospc");
+    let _fs = Tmpfs::mount(&dir, "64k");
+    // The spool allows 1 MiB; the disk holds 64 KiB.
+    let (mut s, _) = open(&dir, 1 << 20);
+    let mut seq = 0;
+    let error = loop {
+        seq += 1;
+        let a = s.append(&[rec(seq)]);
+        if let Some(e) = a.error {
+            assert_eq!(a.written, 0);
+            break e;
+        }
+        assert!(seq < 10_000, "the disk never filled");
+    };
+    assert_eq!(error.raw_os_error(), Some(28), "ENOSPC: {error}");
+    let written = seq - 1;
+    assert_eq!(s.backlog_records(), written);
+    // Draining frees space; appending works again, and a restart finds no
+    // torn bytes from the failed write.
+    let b = s.read(written as usize, 1 << 20).unwrap();
+    assert_eq!(b.recs.len() as u64, written);
+    s.ack(b.end);
+    assert!(s.append(&[rec(seq)]).error.is_none());
+    drop(s);
+    let (mut s, r) = open(&dir, 1 << 20);
+    assert_eq!((r.truncated, r.gaps.len()), (0, 0));
+    assert_eq!(drain(&mut s).0, [seq]);
+}
+
+/// Random appends, reads, acknowledgements (and failed uploads), clean
+/// restarts and crashes that tear the last write, against a model: the
+/// unacknowledged records in order, and the set of numbers reported lost.
+#[test]
+fn model_based_random_operations() {
+    for seed in 1..=12u64 {
+        let dir = common::temp_dir("spool-model");
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let max = 64 << 10;
+        let (mut s, _) = open(&dir, max);
+        let mut model: VecDeque<u64> = VecDeque::new();
+        let mut lost: BTreeSet<u64> = BTreeSet::new();
+        let mut delivered: BTreeSet<u64> = BTreeSet::new();
+        let mut next = 1u64;
+        for step in 0..400 {
+            let what = rng.u32(0..100);
+            let ctx = format!("seed {seed} step {step} op {what}");
+            match what {
+                0..=44 => {
+                    let n = rng.u64(1..40);
+                    let recs: Vec<Rec> = (next..next + n).map(rec).collect();
+                    next += n;
+                    let a = s.append(&recs);
+                    assert!(a.error.is_none(), "{ctx}");
+                    model.extend(recs.iter().map(|r| r.seq));
+                    for g in &a.gaps {
+                        // The range may span numbers already lost (a torn
+                        // write); `count` is exactly what was queued.
+                        let queued = model.iter().filter(|q| (g.first..=g.last).contains(*q));
+                        assert_eq!(queued.count() as u64, g.count, "{ctx}: {g}");
+                        for q in g.first..=g.last {
+                            assert!(
+                                model.contains(&q) || lost.contains(&q),
+                                "{ctx}: {g} names {q}"
+                            );
+                            lost.insert(q);
+                        }
+                    }
+                    model.retain(|q| !lost.contains(q));
+                }
+                45..=79 => {
+                    let n = rng.usize(1..120);
+                    let b = s.read(n, 1 << 20).unwrap();
+                    assert!(b.gaps.is_empty(), "{ctx}");
+                    let got: Vec<u64> = b.recs.iter().map(|r| r.seq).collect();
+                    let want: Vec<u64> = model.iter().take(n).copied().collect();
+                    assert_eq!(got, want, "{ctx}");
+                    if rng.bool() {
+                        s.ack(b.end);
+                        for q in got {
+                            model.pop_front();
+                            delivered.insert(q);
+                        }
+                    }
+                }
+                80..=89 => {
+                    drop(s);
+                    let (s2, r) = open(&dir, max);
+                    assert!(r.gaps.is_empty() && r.truncated == 0, "{ctx}: {r:?}");
+                    s = s2;
+                }
+                _ => {
+                    // Crash in the middle of a write: half a record at the end.
+                    let extra = rec(next);
+                    next += 1;
+                    drop(s);
+                    if let Some(last) = segments(&dir).last() {
+                        let mut frame = Vec::new();
+                        tether::spool::encode(&mut frame, extra.seq, extra.body.as_bytes());
+                        let mut bytes = fs::read(last).unwrap();
+                        bytes.extend_from_slice(&frame[..frame.len() / 2]);
+                        fs::write(last, bytes).unwrap();
+                    }
+                    let (s2, r) = open(&dir, max);
+                    for g in &r.gaps {
+                        assert_eq!((g.first, g.last), (extra.seq, extra.seq), "{ctx}");
+                    }
+                    // Never acknowledged as written: reported or not, it is
+                    // not part of the backlog.
+                    lost.insert(extra.seq);
+                    s = s2;
+                }
+            }
+            assert_eq!(s.backlog_records(), model.len() as u64, "{ctx}");
+            assert!(s.disk_bytes() <= max, "{ctx}");
+        }
+        // Everything ever appended is delivered, still queued, or reported.
+        let (rest, _) = drain(&mut s);
+        assert_eq!(rest, Vec::from(model.clone()), "seed {seed}");
+        for q in 1..next {
+            let accounted = delivered.contains(&q) || lost.contains(&q) || model.contains(&q);
+            assert!(accounted, "seed {seed}: record {q} vanished");
+        }
+    }
+}
