@@ -10,6 +10,7 @@ use async_io::Async;
 use futures_lite::{Stream, StreamExt};
 
 use crate::config::{Config, ConfigError};
+use crate::delivery;
 use crate::endpoint;
 use crate::resolve::Resolver;
 use crate::scheduler;
@@ -51,6 +52,7 @@ pub async fn run(
     let state = AgentState::new(config, resolver);
     let _scheduler = ex.spawn(scheduler::run(ex, state.clone()));
     let _endpoint = ex.spawn(endpoint::serve(ex, listener, state.clone()));
+    let delivery = ex.spawn(delivery::run(state.clone()));
     while let Some(c) = control.next().await {
         match c {
             Control::Shutdown => break,
@@ -64,6 +66,11 @@ pub async fn run(
         }
     }
     log::info!("tether stopping");
+    // Stop probing and the regular uploads, then one last upload and the
+    // spool synced.
+    drop(_scheduler);
+    drop(delivery);
+    delivery::shutdown(&state).await;
 }
 
 fn reload(state: &Rc<AgentState>, new: Config) {

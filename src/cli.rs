@@ -13,7 +13,7 @@ use futures_lite::StreamExt;
 
 use crate::agent::{self, Control};
 use crate::config::{self, Config};
-use crate::http1::{exchange, Request};
+use crate::http1::{exchange, Limits, Request, MAX_HEAD};
 use crate::probe::Trace;
 use crate::scheduler::{run_all_once, until};
 use crate::state::AgentState;
@@ -32,6 +32,9 @@ commands:
   status [--json]            ask the running agent for its status table
   validate                   check the configuration file; exit 0 or 2
   config default             print the built-in default configuration
+  enroll [--token-file F]    create a new agent identity on purpose (the old
+                             one is replaced); with --token-file, install F as
+                             the configured [upstream] token_file
   disable [--reason TEXT]    maintenance: keep probing, alarm nothing
   enable                     end maintenance
   help                       this text
@@ -48,6 +51,7 @@ struct Opts {
     check: Option<String>,
     json: bool,
     reason: Option<String>,
+    token_file: Option<PathBuf>,
 }
 
 fn usage_error(msg: &str) -> i32 {
@@ -84,6 +88,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
             check: a.opt_value_from_str("--check")?,
             json: a.contains("--json"),
             reason: a.opt_value_from_str("--reason")?,
+            token_file: a
+                .opt_value_from_os_str("--token-file", |s| Ok::<_, String>(PathBuf::from(s)))?,
         })
     })();
     let opts = match opts {
@@ -102,12 +108,14 @@ pub fn main(args: Vec<OsString>) -> i32 {
         "check" => &["check", "json"],
         "status" => &["json"],
         "disable" => &["reason"],
+        "enroll" => &["token-file"],
         _ => &[],
     };
     for (flag, given) in [
         ("check", opts.check.is_some()),
         ("json", opts.json),
         ("reason", opts.reason.is_some()),
+        ("token-file", opts.token_file.is_some()),
     ] {
         if given && !allowed.contains(&flag) {
             return usage_error(&format!("--{flag} is not an option of `{cmd}`"));
@@ -147,6 +155,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 "disabled: probes keep running, nothing is alarmed",
             )
         }),
+        ("enroll", []) => with_config(&opts, |c| enroll(&c, opts.token_file.as_deref())),
         ("enable", []) => with_config(&opts, |c| {
             switch(&c, maintenance::enable(&c.agent.state_dir), "enabled")
         }),
@@ -160,6 +169,66 @@ fn with_config(opts: &Opts, f: impl FnOnce(Config) -> i32) -> i32 {
         Err(e) => {
             eprintln_safe(&e.to_string());
             2
+        }
+    }
+}
+
+/// `tether enroll`: a new identity, on purpose; optionally a new token.
+fn enroll(c: &Config, token_file: Option<&std::path::Path>) -> i32 {
+    if let Some(src) = token_file {
+        let Some(up) = &c.upstream else {
+            return usage_error(&format!(
+                "--token-file needs an [upstream] section with token_file in {}",
+                c.source
+            ));
+        };
+        if up.token.source == "TETHER_TOKEN" {
+            return usage_error("--token-file: the token comes from TETHER_TOKEN; set [upstream] token_file to install one");
+        }
+        let token = match config::read_token_file(&src.to_string_lossy()) {
+            Ok(t) => t,
+            Err(e) => return usage_error(&format!("--token-file: {e}")),
+        };
+        let dest = PathBuf::from(&up.token.source);
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let tmp = dest.with_extension("tmp");
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(token.expose().as_bytes())?;
+            f.write_all(b"\n")?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &dest)
+        };
+        if let Err(e) = write() {
+            eprintln_safe(&format!(
+                "tether: cannot install the token at {}: {e}",
+                dest.display()
+            ));
+            return 1;
+        }
+        print(&format!("token installed at {}\n", dest.display()));
+    }
+    match crate::identity::write(&c.agent.state_dir, true) {
+        Ok(i) => {
+            print(&format!(
+                "new agent identity {} in {}; reload (systemctl reload tether) or restart the agent\n",
+                i.id,
+                crate::identity::path(&c.agent.state_dir).display()
+            ));
+            0
+        }
+        Err(e) => {
+            eprintln_safe(&format!(
+                "tether: cannot write {}: {e} (run as root or as the agent's user)",
+                crate::identity::path(&c.agent.state_dir).display()
+            ));
+            1
         }
     }
 }
@@ -285,8 +354,13 @@ fn status(config: &Config, json: bool) -> i32 {
             path,
             host: &host,
             headers: &[],
+            body: &[],
         };
-        exchange(&mut s, &req, &Trace::new(Instant::now()), 1 << 20)
+        let limits = Limits {
+            head: MAX_HEAD,
+            body: 1 << 20,
+        };
+        exchange(&mut s, &req, &Trace::new(Instant::now()), limits)
             .await
             .map_err(|e| format!("{e:?}"))
     };

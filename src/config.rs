@@ -17,6 +17,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::duration;
+use crate::spool::SyncPolicy;
 use crate::target::{is_dns_name, HostPort};
 use crate::url::Url;
 
@@ -31,7 +32,65 @@ pub struct Config {
     /// Where it came from: a path, or `<built-in default>`; used in messages.
     pub source: String,
     pub agent: Agent,
+    /// Where results are reported; `None`: they stay local.
+    pub upstream: Option<Upstream>,
+    pub spool: SpoolConfig,
     pub checks: Vec<Check>,
+}
+
+/// `[upstream]`: the control plane's report endpoint and how to talk to it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Upstream {
+    /// Reports go to `<url>/v1/reports`.
+    pub url: Url,
+    /// `http://` is refused unless this is set.
+    pub allow_plaintext: bool,
+    pub token: Token,
+    /// Trusted in addition to the built-in Mozilla set.
+    pub ca_file: Option<CaFile>,
+    /// The whole of one upload: connect, TLS, request and response.
+    pub timeout: Duration,
+    /// Records are batched for this long, and a heartbeat goes out this often.
+    pub flush_interval: Duration,
+    pub batch_max_records: usize,
+    pub batch_max_bytes: usize,
+    /// The agent is `offline` once uploads have failed for this long.
+    pub offline_after: Duration,
+}
+
+/// The bearer token, from `token_file` or `TETHER_TOKEN`. Its `Debug` never
+/// shows it, so it cannot reach a log line or an error message by accident.
+#[derive(Clone, PartialEq)]
+pub struct Token {
+    secret: String,
+    /// Where it came from, for messages: a path or `TETHER_TOKEN`.
+    pub source: String,
+}
+
+impl Token {
+    pub fn new(secret: String, source: String) -> Token {
+        Token { secret, source }
+    }
+
+    /// For the `Authorization` header only.
+    pub fn expose(&self) -> &str {
+        &self.secret
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Token(<redacted>, from {})", self.source)
+    }
+}
+
+/// `[spool]`: the memory ring and the disk spool.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpoolConfig {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+    pub sync: SyncPolicy,
+    pub ring_records: usize,
 }
 
 /// `[agent]`: settings for the whole process.
@@ -364,7 +423,19 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 type Value<'i> = Spanned<DeValue<'i>>;
 
-const TOP_KEYS: &[&str] = &["agent", "check"];
+const TOP_KEYS: &[&str] = &["agent", "upstream", "spool", "check"];
+const UPSTREAM_KEYS: &[&str] = &[
+    "url",
+    "allow_plaintext",
+    "token_file",
+    "ca_file",
+    "timeout",
+    "flush_interval",
+    "batch_max_records",
+    "batch_max_bytes",
+    "offline_after",
+];
+const SPOOL_KEYS: &[&str] = &["dir", "max_bytes", "sync", "ring_records"];
 const AGENT_KEYS: &[&str] = &[
     "name",
     "interval",
@@ -685,20 +756,28 @@ impl Walker<'_> {
         };
         self.unknown_keys(&top, &[TOP_KEYS]);
         let empty = DeTable::default();
-        let agent_table = match top.get("agent") {
-            Some(v) => match v.get_ref() {
-                DeValue::Table(t) => t,
-                _ => {
-                    self.wrong_type(&top, "agent", v, "a table ([agent])");
-                    &empty
-                }
-            },
-            None => &empty,
-        };
+        let agent_table = self.table(&top, "agent").unwrap_or(&empty);
         let agent = self.agent(&Scope {
             table: agent_table,
             what: "[agent]".into(),
         });
+        let upstream = self.table(&top, "upstream").and_then(|t| {
+            self.upstream(
+                &Scope {
+                    table: t,
+                    what: "[upstream]".into(),
+                },
+                top.get("upstream").map(|v| v.span()).unwrap_or_default(),
+            )
+        });
+        let spool_table = self.table(&top, "spool").unwrap_or(&empty);
+        let spool = self.spool(
+            &Scope {
+                table: spool_table,
+                what: "[spool]".into(),
+            },
+            &agent,
+        );
         let mut checks = Vec::new();
         if let Some(list) = self.array(&top, "check") {
             let mut names: Vec<(String, usize)> = Vec::new();
@@ -730,7 +809,158 @@ impl Walker<'_> {
         Config {
             source: self.source.to_string(),
             agent,
+            upstream,
+            spool,
             checks,
+        }
+    }
+
+    /// A `[name]` table at the top level, if present and a table.
+    fn table<'a, 'i>(&mut self, top: &Scope<'a, 'i>, key: &str) -> Option<&'a DeTable<'i>> {
+        let v = top.get(key)?;
+        match v.get_ref() {
+            DeValue::Table(t) => Some(t),
+            _ => {
+                self.wrong_type(top, key, v, &format!("a table ([{key}])"));
+                None
+            }
+        }
+    }
+
+    /// A byte count: an integer, or a string like "64MiB" / "512KiB".
+    fn size(&mut self, s: &Scope, key: &str, min: u64, max: u64) -> Option<u64> {
+        let v = s.get(key)?;
+        let n = match v.get_ref() {
+            DeValue::Integer(i) => u64::from_str_radix(i.as_str(), i.radix()).ok(),
+            DeValue::String(t) => parse_size(t),
+            _ => {
+                self.wrong_type(s, key, v, "a size like \"64MiB\" or a number of bytes");
+                return None;
+            }
+        };
+        match n {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                let msg = format!(
+                    "{}: `{key}` must be a size between {} and {} (like \"64MiB\"), found {}",
+                    s.what,
+                    format_size(min),
+                    format_size(max),
+                    self.snippet(&v.span())
+                );
+                self.error(v.span(), msg);
+                None
+            }
+        }
+    }
+
+    fn upstream(&mut self, s: &Scope, span: Range<usize>) -> Option<Upstream> {
+        self.unknown_keys(s, &[UPSTREAM_KEYS]);
+        let allow_plaintext = self.boolean(s, "allow_plaintext").unwrap_or(false);
+        let url = match self.parsed(s, "url", Url::parse) {
+            Some(u) if u.scheme == crate::url::Scheme::Http && !allow_plaintext => {
+                let at = s.get("url").map(|v| v.span()).unwrap_or_default();
+                self.error(
+                    at,
+                    format!(
+                        "{}: `url` is plain http: the token and every report would cross the network unencrypted; use https, or set allow_plaintext = true",
+                        s.what
+                    ),
+                );
+                None
+            }
+            Some(u) if u.path.contains('?') => {
+                let at = s.get("url").map(|v| v.span()).unwrap_or_default();
+                let msg = format!("{}: `url` must not have a query string", s.what);
+                self.error(at, msg);
+                None
+            }
+            Some(u) => Some(u),
+            None => {
+                if s.get("url").is_none() {
+                    self.error(
+                        span.clone(),
+                        format!("{}: missing required key `url`", s.what),
+                    );
+                }
+                None
+            }
+        };
+        let token = match self.parsed(s, "token_file", read_token_file) {
+            Some(t) => Some(t),
+            None if s.get("token_file").is_some() => None,
+            None => match std::env::var("TETHER_TOKEN") {
+                Ok(t) => match check_token(&t) {
+                    Ok(t) => Some(Token::new(t, "TETHER_TOKEN".into())),
+                    Err(e) => {
+                        self.error(span.clone(), format!("{}: TETHER_TOKEN {e}", s.what));
+                        None
+                    }
+                },
+                Err(_) => {
+                    self.error(
+                        span.clone(),
+                        format!(
+                            "{}: no token: set `token_file` (mode 0600) or the TETHER_TOKEN environment variable",
+                            s.what
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        let tls = self.tls_options(&Scope {
+            table: s.table,
+            what: s.what.clone(),
+        });
+        let timeout = self.duration(
+            s,
+            "timeout",
+            Duration::from_millis(100),
+            Duration::from_secs(300),
+        );
+        let flush_interval = self.duration(
+            s,
+            "flush_interval",
+            Duration::from_millis(100),
+            Duration::from_secs(3_600),
+        );
+        let batch_max_records = self.integer(s, "batch_max_records", 1, 100_000);
+        let batch_max_bytes = self.size(s, "batch_max_bytes", 1024, 64 << 20);
+        let offline_after = self.duration(
+            s,
+            "offline_after",
+            Duration::from_secs(1),
+            Duration::from_secs(86_400),
+        );
+        Some(Upstream {
+            url: url?,
+            allow_plaintext,
+            token: token?,
+            ca_file: tls.ca_file,
+            timeout: timeout.unwrap_or(Duration::from_secs(10)),
+            flush_interval: flush_interval.unwrap_or(Duration::from_secs(10)),
+            batch_max_records: batch_max_records.unwrap_or(500) as usize,
+            batch_max_bytes: batch_max_bytes.unwrap_or(1 << 20) as usize,
+            offline_after: offline_after.unwrap_or(Duration::from_secs(30)),
+        })
+    }
+
+    fn spool(&mut self, s: &Scope, agent: &Agent) -> SpoolConfig {
+        self.unknown_keys(s, &[SPOOL_KEYS]);
+        let dir = self.parsed(s, "dir", absolute_path);
+        let max_bytes = self.size(s, "max_bytes", 64 << 10, 1 << 40);
+        let sync = self.choice(s, "sync", &["batch", "always", "none"]);
+        let ring_records = self.integer(s, "ring_records", 16, 10_000_000);
+        SpoolConfig {
+            dir: dir.unwrap_or_else(|| agent.state_dir.join("spool")),
+            max_bytes: max_bytes.unwrap_or(64 << 20),
+            sync: match sync.as_deref() {
+                Some("always") => SyncPolicy::Always,
+                Some("none") => SyncPolicy::Never,
+                _ => SyncPolicy::Batch,
+            },
+            ring_records: ring_records.unwrap_or(10_000) as usize,
         }
     }
 
@@ -1261,6 +1491,58 @@ fn absolute_path(p: &str) -> Result<PathBuf, String> {
     } else {
         Err(format!("`{p}` must be an absolute path"))
     }
+}
+
+/// "64MiB", "512KiB", "1GiB", "1000" (bytes).
+pub fn parse_size(t: &str) -> Option<u64> {
+    let t = t.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return None,
+    };
+    num.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+pub fn format_size(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{}GiB", n >> 30),
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{}MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{}KiB", n >> 10),
+        n => n.to_string(),
+    }
+}
+
+/// A token must fit in an HTTP header: printable ASCII, no spaces.
+fn check_token(t: &str) -> Result<String, String> {
+    let t = t.trim();
+    if t.is_empty() {
+        return Err("is empty".into());
+    }
+    if !t.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("must be printable ASCII without spaces (it goes in an HTTP header)".into());
+    }
+    Ok(t.to_string())
+}
+
+/// Reads `token_file`, refusing one that group or others could read.
+pub fn read_token_file(p: &str) -> Result<Token, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = absolute_path(p)?;
+    let meta = std::fs::metadata(&path).map_err(|e| format!("{p}: {e}"))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{p} is readable or writable by group or others (mode {mode:04o}); run `chmod 600 {p}`"
+        ));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{p}: {e}"))?;
+    let secret = check_token(&text).map_err(|e| format!("{p}: the token {e}"))?;
+    Ok(Token::new(secret, p.to_string()))
 }
 
 fn valid_check_name(n: &str) -> bool {

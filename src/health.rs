@@ -134,15 +134,18 @@ pub enum AgentStatus {
     Degraded,
     Offline,
     NeedsRecovery,
+    /// The control plane no longer accepts this version (HTTP 409).
+    VersionUnsupported,
     Disabled,
 }
 
 impl AgentStatus {
-    pub const ALL: [AgentStatus; 5] = [
+    pub const ALL: [AgentStatus; 6] = [
         AgentStatus::Online,
         AgentStatus::Degraded,
         AgentStatus::Offline,
         AgentStatus::NeedsRecovery,
+        AgentStatus::VersionUnsupported,
         AgentStatus::Disabled,
     ];
 
@@ -152,6 +155,7 @@ impl AgentStatus {
             AgentStatus::Degraded => "degraded",
             AgentStatus::Offline => "offline",
             AgentStatus::NeedsRecovery => "needs_recovery",
+            AgentStatus::VersionUnsupported => "version_unsupported",
             AgentStatus::Disabled => "disabled",
         }
     }

@@ -19,6 +19,17 @@ pub struct Request<'a> {
     pub path: &'a str,
     pub host: &'a str,
     pub headers: &'a [(String, String)],
+    /// Sent with a Content-Length when not empty.
+    pub body: &'a [u8],
+}
+
+/// How much of a response is read at most.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Status line and headers; more fails the exchange.
+    pub head: usize,
+    /// Body bytes kept; more is cut (`truncated`).
+    pub body: usize,
 }
 
 #[derive(Debug)]
@@ -118,7 +129,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     req: &Request<'_>,
     trace: &Trace,
-    max_body: usize,
+    limits: Limits,
 ) -> Result<Response, HttpError> {
     let mut head = format!(
         "{} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: tether/{}\r\nAccept: */*\r\nConnection: close\r\n",
@@ -130,8 +141,12 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     for (k, v) in req.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
+    if !req.body.is_empty() {
+        head.push_str(&format!("Content-Length: {}\r\n", req.body.len()));
+    }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await?;
+    stream.write_all(req.body).await?;
     stream.flush().await?;
     trace.enter(Phase::FirstByte);
 
@@ -167,10 +182,10 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 Ok(httparse::Status::Partial) => {}
                 Err(e) => return Err(HttpError::Protocol(format!("invalid response head: {e}"))),
             }
-            if conn.available().len() >= MAX_HEAD {
+            if conn.available().len() >= limits.head {
                 return Err(HttpError::Protocol(format!(
                     "response head larger than {} KiB",
-                    MAX_HEAD / 1024
+                    limits.head / 1024
                 )));
             }
             if !conn.fill().await? {
@@ -201,7 +216,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             body: Vec::new(),
             truncated: false,
         };
-        read_body(&mut conn, &mut resp, req.method == "HEAD", max_body).await?;
+        read_body(&mut conn, &mut resp, req.method == "HEAD", limits.body).await?;
         return Ok(resp);
     }
 }

@@ -79,6 +79,73 @@ fn with_detail<'a, T>(
         .collect()
 }
 
+/// The `tether_upstream_*` and `tether_spool_*` families.
+fn upstream(o: &mut Out, u: &crate::delivery::UpstreamView) {
+    o.family(
+        "upstream_state",
+        "gauge",
+        "The upstream link's state: 1 for the current one.",
+    );
+    for st in crate::delivery::LinkState::ALL {
+        o.sample(
+            "upstream_state",
+            &[("state", st.as_str())],
+            flag(u.state == st),
+        );
+    }
+    o.family(
+        "upstream_last_success_timestamp_seconds",
+        "gauge",
+        "When the upstream last acknowledged a batch (0: never).",
+    );
+    o.sample(
+        "upstream_last_success_timestamp_seconds",
+        &[],
+        u.last_success.map_or(0.0, unix_seconds),
+    );
+    let gauges: [(&str, &str, f64); 5] = [
+        (
+            "upstream_consecutive_failures",
+            "Uploads that failed in a row.",
+            f64::from(u.consecutive_failures),
+        ),
+        (
+            "upstream_backlog_records",
+            "Records not yet acknowledged, in memory and on disk.",
+            u.backlog_records as f64,
+        ),
+        (
+            "upstream_backlog_bytes",
+            "Bytes of records not yet acknowledged.",
+            u.backlog_bytes as f64,
+        ),
+        (
+            "upstream_oldest_unsent_age_seconds",
+            "Age of the oldest record not yet acknowledged (0: none).",
+            u.oldest_age_seconds.unwrap_or(0.0),
+        ),
+        (
+            "spool_degraded",
+            "1 while the disk spool cannot be written: records are kept in memory only.",
+            flag(u.spool_degraded.is_some()),
+        ),
+    ];
+    for (name, help, v) in gauges {
+        o.family(name, "gauge", help);
+        o.sample(name, &[], v);
+    }
+    let counters: [(&str, &str, u64); 4] = [
+        ("upstream_records_sent_total", "Records the upstream acknowledged.", u.sent),
+        ("upstream_records_dropped_total", "Records dropped because the ring or the spool was full (each reported by a gap record).", u.dropped),
+        ("upstream_records_dead_lettered_total", "Records the upstream refused for good, set aside in the dead-letter file.", u.dead_lettered),
+        ("upstream_records_retried_total", "Records in uploads that failed and are sent again.", u.retried),
+    ];
+    for (name, help, v) in counters {
+        o.family(name, "counter", help);
+        o.sample(name, &[], v as f64);
+    }
+}
+
 pub fn render(s: &Snapshot, x: &Extra) -> String {
     let mut o = Out(String::with_capacity(4096 + s.checks.len() * 1536));
     o.family(
@@ -125,6 +192,9 @@ pub fn render(s: &Snapshot, x: &Extra) -> String {
         "1 while a system check's CPU average is at or above its warn_percent.",
     );
     o.sample("agent_overloaded", &[], flag(s.overloaded()));
+    if let Some(u) = &s.upstream {
+        upstream(&mut o, u);
+    }
     o.family("probes_in_flight", "gauge", "Probes running now.");
     o.sample("probes_in_flight", &[], x.in_flight as f64);
     o.family(

@@ -17,6 +17,8 @@ pub struct CheckView {
 }
 
 pub struct Snapshot {
+    /// `None` without `[upstream]`.
+    pub upstream: Option<crate::delivery::UpstreamView>,
     pub agent: String,
     pub status: AgentStatus,
     pub severity: Severity,
@@ -54,8 +56,37 @@ impl Snapshot {
             .bool(Some("disabled"), self.disabled)
             .bool(Some("overloaded"), self.overloaded())
             .bool(Some("ready"), self.ready)
-            .str(Some("time"), &rfc3339(self.now))
-            .begin_array(Some("checks"));
+            .str(Some("time"), &rfc3339(self.now));
+        match &self.upstream {
+            None => {
+                j.opt_str(Some("upstream"), None);
+            }
+            Some(u) => {
+                j.begin_object(Some("upstream"))
+                    .str(Some("url"), &u.url)
+                    .str(Some("state"), u.state.as_str())
+                    .opt_str(Some("agent_id"), u.agent_id.as_deref())
+                    .opt_str(Some("last_success"), u.last_success.map(rfc3339).as_deref())
+                    .uint(
+                        Some("consecutive_failures"),
+                        u64::from(u.consecutive_failures),
+                    )
+                    .opt_str(Some("last_error"), u.last_error.as_deref())
+                    .opt_str(Some("min_version"), u.min_version.as_deref())
+                    .uint(Some("backlog_records"), u.backlog_records)
+                    .uint(Some("backlog_bytes"), u.backlog_bytes)
+                    .uint(Some("spool_records"), u.spool_records)
+                    .opt_float(Some("oldest_unsent_age_seconds"), u.oldest_age_seconds)
+                    .uint(Some("sent"), u.sent)
+                    .uint(Some("dropped"), u.dropped)
+                    .uint(Some("dead_lettered"), u.dead_lettered)
+                    .uint(Some("retried"), u.retried)
+                    .bool(Some("spool_degraded"), u.spool_degraded.is_some())
+                    .opt_str(Some("spool_error"), u.spool_degraded.as_deref())
+                    .end_object();
+            }
+        }
+        j.begin_array(Some("checks"));
         for c in &self.checks {
             let h = &c.health;
             j.begin_object(None)
@@ -221,6 +252,21 @@ impl Snapshot {
         for h in hints {
             out.push_str(&h);
             out.push('\n');
+        }
+        if let Some(u) = &self.upstream {
+            let last = u.last_success.map_or("never".into(), |t| {
+                ago(self.now.duration_since(t).unwrap_or_default().as_secs())
+            });
+            out.push_str(&format!(
+                "upstream {}: {}, last success {last}, backlog {} records ({} on disk), dropped {}, dead-lettered {}\n",
+                u.url, u.state.as_str(), u.backlog_records, u.spool_records, u.dropped, u.dead_lettered
+            ));
+            if let Some(e) = &u.last_error {
+                out.push_str(&format!("  last error: {e}\n"));
+            }
+            if let Some(e) = &u.spool_degraded {
+                out.push_str(&format!("  spool degraded: {e}\n"));
+            }
         }
         out
     }

@@ -8,11 +8,14 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::clock::unix_millis;
 use crate::config::{Check, Config};
-use crate::health::{overall, CheckHealth};
+use crate::delivery::{LinkState, Uplink};
+use crate::health::{overall, AgentStatus, CheckHealth, Severity};
 use crate::limit::Limit;
 use crate::maintenance;
 use crate::probe::Outcome;
+use crate::record;
 use crate::report::{CheckView, Snapshot};
 use crate::resolve::Resolver;
 
@@ -43,6 +46,15 @@ pub struct AgentState {
     pub reload_failures: Cell<u64>,
     /// Wakes the scheduler early after a reload.
     pub wake: Notify,
+    /// The upstream side, created by the delivery loop when `[upstream]` is
+    /// configured.
+    pub uplink: RefCell<Option<Uplink>>,
+    /// Wakes the delivery loop.
+    pub deliver: Notify,
+    /// The last agent status seen, to notice changes.
+    pub last_status: Cell<Option<(AgentStatus, Severity)>>,
+    /// PRETTY_NAME from /etc/os-release, for heartbeats.
+    pub os_release: String,
 }
 
 impl AgentState {
@@ -60,6 +72,10 @@ impl AgentState {
             reloads: Cell::new(0),
             reload_failures: Cell::new(0),
             wake: Notify::default(),
+            uplink: RefCell::new(None),
+            deliver: Notify::default(),
+            last_status: Cell::new(None),
+            os_release: os_release(),
         })
     }
 
@@ -73,6 +89,22 @@ impl AgentState {
         *self.config.borrow_mut() = config;
         self.reloads.set(self.reloads.get() + 1);
         self.wake.notify();
+        // SIGHUP retries an upstream that refused the credentials at once,
+        // and picks up an identity made by `tether enroll`.
+        if let Some(u) = self.uplink.borrow_mut().as_mut() {
+            u.not_before = Instant::now();
+            u.urgent.set(true);
+            if u.identity.is_err() {
+                let dir = self.config.borrow().agent.state_dir.clone();
+                if let crate::identity::Loaded::Existing(i) = crate::identity::load_or_create(&dir)
+                {
+                    log::info!("agent identity {} read from {}", i.id, dir.display());
+                    u.identity = Ok(i.id);
+                    u.state = LinkState::Connecting;
+                }
+            }
+        }
+        self.deliver.notify();
     }
 
     /// Stores a finished run, unless the check was removed or redefined
@@ -82,7 +114,29 @@ impl AgentState {
         if let Some(c) = checks.iter_mut().find(|c| Rc::ptr_eq(&c.spec, spec)) {
             c.running = false;
             let (before, flapping) = (c.health.status, c.health.flapping);
+            let mut uplink = self.uplink.borrow_mut();
+            if let Some(u) = uplink.as_mut() {
+                let now_ms = unix_millis(outcome.at);
+                u.outbox.push(record::result(spec, &outcome, now_ms));
+            }
             c.health.record(outcome, spec.fall, spec.rise);
+            let changed = before != c.health.status || flapping != c.health.flapping;
+            if let (Some(u), Some(after)) = (uplink.as_mut(), c.health.status) {
+                if before != Some(after) {
+                    let from = before.map_or("pending", |b| b.as_str());
+                    if let Some(o) = c.health.last.as_ref() {
+                        let body = record::check_transition(
+                            &spec.name,
+                            from,
+                            o,
+                            after.as_str(),
+                            unix_millis(o.at),
+                        );
+                        u.outbox.push(body);
+                    }
+                }
+            }
+            drop(uplink);
             // State changes are what an operator reads in the journal; every
             // single result is at debug level (scheduler).
             if let Some(after) = c.health.status.filter(|a| before != Some(*a)) {
@@ -117,6 +171,111 @@ impl AgentState {
                     c.health.flap_percent
                 );
             }
+            drop(checks);
+            if changed {
+                self.observe_status();
+            }
+        }
+    }
+
+    /// The agent's status: the checks' verdict, overridden by the upstream
+    /// link (maintenance first, then needs_recovery, version_unsupported,
+    /// offline).
+    pub fn agent_status(&self) -> (AgentStatus, Severity) {
+        let disabled = self.disabled.get();
+        let checks = self.checks.borrow();
+        let (status, severity) = overall(checks.iter().map(|c| (c.spec.role, &c.health)), disabled);
+        if disabled {
+            return (status, severity);
+        }
+        let uplink = self.uplink.borrow();
+        let Some(u) = uplink.as_ref() else {
+            return (status, severity);
+        };
+        let offline_after = self
+            .config
+            .borrow()
+            .upstream
+            .as_ref()
+            .map_or(Duration::MAX, |up| up.offline_after);
+        match u.state {
+            LinkState::NoIdentity | LinkState::CredentialsRejected => {
+                (AgentStatus::NeedsRecovery, Severity::Critical)
+            }
+            LinkState::VersionUnsupported => (AgentStatus::VersionUnsupported, Severity::Critical),
+            _ if u.offline(offline_after, Instant::now()) => {
+                (AgentStatus::Offline, Severity::Critical)
+            }
+            _ => (status, severity),
+        }
+    }
+
+    /// Notices a change of the agent's status: logs it and, with an
+    /// upstream, queues a transition record and asks for an upload now.
+    pub fn observe_status(&self) {
+        let now = self.agent_status();
+        let Some(before) = self.last_status.replace(Some(now)) else {
+            return;
+        };
+        if before == now {
+            return;
+        }
+        let why = self.status_reason(now.0);
+        log::warn!(
+            "agent: {} -> {} ({}){}",
+            before.0.as_str(),
+            now.0.as_str(),
+            now.1.as_str(),
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(": {why}")
+            }
+        );
+        if let Some(u) = self.uplink.borrow_mut().as_mut() {
+            let body = record::agent_transition(
+                before.0.as_str(),
+                now.0.as_str(),
+                now.1.as_str(),
+                &why,
+                unix_millis(SystemTime::now()),
+            );
+            u.outbox.push(body);
+            u.urgent.set(true);
+        }
+        self.deliver.notify();
+    }
+
+    /// One line on why the agent has this status.
+    fn status_reason(&self, status: AgentStatus) -> String {
+        let uplink = self.uplink.borrow();
+        let link_error = uplink.as_ref().and_then(|u| match &u.identity {
+            Err(why) => Some(why.clone()),
+            Ok(_) => u.last_error.clone(),
+        });
+        match status {
+            AgentStatus::NeedsRecovery | AgentStatus::VersionUnsupported => {
+                link_error.unwrap_or_default()
+            }
+            AgentStatus::Offline if uplink.as_ref().is_some_and(|u| u.failing_since.is_some()) => {
+                format!(
+                    "the upstream has not answered: {}",
+                    link_error.unwrap_or_default()
+                )
+            }
+            _ => {
+                let checks = self.checks.borrow();
+                let failing: Vec<&str> = checks
+                    .iter()
+                    .filter(|c| c.health.status.is_some_and(|s| s.is_failing()))
+                    .map(|c| c.spec.name.as_str())
+                    .collect();
+                if failing.is_empty() {
+                    String::new()
+                } else {
+                    format!("failing: {}", failing.join(", "))
+                }
+            }
         }
     }
 
@@ -133,10 +292,15 @@ impl AgentState {
     }
 
     pub fn snapshot(&self) -> Snapshot {
+        let (status, severity) = self.agent_status();
         let checks = self.checks.borrow();
         let disabled = self.disabled.get();
-        let (status, severity) = overall(checks.iter().map(|c| (c.spec.role, &c.health)), disabled);
+        let upstream = self.uplink.borrow().as_ref().and_then(|u| {
+            let url = self.config.borrow().upstream.as_ref()?.url.to_string();
+            Some(u.view(url, SystemTime::now()))
+        });
         Snapshot {
+            upstream,
             agent: self.config.borrow().agent.name.clone(),
             status,
             severity,
@@ -219,6 +383,22 @@ impl Notify {
         })
         .await
     }
+}
+
+/// PRETTY_NAME from /etc/os-release (or NAME, or "unknown").
+fn os_release() -> String {
+    let text = std::fs::read_to_string("/etc/os-release")
+        .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
+        .unwrap_or_default();
+    let field = |k: &str| {
+        text.lines().find_map(|l| {
+            let v = l.strip_prefix(k)?.strip_prefix('=')?;
+            Some(v.trim().trim_matches('"').to_string())
+        })
+    };
+    field("PRETTY_NAME")
+        .or_else(|| field("NAME"))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// How long `/health` tolerates the scheduler not turning.

@@ -93,3 +93,50 @@ fn a_missing_file_is_named() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("/nonexistent/t.toml: cannot read: "));
 }
+
+/// Token files are made at run time: their mode is the point.
+#[test]
+fn upstream_refuses_plaintext_and_a_token_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("tether-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = dir.join("token");
+    std::fs::write(&token, "secret-value\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let text = |url: &str| {
+        format!(
+            "[upstream]\nurl = \"{url}\"\ntoken_file = \"{}\"\n",
+            token.display()
+        )
+    };
+    let err = tether::config::parse(&text("https://cp.example.com/"), "t.toml").unwrap_err();
+    let t = token.display();
+    assert_eq!(
+        err.to_string(),
+        format!("t.toml:3: [upstream]: `token_file`: {t} is readable or writable by group or others (mode 0640); run `chmod 600 {t}`")
+    );
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let err = tether::config::parse(&text("http://cp.example.com/"), "t.toml").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "t.toml:2: [upstream]: `url` is plain http: the token and every report would cross the network unencrypted; use https, or set allow_plaintext = true"
+    );
+    let ok = tether::config::parse(
+        &text("http://cp.example.com/")
+            .replace("[upstream]\n", "[upstream]\nallow_plaintext = true\n"),
+        "t.toml",
+    )
+    .unwrap();
+    let up = ok.upstream.unwrap();
+    assert_eq!(up.token.expose(), "secret-value");
+    assert!(
+        !format!("{up:?}").contains("secret-value"),
+        "Debug never shows the token"
+    );
+    assert_eq!(up.flush_interval, std::time::Duration::from_secs(10));
+    assert_eq!((up.batch_max_records, up.batch_max_bytes), (500, 1 << 20));
+    assert_eq!(ok.spool.max_bytes, 64 << 20);
+    assert_eq!(ok.spool.ring_records, 10_000);
+    assert!(ok.spool.dir.ends_with("spool"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,7 +8,7 @@
 use futures_lite::{AsyncRead, AsyncWrite};
 
 use crate::config::{HttpSpec, MAX_REDIRECTS};
-use crate::http1::{exchange, HttpError, Request};
+use crate::http1::{exchange, HttpError, Limits, Request, MAX_HEAD};
 use crate::net::connect;
 use crate::probe::{io_reason, tls, Context, Phase, Reason, Report, Trace};
 use crate::tls::Verify;
@@ -108,8 +108,13 @@ where
         path: &url.path,
         host: &host,
         headers: &s.headers,
+        body: &[],
     };
-    let resp = match exchange(stream, &req, trace, MAX_BODY).await {
+    let limits = Limits {
+        head: MAX_HEAD,
+        body: MAX_BODY,
+    };
+    let resp = match exchange(stream, &req, trace, limits).await {
         Ok(r) => r,
         Err(HttpError::Io(e)) => return done(Report::crit(io_reason(&e), format!("{url}: {e}"))),
         Err(HttpError::Protocol(m)) => {

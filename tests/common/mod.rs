@@ -12,6 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub mod pki;
+pub mod upstream;
 
 /// Polls `cond` until it holds or `limit` passes; panics with `what` on timeout.
 pub fn wait_for<T>(what: &str, limit: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
@@ -393,7 +394,11 @@ impl Agent {
     /// Writes `config` (with `listen = "127.0.0.1:0"` and a private state
     /// dir added to `[agent]`) and starts the binary on it.
     pub fn start(tag: &str, config_body: &str) -> Agent {
-        let dir = temp_dir(tag);
+        Agent::start_in(temp_dir(tag), config_body)
+    }
+
+    /// [`Agent::start`] in an existing directory (a restart keeps its state).
+    pub fn start_in(dir: PathBuf, config_body: &str) -> Agent {
         let config = dir.join("tether.toml");
         std::fs::write(&config, with_agent_defaults(config_body, &dir)).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
@@ -454,6 +459,21 @@ impl Agent {
         })
     }
 
+    /// Sends `sig` and waits (bounded) for the exit.
+    pub fn stop(&mut self, sig: &str) -> std::process::ExitStatus {
+        self.signal(sig);
+        wait_for("the agent to exit", Duration::from_secs(10), || {
+            self.child.try_wait().unwrap()
+        })
+    }
+
+    /// Ends this handle but keeps its directory (for a restart).
+    pub fn into_dir(mut self) -> PathBuf {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::take(&mut self.dir)
+    }
+
     pub fn threads(&self) -> u64 {
         let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
         s.lines()
@@ -469,7 +489,9 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

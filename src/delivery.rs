@@ -1,0 +1,578 @@
+//! The delivery loop: one task on the one thread that turns the outbox into
+//! uploads and the upstream's answers into the agent's upstream state.
+//!
+//! Every `flush_interval` it queues a heartbeat and flushes. Between ticks it
+//! uploads at once when the ring holds a full batch, when the agent's status
+//! changed, or while a backlog drains. After a failure, and on start, the
+//! next upload is a fresh heartbeat alone: when the upstream answers again,
+//! the current state is the first thing it hears.
+//!
+//! | answer | what happens |
+//! |---|---|
+//! | 2xx | acknowledged; the link is up |
+//! | 429, 503 | spool; wait `Retry-After` (≤ 5 min) or back off |
+//! | other 5xx, network, garbage | spool; back off: full jitter, 1 s doubling to 30 s |
+//! | 401, 403 | spool; `needs_recovery`; retry every 5 min and on SIGHUP |
+//! | 409 | spool; `version_unsupported`; retry every 5 min |
+//! | 413 | halve the batch size and retry at once |
+//! | other 4xx | the batch goes to the dead-letter file and a `rejected` gap is queued |
+
+use std::cell::Cell;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_lite::FutureExt;
+
+use crate::alarm::Alarm;
+use crate::clock::{rfc3339_millis, unix_millis};
+use crate::config::Upstream;
+use crate::health::{AgentStatus, Severity};
+use crate::outbox::{Outbox, Source};
+use crate::record::{self, Body, Gap, GapReason};
+use crate::state::AgentState;
+use crate::upstream::{self, Answer, Upload};
+
+/// Retry period after the upstream refused our credentials or version.
+pub const REFUSED_RETRY: Duration = Duration::from_secs(300);
+/// The dead-letter file is rotated at this size (one older file is kept).
+pub const DEAD_LETTER_MAX: u64 = 1 << 20;
+/// The last upload attempt at SIGTERM.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    /// No answer yet since start.
+    Connecting,
+    Up,
+    /// Uploads fail (network, 5xx, timeouts, 429/503).
+    Failing,
+    CredentialsRejected,
+    VersionUnsupported,
+    /// The identity file is unusable: records are spooled, nothing is sent.
+    NoIdentity,
+}
+
+impl LinkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Connecting => "connecting",
+            LinkState::Up => "up",
+            LinkState::Failing => "failing",
+            LinkState::CredentialsRejected => "credentials_rejected",
+            LinkState::VersionUnsupported => "version_unsupported",
+            LinkState::NoIdentity => "no_identity",
+        }
+    }
+
+    pub const ALL: [LinkState; 6] = [
+        LinkState::Connecting,
+        LinkState::Up,
+        LinkState::Failing,
+        LinkState::CredentialsRejected,
+        LinkState::VersionUnsupported,
+        LinkState::NoIdentity,
+    ];
+}
+
+/// The upstream side of the agent: its outbox and what the link is doing.
+pub struct Uplink {
+    pub outbox: Outbox,
+    /// The agent id, or why there is none (`needs_recovery`).
+    pub identity: Result<String, String>,
+    pub state: LinkState,
+    /// The first failure of the current outage.
+    pub failing_since: Option<Instant>,
+    pub last_success: Option<SystemTime>,
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    /// What the upstream said the minimum version is (409).
+    pub min_version: Option<String>,
+    /// The upstream's clock at its last answer, and ours then.
+    pub upstream_date: Option<(SystemTime, SystemTime)>,
+    /// Records acknowledged.
+    pub sent: u64,
+    /// Records in uploads that failed (they are sent again).
+    pub retried: u64,
+    /// Records the upstream refused for good (set aside in the dead-letter file).
+    pub dead_lettered: u64,
+    /// The batch size after 413s.
+    pub batch_limit: usize,
+    /// An upload should go now: the agent status changed, or SIGHUP.
+    pub urgent: Cell<bool>,
+    /// Not before this (backoff, Retry-After, refused credentials).
+    pub not_before: Instant,
+    /// Records made for the upload in flight and kept nowhere else (the
+    /// reconnect heartbeat): queued at shutdown if the upload was cut.
+    pub in_flight: Vec<record::Rec>,
+}
+
+impl Uplink {
+    pub fn new(state_dir: &Path, up: &Upstream, spool: &crate::config::SpoolConfig) -> Uplink {
+        let now_ms = unix_millis(SystemTime::now());
+        let (identity, fresh) = match crate::identity::load_or_create(state_dir) {
+            crate::identity::Loaded::Existing(i) => (Ok(i.id), false),
+            crate::identity::Loaded::Created(i) => {
+                log::info!("new agent identity {} in {}", i.id, state_dir.display());
+                (Ok(i.id), true)
+            }
+            crate::identity::Loaded::Broken(why) => {
+                log::error!(
+                    "{why}. Reports are kept in the spool and not sent. Run `tether enroll` to create a new identity (then restart or reload the agent)"
+                );
+                (Err(why), false)
+            }
+        };
+        let outbox = Outbox::open(spool, state_dir, fresh, now_ms);
+        Uplink {
+            outbox,
+            state: if identity.is_ok() {
+                LinkState::Connecting
+            } else {
+                LinkState::NoIdentity
+            },
+            identity,
+            failing_since: None,
+            last_success: None,
+            consecutive_failures: 0,
+            last_error: None,
+            min_version: None,
+            upstream_date: None,
+            sent: 0,
+            retried: 0,
+            dead_lettered: 0,
+            batch_limit: up.batch_max_records,
+            urgent: Cell::new(false),
+            not_before: Instant::now(),
+            in_flight: Vec::new(),
+        }
+    }
+
+    /// Uploads have failed for longer than `offline_after`.
+    pub fn offline(&self, offline_after: Duration, now: Instant) -> bool {
+        self.failing_since
+            .is_some_and(|t| now.duration_since(t) >= offline_after)
+    }
+}
+
+/// The upstream figures of `/status` and `/metrics`.
+#[derive(Clone, Debug)]
+pub struct UpstreamView {
+    pub url: String,
+    pub state: LinkState,
+    pub agent_id: Option<String>,
+    pub last_success: Option<SystemTime>,
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    pub min_version: Option<String>,
+    pub backlog_records: u64,
+    pub backlog_bytes: u64,
+    /// Of the backlog, on disk.
+    pub spool_records: u64,
+    pub oldest_age_seconds: Option<f64>,
+    pub sent: u64,
+    pub dropped: u64,
+    pub dead_lettered: u64,
+    pub retried: u64,
+    /// Why the spool is not usable, when it is not (`spool_degraded`).
+    pub spool_degraded: Option<String>,
+}
+
+impl Uplink {
+    pub fn view(&self, url: String, now: SystemTime) -> UpstreamView {
+        let now_ms = unix_millis(now);
+        UpstreamView {
+            url,
+            state: self.state,
+            agent_id: self.identity.as_ref().ok().cloned(),
+            last_success: self.last_success,
+            consecutive_failures: self.consecutive_failures,
+            last_error: match &self.identity {
+                Err(why) => Some(why.clone()),
+                Ok(_) => self.last_error.clone(),
+            },
+            min_version: self.min_version.clone(),
+            backlog_records: self.outbox.backlog_records(),
+            backlog_bytes: self.outbox.backlog_bytes(),
+            spool_records: self.outbox.spool_records(),
+            oldest_age_seconds: self
+                .outbox
+                .oldest_ms()
+                .map(|t| now_ms.saturating_sub(t) as f64 / 1000.0),
+            sent: self.sent,
+            dropped: self.outbox.dropped,
+            dead_lettered: self.dead_lettered,
+            retried: self.retried,
+            spool_degraded: self.outbox.disk_error.clone(),
+        }
+    }
+}
+
+/// `type = "heartbeat"`: the whole current state.
+/// `status` comes from [`AgentState::agent_status`], read before `u` was
+/// borrowed.
+fn heartbeat(
+    state: &AgentState,
+    (status, severity): (AgentStatus, Severity),
+    u: &Uplink,
+    now_ms: u64,
+) -> Body {
+    let mut b = Body::new(now_ms, "heartbeat");
+    let j = b.json();
+    j.str(Some("agent"), &state.config.borrow().agent.name)
+        .str(Some("version"), env!("CARGO_PKG_VERSION"))
+        .str(Some("os_release"), &state.os_release)
+        .str(Some("status"), status.as_str())
+        .str(Some("severity"), severity.as_str())
+        .uint(Some("backlog_records"), u.outbox.backlog_records())
+        .uint(Some("backlog_bytes"), u.outbox.backlog_bytes())
+        .uint(Some("dropped"), u.outbox.dropped)
+        .uint(Some("dead_lettered"), u.dead_lettered)
+        .bool(Some("spool_degraded"), u.outbox.disk_error.is_some())
+        .begin_array(Some("checks"));
+    for c in state.checks.borrow().iter() {
+        j.begin_object(None)
+            .str(Some("name"), &c.spec.name)
+            .str(
+                Some("status"),
+                c.health.status.map_or("pending", |s| s.as_str()),
+            )
+            .end_object();
+    }
+    j.end_array();
+    b
+}
+
+/// Runs for the life of the agent; idles while there is no `[upstream]`.
+pub async fn run(state: Rc<AgentState>) {
+    let alarm = Alarm::new();
+    let mut next_tick = Instant::now();
+    loop {
+        let Some(up) = state.config.borrow().upstream.clone() else {
+            state.deliver.wait().await;
+            continue;
+        };
+        if let Some(wake_at) = turn(&state, &up, &mut next_tick).await {
+            alarm
+                .sleep_until(wake_at)
+                .or(async {
+                    state.deliver.wait().await;
+                })
+                .await;
+        }
+    }
+}
+
+/// One decision: queue a heartbeat if due, upload if there is reason to.
+/// `None` after an upload; otherwise when to look again.
+async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) -> Option<Instant> {
+    if state.uplink.borrow().is_none() {
+        let state_dir = state.config.borrow().agent.state_dir.clone();
+        let spool_cfg = state.config.borrow().spool.clone();
+        *state.uplink.borrow_mut() = Some(Uplink::new(&state_dir, up, &spool_cfg));
+    }
+    let now = Instant::now();
+    let now_ms = unix_millis(SystemTime::now());
+    let tick = now >= *next_tick;
+    if tick {
+        *next_tick = now + up.flush_interval;
+    }
+    let status = state.agent_status();
+    let out = {
+        let mut guard = state.uplink.borrow_mut();
+        let u = guard.as_mut().expect("created above");
+        let probe_now = u.state != LinkState::Up && u.identity.is_ok() && now >= u.not_before;
+        // A probe carries a fresh heartbeat itself.
+        if tick && !probe_now {
+            let hb = heartbeat(state, status, u, now_ms);
+            u.outbox.push(hb);
+            if u.outbox.spooling() {
+                u.outbox.spill();
+            }
+        }
+        u.outbox.report_drops(now_ms);
+        let id = match &u.identity {
+            Ok(id) => id.clone(),
+            Err(_) => {
+                // Nothing can be sent: keep everything on disk.
+                if u.outbox.ring_len() > 0 && !u.outbox.spooling() {
+                    u.outbox.failed(crate::outbox::Outgoing {
+                        recs: Vec::new(),
+                        source: Source::Ring(0),
+                    });
+                }
+                drop(guard);
+                state.observe_status();
+                return Some(*next_tick);
+            }
+        };
+        let urgent = u.urgent.replace(false);
+        if now < u.not_before {
+            drop(guard);
+            state.observe_status();
+            let offline_at = state
+                .uplink
+                .borrow()
+                .as_ref()
+                .and_then(|u| u.failing_since.map(|t| t + up.offline_after))
+                .filter(|t| *t > now);
+            let until = state
+                .uplink
+                .borrow()
+                .as_ref()
+                .map_or(*next_tick, |u| u.not_before);
+            let wake = (*next_tick).min(until);
+            return Some(offline_at.map_or(wake, |o| wake.min(o)));
+        }
+        let probe = u.state != LinkState::Up;
+        let due = tick
+            || urgent
+            || probe
+            || u.outbox.ring_len() >= u.batch_limit
+            || u.outbox.spool_records() > 0;
+        if !due {
+            return Some(*next_tick);
+        }
+        let batch = if probe {
+            let hb = heartbeat(state, status, u, now_ms);
+            let rec = u.outbox.make(hb, None);
+            Some(crate::outbox::Outgoing {
+                recs: vec![rec],
+                source: Source::Fresh,
+            })
+        } else {
+            u.outbox
+                .next_batch(u.batch_limit, up.batch_max_bytes, now_ms)
+        };
+        if let Some(b) = &batch {
+            if let Source::Fresh = b.source {
+                u.in_flight = b.recs.clone();
+            }
+        }
+        batch.map(|b| (b, id))
+    };
+    let Some((out, id)) = out else {
+        return Some(*next_tick);
+    };
+    let mut body = Vec::with_capacity(out.recs.iter().map(|r| r.body.len() + 64).sum());
+    for r in &out.recs {
+        record::write_line(&mut body, &id, r.seq, &r.body);
+    }
+    let upload = Upload {
+        agent_id: &id,
+        first_seq: out.recs.first().map_or(0, |r| r.seq),
+        last_seq: out.recs.last().map_or(0, |r| r.seq),
+        body: &body,
+    };
+    let resolver = state.resolver.borrow().clone();
+    let (answer, date) = upstream::post(up, &resolver, &upload).await;
+    let now = Instant::now();
+    let mut guard = state.uplink.borrow_mut();
+    let u = guard.as_mut().expect("created above");
+    u.in_flight.clear();
+    if let Some(d) = date {
+        u.upstream_date = Some((d, SystemTime::now()));
+    }
+    let n = out.recs.len() as u64;
+    let range = format!("{}-{}", upload.first_seq, upload.last_seq);
+    match answer {
+        Answer::Acked => {
+            if u.state != LinkState::Up {
+                let outage = u
+                    .failing_since
+                    .map(|t| {
+                        format!(
+                            " after {}",
+                            crate::duration::format_coarse(now.duration_since(t))
+                        )
+                    })
+                    .unwrap_or_default();
+                log::info!(
+                    "upstream {} answers{outage}; {} records to send",
+                    up.url,
+                    u.outbox.backlog_records()
+                );
+            }
+            u.outbox.acked(&out);
+            u.state = LinkState::Up;
+            u.failing_since = None;
+            u.consecutive_failures = 0;
+            u.last_error = None;
+            u.min_version = None;
+            u.last_success = Some(SystemTime::now());
+            u.sent += n;
+            if u.batch_limit < up.batch_max_records && n as usize >= u.batch_limit {
+                // Grow back slowly after a 413.
+                u.batch_limit = (u.batch_limit * 2).min(up.batch_max_records);
+            }
+        }
+        Answer::TooLarge if n > 1 => {
+            u.batch_limit = (n as usize / 2).max(1);
+            log::warn!(
+                "upstream: HTTP 413 for {n} records ({range}); batches are now at most {}",
+                u.batch_limit
+            );
+            if let Source::Fresh = out.source {
+                u.outbox.failed(out);
+            }
+        }
+        Answer::TooLarge | Answer::Rejected(..) => {
+            let why = match &answer {
+                Answer::Rejected(_, m) => m.clone(),
+                _ => "HTTP 413 for a single record".into(),
+            };
+            let dir = state.config.borrow().spool.dir.clone();
+            dead_letter(&dir, &out.recs, &id, &why);
+            log::error!(
+                "upstream refused records {range} for good ({why}); they are set aside in {}",
+                dir.join("dead-letter.ndjson").display()
+            );
+            u.dead_lettered += n;
+            let only_gaps = out.recs.iter().all(|r| r.gap.is_some());
+            u.outbox.acked(&out);
+            if !only_gaps {
+                let g = Gap {
+                    first: upload.first_seq,
+                    last: upload.last_seq,
+                    count: n,
+                    reason: GapReason::Rejected,
+                };
+                let rec = u
+                    .outbox
+                    .make(record::gap(&g, unix_millis(SystemTime::now())), Some(g));
+                u.outbox.queue(rec);
+            }
+        }
+        other => {
+            let failures = u.consecutive_failures;
+            let (state_now, wait, why) = match other {
+                Answer::Busy(after) => (
+                    LinkState::Failing,
+                    after.unwrap_or_else(|| upstream::backoff(failures)),
+                    format!("busy (HTTP 429/503{})", after.map(|d| format!(", Retry-After {}s", d.as_secs())).unwrap_or_default()),
+                ),
+                Answer::CredentialsRejected(code) => (
+                    LinkState::CredentialsRejected,
+                    REFUSED_RETRY,
+                    format!("HTTP {code}: the token was rejected; install a valid token ({}) and reload (SIGHUP)", up.token.source),
+                ),
+                Answer::VersionUnsupported(min) => {
+                    u.min_version = min.clone();
+                    (
+                        LinkState::VersionUnsupported,
+                        REFUSED_RETRY,
+                        format!(
+                            "HTTP 409: tether {} is no longer accepted{}; upgrade the agent",
+                            env!("CARGO_PKG_VERSION"),
+                            min.map(|m| format!(" (minimum {m})")).unwrap_or_default()
+                        ),
+                    )
+                }
+                Answer::Failed(m) => (LinkState::Failing, upstream::backoff(failures), m),
+                _ => unreachable!("handled above"),
+            };
+            if u.consecutive_failures == 0 || u.state != state_now {
+                log::warn!(
+                    "upstream {}: {why}; records are spooled and sent later",
+                    up.url
+                );
+            } else {
+                log::debug!("upstream {}: {why}", up.url);
+            }
+            u.state = state_now;
+            u.failing_since.get_or_insert(now);
+            u.consecutive_failures += 1;
+            u.retried += n;
+            u.last_error = Some(why);
+            u.not_before = now + wait;
+            u.outbox.failed(out);
+        }
+    }
+    drop(guard);
+    state.observe_status();
+    None
+}
+
+/// Appends a refused batch to `<dir>/dead-letter.ndjson` after one line
+/// saying why; the file is rotated at [`DEAD_LETTER_MAX`].
+fn dead_letter(dir: &Path, recs: &[record::Rec], id: &str, why: &str) {
+    let path = dir.join("dead-letter.ndjson");
+    let mut text = Vec::new();
+    let mut j = crate::json::Json::new();
+    j.begin_object(None)
+        .begin_object(Some("dead_letter"))
+        .str(
+            Some("time"),
+            &rfc3339_millis(unix_millis(SystemTime::now())),
+        )
+        .str(Some("error"), why)
+        .uint(Some("records"), recs.len() as u64)
+        .end_object()
+        .end_object();
+    text.extend_from_slice(j.finish().as_bytes());
+    text.push(b'\n');
+    for r in recs {
+        record::write_line(&mut text, id, r.seq, &r.body);
+    }
+    let size = fs::metadata(&path).map_or(0, |m| m.len());
+    if size + text.len() as u64 > DEAD_LETTER_MAX {
+        let _ = fs::rename(&path, dir.join("dead-letter.ndjson.1"));
+    }
+    let r = fs::create_dir_all(dir).and_then(|()| {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)?
+            .write_all(&text)
+    });
+    if let Err(e) = r {
+        log::error!(
+            "cannot write {}: {e}; the refused records are lost",
+            path.display()
+        );
+    }
+}
+
+/// SIGTERM: one last upload (at most [`SHUTDOWN_DEADLINE`]), then everything
+/// unacknowledged goes to disk, synced.
+pub async fn shutdown(state: &Rc<AgentState>) {
+    let Some(up) = state.config.borrow().upstream.clone() else {
+        return;
+    };
+    if state.uplink.borrow().is_none() {
+        return;
+    }
+    let mut tick = Instant::now() + Duration::from_secs(3600);
+    let up_now = state
+        .uplink
+        .borrow()
+        .as_ref()
+        .is_some_and(|u| u.state == LinkState::Up && u.outbox.ring_len() > 0);
+    if up_now {
+        if let Some(u) = state.uplink.borrow().as_ref() {
+            u.urgent.set(true);
+        }
+        let mut short = up.clone();
+        short.timeout = short.timeout.min(SHUTDOWN_DEADLINE);
+        crate::scheduler::until(
+            Instant::now() + SHUTDOWN_DEADLINE,
+            turn(state, &short, &mut tick),
+        )
+        .await;
+    }
+    if let Some(u) = state.uplink.borrow_mut().as_mut() {
+        for r in std::mem::take(&mut u.in_flight) {
+            u.outbox.queue(r);
+        }
+        u.outbox.close();
+        log::info!(
+            "{} records left to send, kept in {}",
+            u.outbox.backlog_records(),
+            state.config.borrow().spool.dir.display()
+        );
+    }
+}

@@ -1,0 +1,328 @@
+//! Who the agent is to the control plane: a random 128-bit agent id kept in
+//! `<state dir>/identity`, and the sequence numbers of its records, kept in
+//! `<state dir>/sequence`.
+//!
+//! The identity is created once, on first start (mode 0600, with a CRC-32C
+//! line), and never silently replaced: if the file exists but cannot be read
+//! or fails its checksum, [`load_or_create`] says so and the agent turns
+//! `needs_recovery`; only `tether enroll` writes a new one.
+//!
+//! ```text
+//! tether-identity 1
+//! id=5f0c8e1a9b2d4c6e8f10a2b4c6d8e0f1
+//! crc32c=1a2b3c4d          CRC-32C of the two lines above, newlines included
+//! ```
+//!
+//! Sequence numbers strictly increase for the life of the identity, across
+//! restarts: the file holds a *lease*, a number not yet used, written (and
+//! fsynced) before any number at or above the previous lease is handed out,
+//! every [`LEASE`] records. A clean stop writes the exact next number and
+//! `clean=1`. After a crash the next run starts at the lease, and the numbers
+//! the crashed run may have given to records that were only in memory are
+//! reported upstream as an `unclean_shutdown` gap. If the file is lost while
+//! the identity is kept, numbering restarts at 1000 × the Unix time in
+//! seconds, above anything a run could have reached (a million records a
+//! second for a thousand years stays below 2^53, safe for JSON readers).
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::crc32c;
+use crate::record::{Gap, GapReason};
+
+pub const LEASE: u64 = 4096;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// 32 lowercase hex digits.
+    pub id: String,
+}
+
+#[derive(Debug)]
+pub enum Loaded {
+    Existing(Identity),
+    Created(Identity),
+    /// The file is there but unusable: why, in one sentence.
+    Broken(String),
+}
+
+pub fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join("identity")
+}
+
+fn checked(lines: &str) -> String {
+    format!(
+        "{lines}crc32c={:08x}\n",
+        crc32c::checksum(&[lines.as_bytes()])
+    )
+}
+
+/// Reads a `key=value` file whose last line is the CRC-32C of the others.
+fn read_checked(text: &str) -> Result<&str, String> {
+    let body_end = text
+        .trim_end_matches('\n')
+        .rfind('\n')
+        .map(|i| i + 1)
+        .ok_or("it is truncated")?;
+    let (body, last) = text.split_at(body_end);
+    let want = last
+        .trim_end()
+        .strip_prefix("crc32c=")
+        .and_then(|h| u32::from_str_radix(h, 16).ok())
+        .ok_or("its checksum line is missing")?;
+    if crc32c::checksum(&[body.as_bytes()]) != want {
+        return Err("its checksum does not match (the file was damaged or edited)".into());
+    }
+    Ok(body)
+}
+
+fn field<'a>(body: &'a str, key: &str) -> Option<&'a str> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// Parses an identity file's text.
+pub fn parse(text: &str) -> Result<Identity, String> {
+    let body = read_checked(text)?;
+    if body.lines().next() != Some("tether-identity 1") {
+        return Err("it does not start with `tether-identity 1`".into());
+    }
+    let id = field(body, "id").ok_or("it has no id line")?;
+    if id.len() != 32
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err("its id is not 32 hex digits".into());
+    }
+    Ok(Identity { id: id.to_string() })
+}
+
+/// The identity in `state_dir`, created if there is none.
+pub fn load_or_create(state_dir: &Path) -> Loaded {
+    let p = path(state_dir);
+    match fs::read(&p) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            match parse(&text) {
+                Ok(i) => Loaded::Existing(i),
+                Err(why) => Loaded::Broken(format!("{} is unusable: {why}", p.display())),
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match write(state_dir, false) {
+            Ok(i) => Loaded::Created(i),
+            Err(e) => Loaded::Broken(format!("cannot create {}: {e}", p.display())),
+        },
+        Err(e) => Loaded::Broken(format!("cannot read {}: {e}", p.display())),
+    }
+}
+
+/// Writes a fresh identity: only if none exists, or replacing it (`tether
+/// enroll`). Written to a temporary file, fsynced, then renamed.
+pub fn write(state_dir: &Path, replace: bool) -> io::Result<Identity> {
+    fs::create_dir_all(state_dir)?;
+    let mut raw = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
+        .map_err(|_| io::Error::other("no randomness from the kernel"))?;
+    let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let text = checked(&format!("tether-identity 1\nid={id}\n"));
+    let tmp = state_dir.join(".identity.tmp");
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    let target = path(state_dir);
+    if replace {
+        fs::rename(&tmp, &target)?;
+    } else {
+        // Never overwrite: a link fails if the name exists.
+        let linked = fs::hard_link(&tmp, &target);
+        let _ = fs::remove_file(&tmp);
+        linked?;
+    }
+    fs::File::open(state_dir)?.sync_all()?;
+    Ok(Identity { id })
+}
+
+/// Hands out sequence numbers and keeps the lease on disk.
+pub struct Sequence {
+    path: PathBuf,
+    next: u64,
+    leased: u64,
+    /// The lease could not be written: numbers are still handed out (the
+    /// agent must not stop), the error is logged once.
+    failing: bool,
+}
+
+impl Sequence {
+    /// Opens the numbering for a run. `floor` is the highest number known to
+    /// be used (the spool's newest record). Returns the gap to report if the
+    /// last run did not stop cleanly.
+    pub fn open(state_dir: &Path, floor: u64, fresh_identity: bool) -> (Sequence, Option<Gap>) {
+        let path = state_dir.join("sequence");
+        let stored = fs::read_to_string(&path).ok().and_then(|t| {
+            let body = read_checked(&t).ok()?;
+            let next: u64 = field(body, "next")?.parse().ok()?;
+            Some((next, field(body, "clean") == Some("1")))
+        });
+        let (next, gap) = match stored {
+            Some((next, true)) => (next.max(floor + 1), None),
+            Some((lease, false)) => {
+                let first = floor + 1;
+                let gap = (lease > first).then(|| Gap {
+                    first,
+                    last: lease - 1,
+                    count: lease - first,
+                    reason: GapReason::UncleanShutdown,
+                });
+                (lease.max(first), gap)
+            }
+            None if fresh_identity && floor == 0 => (1, None),
+            None => {
+                let base =
+                    crate::clock::unix_secs(std::time::SystemTime::now()).max(1) as u64 * 1000;
+                log::warn!(
+                    "{} is missing or damaged: sequence numbers continue from {base}",
+                    path.display()
+                );
+                (base.max(floor + 1), None)
+            }
+        };
+        let mut s = Sequence {
+            path,
+            next,
+            leased: next,
+            failing: false,
+        };
+        s.lease();
+        (s, gap)
+    }
+
+    pub fn peek(&self) -> u64 {
+        self.next
+    }
+
+    pub fn take(&mut self) -> u64 {
+        if self.next >= self.leased {
+            self.lease();
+        }
+        let n = self.next;
+        self.next += 1;
+        n
+    }
+
+    fn lease(&mut self) {
+        let lease = self.next + LEASE;
+        match self.save(lease, false) {
+            Ok(()) => {
+                self.leased = lease;
+                self.failing = false;
+            }
+            Err(e) => {
+                if !self.failing {
+                    log::error!(
+                        "cannot write {}: {e}; sequence numbers may repeat after a crash",
+                        self.path.display()
+                    );
+                }
+                self.failing = true;
+                self.leased = lease;
+            }
+        }
+    }
+
+    /// A clean stop: the exact next number.
+    pub fn close(&mut self) -> io::Result<()> {
+        self.save(self.next, true)
+    }
+
+    fn save(&self, next: u64, clean: bool) -> io::Result<()> {
+        let text = checked(&format!(
+            "tether-sequence 1\nnext={next}\nclean={}\n",
+            u8::from(clean)
+        ));
+        let tmp = self.path.with_extension("tmp");
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, &self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("tether-id-{}-{tag}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn created_once_then_kept_and_damage_is_reported_not_repaired() {
+        let d = dir("id");
+        let Loaded::Created(a) = load_or_create(&d) else {
+            panic!("first start creates")
+        };
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path(&d)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let Loaded::Existing(b) = load_or_create(&d) else {
+            panic!("second start keeps")
+        };
+        assert_eq!(a, b);
+        let text = fs::read_to_string(path(&d)).unwrap();
+        fs::write(path(&d), text.replace(&a.id[..4], "0000")).unwrap();
+        let Loaded::Broken(why) = load_or_create(&d) else {
+            panic!("damage is not repaired")
+        };
+        assert!(why.contains("checksum"), "{why}");
+        assert!(fs::read_to_string(path(&d)).unwrap().contains("0000"));
+        let c = write(&d, true).unwrap();
+        assert_ne!(c.id, a.id);
+        assert!(matches!(load_or_create(&d), Loaded::Existing(i) if i == c));
+        assert!(write(&d, false).is_err(), "never replaced without enroll");
+    }
+
+    #[test]
+    fn numbers_survive_restarts_and_a_crash_is_reported() {
+        let d = dir("seq");
+        let (mut s, gap) = Sequence::open(&d, 0, true);
+        assert_eq!((s.take(), s.take(), gap), (1, 2, None));
+        s.close().unwrap();
+        let (mut s, gap) = Sequence::open(&d, 0, false);
+        assert_eq!((s.take(), gap), (3, None));
+        for _ in 0..LEASE {
+            s.take();
+        }
+        let used = s.peek() - 1;
+        drop(s); // a crash: no close
+        let (mut s, gap) = Sequence::open(&d, 100, false);
+        let g = gap.expect("a crash leaves a gap");
+        assert_eq!(g.reason, GapReason::UncleanShutdown);
+        assert_eq!(g.first, 101);
+        assert!(g.last >= used, "{g:?} must cover {used}");
+        assert!(s.take() > used);
+        // The spool knows of a higher number than the file: it wins.
+        s.close().unwrap();
+        let (mut s, _) = Sequence::open(&d, 1_000_000, false);
+        assert_eq!(s.take(), 1_000_001);
+        // A lost file with a kept identity: a time-based floor.
+        fs::remove_file(d.join("sequence")).unwrap();
+        let (mut s, _) = Sequence::open(&d, 5, false);
+        assert!(s.take() > 1_700_000_000_000);
+    }
+}

@@ -1,0 +1,358 @@
+//! Everything not yet acknowledged by the upstream, and the order it goes
+//! out in: a bounded memory ring in front of the disk spool.
+//!
+//! - While the upstream answers, records wait in the ring and are uploaded
+//!   from there: nothing touches the disk (appliances on flash storage).
+//! - From the first failed upload ([`Outbox::failed`]), the ring's records,
+//!   and from then on every new record at each flush (or at once under
+//!   `sync = "always"`), are appended to the spool.
+//! - When the upstream answers again the backlog drains oldest first, and
+//!   batches from the ring (live records) alternate with backlog batches, so
+//!   a live record never waits behind more than one backlog batch. (The
+//!   delivery loop sends a fresh heartbeat before any of this, so the
+//!   control plane is current within one round trip.)
+//! - The ring holds at most `ring_records`; past that the oldest record is
+//!   dropped and folded into a `ring_full` gap record. The spool drops its
+//!   oldest segment the same way (`spool_full`).
+//! - A disk that fails (full, read-only, I/O errors) never stops the agent:
+//!   records stay in the ring, `spool_degraded` is reported, and the disk is
+//!   tried again every [`DISK_RETRY`].
+//!
+//! Records enter the spool in increasing sequence order, which the spool's
+//! acknowledgement bookkeeping relies on.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::config::SpoolConfig;
+use crate::identity::Sequence;
+use crate::record::{self, Body, Gap, GapReason, Rec};
+use crate::spool::{Pos, Spool, SyncPolicy};
+
+pub const DISK_RETRY: Duration = Duration::from_secs(30);
+
+/// Where a batch came from, so its acknowledgement removes the right records.
+#[derive(Debug)]
+pub enum Source {
+    /// The front of the ring, up to this sequence number.
+    Ring(u64),
+    /// The spool's backlog, up to this position.
+    Spool(Pos),
+    /// Records made for this upload only (the reconnect heartbeat): queued
+    /// if it fails.
+    Fresh,
+}
+
+pub struct Outgoing {
+    pub recs: Vec<Rec>,
+    pub source: Source,
+}
+
+pub struct Outbox {
+    ring: VecDeque<Rec>,
+    ring_bytes: usize,
+    cfg: SpoolConfig,
+    spool: Option<Spool>,
+    /// Why the spool cannot be used right now: `spool_degraded`.
+    pub disk_error: Option<String>,
+    disk_retry: Option<Instant>,
+    /// The upstream has failed since its last success: new records go to disk.
+    spooling: bool,
+    /// Records dropped from the ring, not yet reported by a gap record.
+    pending_gap: Option<Gap>,
+    pub seq: Sequence,
+    /// Records dropped (ring and spool), for `/metrics`.
+    pub dropped: u64,
+    last_from_spool: bool,
+}
+
+impl Outbox {
+    /// Opens the spool and the sequence numbers; the gaps recovery found are
+    /// queued as records.
+    pub fn open(cfg: &SpoolConfig, state_dir: &Path, fresh_identity: bool, now_ms: u64) -> Outbox {
+        let (spool, disk_error, mut gaps) = match Spool::open(&cfg.dir, cfg.max_bytes, cfg.sync) {
+            Ok((s, r)) => {
+                if r.records > 0 || r.truncated > 0 || !r.gaps.is_empty() {
+                    log::info!(
+                        "spool {}: {} records in {} segments to send{}",
+                        cfg.dir.display(),
+                        r.records,
+                        r.segments,
+                        if r.gaps.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", {} damaged ranges reported as gaps", r.gaps.len())
+                        }
+                    );
+                }
+                (Some(s), None, r.gaps)
+            }
+            Err(e) => {
+                let why = format!("cannot open the spool {}: {e}", cfg.dir.display());
+                log::error!("{why}; records are kept in memory only");
+                (None, Some(why), Vec::new())
+            }
+        };
+        let floor = spool.as_ref().map_or(0, |s| s.max_seq());
+        let (seq, unclean) = Sequence::open(state_dir, floor, fresh_identity);
+        gaps.extend(unclean);
+        let mut out = Outbox {
+            ring: VecDeque::new(),
+            ring_bytes: 0,
+            cfg: cfg.clone(),
+            spool,
+            disk_retry: disk_error.as_ref().map(|_| Instant::now() + DISK_RETRY),
+            disk_error,
+            spooling: false,
+            pending_gap: None,
+            seq,
+            dropped: 0,
+            last_from_spool: false,
+        };
+        for g in gaps {
+            out.push_gap(g, now_ms);
+        }
+        out
+    }
+
+    /// Numbers and queues a record.
+    pub fn push(&mut self, body: Body) {
+        let rec = self.make(body, None);
+        self.queue(rec);
+    }
+
+    fn push_gap(&mut self, g: Gap, now_ms: u64) {
+        log::warn!("records lost: {g}; a gap record tells the control plane");
+        let rec = self.make(record::gap(&g, now_ms), Some(g));
+        self.queue(rec);
+    }
+
+    /// Numbers a record without queueing it.
+    pub fn make(&mut self, body: Body, gap: Option<Gap>) -> Rec {
+        let r = body.finish(self.seq.take(), gap);
+        log::trace!("record {}: {}", r.seq, &r.body[..r.body.len().min(60)]);
+        r
+    }
+
+    /// Puts a record in the ring at its place by sequence number (a failed
+    /// reconnect heartbeat is older than what arrived during its upload).
+    pub fn queue(&mut self, rec: Rec) {
+        while self.ring.len() >= self.cfg.ring_records {
+            let Some(old) = self.ring.pop_front() else {
+                break;
+            };
+            self.ring_bytes -= old.body.len();
+            self.dropped += 1;
+            self.pending_gap = Some(Gap::absorb(self.pending_gap, &old, GapReason::RingFull));
+        }
+        self.ring_bytes += rec.body.len();
+        let at = self.ring.partition_point(|r| r.seq < rec.seq);
+        self.ring.insert(at, rec);
+        if self.spooling && self.cfg.sync == SyncPolicy::Always {
+            self.spill();
+        }
+    }
+
+    /// Turns dropped records into a gap record (once per delivery turn).
+    pub fn report_drops(&mut self, now_ms: u64) {
+        if let Some(g) = self.pending_gap.take() {
+            self.push_gap(g, now_ms);
+        }
+    }
+
+    pub fn spooling(&self) -> bool {
+        self.spooling
+    }
+
+    pub fn ring_len(&self) -> usize {
+        self.ring.len()
+    }
+
+    pub fn spool_records(&self) -> u64 {
+        self.spool.as_ref().map_or(0, |s| s.backlog_records())
+    }
+
+    /// Records not yet acknowledged, in memory and on disk.
+    pub fn backlog_records(&self) -> u64 {
+        self.ring.len() as u64 + self.spool_records()
+    }
+
+    pub fn backlog_bytes(&self) -> u64 {
+        self.ring_bytes as u64 + self.spool.as_ref().map_or(0, |s| s.backlog_bytes())
+    }
+
+    /// Time (Unix ms) of the oldest record not yet acknowledged.
+    pub fn oldest_ms(&self) -> Option<u64> {
+        let spool = self.spool.as_ref().and_then(|s| s.oldest_ms());
+        let ring = self.ring.front().map(|r| r.time_ms);
+        match (spool, ring) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next batch while the upstream answers: the backlog and the ring
+    /// take turns.
+    pub fn next_batch(
+        &mut self,
+        max_records: usize,
+        max_bytes: usize,
+        now_ms: u64,
+    ) -> Option<Outgoing> {
+        let backlog = self.spool_records() > 0;
+        if backlog && (!self.last_from_spool || self.ring.is_empty()) {
+            let spool = self.spool.as_ref().expect("backlog implies a spool");
+            match spool.read(max_records, max_bytes) {
+                Ok(b) => {
+                    for g in &b.gaps {
+                        self.push_gap(*g, now_ms);
+                    }
+                    self.last_from_spool = true;
+                    if b.recs.is_empty() {
+                        // Only damage was found: skip past it.
+                        self.spool.as_mut().expect("checked").ack(b.end);
+                        return self.next_batch(max_records, max_bytes, now_ms);
+                    }
+                    return Some(Outgoing {
+                        recs: b.recs,
+                        source: Source::Spool(b.end),
+                    });
+                }
+                Err(e) => self.disk_failed(format!("cannot read the spool: {e}")),
+            }
+        }
+        self.last_from_spool = false;
+        let mut bytes = 0;
+        let recs: Vec<Rec> = self
+            .ring
+            .iter()
+            .take(max_records)
+            .take_while(|r| {
+                bytes += r.body.len() + 48;
+                bytes <= max_bytes || bytes == r.body.len() + 48
+            })
+            .cloned()
+            .collect();
+        let last = recs.last()?.seq;
+        Some(Outgoing {
+            recs,
+            source: Source::Ring(last),
+        })
+    }
+
+    /// The upstream acknowledged `out`; the upstream is live again.
+    pub fn acked(&mut self, out: &Outgoing) {
+        self.spooling = false;
+        match &out.source {
+            Source::Ring(last) => {
+                while self.ring.front().is_some_and(|r| r.seq <= *last) {
+                    let r = self.ring.pop_front().expect("checked");
+                    self.ring_bytes -= r.body.len();
+                }
+            }
+            Source::Spool(end) => {
+                if let Some(s) = self.spool.as_mut() {
+                    s.ack(*end);
+                }
+            }
+            Source::Fresh => {}
+        }
+    }
+
+    /// An upload failed: from now on records go to disk.
+    pub fn failed(&mut self, out: Outgoing) {
+        if let Source::Fresh = out.source {
+            for r in out.recs {
+                self.queue(r);
+            }
+        }
+        self.spooling = true;
+        self.spill();
+    }
+
+    /// Appends the ring to the spool (while spooling). Under a disk error
+    /// the records stay in memory until [`DISK_RETRY`] has passed.
+    pub fn spill(&mut self) {
+        if self.ring.is_empty() {
+            return;
+        }
+        if self.disk_error.is_some() {
+            if self.disk_retry.is_some_and(|t| Instant::now() < t) {
+                return;
+            }
+            if self.spool.is_none() {
+                match Spool::open(&self.cfg.dir, self.cfg.max_bytes, self.cfg.sync) {
+                    Ok((s, _)) => self.spool = Some(s),
+                    Err(e) => {
+                        self.disk_failed(format!(
+                            "cannot open the spool {}: {e}",
+                            self.cfg.dir.display()
+                        ));
+                        return;
+                    }
+                }
+            }
+        }
+        let Some(spool) = self.spool.as_mut() else {
+            return;
+        };
+        let recs: Vec<Rec> = self.ring.iter().cloned().collect();
+        let a = spool.append(&recs);
+        for r in self.ring.drain(..a.written) {
+            self.ring_bytes -= r.body.len();
+        }
+        let now_ms = recs.last().map_or(0, |r| r.time_ms);
+        for g in &a.gaps {
+            self.dropped += g.count;
+        }
+        match a.error {
+            Some(e) => self.disk_failed(format!(
+                "cannot write the spool {}: {e}",
+                self.cfg.dir.display()
+            )),
+            None => {
+                if let Some(why) = self.disk_error.take() {
+                    log::info!("the spool is writable again (was: {why})");
+                }
+            }
+        }
+        for g in a.gaps {
+            self.push_gap(g, now_ms);
+        }
+    }
+
+    fn disk_failed(&mut self, why: String) {
+        if self.disk_error.as_deref() != Some(why.as_str()) {
+            log::error!(
+                "{why}; records stay in memory (at most {}) and the disk is tried again in {}s",
+                self.cfg.ring_records,
+                DISK_RETRY.as_secs()
+            );
+        }
+        self.disk_error = Some(why);
+        self.disk_retry = Some(Instant::now() + DISK_RETRY);
+    }
+
+    /// Shutdown: everything still in memory goes to disk, synced, and the
+    /// next sequence number is saved as a clean stop.
+    pub fn close(&mut self) {
+        self.spooling = true;
+        self.disk_retry = None;
+        self.spill();
+        if let Some(s) = &self.spool {
+            if let Err(e) = s.sync() {
+                log::error!("cannot sync the spool: {e}");
+            }
+        }
+        if !self.ring.is_empty() {
+            log::error!(
+                "{} records could not be written to the spool and are lost at exit",
+                self.ring.len()
+            );
+        }
+        if let Err(e) = self.seq.close() {
+            log::error!("cannot save the sequence number: {e}");
+        }
+    }
+}

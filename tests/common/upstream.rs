@@ -1,0 +1,195 @@
+//! A fake control plane on loopback that can be scripted per request.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+/// What the fake does with one request.
+#[derive(Clone, Debug)]
+pub enum Act {
+    /// 200, acknowledged.
+    Ack,
+    /// A status with headers and a body.
+    Status(u16, Vec<(&'static str, String)>, String),
+    /// Read the request, then say nothing until the client goes away.
+    Hang,
+    /// Half a response head, then a reset (SO_LINGER 0).
+    Reset,
+    /// Bytes that are not HTTP.
+    Garbage,
+    /// A response head over 8 KiB.
+    HugeHeaders,
+    /// A 200 whose body trickles in for `secs`.
+    SlowBody(u64),
+}
+
+/// One request as received, and what the fake answered.
+#[derive(Clone, Debug)]
+pub struct Req {
+    pub head: String,
+    pub lines: Vec<String>,
+    pub act: String,
+}
+
+impl Req {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+
+    pub fn acked(&self) -> bool {
+        self.act == "Ack"
+    }
+
+    /// (seq, type) of each record.
+    pub fn records(&self) -> Vec<(u64, String)> {
+        self.lines
+            .iter()
+            .map(|l| (field(l, "seq").parse().unwrap(), field(l, "type")))
+            .collect()
+    }
+}
+
+/// `"key":value` (string or number) from one JSON line.
+pub fn field(line: &str, key: &str) -> String {
+    let at = line
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+        + key.len()
+        + 3;
+    let v = &line[at..];
+    if let Some(s) = v.strip_prefix('"') {
+        s[..s.find('"').unwrap()].to_string()
+    } else {
+        v[..v.find([',', '}']).unwrap()].to_string()
+    }
+}
+
+pub struct Fake {
+    pub addr: SocketAddr,
+    pub requests: mpsc::Receiver<Req>,
+    script: Arc<Mutex<VecDeque<Act>>>,
+}
+
+impl Fake {
+    /// Listens on `addr` (127.0.0.1:0 for any port); answers `Ack` unless
+    /// the script says otherwise.
+    pub fn start(addr: &str) -> Fake {
+        let listener = TcpListener::bind(addr).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let script: Arc<Mutex<VecDeque<Act>>> = Arc::default();
+        let (tx, rx) = mpsc::channel();
+        let s = script.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (tx, s) = (tx.clone(), s.clone());
+                thread::spawn(move || serve(stream, &s, &tx));
+            }
+        });
+        Fake {
+            addr,
+            requests: rx,
+            script,
+        }
+    }
+
+    /// The next requests get these answers, in order.
+    pub fn script(&self, acts: impl IntoIterator<Item = Act>) {
+        self.script.lock().unwrap().extend(acts);
+    }
+
+    /// The next request, waiting at most `limit`.
+    pub fn next(&self, limit: Duration) -> Req {
+        self.requests
+            .recv_timeout(limit)
+            .unwrap_or_else(|_| panic!("no upload within {limit:?}"))
+    }
+}
+
+fn serve(mut s: TcpStream, script: &Mutex<VecDeque<Act>>, tx: &mpsc::Sender<Req>) {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string();
+    let act = script.lock().unwrap().pop_front().unwrap_or(Act::Ack);
+    let label = match &act {
+        Act::Status(code, ..) => format!("Status {code}"),
+        other => format!("{other:?}"),
+    };
+    let _ = tx.send(Req {
+        head,
+        lines: body.lines().map(String::from).collect(),
+        act: label,
+    });
+    let _ = match act {
+        Act::Ack => s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+        Act::Status(code, headers, body) => {
+            let mut r = format!("HTTP/1.1 {code} X\r\nContent-Length: {}\r\n", body.len());
+            for (k, v) in headers {
+                r.push_str(&format!("{k}: {v}\r\n"));
+            }
+            r.push_str("\r\n");
+            r.push_str(&body);
+            s.write_all(r.as_bytes())
+        }
+        Act::Hang => {
+            let _ = s.read(&mut chunk);
+            Ok(())
+        }
+        Act::Reset => {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Le");
+            let sock = socket2::SockRef::from(&s);
+            let _ = sock.set_linger(Some(Duration::ZERO));
+            Ok(())
+        }
+        Act::Garbage => s.write_all(b"\x16\x03\x01 this is not http\r\n\r\n"),
+        Act::HugeHeaders => {
+            let mut r = String::from("HTTP/1.1 200 OK\r\n");
+            for i in 0..200 {
+                r.push_str(&format!("X-Filler-{i}: {}\r\n", "y".repeat(60)));
+            }
+            r.push_str("Content-Length: 0\r\n\r\n");
+            s.write_all(r.as_bytes())
+        }
+        Act::SlowBody(secs) => {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+            for _ in 0..secs * 10 {
+                thread::sleep(Duration::from_millis(100));
+                if s.write_all(b".").is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    };
+}

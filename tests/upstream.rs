@@ -1,0 +1,428 @@
+//! Upstream delivery against a scripted fake control plane on loopback, with
+//! the real binary: the wire format, the order after an outage, what every
+//! kind of answer does, restarts, and that the token never leaks.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::upstream::{field, Act, Fake, Req};
+use common::{wait_for, Agent};
+
+const TOKEN: &str = "s3cr3t-t0ken-abc";
+
+fn token_file() -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let d = common::temp_dir("token");
+    let p = d.join("token");
+    std::fs::write(&p, format!("{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
+/// One tcp check against an open port, uploads every 500ms.
+fn config(upstream: SocketAddr, extra: &str) -> String {
+    let (listener, open) = common::open_port();
+    std::mem::forget(listener);
+    format!(
+        r#"[agent]
+interval = "1s"
+timeout = "500ms"
+
+[upstream]
+url = "http://{upstream}/base/"
+allow_plaintext = true
+token_file = "{}"
+timeout = "1s"
+flush_interval = "500ms"
+offline_after = "1s"
+{extra}
+
+[[check]]
+name = "open"
+kind = "tcp"
+target = "{open}"
+"#,
+        token_file().display()
+    )
+}
+
+fn status(a: &Agent) -> String {
+    let (code, body) = a.get("/status");
+    assert_eq!(code, 200);
+    body
+}
+
+/// A field of the `upstream` object in /status.
+fn upstream_field(a: &Agent, key: &str) -> String {
+    let s = status(a);
+    let up = &s[s.find("\"upstream\":{").expect("an upstream object")..];
+    field(up, key)
+}
+
+fn wait_status(a: &Agent, key: &str, want: &str) {
+    wait_for(
+        &format!("/status {key} = {want}"),
+        Duration::from_secs(15),
+        || {
+            let s = status(a);
+            let got = if key == "status" {
+                field(&s, "status")
+            } else {
+                upstream_field(a, key)
+            };
+            (got == want).then_some(())
+        },
+    );
+}
+
+/// Every sequence number from 1 to the highest one received arrived.
+fn assert_no_holes(reqs: &[Req]) -> u64 {
+    let seqs: BTreeSet<u64> = reqs
+        .iter()
+        .filter(|r| r.acked())
+        .flat_map(|r| r.records().into_iter().map(|(s, _)| s))
+        .collect();
+    let max = *seqs.last().expect("records were acknowledged");
+    let missing: Vec<u64> = (1..=max).filter(|s| !seqs.contains(s)).collect();
+    if !missing.is_empty() {
+        for r in reqs {
+            eprintln!("{} {:?}", r.act, r.records());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "sequence numbers never acknowledged: {missing:?}"
+    );
+    max
+}
+
+/// Receives uploads until every number from 1 to at least `min_max` has
+/// been acknowledged (live records keep coming; this waits for the ones
+/// that matter, bounded).
+fn collect_complete(fake: &Fake, reqs: &mut Vec<Req>, min_max: u64) {
+    wait_for("every number acknowledged", Duration::from_secs(40), || {
+        if let Ok(r) = fake.requests.recv_timeout(Duration::from_millis(200)) {
+            reqs.push(r);
+        }
+        let seqs: BTreeSet<u64> = reqs
+            .iter()
+            .filter(|r| r.acked())
+            .flat_map(|r| r.records().into_iter().map(|(s, _)| s))
+            .collect();
+        let max = seqs.last().copied().unwrap_or(0);
+        (max >= min_max && (1..=max).all(|s| seqs.contains(&s))).then_some(())
+    });
+}
+
+#[test]
+fn uploads_carry_the_protocol_and_never_the_token() {
+    let fake = Fake::start("127.0.0.1:0");
+    let agent = Agent::start("up-happy", &config(fake.addr, ""));
+    // First: a heartbeat alone.
+    let first = fake.next(Duration::from_secs(10));
+    assert_eq!(first.records().len(), 1);
+    assert_eq!(first.records()[0].1, "heartbeat");
+    assert!(
+        first.head.starts_with("POST /base/v1/reports HTTP/1.1\r\n"),
+        "{}",
+        first.head
+    );
+    assert_eq!(
+        first.header("content-type").as_deref(),
+        Some("application/x-ndjson")
+    );
+    assert_eq!(
+        first.header("authorization"),
+        Some(format!("Bearer {TOKEN}"))
+    );
+    assert!(first.header("user-agent").unwrap().starts_with("tether/"));
+    let id = first.header("tether-agent").unwrap();
+    assert_eq!(id.len(), 32);
+    let hb = &first.lines[0];
+    assert_eq!(field(hb, "agent_id"), id);
+    assert!(field(hb, "time").ends_with('Z') && field(hb, "time").len() == 24);
+    assert!(hb.contains("\"os_release\":\"") && hb.contains("\"checks\":[{\"name\":\"open\""));
+    // Then results, transitions and heartbeats, numbered in order.
+    let mut reqs = vec![first];
+    let mut types = BTreeSet::new();
+    while !(types.contains("result") && types.contains("transition") && reqs.len() > 3) {
+        let r = fake.next(Duration::from_secs(10));
+        types.extend(r.records().into_iter().map(|(_, t)| t));
+        reqs.push(r);
+    }
+    let mut seen = BTreeSet::new();
+    for r in &reqs {
+        let recs = r.records();
+        let batch = format!("{}-{}", recs[0].0, recs.last().unwrap().0);
+        assert_eq!(r.header("tether-batch"), Some(batch));
+        assert_eq!(r.header("tether-agent").as_deref(), Some(id.as_str()));
+        // Increasing within a batch, each number sent once.
+        assert!(recs.windows(2).all(|w| w[0].0 < w[1].0), "{recs:?}");
+        for (seq, _) in recs {
+            assert!(seen.insert(seq), "{seq} sent twice");
+        }
+    }
+    assert_no_holes(&reqs);
+    let result = reqs
+        .iter()
+        .flat_map(|r| r.lines.iter())
+        .find(|l| l.contains("\"type\":\"result\""))
+        .unwrap();
+    assert_eq!(field(result, "check"), "open");
+    assert_eq!(field(result, "status"), "ok");
+    wait_status(&agent, "state", "up");
+    assert_eq!(upstream_field(&agent, "agent_id"), id);
+    // The identity is kept, private, and the token is nowhere to be read.
+    let ident = agent.dir.join("state/identity");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&ident).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(std::fs::read_to_string(&ident).unwrap().contains(&id));
+    let (_, metrics) = agent.get("/metrics");
+    assert!(metrics.contains("tether_upstream_state{state=\"up\"} 1"));
+    assert!(!metrics.contains(TOKEN) && !status(&agent).contains(TOKEN));
+    let logs: Vec<String> = agent.log.try_iter().collect();
+    assert!(logs.iter().all(|l| !l.contains(TOKEN)));
+    // Nothing was written to disk while the upstream answered.
+    let spool = agent.dir.join("state/spool");
+    let segs = std::fs::read_dir(&spool).map_or(0, |d| d.count());
+    assert_eq!(segs, 0, "no spool writes while the upstream answers");
+}
+
+#[test]
+fn an_outage_is_spooled_and_drained_after_a_heartbeat_oldest_first() {
+    let addr = common::closed_port();
+    let agent = Agent::start("up-outage", &config(addr, ""));
+    wait_status(&agent, "status", "offline");
+    assert_eq!(upstream_field(&agent, "state"), "failing");
+    wait_for("records on disk", Duration::from_secs(10), || {
+        (upstream_field(&agent, "spool_records")
+            .parse::<u64>()
+            .unwrap()
+            > 3)
+        .then_some(())
+    });
+    let fake = Fake::start(&addr.to_string());
+    let first = fake.next(Duration::from_secs(40));
+    let recs = first.records();
+    assert_eq!(recs.len(), 1, "the current state goes first, alone");
+    assert_eq!(recs[0].1, "heartbeat");
+    assert_eq!(field(&first.lines[0], "status"), "offline");
+    let second = fake.next(Duration::from_secs(5));
+    assert_eq!(second.records()[0].0, 1, "then the backlog, oldest first");
+    let mut reqs = vec![first, second];
+    let newest = reqs[0].records()[0].0;
+    collect_complete(&fake, &mut reqs, newest);
+    wait_status(&agent, "status", "online");
+    assert_no_holes(&reqs);
+    let transitions: Vec<&String> = reqs
+        .iter()
+        .flat_map(|r| r.lines.iter())
+        .filter(|l| l.contains("\"scope\":\"agent\""))
+        .collect();
+    assert!(
+        transitions.iter().any(|l| field(l, "to") == "offline"),
+        "the outage itself is reported: {transitions:?}"
+    );
+}
+
+#[test]
+fn a_restart_keeps_the_identity_the_numbers_and_the_spool() {
+    let addr = common::closed_port();
+    let cfg = config(addr, "");
+    let mut agent = Agent::start("up-restart", &cfg);
+    wait_for("records on disk", Duration::from_secs(10), || {
+        (upstream_field(&agent, "spool_records")
+            .parse::<u64>()
+            .unwrap()
+            > 2)
+        .then_some(())
+    });
+    assert!(agent.stop("TERM").success());
+    let dir = agent.into_dir();
+    let id_before = std::fs::read_to_string(dir.join("state/identity")).unwrap();
+
+    let fake = Fake::start(&addr.to_string());
+    let seq_file = std::fs::read_to_string(dir.join("state/sequence")).unwrap();
+    let next: u64 = seq_file
+        .lines()
+        .find_map(|l| l.strip_prefix("next="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(seq_file.contains("clean=1"), "{seq_file}");
+    let agent = Agent::start_in(dir.clone(), &cfg);
+    let mut reqs = Vec::new();
+    collect_complete(&fake, &mut reqs, next + 1);
+    wait_status(&agent, "spool_records", "0");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("state/identity")).unwrap(),
+        id_before
+    );
+    let ids: BTreeSet<String> = reqs
+        .iter()
+        .filter_map(|r| r.header("tether-agent"))
+        .collect();
+    assert_eq!(ids.len(), 1);
+    assert!(id_before.contains(ids.iter().next().unwrap().as_str()));
+    // Records of both runs, one numbering, nothing missing, no crash gap.
+    assert_no_holes(&reqs);
+    assert!(reqs
+        .iter()
+        .flat_map(|r| r.lines.iter())
+        .all(|l| !l.contains("unclean_shutdown")));
+}
+
+/// Waits for the next upload and SIGHUPs the agent so the retry comes at
+/// once instead of after the backoff.
+fn next_then_hurry(fake: &Fake, agent: &Agent) -> Req {
+    let r = fake.next(Duration::from_secs(40));
+    if !r.acked() {
+        agent.signal("HUP");
+    }
+    r
+}
+
+#[test]
+fn failed_answers_are_retried_and_lose_nothing() {
+    let fake = Fake::start("127.0.0.1:0");
+    fake.script([
+        Act::Status(500, vec![], "oops".into()),
+        Act::Garbage,
+        Act::Reset,
+        Act::HugeHeaders,
+        Act::Hang,
+        Act::SlowBody(3),
+    ]);
+    let agent = Agent::start("up-failures", &config(fake.addr, ""));
+    let mut reqs = Vec::new();
+    while reqs.iter().filter(|r: &&Req| r.acked()).count() < 3 {
+        reqs.push(next_then_hurry(&fake, &agent));
+    }
+    let acts: Vec<&str> = reqs.iter().map(|r| r.act.as_str()).collect();
+    assert_eq!(
+        &acts[..7],
+        [
+            "Status 500",
+            "Garbage",
+            "Reset",
+            "HugeHeaders",
+            "Hang",
+            "SlowBody(3)",
+            "Ack"
+        ]
+    );
+    assert_no_holes(&reqs);
+    wait_status(&agent, "state", "up");
+    let retried: u64 = upstream_field(&agent, "retried").parse().unwrap();
+    assert!(retried >= 6, "{retried}");
+}
+
+#[test]
+fn retry_after_is_obeyed() {
+    let fake = Fake::start("127.0.0.1:0");
+    fake.script([Act::Status(
+        503,
+        vec![("Retry-After", "2".into())],
+        String::new(),
+    )]);
+    let _agent = Agent::start("up-retry-after", &config(fake.addr, ""));
+    let first = fake.next(Duration::from_secs(10));
+    let t0 = Instant::now();
+    assert_eq!(first.act, "Status 503");
+    let second = fake.next(Duration::from_secs(10));
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(second.acked());
+}
+
+#[test]
+fn rejected_credentials_need_recovery_until_a_reload() {
+    let fake = Fake::start("127.0.0.1:0");
+    fake.script([Act::Status(401, vec![], "bad token".into())]);
+    let agent = Agent::start("up-401", &config(fake.addr, ""));
+    assert_eq!(fake.next(Duration::from_secs(10)).act, "Status 401");
+    wait_status(&agent, "status", "needs_recovery");
+    assert_eq!(upstream_field(&agent, "state"), "credentials_rejected");
+    // No retry for 5 minutes, unless SIGHUP.
+    assert!(fake.requests.recv_timeout(Duration::from_secs(2)).is_err());
+    agent.signal("HUP");
+    assert!(fake.next(Duration::from_secs(10)).acked());
+    wait_status(&agent, "status", "online");
+}
+
+#[test]
+fn an_unsupported_version_is_reported_with_the_minimum() {
+    let fake = Fake::start("127.0.0.1:0");
+    fake.script([Act::Status(
+        409,
+        vec![("Tether-Min-Version", "9.8.7".into())],
+        String::new(),
+    )]);
+    let agent = Agent::start("up-409", &config(fake.addr, ""));
+    assert_eq!(fake.next(Duration::from_secs(10)).act, "Status 409");
+    wait_status(&agent, "status", "version_unsupported");
+    assert_eq!(upstream_field(&agent, "min_version"), "9.8.7");
+    let (_, metrics) = agent.get("/metrics");
+    assert!(metrics.contains("tether_agent_status{status=\"version_unsupported\"} 1"));
+}
+
+#[test]
+fn too_large_halves_the_batch_and_a_refused_batch_is_set_aside_with_a_gap() {
+    let fake = Fake::start("127.0.0.1:0");
+    let agent = Agent::start("up-413", &config(fake.addr, "batch_max_records = 4"));
+    assert!(fake.next(Duration::from_secs(10)).acked()); // the first heartbeat
+                                                         // Wait for a full batch, refuse it as too large.
+    fake.script([Act::Status(413, vec![], String::new())]);
+    let big = loop {
+        let r = fake.next(Duration::from_secs(10));
+        if r.act == "Status 413" {
+            break r;
+        }
+    };
+    let n = big.lines.len();
+    let next = fake.next(Duration::from_secs(10));
+    assert!(next.lines.len() <= n / 2, "{} then {}", n, next.lines.len());
+    assert_eq!(
+        next.records()[0].0,
+        big.records()[0].0,
+        "the same records, fewer at a time"
+    );
+    // A 400: set aside, and a gap says which numbers.
+    fake.script([Act::Status(400, vec![], "line 1: unknown field".into())]);
+    let refused = loop {
+        let r = fake.next(Duration::from_secs(10));
+        if r.act == "Status 400" {
+            break r;
+        }
+    };
+    let seqs: Vec<u64> = refused.records().iter().map(|(s, _)| *s).collect();
+    let gap = wait_for("a gap record", Duration::from_secs(10), || {
+        let r = fake.next(Duration::from_secs(10));
+        r.lines.into_iter().find(|l| l.contains("\"type\":\"gap\""))
+    });
+    assert_eq!(field(&gap, "reason"), "rejected");
+    assert_eq!(field(&gap, "first_seq").parse::<u64>().unwrap(), seqs[0]);
+    assert_eq!(
+        field(&gap, "last_seq").parse::<u64>().unwrap(),
+        *seqs.last().unwrap()
+    );
+    let dead = std::fs::read_to_string(agent.dir.join("state/spool/dead-letter.ndjson")).unwrap();
+    assert!(dead.contains("unknown field"));
+    for s in &seqs {
+        assert!(dead.contains(&format!("\"seq\":{s},")));
+    }
+    assert_eq!(
+        upstream_field(&agent, "dead_lettered"),
+        seqs.len().to_string()
+    );
+}
