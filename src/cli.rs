@@ -191,18 +191,8 @@ fn enroll(c: &Config, token_file: Option<&std::path::Path>) -> i32 {
         };
         let dest = PathBuf::from(&up.token.source);
         let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
             let tmp = dest.with_extension("tmp");
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(token.expose().as_bytes())?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
+            crate::identity::write_private(&tmp, format!("{}\n", token.expose()).as_bytes())?;
             std::fs::rename(&tmp, &dest)
         };
         if let Err(e) = write() {

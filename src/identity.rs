@@ -129,14 +129,7 @@ pub fn write(state_dir: &Path, replace: bool) -> io::Result<Identity> {
     let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
     let text = checked(&format!("tether-identity 1\nid={id}\n"));
     let tmp = state_dir.join(".identity.tmp");
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
+    write_private(&tmp, text.as_bytes())?;
     let target = path(state_dir);
     if replace {
         fs::rename(&tmp, &target)?;
@@ -148,6 +141,19 @@ pub fn write(state_dir: &Path, replace: bool) -> io::Result<Identity> {
     }
     fs::File::open(state_dir)?.sync_all()?;
     Ok(Identity { id })
+}
+
+/// Writes `bytes` to `path` (mode 0600, replacing it) and fsyncs it: the
+/// first half of an atomic replace; the caller renames or links it.
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 /// Hands out sequence numbers and keeps the lease on disk.
@@ -248,14 +254,7 @@ impl Sequence {
             u8::from(clean)
         ));
         let tmp = self.path.with_extension("tmp");
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
+        write_private(&tmp, text.as_bytes())?;
         fs::rename(&tmp, &self.path)
     }
 }
