@@ -32,6 +32,11 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// The sequence number a segment file is named after.
+fn first_seq(seg: &Path) -> u64 {
+    seg.file_stem().unwrap().to_str().unwrap().parse().unwrap()
+}
+
 /// Reads and acknowledges everything; the sequence numbers in order.
 fn drain(s: &mut Spool) -> (Vec<u64>, Vec<Gap>) {
     let (mut seqs, mut gaps) = (Vec::new(), Vec::new());
@@ -203,20 +208,8 @@ fn a_deleted_segment_is_noticed_from_the_next_ones_header() {
     drop(s);
     let segs = segments(&dir);
     assert!(segs.len() >= 3);
-    let second_first: u64 = segs[1]
-        .file_stem()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let third_first: u64 = segs[2]
-        .file_stem()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let second_first = first_seq(&segs[1]);
+    let third_first = first_seq(&segs[2]);
     fs::remove_file(&segs[1]).unwrap();
     let (mut s, r) = open(&dir, 64 << 10);
     assert_eq!(r.gaps.len(), 1, "{:?}", r.gaps);
@@ -235,13 +228,7 @@ fn a_segment_with_a_bad_header_is_removed_and_reported() {
     drop(s);
     let segs = segments(&dir);
     damage(&segs[0], |b| b[0] = b'X');
-    let next_first: u64 = segs[1]
-        .file_stem()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let next_first = first_seq(&segs[1]);
     let (mut s, r) = open(&dir, 64 << 10);
     assert_eq!(r.gaps.len(), 1);
     assert_eq!((r.gaps[0].first, r.gaps[0].last), (1, next_first - 1));
