@@ -909,10 +909,7 @@ impl Walker<'_> {
                 }
             },
         };
-        let tls = self.tls_options(&Scope {
-            table: s.table,
-            what: s.what.clone(),
-        });
+        let ca_file = self.ca_file(s);
         let timeout = self.duration(
             s,
             "timeout",
@@ -937,7 +934,7 @@ impl Walker<'_> {
             url: url?,
             allow_plaintext,
             token: token?,
-            ca_file: tls.ca_file,
+            ca_file,
             timeout: timeout.unwrap_or(Duration::from_secs(10)),
             flush_interval: flush_interval.unwrap_or(Duration::from_secs(10)),
             batch_max_records: batch_max_records.unwrap_or(500) as usize,
@@ -1235,13 +1232,18 @@ impl Walker<'_> {
         })
     }
 
-    fn tls_options(&mut self, s: &Scope) -> TlsOptions {
-        let ca_file = self.parsed(s, "ca_file", |p| {
+    /// `ca_file`: read and parsed now, so a bad one is a configuration error.
+    fn ca_file(&mut self, s: &Scope) -> Option<CaFile> {
+        self.parsed(s, "ca_file", |p| {
             let path = absolute_path(p)?;
             let pem = std::fs::read(&path).map_err(|e| format!("{p}: {e}"))?;
             let certs = crate::tls::load_pem_certs(&pem).map_err(|e| format!("{p}: {e}"))?;
             Ok(CaFile { path, certs })
-        });
+        })
+    }
+
+    fn tls_options(&mut self, s: &Scope) -> TlsOptions {
+        let ca_file = self.ca_file(s);
         let server_name = self.parsed(s, "server_name", |n| {
             if is_dns_name(n) || n.parse::<IpAddr>().is_ok() {
                 Ok(n.to_ascii_lowercase())

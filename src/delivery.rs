@@ -90,8 +90,6 @@ pub struct Uplink {
     pub last_error: Option<String>,
     /// What the upstream said the minimum version is (409).
     pub min_version: Option<String>,
-    /// The upstream's clock at its last answer, and ours then.
-    pub upstream_date: Option<(SystemTime, SystemTime)>,
     /// Records acknowledged.
     pub sent: u64,
     /// Records in uploads that failed (they are sent again).
@@ -139,7 +137,6 @@ impl Uplink {
             consecutive_failures: 0,
             last_error: None,
             min_version: None,
-            upstream_date: None,
             sent: 0,
             retried: 0,
             dead_lettered: 0,
@@ -297,11 +294,8 @@ async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) ->
             Ok(id) => id.clone(),
             Err(_) => {
                 // Nothing can be sent: keep everything on disk.
-                if u.outbox.ring_len() > 0 && !u.outbox.spooling() {
-                    u.outbox.failed(crate::outbox::Outgoing {
-                        recs: Vec::new(),
-                        source: Source::Ring(0),
-                    });
+                if !u.outbox.spooling() {
+                    u.outbox.spool_from_now();
                 }
                 drop(guard);
                 state.observe_status();
@@ -310,32 +304,26 @@ async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) ->
         };
         let urgent = u.urgent.replace(false);
         if now < u.not_before {
+            // Wake for the next tick, the end of the wait, or the moment the
+            // outage turns the agent offline.
+            let offline_at = u
+                .failing_since
+                .map(|t| t + up.offline_after)
+                .filter(|t| *t > now);
+            let wake = (*next_tick).min(u.not_before);
             drop(guard);
             state.observe_status();
-            let offline_at = state
-                .uplink
-                .borrow()
-                .as_ref()
-                .and_then(|u| u.failing_since.map(|t| t + up.offline_after))
-                .filter(|t| *t > now);
-            let until = state
-                .uplink
-                .borrow()
-                .as_ref()
-                .map_or(*next_tick, |u| u.not_before);
-            let wake = (*next_tick).min(until);
             return Some(offline_at.map_or(wake, |o| wake.min(o)));
         }
-        let probe = u.state != LinkState::Up;
         let due = tick
             || urgent
-            || probe
+            || probe_now
             || u.outbox.ring_len() >= u.batch_limit
             || u.outbox.spool_records() > 0;
         if !due {
             return Some(*next_tick);
         }
-        let batch = if probe {
+        let batch = if probe_now {
             let hb = heartbeat(state, status, u, now_ms);
             let rec = u.outbox.make(hb, None);
             Some(crate::outbox::Outgoing {
@@ -367,14 +355,11 @@ async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) ->
         body: &body,
     };
     let resolver = state.resolver.borrow().clone();
-    let (answer, date) = upstream::post(up, &resolver, &upload).await;
+    let answer = upstream::post(up, &resolver, &upload).await;
     let now = Instant::now();
     let mut guard = state.uplink.borrow_mut();
     let u = guard.as_mut().expect("created above");
     u.in_flight.clear();
-    if let Some(d) = date {
-        u.upstream_date = Some((d, SystemTime::now()));
-    }
     let n = out.recs.len() as u64;
     let range = format!("{}-{}", upload.first_seq, upload.last_seq);
     match answer {
@@ -547,15 +532,12 @@ pub async fn shutdown(state: &Rc<AgentState>) {
         return;
     }
     let mut tick = Instant::now() + Duration::from_secs(3600);
-    let up_now = state
-        .uplink
-        .borrow()
-        .as_ref()
-        .is_some_and(|u| u.state == LinkState::Up && u.outbox.ring_len() > 0);
+    let up_now = state.uplink.borrow().as_ref().is_some_and(|u| {
+        // `urgent` makes the turn upload whatever the ring holds.
+        u.urgent.set(true);
+        u.state == LinkState::Up && u.outbox.ring_len() > 0
+    });
     if up_now {
-        if let Some(u) = state.uplink.borrow().as_ref() {
-            u.urgent.set(true);
-        }
         let mut short = up.clone();
         short.timeout = short.timeout.min(SHUTDOWN_DEADLINE);
         crate::scheduler::until(

@@ -130,9 +130,7 @@ impl Outbox {
 
     /// Numbers a record without queueing it.
     pub fn make(&mut self, body: Body, gap: Option<Gap>) -> Rec {
-        let r = body.finish(self.seq.take(), gap);
-        log::trace!("record {}: {}", r.seq, &r.body[..r.body.len().min(60)]);
-        r
+        body.finish(self.seq.take(), gap)
     }
 
     /// Puts a record in the ring at its place by sequence number (a failed
@@ -267,6 +265,12 @@ impl Outbox {
                 self.queue(r);
             }
         }
+        self.spool_from_now();
+    }
+
+    /// From now on records go to disk (the upstream failed, or nothing can
+    /// be sent); the ring goes first.
+    pub fn spool_from_now(&mut self) {
         self.spooling = true;
         self.spill();
     }
@@ -297,12 +301,11 @@ impl Outbox {
         let Some(spool) = self.spool.as_mut() else {
             return;
         };
-        let recs: Vec<Rec> = self.ring.iter().cloned().collect();
-        let a = spool.append(&recs);
+        let now_ms = self.ring.back().map_or(0, |r| r.time_ms);
+        let a = spool.append(self.ring.make_contiguous());
         for r in self.ring.drain(..a.written) {
             self.ring_bytes -= r.body.len();
         }
-        let now_ms = recs.last().map_or(0, |r| r.time_ms);
         for g in &a.gaps {
             self.dropped += g.count;
         }

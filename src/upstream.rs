@@ -55,25 +55,15 @@ pub struct Upload<'a> {
 }
 
 /// Posts one batch; never takes longer than `up.timeout`.
-pub async fn post(
-    up: &Upstream,
-    resolver: &Resolver,
-    u: &Upload<'_>,
-) -> (Answer, Option<SystemTime>) {
+pub async fn post(up: &Upstream, resolver: &Resolver, u: &Upload<'_>) -> Answer {
     let deadline = Instant::now() + up.timeout;
     match until(deadline, attempt(up, resolver, u, deadline)).await {
-        Some(Ok(resp)) => {
-            let date = resp.header("date").and_then(parse_http_date);
-            (classify(&resp, SystemTime::now()), date)
-        }
-        Some(Err(e)) => (Answer::Failed(e), None),
-        None => (
-            Answer::Failed(format!(
-                "no answer within {} (timeout)",
-                crate::duration::format(up.timeout)
-            )),
-            None,
-        ),
+        Some(Ok(resp)) => classify(&resp, SystemTime::now()),
+        Some(Err(e)) => Answer::Failed(e),
+        None => Answer::Failed(format!(
+            "no answer within {} (timeout)",
+            crate::duration::format(up.timeout)
+        )),
     }
 }
 
