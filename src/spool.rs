@@ -177,6 +177,20 @@ pub struct Pos {
     next_ms: Option<u64>,
 }
 
+impl Pos {
+    /// The start of `seg` (or of the next segment to be made, if `None`),
+    /// with everything up to `last_seq` behind it.
+    fn start_of(seg: Option<&Segment>, last_seq: u64) -> Pos {
+        Pos {
+            seg: seg.map_or(0, |s| s.first_seq),
+            offset: HEADER,
+            records: 0,
+            last_seq,
+            next_ms: seg.map(|s| s.first_ms),
+        }
+    }
+}
+
 /// A batch read from the backlog, oldest first.
 pub struct Batch {
     pub recs: Vec<Rec>,
@@ -257,13 +271,7 @@ impl Spool {
             sync,
             segments: VecDeque::new(),
             tail: None,
-            cursor: Pos {
-                seg: 0,
-                offset: HEADER,
-                records: 0,
-                last_seq: acked,
-                next_ms: None,
-            },
+            cursor: Pos::start_of(None, acked),
             acked,
             dropped,
             last_written: 0,
@@ -415,13 +423,7 @@ impl Spool {
         let Some(first) = self.segments.front() else {
             return Ok(());
         };
-        self.cursor = Pos {
-            seg: first.first_seq,
-            offset: HEADER,
-            records: 0,
-            last_seq: self.acked,
-            next_ms: Some(first.first_ms),
-        };
+        self.cursor = Pos::start_of(Some(first), self.acked);
         if first.first_seq > self.acked {
             return Ok(());
         }
@@ -626,15 +628,6 @@ impl Spool {
             f.sync_data()?;
             File::open(&self.dir)?.sync_all()?;
         }
-        if self.segments.is_empty() {
-            self.cursor = Pos {
-                seg: r.seq,
-                offset: HEADER,
-                records: 0,
-                last_seq: self.acked,
-                next_ms: Some(r.time_ms),
-            };
-        }
         self.segments.push_back(Segment {
             first_seq: r.seq,
             last_seq: self.last_written,
@@ -643,6 +636,9 @@ impl Spool {
             first_ms: r.time_ms,
             gaps: None,
         });
+        if self.segments.len() == 1 {
+            self.cursor = Pos::start_of(self.segments.front(), self.acked);
+        }
         self.total_bytes += HEADER;
         self.tail = Some(f);
         Ok(())
@@ -667,22 +663,7 @@ impl Spool {
             s.first_seq
         };
         self.dropped = self.dropped.max(s.last_seq);
-        self.cursor = match self.segments.front() {
-            Some(next) => Pos {
-                seg: next.first_seq,
-                offset: HEADER,
-                records: 0,
-                last_seq: s.last_seq,
-                next_ms: Some(next.first_ms),
-            },
-            None => Pos {
-                seg: 0,
-                offset: HEADER,
-                records: 0,
-                last_seq: s.last_seq,
-                next_ms: None,
-            },
-        };
+        self.cursor = Pos::start_of(self.segments.front(), s.last_seq);
         let own = (unacked > 0).then_some(Gap {
             first,
             last: s.last_seq,
@@ -713,13 +694,7 @@ impl Spool {
                 continue;
             }
             if seg.first_seq > batch.end.seg {
-                batch.end = Pos {
-                    seg: seg.first_seq,
-                    offset: HEADER,
-                    records: 0,
-                    last_seq: batch.end.last_seq,
-                    next_ms: Some(seg.first_ms),
-                };
+                batch.end = Pos::start_of(Some(seg), batch.end.last_seq);
             }
             let start = batch.end.offset;
             if start >= seg.bytes {
@@ -820,26 +795,12 @@ impl Spool {
                     self.total_bytes -= s.bytes;
                     self.tail = None;
                     remove(&self.dir.join(segment_name(s.first_seq)));
-                    self.cursor = Pos {
-                        seg: 0,
-                        offset: HEADER,
-                        records: 0,
-                        last_seq: end.last_seq,
-                        next_ms: None,
-                    };
+                    self.cursor = Pos::start_of(None, end.last_seq);
                 } else {
                     self.cursor = end;
                 }
             }
-            Some(front) => {
-                self.cursor = Pos {
-                    seg: front.first_seq,
-                    offset: HEADER,
-                    records: 0,
-                    last_seq: end.last_seq,
-                    next_ms: Some(front.first_ms),
-                }
-            }
+            Some(front) => self.cursor = Pos::start_of(Some(front), end.last_seq),
             None => {}
         }
         self.acked = self.acked.max(end.last_seq);
