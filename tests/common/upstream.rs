@@ -3,9 +3,10 @@
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the fake does with one request.
 #[derive(Clone, Debug)]
@@ -32,6 +33,8 @@ pub struct Req {
     pub head: String,
     pub lines: Vec<String>,
     pub act: String,
+    /// When the whole request had been read.
+    pub at: Instant,
 }
 
 impl Req {
@@ -74,6 +77,15 @@ pub struct Fake {
     pub addr: SocketAddr,
     pub requests: mpsc::Receiver<Req>,
     script: Arc<Mutex<VecDeque<Act>>>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// With an empty script: answer 503 (no Retry-After) instead of 200.
+    failing: AtomicBool,
+    /// Connections being served.
+    open: AtomicUsize,
 }
 
 impl Fake {
@@ -85,18 +97,35 @@ impl Fake {
         let script: Arc<Mutex<VecDeque<Act>>> = Arc::default();
         let (tx, rx) = mpsc::channel();
         let s = script.clone();
+        let shared: Arc<Shared> = Arc::default();
+        let sh = shared.clone();
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let (tx, s) = (tx.clone(), s.clone());
-                thread::spawn(move || serve(stream, &s, &tx));
+                let (tx, s, sh) = (tx.clone(), s.clone(), sh.clone());
+                sh.open.fetch_add(1, Ordering::SeqCst);
+                thread::spawn(move || {
+                    serve(stream, &s, &sh, &tx);
+                    sh.open.fetch_sub(1, Ordering::SeqCst);
+                });
             }
         });
         Fake {
             addr,
             requests: rx,
             script,
+            shared,
         }
+    }
+
+    /// Unscripted requests get 503 (`true`) or 200 (`false`).
+    pub fn set_failing(&self, failing: bool) {
+        self.shared.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Connections still being served (for a fence after the client died).
+    pub fn open_connections(&self) -> usize {
+        self.shared.open.load(Ordering::SeqCst)
     }
 
     /// The next requests get these answers, in order.
@@ -112,7 +141,7 @@ impl Fake {
     }
 }
 
-fn serve(mut s: TcpStream, script: &Mutex<VecDeque<Act>>, tx: &mpsc::Sender<Req>) {
+fn serve(mut s: TcpStream, script: &Mutex<VecDeque<Act>>, sh: &Shared, tx: &mpsc::Sender<Req>) {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 65536];
@@ -141,7 +170,14 @@ fn serve(mut s: TcpStream, script: &Mutex<VecDeque<Act>>, tx: &mpsc::Sender<Req>
         }
     }
     let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string();
-    let act = script.lock().unwrap().pop_front().unwrap_or(Act::Ack);
+    let at = Instant::now();
+    let act = script.lock().unwrap().pop_front().unwrap_or_else(|| {
+        if sh.failing.load(Ordering::SeqCst) {
+            Act::Status(503, vec![], String::new())
+        } else {
+            Act::Ack
+        }
+    });
     let label = match &act {
         Act::Status(code, ..) => format!("Status {code}"),
         other => format!("{other:?}"),
@@ -150,6 +186,7 @@ fn serve(mut s: TcpStream, script: &Mutex<VecDeque<Act>>, tx: &mpsc::Sender<Req>
         head,
         lines: body.lines().map(String::from).collect(),
         act: label,
+        at,
     });
     let _ = match act {
         Act::Ack => s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
