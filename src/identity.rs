@@ -102,20 +102,26 @@ pub fn parse(text: &str) -> Result<Identity, String> {
 
 /// The identity in `state_dir`, created if there is none.
 pub fn load_or_create(state_dir: &Path) -> Loaded {
+    match read(state_dir) {
+        Ok(Some(i)) => Loaded::Existing(i),
+        Ok(None) => match write(state_dir, false) {
+            Ok(i) => Loaded::Created(i),
+            Err(e) => Loaded::Broken(format!("cannot create {}: {e}", path(state_dir).display())),
+        },
+        Err(why) => Loaded::Broken(why),
+    }
+}
+
+/// The identity in `state_dir`: `None` if there is no file, `Err` naming
+/// the file if it cannot be read or is damaged.
+pub fn read(state_dir: &Path) -> Result<Option<Identity>, String> {
     let p = path(state_dir);
     match fs::read(&p) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            match parse(&text) {
-                Ok(i) => Loaded::Existing(i),
-                Err(why) => Loaded::Broken(format!("{} is unusable: {why}", p.display())),
-            }
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => match write(state_dir, false) {
-            Ok(i) => Loaded::Created(i),
-            Err(e) => Loaded::Broken(format!("cannot create {}: {e}", p.display())),
-        },
-        Err(e) => Loaded::Broken(format!("cannot read {}: {e}", p.display())),
+        Ok(bytes) => parse(&String::from_utf8_lossy(&bytes))
+            .map(Some)
+            .map_err(|why| format!("{} is unusable: {why}", p.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", p.display())),
     }
 }
 

@@ -325,6 +325,11 @@ impl Outbox {
         }
     }
 
+    /// SIGHUP: try the disk again at the next spill instead of waiting.
+    pub fn retry_disk_now(&mut self) {
+        self.disk_retry = None;
+    }
+
     fn disk_failed(&mut self, why: String) {
         if self.disk_error.as_deref() != Some(why.as_str()) {
             log::error!(

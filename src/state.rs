@@ -89,15 +89,18 @@ impl AgentState {
         *self.config.borrow_mut() = config;
         self.reloads.set(self.reloads.get() + 1);
         self.wake.notify();
-        // SIGHUP retries an upstream that refused the credentials at once,
-        // and picks up an identity made by `tether enroll`.
+        // SIGHUP retries the upstream and a failed disk at once, and picks
+        // up an identity made by `tether enroll`.
         if let Some(u) = self.uplink.borrow_mut().as_mut() {
             u.not_before = Instant::now();
             u.urgent.set(true);
-            if u.identity.is_err() {
-                let dir = self.config.borrow().agent.state_dir.clone();
-                if let crate::identity::Loaded::Existing(i) = crate::identity::load_or_create(&dir)
-                {
+            u.outbox.retry_disk_now();
+            // A new identity (`tether enroll`) applies from the next upload,
+            // which is a fresh heartbeat; a missing or damaged file does not
+            // replace the one in use (the next start reports it).
+            let dir = self.config.borrow().agent.state_dir.clone();
+            if let Ok(Some(i)) = crate::identity::read(&dir) {
+                if u.identity.as_ref().ok() != Some(&i.id) {
                     log::info!("agent identity {} read from {}", i.id, dir.display());
                     u.identity = Ok(i.id);
                     u.state = LinkState::Connecting;

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::upstream::{field, Fake, Req};
+use common::upstream::{field, Fake, GapRec, Req};
 use common::{wait_for, Agent};
 
 const RUNS: usize = 8;
@@ -229,15 +229,12 @@ fn check(runs: &[Run]) {
                     continue;
                 }
                 acked.entry(seq).or_default().push((k, line));
-                if field(line, "type") == "gap" {
-                    let first: u64 = field(line, "first_seq").parse().unwrap();
-                    let last: u64 = field(line, "last_seq").parse().unwrap();
-                    let reason = field(line, "reason");
-                    assert!(
-                        reason == "unclean_shutdown",
-                        "no other loss was expected here: {line}"
+                if let Some(g) = GapRec::parse(line) {
+                    assert_eq!(
+                        g.reason, "unclean_shutdown",
+                        "no other loss expected: {line}"
                     );
-                    covered.extend(first..=last);
+                    covered.extend(g.first..=g.last);
                 }
             }
         }

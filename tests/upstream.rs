@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::upstream::{field, Act, Fake, Req};
+use common::upstream::{delivered_and_gaps, field, Act, Fake, Req};
 use common::{wait_for, Agent};
 
 const TOKEN: &str = "s3cr3t-t0ken-abc";
@@ -77,6 +77,14 @@ fn wait_status(a: &Agent, key: &str, want: &str) {
             (got == want).then_some(())
         },
     );
+}
+
+/// Waits until more than `n` records are in the spool.
+fn wait_spooled(a: &Agent, n: u64) {
+    wait_for("records on disk", Duration::from_secs(10), || {
+        let on_disk: u64 = upstream_field(a, "spool_records").parse().unwrap();
+        (on_disk > n).then_some(())
+    });
 }
 
 /// Every sequence number from 1 to the highest one received arrived.
@@ -201,13 +209,7 @@ fn an_outage_is_spooled_and_drained_after_a_heartbeat_oldest_first() {
     let agent = Agent::start("up-outage", &config(addr, ""));
     wait_status(&agent, "status", "offline");
     assert_eq!(upstream_field(&agent, "state"), "failing");
-    wait_for("records on disk", Duration::from_secs(10), || {
-        (upstream_field(&agent, "spool_records")
-            .parse::<u64>()
-            .unwrap()
-            > 3)
-        .then_some(())
-    });
+    wait_spooled(&agent, 3);
     let fake = Fake::start(&addr.to_string());
     let first = fake.next(Duration::from_secs(40));
     let recs = first.records();
@@ -237,13 +239,7 @@ fn a_restart_keeps_the_identity_the_numbers_and_the_spool() {
     let addr = common::closed_port();
     let cfg = config(addr, "");
     let mut agent = Agent::start("up-restart", &cfg);
-    wait_for("records on disk", Duration::from_secs(10), || {
-        (upstream_field(&agent, "spool_records")
-            .parse::<u64>()
-            .unwrap()
-            > 2)
-        .then_some(())
-    });
+    wait_spooled(&agent, 2);
     assert!(agent.stop("TERM").success());
     let dir = agent.into_dir();
     let id_before = std::fs::read_to_string(dir.join("state/identity")).unwrap();
@@ -324,25 +320,56 @@ fn failed_answers_are_retried_and_lose_nothing() {
     assert!(retried >= 6, "{retried}");
 }
 
+/// An IMF-fixdate (RFC 9110) `secs` seconds from now, rounded up.
+fn http_date_in(secs: i64) -> String {
+    let t = time::OffsetDateTime::now_utc() + time::Duration::seconds(secs + 1);
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        &t.weekday().to_string()[..3],
+        t.day(),
+        &t.month().to_string()[..3],
+        t.year(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 #[test]
-fn retry_after_is_obeyed() {
+fn retry_after_is_obeyed_in_seconds_and_as_a_date() {
     let fake = Fake::start("127.0.0.1:0");
     fake.script([Act::Status(
-        503,
+        429,
         vec![("Retry-After", "2".into())],
         String::new(),
     )]);
-    let _agent = Agent::start("up-retry-after", &config(fake.addr, ""));
+    let agent = Agent::start("up-retry-after", &config(fake.addr, ""));
     let first = fake.next(Duration::from_secs(10));
     let t0 = Instant::now();
-    assert_eq!(first.act, "Status 503");
+    assert_eq!(first.act, "Status 429");
+    // A date at least 4 s from now (made while the agent waits out the
+    // 429): the retry after the 503 comes no sooner.
+    fake.script([Act::Status(
+        503,
+        vec![("Retry-After", http_date_in(4))],
+        String::new(),
+    )]);
     let second = fake.next(Duration::from_secs(10));
+    let t1 = Instant::now();
+    assert_eq!(second.act, "Status 503");
     assert!(
-        t0.elapsed() >= Duration::from_millis(1900),
-        "{:?}",
+        t1 - t0 >= Duration::from_millis(1900),
+        "retried {:?} after Retry-After: 2",
+        t1 - t0
+    );
+    let third = fake.next(Duration::from_secs(10));
+    assert!(
+        t0.elapsed() >= Duration::from_millis(3900),
+        "retried {:?} after the 429, for a date 4 s after it",
         t0.elapsed()
     );
-    assert!(second.acked());
+    assert!(third.acked());
+    wait_status(&agent, "state", "up");
 }
 
 #[test]
@@ -425,4 +452,196 @@ fn too_large_halves_the_batch_and_a_refused_batch_is_set_aside_with_a_gap() {
         upstream_field(&agent, "dead_lettered"),
         seqs.len().to_string()
     );
+}
+
+#[test]
+fn https_upstream_is_verified_against_the_ca_file() {
+    use common::pki;
+    let dir = common::temp_dir("up-https");
+    let root = pki::Ca::root("Upstream Test Root");
+    let leaf = pki::leaf(Some(&root), &["127.0.0.1"], -1, 30);
+    let fake = Fake::start_tls("127.0.0.1:0", pki::server_config(&leaf, &[]));
+    let https = |ca: &std::path::Path| {
+        config(fake.addr, &format!("ca_file = \"{}\"", ca.display()))
+            .replace("http://", "https://")
+            .replace("allow_plaintext = true\n", "")
+    };
+    // Another CA: the handshake fails and nothing is sent.
+    let other = pki::Ca::root("Someone Else").write_pem(&dir);
+    let untrusted = Agent::start("up-https-untrusted", &https(&other));
+    wait_status(&untrusted, "state", "failing");
+    let err = upstream_field(&untrusted, "last_error");
+    assert!(err.contains("certificate"), "{err}");
+    assert!(fake.requests.try_recv().is_err(), "nothing sent");
+    drop(untrusted);
+    // The right CA: uploads arrive over TLS.
+    let agent = Agent::start("up-https", &https(&root.write_pem(&dir)));
+    let first = fake.next(Duration::from_secs(10));
+    assert_eq!(first.records()[0].1, "heartbeat");
+    assert_eq!(
+        first.header("authorization"),
+        Some(format!("Bearer {TOKEN}"))
+    );
+    wait_status(&agent, "state", "up");
+}
+
+#[test]
+fn a_broken_disk_keeps_records_in_memory_and_drops_the_oldest_with_a_gap() {
+    let addr = common::closed_port();
+    let dir = common::temp_dir("up-disk");
+    // The spool directory cannot be created: its parent is a file.
+    let blocker = dir.join("blocker");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let mut extra = format!(
+        "\n[spool]\ndir = \"{}\"\nring_records = 16\n",
+        blocker.join("spool").display()
+    );
+    for i in 0..20 {
+        extra.push_str(&format!(
+            "\n[[check]]\nname = \"f{i}\"\nkind = \"file\"\npath = \"{}\"\n",
+            blocker.display()
+        ));
+    }
+    let agent = Agent::start_in(dir, &config(addr, &extra));
+    agent.wait_log("cannot open the spool", Duration::from_secs(10));
+    wait_status(&agent, "spool_degraded", "true");
+    let (_, metrics) = agent.get("/metrics");
+    assert!(metrics.contains("tether_spool_degraded 1"), "{metrics}");
+    // 20 results a second into a ring of 16: the oldest are dropped.
+    wait_for("records dropped", Duration::from_secs(15), || {
+        (upstream_field(&agent, "dropped").parse::<u64>().unwrap() > 20).then_some(())
+    });
+    wait_status(&agent, "status", "offline");
+    // The disk comes back; SIGHUP retries it at once.
+    std::fs::remove_file(&blocker).unwrap();
+    agent.signal("HUP");
+    wait_status(&agent, "spool_degraded", "false");
+    let dropped: u64 = upstream_field(&agent, "dropped").parse().unwrap();
+    // The upstream comes back: the gaps name exactly what was dropped.
+    let fake = Fake::start(&addr.to_string());
+    agent.signal("HUP");
+    let mut reqs = Vec::new();
+    wait_for(
+        "everything delivered or named",
+        Duration::from_secs(40),
+        || {
+            if let Ok(r) = fake.requests.recv_timeout(Duration::from_millis(200)) {
+                reqs.push(r);
+            }
+            let (seqs, gaps) = delivered_and_gaps(&reqs);
+            let max = *seqs.last()?;
+            let named: u64 = gaps.iter().map(|g| g.count).sum();
+            let covered = |s: &u64| seqs.contains(s) || gaps.iter().any(|g| g.contains(*s));
+            (named >= dropped && (1..=max).all(|s| covered(&s))).then_some(())
+        },
+    );
+    wait_status(&agent, "backlog_records", "0");
+    while let Ok(r) = fake.requests.try_recv() {
+        reqs.push(r);
+    }
+    let (seqs, gaps) = delivered_and_gaps(&reqs);
+    assert!(gaps.iter().all(|g| g.reason == "ring_full"), "{gaps:?}");
+    let named: u64 = gaps.iter().map(|g| g.count).sum();
+    let dropped: u64 = upstream_field(&agent, "dropped").parse().unwrap();
+    assert_eq!(
+        named, dropped,
+        "the gap counts add up to the records dropped"
+    );
+    // Exact: the numbers the gaps name and that never arrived are as many
+    // as were dropped (a dropped gap record's range is carried forward).
+    let max = *seqs.last().unwrap();
+    let lost = (1..=max)
+        .filter(|s| !seqs.contains(s) && gaps.iter().any(|g| g.contains(*s)))
+        .count() as u64;
+    assert_eq!(lost, dropped, "{gaps:?}");
+}
+
+#[test]
+fn a_damaged_identity_needs_recovery_until_tether_enroll() {
+    use std::os::unix::fs::PermissionsExt;
+    let fake = Fake::start("127.0.0.1:0");
+    let dir = common::temp_dir("up-enroll");
+    std::fs::create_dir_all(dir.join("state")).unwrap();
+    std::fs::write(
+        dir.join("state/identity"),
+        "tether-identity 1\nid=0123\ncrc32c=0\n",
+    )
+    .unwrap();
+    let cfg = config(fake.addr, "");
+    let agent = Agent::start_in(dir.clone(), &cfg);
+    agent.wait_log("tether enroll", Duration::from_secs(10));
+    wait_status(&agent, "status", "needs_recovery");
+    assert_eq!(upstream_field(&agent, "state"), "no_identity");
+    // Never replaced silently: the damaged file is still there.
+    assert!(std::fs::read_to_string(dir.join("state/identity"))
+        .unwrap()
+        .contains("id=0123"));
+    wait_spooled(&agent, 2);
+    assert!(
+        fake.requests.try_recv().is_err(),
+        "nothing sent without an identity"
+    );
+
+    let tether = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+            .args(args)
+            .arg("-c")
+            .arg(&agent.config)
+            .output()
+            .unwrap()
+    };
+    // A token readable by others is refused, and nothing changes.
+    let loose = dir.join("new-token");
+    std::fs::write(&loose, "n3w-t0ken\n").unwrap();
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = tether(&["enroll", "--token-file", loose.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("new-token") && err.contains("0644"), "{err}");
+    assert!(std::fs::read_to_string(dir.join("state/identity"))
+        .unwrap()
+        .contains("id=0123"));
+    // Enrolled with a new token: a new identity, the token installed 0600.
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = tether(&["enroll", "--token-file", loose.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    let id = said
+        .split("new agent identity ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{said}"))
+        .to_string();
+    assert_eq!(id.len(), 32);
+    let first_on_disk = std::fs::read_dir(dir.join("state/spool"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".seg")?.parse::<u64>().ok()
+        })
+        .min()
+        .unwrap();
+    // A reload picks up both.
+    agent.signal("HUP");
+    let first = fake.next(Duration::from_secs(10));
+    assert_eq!(first.header("tether-agent"), Some(id.clone()));
+    assert_eq!(
+        first.header("authorization").as_deref(),
+        Some("Bearer n3w-t0ken")
+    );
+    let mut reqs = vec![first];
+    wait_for("the spooled records", Duration::from_secs(30), || {
+        if let Ok(r) = fake.requests.recv_timeout(Duration::from_millis(200)) {
+            reqs.push(r);
+        }
+        let (seqs, _) = delivered_and_gaps(&reqs);
+        let newest = reqs[0].records()[0].0;
+        (first_on_disk..=newest)
+            .all(|s| seqs.contains(&s))
+            .then_some(())
+    });
+    assert!(reqs
+        .iter()
+        .all(|r| r.header("tether-agent").as_deref() == Some(id.as_str())));
+    wait_status(&agent, "status", "online");
 }

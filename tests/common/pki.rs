@@ -120,18 +120,7 @@ pub fn trusted_server(dir: &Path) -> (SocketAddr, PathBuf, Leaf) {
 /// handshake it answers one HTTP request with `200 ok`, or just closes when
 /// the client does.
 pub fn tls_server(leaf: &Leaf, chain: &[&Ca]) -> SocketAddr {
-    let mut certs = vec![leaf.der.clone()];
-    certs.extend(chain.iter().map(|c| c.der.clone()));
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key.clone()));
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .unwrap();
-    let config = Arc::new(config);
+    let config = server_config(leaf, chain);
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     thread::spawn(move || {
@@ -155,4 +144,20 @@ pub fn tls_server(leaf: &Leaf, chain: &[&Ca]) -> SocketAddr {
         }
     });
     addr
+}
+
+/// A rustls server configuration presenting `leaf` followed by `chain`.
+pub fn server_config(leaf: &Leaf, chain: &[&Ca]) -> Arc<rustls::ServerConfig> {
+    let mut certs = vec![leaf.der.clone()];
+    certs.extend(chain.iter().map(|c| c.der.clone()));
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key.clone()));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    Arc::new(config)
 }

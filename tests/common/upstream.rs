@@ -1,6 +1,6 @@
 //! A fake control plane on loopback that can be scripted per request.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -73,6 +73,47 @@ pub fn field(line: &str, key: &str) -> String {
     }
 }
 
+/// A `gap` record as received.
+#[derive(Debug)]
+pub struct GapRec {
+    pub reason: String,
+    pub first: u64,
+    pub last: u64,
+    pub count: u64,
+}
+
+impl GapRec {
+    pub fn parse(line: &str) -> Option<GapRec> {
+        if field(line, "type") != "gap" {
+            return None;
+        }
+        let n = |k| field(line, k).parse::<u64>().unwrap();
+        Some(GapRec {
+            reason: field(line, "reason"),
+            first: n("first_seq"),
+            last: n("last_seq"),
+            count: n("count"),
+        })
+    }
+
+    pub fn contains(&self, seq: u64) -> bool {
+        (self.first..=self.last).contains(&seq)
+    }
+}
+
+/// Sequence numbers in acknowledged uploads, and their gap records.
+pub fn delivered_and_gaps(reqs: &[Req]) -> (BTreeSet<u64>, Vec<GapRec>) {
+    let mut seqs = BTreeSet::new();
+    let mut gaps = Vec::new();
+    for r in reqs.iter().filter(|r| r.acked()) {
+        for l in &r.lines {
+            seqs.insert(field(l, "seq").parse().unwrap());
+            gaps.extend(GapRec::parse(l));
+        }
+    }
+    (seqs, gaps)
+}
+
 pub struct Fake {
     pub addr: SocketAddr,
     pub requests: mpsc::Receiver<Req>,
@@ -92,6 +133,15 @@ impl Fake {
     /// Listens on `addr` (127.0.0.1:0 for any port); answers `Ack` unless
     /// the script says otherwise.
     pub fn start(addr: &str) -> Fake {
+        Fake::listen(addr, None)
+    }
+
+    /// The same behind TLS with `config`.
+    pub fn start_tls(addr: &str, config: Arc<rustls::ServerConfig>) -> Fake {
+        Fake::listen(addr, Some(config))
+    }
+
+    fn listen(addr: &str, tls: Option<Arc<rustls::ServerConfig>>) -> Fake {
         let listener = TcpListener::bind(addr).unwrap();
         let addr = listener.local_addr().unwrap();
         let script: Arc<Mutex<VecDeque<Act>>> = Arc::default();
@@ -102,10 +152,19 @@ impl Fake {
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let (tx, s, sh) = (tx.clone(), s.clone(), sh.clone());
+                let (tx, s, sh, tls) = (tx.clone(), s.clone(), sh.clone(), tls.clone());
                 sh.open.fetch_add(1, Ordering::SeqCst);
                 thread::spawn(move || {
-                    serve(stream, &s, &sh, &tx);
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(10)))
+                        .unwrap();
+                    match tls {
+                        None => serve(stream, &s, &sh, &tx),
+                        Some(c) => {
+                            let conn = rustls::ServerConnection::new(c).unwrap();
+                            serve(rustls::StreamOwned::new(conn, stream), &s, &sh, &tx);
+                        }
+                    }
                     sh.open.fetch_sub(1, Ordering::SeqCst);
                 });
             }
@@ -141,8 +200,24 @@ impl Fake {
     }
 }
 
-fn serve(mut s: TcpStream, script: &Mutex<VecDeque<Act>>, sh: &Shared, tx: &mpsc::Sender<Req>) {
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+/// A connection, plain or TLS.
+trait Conn: Read + Write {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Conn for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Conn for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        &self.sock
+    }
+}
+
+fn serve(mut s: impl Conn, script: &Mutex<VecDeque<Act>>, sh: &Shared, tx: &mpsc::Sender<Req>) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 65536];
     let head_end = loop {
@@ -205,7 +280,7 @@ fn serve(mut s: TcpStream, script: &Mutex<VecDeque<Act>>, sh: &Shared, tx: &mpsc
         }
         Act::Reset => {
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Le");
-            let sock = socket2::SockRef::from(&s);
+            let sock = socket2::SockRef::from(s.tcp());
             let _ = sock.set_linger(Some(Duration::ZERO));
             Ok(())
         }
