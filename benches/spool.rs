@@ -3,8 +3,8 @@
 //! - append rate with `sync = "batch"`: 100 appends of 1,000 records, each
 //!   append fdatasynced (the agent's flush);
 //! - read + acknowledge rate of the whole backlog in 500-record batches (the
-//!   disk side of a drain; the network side is measured in tests/upstream.rs
-//!   only for correctness, not speed, so far);
+//!   disk side of a drain; `benches/drain.rs` measures the whole drain by
+//!   the real agent to a loopback receiver);
 //! - recovery time of a full 64 MiB spool (`Spool::open`, every frame
 //!   checked), warm page cache and after dropping it when run as root.
 //!
@@ -12,28 +12,11 @@
 
 use std::time::Instant;
 
-use tether::record::{Body, Rec};
+mod common;
+
+use common::{median, rec};
+use tether::record::Rec;
 use tether::spool::{Spool, SyncPolicy};
-
-fn rec(seq: u64) -> Rec {
-    // A typical result record, ~230 bytes.
-    let mut b = Body::new(1_795_290_810_000 + seq, "result");
-    b.json()
-        .str(Some("check"), "resource-db-primary")
-        .str(Some("kind"), "tcp")
-        .str(Some("role"), "resource")
-        .str(Some("status"), "ok")
-        .opt_str(Some("reason"), None)
-        .str(Some("message"), "connected to 10.20.30.40:5432 in 0.4ms")
-        .float(Some("duration_ms"), 0.412)
-        .str(Some("peer"), "10.20.30.40:5432");
-    b.finish(seq, None)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
 fn main() {
     let base = std::env::temp_dir().join(format!("tether-bench-spool-{}", std::process::id()));

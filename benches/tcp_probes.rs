@@ -16,9 +16,10 @@
 //! The musl build: cargo build --release --target x86_64-unknown-linux-musl &&
 //!   TETHER_BIN=target/x86_64-unknown-linux-musl/release/tether cargo bench --bench tcp_probes
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CHECKS: usize = 100;
@@ -56,16 +57,9 @@ fn main() {
     std::fs::write(&path, config).unwrap();
     // The endpoint binds an ephemeral port; the agent names it on stderr.
     // TETHER_BIN measures another build, e.g. the static musl release binary.
-    let bin =
-        std::env::var("TETHER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tether").to_string());
+    let bin = common::agent_bin();
     println!("binary: {bin}");
-    let mut child = Command::new(&bin)
-        .args(["run", "-c"])
-        .arg(&path)
-        .stderr(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn_agent(&bin, &path);
     let pid = child.id();
     // With log_level = warn there is no start line; find the port in /proc.
     let addr = wait_listen_addr(pid);

@@ -12,6 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub mod pki;
+pub mod request;
 pub mod upstream;
 
 /// Polls `cond` until it holds or `limit` passes; panics with `what` on timeout.

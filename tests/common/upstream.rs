@@ -219,32 +219,10 @@ impl Conn for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
 
 fn serve(mut s: impl Conn, script: &Mutex<VecDeque<Act>>, sh: &Shared, tx: &mpsc::Sender<Req>) {
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 65536];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
+    let Some((head, body)) = super::request::read_request(&mut s, &mut buf) else {
+        return;
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    while buf.len() < head_end + len {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string();
+    let body = String::from_utf8_lossy(&body).to_string();
     let at = Instant::now();
     let act = script.lock().unwrap().pop_front().unwrap_or_else(|| {
         if sh.failing.load(Ordering::SeqCst) {
@@ -275,7 +253,7 @@ fn serve(mut s: impl Conn, script: &Mutex<VecDeque<Act>>, sh: &Shared, tx: &mpsc
             s.write_all(r.as_bytes())
         }
         Act::Hang => {
-            let _ = s.read(&mut chunk);
+            let _ = s.read(&mut [0u8; 1024]);
             Ok(())
         }
         Act::Reset => {
