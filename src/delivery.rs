@@ -424,10 +424,7 @@ async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) ->
                     count: n,
                     reason: GapReason::Rejected,
                 };
-                let rec = u
-                    .outbox
-                    .make(record::gap(&g, unix_millis(SystemTime::now())), Some(g));
-                u.outbox.queue(rec);
+                u.outbox.push_gap(g, unix_millis(SystemTime::now()));
             }
         }
         other => {

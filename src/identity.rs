@@ -19,7 +19,11 @@
 //! every [`LEASE`] records. A clean stop writes the exact next number and
 //! `clean=1`. After a crash the next run starts at the lease, and the numbers
 //! the crashed run may have given to records that were only in memory are
-//! reported upstream as an `unclean_shutdown` gap. If the file is lost while
+//! reported upstream as an `unclean_shutdown` gap: from the file's
+//! `at_risk=` mark (the lowest number that was only in memory, or named only
+//! by a gap record in memory, as the outbox saw it at the last lease; a
+//! lower one is saved at once when a gap record for older numbers is
+//! queued) to the lease. If the file is lost while
 //! the identity is kept, numbering restarts at 1000 × the Unix time in
 //! seconds, above anything a run could have reached (a million records a
 //! second for a thousand years stays below 2^53, safe for JSON readers).
@@ -167,6 +171,10 @@ pub struct Sequence {
     path: PathBuf,
     next: u64,
     leased: u64,
+    /// The lowest number that may exist only in memory (a record in the
+    /// ring, or a range a gap record there names), saved with each lease as
+    /// `at_risk=`: after a crash, the gap starts here.
+    at_risk: u64,
     /// The lease could not be written: numbers are still handed out (the
     /// agent must not stop), the error is logged once.
     failing: bool,
@@ -175,25 +183,27 @@ pub struct Sequence {
 impl Sequence {
     /// Opens the numbering for a run. `floor` is the highest number known to
     /// be used (the spool's newest record). Returns the gap to report if the
-    /// last run did not stop cleanly.
+    /// last run did not stop cleanly: from its `at_risk` mark (or, without
+    /// one, after `floor`) to the end of its lease.
     pub fn open(state_dir: &Path, floor: u64, fresh_identity: bool) -> (Sequence, Option<Gap>) {
         let path = state_dir.join("sequence");
         let stored = fs::read_to_string(&path).ok().and_then(|t| {
             let body = read_checked(&t).ok()?;
             let next: u64 = field(body, "next")?.parse().ok()?;
-            Some((next, field(body, "clean") == Some("1")))
+            let at_risk: Option<u64> = field(body, "at_risk").and_then(|s| s.parse().ok());
+            Some((next, field(body, "clean") == Some("1"), at_risk))
         });
         let (next, gap) = match stored {
-            Some((next, true)) => (next.max(floor + 1), None),
-            Some((lease, false)) => {
-                let first = floor + 1;
+            Some((next, true, _)) => (next.max(floor + 1), None),
+            Some((lease, false, at_risk)) => {
+                let first = at_risk.unwrap_or(floor + 1).max(1);
                 let gap = (lease > first).then(|| Gap {
                     first,
                     last: lease - 1,
                     count: lease - first,
                     reason: GapReason::UncleanShutdown,
                 });
-                (lease.max(first), gap)
+                (lease.max(floor + 1), gap)
             }
             None if fresh_identity && floor == 0 => (1, None),
             None => {
@@ -210,10 +220,31 @@ impl Sequence {
             path,
             next,
             leased: next,
+            at_risk: next,
             failing: false,
         };
         s.lease();
         (s, gap)
+    }
+
+    /// Numbers from `first` on are now only in memory (a gap record naming
+    /// older numbers was queued): saved at once if that lowers the mark.
+    pub fn cover_from(&mut self, first: u64) {
+        if first < self.at_risk {
+            self.at_risk = first;
+            self.lease_at(self.leased);
+        }
+    }
+
+    /// The next [`Sequence::take`] writes a new lease, with this mark: the
+    /// caller's lowest number that is only in memory (the next number if
+    /// none).
+    pub fn lease_due(&self) -> bool {
+        self.next >= self.leased
+    }
+
+    pub fn set_at_risk(&mut self, mark: u64) {
+        self.at_risk = mark;
     }
 
     pub fn peek(&self) -> u64 {
@@ -230,7 +261,10 @@ impl Sequence {
     }
 
     fn lease(&mut self) {
-        let lease = self.next + LEASE;
+        self.lease_at(self.next + LEASE);
+    }
+
+    fn lease_at(&mut self, lease: u64) {
         match self.save(lease, false) {
             Ok(()) => {
                 self.leased = lease;
@@ -256,8 +290,9 @@ impl Sequence {
 
     fn save(&self, next: u64, clean: bool) -> io::Result<()> {
         let text = checked(&format!(
-            "tether-sequence 1\nnext={next}\nclean={}\n",
-            u8::from(clean)
+            "tether-sequence 1\nnext={next}\nclean={}\nat_risk={}\n",
+            u8::from(clean),
+            self.at_risk
         ));
         let tmp = self.path.with_extension("tmp");
         write_private(&tmp, text.as_bytes())?;
@@ -318,7 +353,9 @@ mod tests {
         let (mut s, gap) = Sequence::open(&d, 100, false);
         let g = gap.expect("a crash leaves a gap");
         assert_eq!(g.reason, GapReason::UncleanShutdown);
-        assert_eq!(g.first, 101);
+        // From the run's at-risk mark (its first number: nobody moved it),
+        // even below what the spool holds.
+        assert_eq!(g.first, 3);
         assert!(g.last >= used, "{g:?} must cover {used}");
         assert!(s.take() > used);
         // The spool knows of a higher number than the file: it wins.
@@ -328,6 +365,27 @@ mod tests {
         // A lost file with a kept identity: a time-based floor.
         fs::remove_file(d.join("sequence")).unwrap();
         let (mut s, _) = Sequence::open(&d, 5, false);
-        assert!(s.take() > 1_700_000_000_000);
+        let start = s.take();
+        assert!(start > 1_700_000_000_000);
+        // A crash: the gap starts at the crashed run's at-risk mark (its
+        // first number until the owner says otherwise), not at 1.
+        drop(s);
+        let (mut s, gap) = Sequence::open(&d, 0, false);
+        let g = gap.expect("a crash leaves a gap");
+        assert_eq!((g.first, g.last), (start, start + LEASE - 1));
+        // The owner moves the mark at each lease, and lowers it at once.
+        let next = s.peek();
+        while !s.lease_due() {
+            s.take();
+        }
+        s.set_at_risk(next + 10);
+        s.take();
+        drop(s);
+        let (mut s, gap) = Sequence::open(&d, 0, false);
+        assert_eq!(gap.unwrap().first, next + 10);
+        s.cover_from(7);
+        drop(s);
+        let (_, gap) = Sequence::open(&d, 0, false);
+        assert_eq!(gap.unwrap().first, 7);
     }
 }

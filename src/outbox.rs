@@ -122,15 +122,32 @@ impl Outbox {
         self.queue(rec);
     }
 
-    fn push_gap(&mut self, g: Gap, now_ms: u64) {
+    /// Queues a gap record for `g`.
+    pub fn push_gap(&mut self, g: Gap, now_ms: u64) {
         log::warn!("records lost: {g}; a gap record tells the control plane");
+        // Until the gap record is delivered or spooled, a crash must name
+        // its numbers again.
+        self.seq.cover_from(g.first);
         let rec = self.make(record::gap(&g, now_ms), Some(g));
         self.queue(rec);
     }
 
     /// Numbers a record without queueing it.
     pub fn make(&mut self, body: Body, gap: Option<Gap>) -> Rec {
+        if self.seq.lease_due() {
+            let mark = self.at_risk().unwrap_or(self.seq.peek());
+            self.seq.set_at_risk(mark);
+        }
         body.finish(self.seq.take(), gap)
+    }
+
+    /// The lowest number only in memory: the ring's oldest record, a range
+    /// a gap record in the ring names, or the drops not yet reported.
+    fn at_risk(&self) -> Option<u64> {
+        let ring = self.ring.front().map(|r| r.seq);
+        let gaps = self.ring.iter().filter_map(|r| r.gap.map(|g| g.first));
+        let pending = self.pending_gap.map(|g| g.first);
+        ring.into_iter().chain(gaps).chain(pending).min()
     }
 
     /// Puts a record in the ring at its place by sequence number (a failed
@@ -320,8 +337,13 @@ impl Outbox {
                 }
             }
         }
+        let dropped_more = !a.gaps.is_empty();
         for g in a.gaps {
             self.push_gap(g, now_ms);
+        }
+        if dropped_more && self.disk_error.is_none() {
+            // The gap records go to disk now, not at the next flush.
+            self.spill();
         }
     }
 
@@ -347,6 +369,9 @@ impl Outbox {
     pub fn close(&mut self) {
         self.spooling = true;
         self.disk_retry = None;
+        self.spill();
+        // Drops not yet reported become a gap record that is kept too.
+        self.report_drops(crate::clock::unix_millis(std::time::SystemTime::now()));
         self.spill();
         if let Some(s) = &self.spool {
             if let Err(e) = s.sync() {

@@ -274,7 +274,10 @@ impl Spool {
             cursor: Pos::start_of(None, acked),
             acked,
             dropped,
-            last_written: 0,
+            // Numbers up to `acked` and `dropped` were written here once,
+            // even when no segment is left: the floor for the sequence
+            // numbers and for the next segment's header.
+            last_written: acked.max(dropped),
             total_bytes: 0,
         };
         let mut rec = Recovered::default();
@@ -702,7 +705,7 @@ impl Spool {
             }
             // Read what the limits can take, plus one frame header to learn
             // the next record's time.
-            let want = ((seg.bytes - start) as usize).min(max_bytes + 64 * 1024);
+            let want = ((seg.bytes - start) as usize).min(max_bytes.saturating_add(64 * 1024));
             buf.resize(want, 0);
             let mut f = File::open(self.dir.join(segment_name(seg.first_seq)))?;
             f.seek(SeekFrom::Start(start))?;
