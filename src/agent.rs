@@ -48,6 +48,8 @@ pub async fn run(
             .local_addr()
             .map_or_else(|_| listen.to_string(), |a| a.to_string())
     );
+    // Read before the first probe, not in the middle of one.
+    crate::tls::load_system_roots();
     let resolver = resolver_for(&config);
     let state = AgentState::new(config, resolver);
     let _scheduler = ex.spawn(scheduler::run(ex, state.clone()));
@@ -84,6 +86,7 @@ fn reload(state: &Rc<AgentState>, new: Config) {
     log::set_max_level(new.agent.log_level);
     let (n, source) = (new.checks.len(), new.source.clone());
     let resolver = resolver_for(&new);
+    crate::tls::load_system_roots();
     state.apply(new, resolver);
     log::info!("reloaded {source}: {n} checks; unchanged checks keep their state");
 }

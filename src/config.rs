@@ -46,7 +46,7 @@ pub struct Upstream {
     /// `http://` is refused unless this is set.
     pub allow_plaintext: bool,
     pub token: Token,
-    /// Trusted in addition to the built-in Mozilla set.
+    /// Trusted in addition to the system CA bundle.
     pub ca_file: Option<CaFile>,
     /// The whole of one upload: connect, TLS, request and response.
     pub timeout: Duration,
@@ -253,7 +253,7 @@ pub struct HttpSpec {
 /// How a check makes TLS connections.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TlsOptions {
-    /// Trusted in addition to the built-in Mozilla set.
+    /// Trusted in addition to the system CA bundle.
     pub ca_file: Option<CaFile>,
     /// Complete the handshake whatever the certificate; said in the check's
     /// status and in `/metrics`.

@@ -1,7 +1,8 @@
 //! tether's TLS client, one for every use: `https://` checks, `tls` checks
 //! and (next) the upstream. rustls with the ring provider on the one thread
-//! (futures-rustls over any `AsyncRead + AsyncWrite`), trusting the Mozilla
-//! set (webpki-roots) plus an optional per-check `ca_file`.
+//! (futures-rustls over any `AsyncRead + AsyncWrite`), trusting the system's
+//! CA bundle ([`SYSTEM_BUNDLES`], or `SSL_CERT_FILE`) plus an optional
+//! per-check `ca_file`.
 //!
 //! Certificates are always verified: chain, validity dates and hostname. The
 //! verifier also *records* what it saw, the leaf certificate and the verdict,
@@ -67,15 +68,91 @@ pub fn load_pem_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String
     Ok(certs)
 }
 
-/// The Mozilla set plus `extra` (already-parsed `ca_file` certificates).
-fn roots(extra: &[CertificateDer<'static>]) -> RootCertStore {
-    let mut store = RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+/// Where operating systems keep their CA bundle; the first that exists is
+/// used (Debian/Ubuntu, RHEL/Fedora, openSUSE, Alpine). `SSL_CERT_FILE`
+/// replaces the list, as in OpenSSL and Go.
+pub const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// The system's trust anchors, read once and shared by every handshake.
+pub struct SystemRoots {
+    /// Where they came from, for logs and `/status` (or why there are none).
+    pub source: String,
+    pub store: Arc<RootCertStore>,
+}
+
+thread_local! {
+    static SYSTEM: std::cell::RefCell<Option<std::rc::Rc<SystemRoots>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Reads the system CA bundle now (at start and on SIGHUP) and keeps it.
+pub fn load_system_roots() -> std::rc::Rc<SystemRoots> {
+    let candidates: Vec<std::path::PathBuf> = match std::env::var_os("SSL_CERT_FILE") {
+        Some(p) => vec![p.into()],
+        None => SYSTEM_BUNDLES.iter().map(Into::into).collect(),
     };
+    let mut store = RootCertStore::empty();
+    let mut source = format!("no CA bundle found (looked for {})", {
+        let names: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+        names.join(", ")
+    });
+    for p in &candidates {
+        match std::fs::read(p) {
+            Ok(pem) => {
+                source = match load_pem_certs(&pem) {
+                    Ok(certs) => {
+                        let (added, _) = store.add_parsable_certificates(certs);
+                        format!("{} ({added} certificates)", p.display())
+                    }
+                    Err(e) => format!("{}: {e}", p.display()),
+                };
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                source = format!("{}: {e}", p.display());
+                break;
+            }
+        }
+    }
+    if store.is_empty() {
+        log::warn!(
+            "no trusted CA certificates: {source}; TLS checks and an https upstream trust only their ca_file (install ca-certificates, or set SSL_CERT_FILE)"
+        );
+    } else {
+        log::info!("trusted CA certificates: {source}");
+    }
+    let roots = std::rc::Rc::new(SystemRoots {
+        source,
+        store: Arc::new(store),
+    });
+    SYSTEM.with(|s| *s.borrow_mut() = Some(roots.clone()));
+    roots
+}
+
+/// The system's anchors, read on first use if nobody loaded them yet.
+pub fn system_roots() -> std::rc::Rc<SystemRoots> {
+    SYSTEM
+        .with(|s| s.borrow().clone())
+        .unwrap_or_else(load_system_roots)
+}
+
+/// The system's anchors plus `extra` (already-parsed `ca_file` certificates).
+fn roots(extra: &[CertificateDer<'static>]) -> Arc<RootCertStore> {
+    let system = system_roots();
+    if extra.is_empty() {
+        return system.store.clone();
+    }
+    let mut store = (*system.store).clone();
     // A certificate webpki cannot use as an anchor is skipped here; config
     // loading has already read each one, so this is not silent in practice.
     store.add_parsable_certificates(extra.iter().cloned());
-    store
+    Arc::new(store)
 }
 
 /// ring's provider, trimmed for a client that only verifies: AES-GCM suites
@@ -201,12 +278,18 @@ impl Client {
         alpn: &[&[u8]],
     ) -> Result<Client, String> {
         let provider = provider();
-        let inner = WebPkiServerVerifier::builder_with_provider(
-            Arc::new(roots(extra_roots)),
-            provider.clone(),
-        )
-        .build()
-        .map_err(|e| format!("TLS verifier: {e}"))?;
+        let roots = roots(extra_roots);
+        // No anchors at all (no system bundle, no ca_file): every chain is
+        // untrusted, but the handshake still shows the certificate.
+        let inner = if roots.is_empty() {
+            None
+        } else {
+            Some(
+                WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+                    .build()
+                    .map_err(|e| format!("TLS verifier: {e}"))?,
+            )
+        };
         let recorder = Arc::new(Recorder {
             inner,
             verify,
@@ -336,7 +419,7 @@ pub fn describe_verdict(
 
 #[derive(Debug)]
 struct Recorder {
-    inner: Arc<WebPkiServerVerifier>,
+    inner: Option<Arc<WebPkiServerVerifier>>,
     verify: Verify,
     seen: Mutex<Option<Seen>>,
 }
@@ -350,10 +433,14 @@ impl ServerCertVerifier for Recorder {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let verdict = self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-            .map(|_| ());
+        let verdict = match &self.inner {
+            Some(v) => v
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+                .map(|_| ()),
+            None => Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer,
+            )),
+        };
         let seen = Seen {
             leaf: x509::parse(end_entity),
             verdict: verdict.clone(),
@@ -373,7 +460,7 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &SIGNATURE_ALGORITHMS)
     }
 
     fn verify_tls13_signature(
@@ -382,10 +469,10 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &SIGNATURE_ALGORITHMS)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        SIGNATURE_ALGORITHMS.supported_schemes()
     }
 }

@@ -1,6 +1,6 @@
 //! TLS: `tls`, `https` and `cert_file` checks against certificates made at
-//! test time and TLS servers on loopback. Test CAs are not in the Mozilla
-//! set, so trust comes from `ca_file` unless a test wants it missing.
+//! test time and TLS servers on loopback. Test CAs are not in the system
+//! bundle, so trust comes from `ca_file` unless a test wants it missing.
 
 mod common;
 
@@ -249,4 +249,47 @@ fn cert_file_judges_the_earliest_expiry_in_the_file() {
     let junk = dir.join("junk.pem");
     std::fs::write(&junk, "not a certificate\n").unwrap();
     assert_reason(&file(&junk, ""), Reason::FileError);
+}
+
+/// The system CA bundle is the trust store (no roots are compiled in), and
+/// `SSL_CERT_FILE` replaces it, as in OpenSSL and Go. Run through the binary
+/// so each case gets its own environment.
+#[test]
+fn the_system_bundle_is_trusted_and_ssl_cert_file_replaces_it() {
+    let dir = temp_dir("tls-system");
+    let root = Ca::root("Pretend System Root");
+    let addr = tls_server(&leaf(Some(&root), &["127.0.0.1"], -1, 30), &[]);
+    let cfg = dir.join("t.toml");
+    std::fs::write(
+        &cfg,
+        with_agent_defaults(
+            &format!("[[check]]\nname = \"cp\"\nkind = \"tls\"\ntarget = \"{addr}\"\n"),
+            &dir,
+        ),
+    )
+    .unwrap();
+    let check = |bundle: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+            .args(["check", "-c"])
+            .arg(&cfg)
+            .env("SSL_CERT_FILE", bundle)
+            .output()
+            .unwrap()
+    };
+    // The test CA as the whole system bundle: trusted without a ca_file.
+    let trusted = check(&root.write_pem(&dir));
+    let out = String::from_utf8_lossy(&trusted.stdout);
+    assert_eq!(trusted.status.code(), Some(0), "{out}");
+    // No bundle at all: nothing is trusted, and the log says where it looked.
+    let none = check(&dir.join("missing.pem"));
+    let (out, err) = (
+        String::from_utf8_lossy(&none.stdout),
+        String::from_utf8_lossy(&none.stderr),
+    );
+    assert_eq!(none.status.code(), Some(2), "{out}");
+    assert!(out.contains("tls_untrusted"), "{out}");
+    assert!(
+        err.contains("no trusted CA certificates") && err.contains("missing.pem"),
+        "{err}"
+    );
 }
