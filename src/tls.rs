@@ -83,6 +83,10 @@ pub struct SystemRoots {
     /// Where they came from, for logs and `/status` (or why there are none).
     pub source: String,
     pub store: Arc<RootCertStore>,
+    /// The store plus each `ca_file` set seen so far, built once each: a
+    /// handshake does not copy 144 anchors. Dropped with the store on
+    /// SIGHUP, so it holds at most the configuration's distinct sets.
+    with_extra: std::cell::RefCell<Vec<(Vec<CertificateDer<'static>>, Arc<RootCertStore>)>>,
 }
 
 thread_local! {
@@ -130,6 +134,7 @@ pub fn load_system_roots() -> std::rc::Rc<SystemRoots> {
     let roots = std::rc::Rc::new(SystemRoots {
         source,
         store: Arc::new(store),
+        with_extra: Default::default(),
     });
     SYSTEM.with(|s| *s.borrow_mut() = Some(roots.clone()));
     roots
@@ -148,11 +153,17 @@ fn roots(extra: &[CertificateDer<'static>]) -> Arc<RootCertStore> {
     if extra.is_empty() {
         return system.store.clone();
     }
+    let mut cache = system.with_extra.borrow_mut();
+    if let Some((_, store)) = cache.iter().find(|(certs, _)| certs == extra) {
+        return store.clone();
+    }
     let mut store = (*system.store).clone();
     // A certificate webpki cannot use as an anchor is skipped here; config
     // loading has already read each one, so this is not silent in practice.
     store.add_parsable_certificates(extra.iter().cloned());
-    Arc::new(store)
+    let store = Arc::new(store);
+    cache.push((extra.to_vec(), store.clone()));
+    store
 }
 
 /// ring's provider, trimmed for a client that only verifies: AES-GCM suites
