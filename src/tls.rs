@@ -80,8 +80,6 @@ pub const SYSTEM_BUNDLES: &[&str] = &[
 
 /// The system's trust anchors, read once and shared by every handshake.
 pub struct SystemRoots {
-    /// Where they came from, for logs and `/status` (or why there are none).
-    pub source: String,
     pub store: Arc<RootCertStore>,
     /// The store plus each `ca_file` set seen so far, built once each: a
     /// handshake does not copy 144 anchors. Dropped with the store on
@@ -101,10 +99,9 @@ pub fn load_system_roots() -> std::rc::Rc<SystemRoots> {
         None => SYSTEM_BUNDLES.iter().map(Into::into).collect(),
     };
     let mut store = RootCertStore::empty();
-    let mut source = format!("no CA bundle found (looked for {})", {
-        let names: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-        names.join(", ")
-    });
+    let names: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+    // Where the anchors came from (or why there are none), for the log.
+    let mut source = format!("no CA bundle found (looked for {})", names.join(", "));
     for p in &candidates {
         match std::fs::read(p) {
             Ok(pem) => {
@@ -132,7 +129,6 @@ pub fn load_system_roots() -> std::rc::Rc<SystemRoots> {
         log::info!("trusted CA certificates: {source}");
     }
     let roots = std::rc::Rc::new(SystemRoots {
-        source,
         store: Arc::new(store),
         with_extra: Default::default(),
     });
