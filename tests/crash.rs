@@ -20,19 +20,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::upstream::{field, Fake, GapRec, Req};
+use common::upstream::{token_file, upstream_field, Fake, GapRec, Req};
 use common::{wait_for, Agent};
 
 const RUNS: usize = 8;
 
 /// 100 file checks at 1s: a steady 100 records a second to spool.
 fn config(upstream: std::net::SocketAddr, dir: &Path) -> String {
-    use std::os::unix::fs::PermissionsExt;
     let watched = dir.join("watched");
     std::fs::write(&watched, "x").unwrap();
-    let token = dir.join("token");
-    std::fs::write(&token, "crash-test-token\n").unwrap();
-    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let token = token_file("crash-test-token");
     let mut c = format!(
         r#"[agent]
 interval = "1s"
@@ -191,9 +188,9 @@ fn sigkill_loses_nothing_that_was_on_disk_and_sends_nothing_corrupt() {
     fake.set_failing(false);
     let mut agent = Agent::start_in(dir.clone(), &cfg);
     wait_for("the backlog to drain", Duration::from_secs(60), || {
-        let (_, s) = agent.get("/status");
-        let up = &s[s.find("\"upstream\":{")?..];
-        (field(up, "state") == "up" && field(up, "spool_records") == "0").then_some(())
+        let drained = upstream_field(&agent, "state") == "up"
+            && upstream_field(&agent, "spool_records") == "0";
+        drained.then_some(())
     });
     assert!(agent.stop("TERM").success());
     let reqs = collect(&fake);

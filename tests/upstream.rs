@@ -6,22 +6,12 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::upstream::{delivered_and_gaps, field, Act, Fake, Req};
+use common::upstream::{delivered_and_gaps, field, token_file, upstream_field, Act, Fake, Req};
 use common::{wait_for, Agent};
 
 const TOKEN: &str = "s3cr3t-t0ken-abc";
-
-fn token_file() -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let d = common::temp_dir("token");
-    let p = d.join("token");
-    std::fs::write(&p, format!("{TOKEN}\n")).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-    p
-}
 
 /// One tcp check against an open port, uploads every 500ms.
 fn config(upstream: SocketAddr, extra: &str) -> String {
@@ -46,7 +36,7 @@ name = "open"
 kind = "tcp"
 target = "{open}"
 "#,
-        token_file().display()
+        token_file(TOKEN).display()
     )
 }
 
@@ -54,13 +44,6 @@ fn status(a: &Agent) -> String {
     let (code, body) = a.get("/status");
     assert_eq!(code, 200);
     body
-}
-
-/// A field of the `upstream` object in /status.
-fn upstream_field(a: &Agent, key: &str) -> String {
-    let s = status(a);
-    let up = &s[s.find("\"upstream\":{").expect("an upstream object")..];
-    field(up, key)
 }
 
 fn wait_status(a: &Agent, key: &str, want: &str) {

@@ -58,6 +58,23 @@ impl Req {
     }
 }
 
+/// A token file (mode 0600) holding `token`, in a fresh directory.
+pub fn token_file(token: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = super::temp_dir("token").join("token");
+    std::fs::write(&p, format!("{token}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
+/// A field of the `upstream` object in the agent's /status.
+pub fn upstream_field(a: &super::Agent, key: &str) -> String {
+    let (code, s) = a.get("/status");
+    assert_eq!(code, 200, "{s}");
+    let up = &s[s.find("\"upstream\":{").expect("an upstream object")..];
+    field(up, key)
+}
+
 /// `"key":value` (string or number) from one JSON line.
 pub fn field(line: &str, key: &str) -> String {
     let at = line
