@@ -51,22 +51,32 @@ pub async fn run(
     // Read before the first probe, not in the middle of one.
     crate::tls::load_system_roots();
     let resolver = resolver_for(&config);
-    let state = AgentState::new(config, resolver);
+    let state = AgentState::new(config, resolver, crate::notify::Notifier::from_env());
+    // With no checks, ready at once; otherwise after the first runs.
+    state.notify_status();
+    state.notify_ready();
     let _scheduler = ex.spawn(scheduler::run(ex, state.clone()));
     let _endpoint = ex.spawn(endpoint::serve(ex, listener, state.clone()));
     let delivery = ex.spawn(delivery::run(state.clone()));
     while let Some(c) = control.next().await {
         match c {
             Control::Shutdown => break,
-            Control::Reload(r) => match *r {
-                Ok(new) => reload(&state, new),
-                Err(e) => {
-                    state.reload_failures.set(state.reload_failures.get() + 1);
-                    log::error!("reload refused, the running configuration stays: {e}");
+            Control::Reload(r) => {
+                state.systemd.reloading();
+                match *r {
+                    Ok(new) => reload(&state, new),
+                    Err(e) => {
+                        state.reload_failures.set(state.reload_failures.get() + 1);
+                        log::error!("reload refused, the running configuration stays: {e}");
+                    }
                 }
-            },
+                // READY=1 again once /ready would answer 200: at once if
+                // refused or unchanged, after new checks' first runs if not.
+                state.notify_ready();
+            }
         }
     }
+    state.systemd.stopping();
     log::info!("tether stopping");
     // Stop probing and the regular uploads, then one last upload and the
     // spool synced.

@@ -307,7 +307,11 @@ fn check(mut config: Config, opts: &Opts) -> i32 {
         }
         config.checks.retain(|c| &c.name == name);
     }
-    let state = AgentState::new(config.clone(), agent::resolver_for(&config));
+    let state = AgentState::new(
+        config.clone(),
+        agent::resolver_for(&config),
+        crate::notify::Notifier::none(),
+    );
     let ex = executor();
     async_io::block_on(ex.run(run_all_once(ex, &state)));
     let snap = state.snapshot();

@@ -20,6 +20,7 @@ pub mod logger;
 pub mod maintenance;
 pub mod metrics;
 pub mod net;
+pub mod notify;
 pub mod outbox;
 pub mod perfdata;
 pub mod probe;

@@ -28,10 +28,29 @@ use crate::state::AgentState;
 /// Runs forever; drop the task to stop it.
 pub async fn run(ex: &'static LocalExecutor<'static>, state: Rc<AgentState>) {
     let mut flag_checked: Option<Instant> = None;
+    // systemd: WATCHDOG=1 from this loop, so a stuck loop goes unpinged;
+    // STATUS= looked at once a second (and at once on a status change).
+    let mut next_ping = Instant::now();
+    let mut next_status = Instant::now();
     let alarm = Alarm::new();
     loop {
         let now = Instant::now();
         state.last_turn.set(now);
+        let mut wake = now + state.config.borrow().agent.interval;
+        if let Some(period) = state.systemd.watchdog {
+            if now >= next_ping {
+                state.systemd.watchdog_ping();
+                next_ping = now + period;
+            }
+            wake = wake.min(next_ping);
+        }
+        if state.systemd.enabled() {
+            if now >= next_status {
+                state.notify_status();
+                next_status = now + Duration::from_secs(1);
+            }
+            wake = wake.min(next_status);
+        }
         // exec children killed at their deadline and not yet reaped.
         crate::process::reap_orphans();
         // The maintenance flag is a stat(2): look at most once a second.
@@ -39,8 +58,6 @@ pub async fn run(ex: &'static LocalExecutor<'static>, state: Rc<AgentState>) {
             flag_checked = Some(now);
             refresh_maintenance(&state);
         }
-        let heartbeat = state.config.borrow().agent.interval;
-        let mut wake = now + heartbeat;
         {
             let mut checks = state.checks.borrow_mut();
             for c in checks.iter_mut() {

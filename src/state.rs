@@ -14,6 +14,7 @@ use crate::delivery::{LinkState, Uplink};
 use crate::health::{overall, AgentStatus, CheckHealth, Severity};
 use crate::limit::Limit;
 use crate::maintenance;
+use crate::notify::Notifier;
 use crate::probe::Outcome;
 use crate::record;
 use crate::report::{CheckView, Snapshot};
@@ -55,10 +56,12 @@ pub struct AgentState {
     pub last_status: Cell<Option<(AgentStatus, Severity)>>,
     /// PRETTY_NAME from /etc/os-release, for heartbeats.
     pub os_release: String,
+    /// systemd's notify socket (a no-op when not run by systemd).
+    pub systemd: Notifier,
 }
 
 impl AgentState {
-    pub fn new(config: Config, resolver: Resolver) -> Rc<AgentState> {
+    pub fn new(config: Config, resolver: Resolver, systemd: Notifier) -> Rc<AgentState> {
         let now = Instant::now();
         let checks = schedule(&config, Vec::new(), now);
         Rc::new(AgentState {
@@ -76,6 +79,7 @@ impl AgentState {
             deliver: Notify::default(),
             last_status: Cell::new(None),
             os_release: os_release(),
+            systemd,
         })
     }
 
@@ -178,7 +182,43 @@ impl AgentState {
             if changed {
                 self.observe_status();
             }
+            self.notify_ready();
         }
+    }
+
+    /// `READY=1` to systemd once `/ready` would answer 200. Counting the
+    /// pending checks is O(checks), so it is done only until then.
+    pub fn notify_ready(&self) {
+        if self.systemd.enabled() && !self.systemd.is_ready() && self.ready() {
+            self.systemd.ready();
+            self.notify_status();
+        }
+    }
+
+    /// `STATUS=` to systemd, if the line changed: `online · 12 checks ·
+    /// backlog 0`, with `(3 pending)` after the count until every check has
+    /// run once.
+    pub fn notify_status(&self) {
+        if !self.systemd.enabled() {
+            return;
+        }
+        let (status, _) = self.agent_status();
+        let (pending, total) = self.pending();
+        let backlog = self
+            .uplink
+            .borrow()
+            .as_ref()
+            .map_or(0, |u| u.outbox.backlog_records());
+        let pending = if pending > 0 {
+            format!(" ({pending} pending)")
+        } else {
+            String::new()
+        };
+        let s = if total == 1 { "" } else { "s" };
+        self.systemd.status(&format!(
+            "{} · {total} check{s}{pending} · backlog {backlog}",
+            status.as_str()
+        ));
     }
 
     /// The agent's status: the checks' verdict, overridden by the upstream
@@ -217,6 +257,7 @@ impl AgentState {
     /// upstream, queues a transition record and asks for an upload now.
     pub fn observe_status(&self) {
         let now = self.agent_status();
+        self.notify_status();
         let Some(before) = self.last_status.replace(Some(now)) else {
             return;
         };
@@ -330,9 +371,10 @@ impl AgentState {
 pub const SPREAD_GRID: Duration = Duration::from_millis(250);
 
 /// Builds the schedule for `config`, carrying over unchanged checks from `old`.
-/// Check i of n first runs at t0 + interval·i/n (rounded down to
-/// [`SPREAD_GRID`]), spreading checks over their interval instead of bursting
-/// together.
+/// Check i of n first runs at t0 + min(interval, agent interval)·i/n
+/// (rounded down to [`SPREAD_GRID`]), spreading checks over their interval
+/// instead of bursting together, and every check has run once within one
+/// agent interval plus its timeout.
 fn schedule(config: &Config, mut old: Vec<CheckState>, t0: Instant) -> Vec<CheckState> {
     let n = config.checks.len().max(1) as u32;
     config
@@ -340,7 +382,9 @@ fn schedule(config: &Config, mut old: Vec<CheckState>, t0: Instant) -> Vec<Check
         .iter()
         .enumerate()
         .map(|(i, spec)| {
-            let offset = spec.interval * i as u32 / n;
+            // Spread over the agent interval at most, so that readiness (and
+            // systemd's READY=1) never waits for an hourly check's slot.
+            let offset = spec.interval.min(config.agent.interval) * i as u32 / n;
             let grid = SPREAD_GRID.as_nanos();
             let next = t0 + Duration::from_nanos((offset.as_nanos() / grid * grid) as u64);
             match old.iter().position(|c| *c.spec == *spec) {

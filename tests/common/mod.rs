@@ -400,11 +400,23 @@ impl Agent {
 
     /// [`Agent::start`] in an existing directory (a restart keeps its state).
     pub fn start_in(dir: PathBuf, config_body: &str) -> Agent {
+        Agent::start_with(dir, config_body, |config| {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_tether"));
+            cmd.args(["run", "-c"]).arg(config);
+            cmd
+        })
+    }
+
+    /// [`Agent::start_in`] with the command made by `command` from the
+    /// config path (extra environment, a wrapper).
+    pub fn start_with(
+        dir: PathBuf,
+        config_body: &str,
+        command: impl FnOnce(&std::path::Path) -> Command,
+    ) -> Agent {
         let config = dir.join("tether.toml");
         std::fs::write(&config, with_agent_defaults(config_body, &dir)).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
-            .args(["run", "-c"])
-            .arg(&config)
+        let mut child = command(&config)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
