@@ -13,8 +13,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use toml::de::{DeTable, DeValue};
-use toml::Spanned;
+use crate::toml_lite::{self, Spanned, Table as DeTable, Value as DeValue};
 
 use crate::duration;
 use crate::spool::SyncPolicy;
@@ -390,11 +389,11 @@ pub fn builtin() -> Config {
 
 /// Parses and validates a whole file; `source` names it in messages.
 pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
-    let doc = match DeTable::parse(text) {
+    let doc = match toml_lite::parse(text) {
         Ok(doc) => doc,
         Err(e) => {
-            let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-            let msg = e.message().trim().replace('\n', "; ");
+            let (line, col) = line_col(text, e.at);
+            let msg = e.message;
             return Err(ConfigError(vec![format!(
                 "{source}:{line}:{col}: invalid TOML: {msg}"
             )]));
@@ -405,7 +404,7 @@ pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
         text,
         errors: Vec::new(),
     };
-    let config = w.document(doc.get_ref());
+    let config = w.document(&doc);
     if w.errors.is_empty() {
         Ok(config)
     } else {
@@ -421,7 +420,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-type Value<'i> = Spanned<DeValue<'i>>;
+type Value = Spanned<DeValue>;
 
 const TOP_KEYS: &[&str] = &["agent", "upstream", "spool", "check"];
 const UPSTREAM_KEYS: &[&str] = &[
@@ -510,17 +509,14 @@ struct Walker<'s> {
 }
 
 /// Where a value sits, for messages: `[agent]` or `check "api"`.
-struct Scope<'a, 'i> {
-    table: &'a DeTable<'i>,
+struct Scope<'a> {
+    table: &'a DeTable,
     what: String,
 }
 
-impl<'a, 'i> Scope<'a, 'i> {
-    fn get(&self, key: &str) -> Option<&'a Value<'i>> {
-        self.table
-            .iter()
-            .find(|(k, _)| k.get_ref() == key)
-            .map(|(_, v)| v)
+impl<'a> Scope<'a> {
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.table.get(key)
     }
 }
 
@@ -537,7 +533,7 @@ impl Walker<'_> {
 
     fn unknown_keys(&mut self, scope: &Scope, known: &[&[&str]]) {
         for (k, _) in scope.table.iter() {
-            if !known.iter().any(|set| set.contains(&k.get_ref().as_ref())) {
+            if !known.iter().any(|set| set.contains(&k.get_ref().as_str())) {
                 let expected: Vec<&str> = known.iter().flat_map(|s| s.iter().copied()).collect();
                 self.error(
                     k.span(),
@@ -573,10 +569,10 @@ impl Walker<'_> {
         self.error(v.span(), msg);
     }
 
-    fn string<'a>(&mut self, scope: &Scope<'a, '_>, key: &str) -> Option<(&'a str, Range<usize>)> {
+    fn string<'a>(&mut self, scope: &Scope<'a>, key: &str) -> Option<(&'a str, Range<usize>)> {
         let v = scope.get(key)?;
         match v.get_ref() {
-            DeValue::String(s) => Some((s.as_ref(), v.span())),
+            DeValue::String(s) => Some((s.as_str(), v.span())),
             _ => {
                 self.wrong_type(scope, key, v, "a string");
                 None
@@ -601,13 +597,12 @@ impl Walker<'_> {
             self.wrong_type(scope, key, v, "an integer");
             return None;
         };
-        match i64::from_str_radix(i.as_str(), i.radix()) {
-            Ok(n) if (min..=max).contains(&n) => Some(n),
-            _ => {
+        match *i {
+            n if (min..=max).contains(&n) => Some(n),
+            n => {
                 let msg = format!(
-                    "{}: `{key}` must be between {min} and {max}, found {}",
-                    scope.what,
-                    i.as_str()
+                    "{}: `{key}` must be between {min} and {max}, found {n}",
+                    scope.what
                 );
                 self.error(v.span(), msg);
                 None
@@ -680,7 +675,7 @@ impl Walker<'_> {
         }
     }
 
-    fn array<'a, 'i>(&mut self, scope: &Scope<'a, 'i>, key: &str) -> Option<&'a [Value<'i>]> {
+    fn array<'a>(&mut self, scope: &Scope<'a>, key: &str) -> Option<&'a [Value]> {
         let v = scope.get(key)?;
         match v.get_ref() {
             DeValue::Array(a) => Some(a),
@@ -816,7 +811,7 @@ impl Walker<'_> {
     }
 
     /// A `[name]` table at the top level, if present and a table.
-    fn table<'a, 'i>(&mut self, top: &Scope<'a, 'i>, key: &str) -> Option<&'a DeTable<'i>> {
+    fn table<'a>(&mut self, top: &Scope<'a>, key: &str) -> Option<&'a DeTable> {
         let v = top.get(key)?;
         match v.get_ref() {
             DeValue::Table(t) => Some(t),
@@ -831,7 +826,7 @@ impl Walker<'_> {
     fn size(&mut self, s: &Scope, key: &str, min: u64, max: u64) -> Option<u64> {
         let v = s.get(key)?;
         let n = match v.get_ref() {
-            DeValue::Integer(i) => u64::from_str_radix(i.as_str(), i.radix()).ok(),
+            DeValue::Integer(i) => u64::try_from(*i).ok(),
             DeValue::String(t) => parse_size(t),
             _ => {
                 self.wrong_type(s, key, v, "a size like \"64MiB\" or a number of bytes");
@@ -1380,10 +1375,8 @@ impl Walker<'_> {
     fn percent(&mut self, s: &Scope, key: &str) -> Option<f64> {
         let v = s.get(key)?;
         let n = match v.get_ref() {
-            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
-                .ok()
-                .map(|n| n as f64),
-            DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+            DeValue::Integer(i) => Some(*i as f64),
+            DeValue::Float(f) => Some(*f),
             _ => None,
         };
         match n {
@@ -1469,9 +1462,7 @@ impl Walker<'_> {
 fn status_range(v: &DeValue) -> Option<(u16, u16)> {
     match v {
         DeValue::Integer(i) => {
-            let n = u16::from_str_radix(i.as_str(), i.radix())
-                .ok()
-                .filter(|n| (100..=599).contains(n))?;
+            let n = u16::try_from(*i).ok().filter(|n| (100..=599).contains(n))?;
             Some((n, n))
         }
         DeValue::String(s) => {

@@ -34,6 +34,7 @@ pub mod spool;
 pub mod state;
 pub mod target;
 pub mod tls;
+pub mod toml_lite;
 pub mod upstream;
 pub mod url;
 pub mod x509;

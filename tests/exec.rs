@@ -14,8 +14,15 @@ fn resolver() -> tether::resolve::Resolver {
     hosts_resolver("")
 }
 
+/// Writing a script excludes running one: a fork in another test thread
+/// while the script is open for writing would inherit that descriptor until
+/// its exec, and the script's own exec then fails with ETXTBSY ("Text file
+/// busy"), which made this suite flaky under load.
+static FORK_GUARD: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
+    let _writing = FORK_GUARD.write().unwrap_or_else(|e| e.into_inner());
     let p = dir.join(name);
     std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -23,6 +30,7 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
 }
 
 fn exec(argv: &[&str], extra: &str) -> Outcome {
+    let _running = FORK_GUARD.read().unwrap_or_else(|e| e.into_inner());
     let list: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
     run(
         &check(&format!(
