@@ -140,7 +140,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
         ("run", []) => with_config(&opts, run),
         ("check", []) => with_config(&opts, |c| check(c, &opts)),
         ("validate", []) => with_config(&opts, |c| {
-            print(&format!("{}: ok, {} checks\n", c.source, c.checks.len()));
+            let n = c.checks.len();
+            let s = if n == 1 { "" } else { "s" };
+            print(&format!("{}: ok, {n} check{s}\n", c.source));
             0
         }),
         ("status", []) => with_config(&opts, |c| status(&c, opts.json)),

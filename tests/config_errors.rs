@@ -140,3 +140,40 @@ fn upstream_refuses_plaintext_and_a_token_others_can_read() {
     assert!(ok.spool.dir.ends_with("spool"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_reference_examples_validate_once_uncommented() {
+    // The shipped reference checks only the host; its examples of every
+    // kind are commented with a `#` and no space, and must stay valid.
+    let text = std::fs::read_to_string("packaging/tether.toml").unwrap();
+    let mut enabled = String::new();
+    for line in text.lines() {
+        let body = line.strip_prefix('#').unwrap_or(line);
+        let setting = body.starts_with("[[check]]")
+            || body.split_once(" = ").is_some_and(|(k, _)| {
+                !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            });
+        enabled.push_str(if setting { body } else { line });
+        enabled.push('\n');
+    }
+    let config =
+        tether::config::parse(&enabled, "uncommented reference").unwrap_or_else(|e| panic!("{e}"));
+    let mut kinds: Vec<&str> = config.checks.iter().map(|c| c.probe.kind()).collect();
+    kinds.sort();
+    kinds.dedup();
+    assert_eq!(
+        kinds,
+        [
+            "cert_file",
+            "dns",
+            "exec",
+            "file",
+            "http",
+            "system",
+            "tcp",
+            "tls",
+            "writable"
+        ]
+    );
+    assert_eq!(config.agent.name, "edge-connector-1");
+}
