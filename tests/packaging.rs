@@ -103,7 +103,9 @@ fn the_static_binary_is_small_has_no_interpreter_and_runs_in_an_empty_chroot() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(listing.len(), 2, "{listing:?}");
-    let version = stdout(&run(Command::new("chroot").arg(&dir).args(["/tether", "--version"])));
+    let version = stdout(&run(Command::new("chroot")
+        .arg(&dir)
+        .args(["/tether", "--version"])));
     assert_eq!(
         version.trim(),
         format!("tether {}", env!("CARGO_PKG_VERSION"))
@@ -114,7 +116,10 @@ fn the_static_binary_is_small_has_no_interpreter_and_runs_in_an_empty_chroot() {
         "-c",
         "/tether.toml",
     ])));
-    assert!(check.contains("loopback") && check.contains("ok"), "{check}");
+    assert!(
+        check.contains("loopback") && check.contains("ok"),
+        "{check}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -161,7 +166,14 @@ fn build_deb(revision: &str) -> PathBuf {
     static_binary();
     let out = root().join(format!("target/debian/tether-test-{revision}.deb"));
     run(cargo()
-        .args(["deb", "--no-build", "--target", TARGET, "--deb-revision", revision])
+        .args([
+            "deb",
+            "--no-build",
+            "--target",
+            TARGET,
+            "--deb-revision",
+            revision,
+        ])
         .arg("--output")
         .arg(&out));
     out
@@ -214,8 +226,7 @@ fn the_deb_installs_upgrades_keeping_state_removes_and_purges() {
         "not enabled"
     );
     // The installed unit verifies, its ExecStart present.
-    run(Command::new("systemd-analyze")
-        .args(["verify", "/usr/lib/systemd/system/tether.service"]));
+    run(Command::new("systemd-analyze").args(["verify", "/usr/lib/systemd/system/tether.service"]));
 
     // Upgrade: the state directory and a local config edit are kept.
     let kept = state.join("sequence");
