@@ -158,6 +158,24 @@ fn the_unit_is_sandboxed_to_an_exposure_of_at_most_2() {
     }
 }
 
+/// Every file under `dir` with its bytes, sorted by path.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 fn dpkg(args: &[&str]) -> Output {
     run(Command::new("dpkg").args(args))
 }
@@ -185,7 +203,7 @@ fn the_deb_installs_upgrades_keeping_state_removes_and_purges() {
     let first = build_deb("1");
     let second = build_deb("2");
 
-    let list = stdout(&dpkg(&["-c", first.to_str().unwrap()]));
+    let list = stdout(&run(Command::new("dpkg-deb").arg("-c").arg(&first)));
     for path in [
         "./usr/bin/tether",
         "./usr/lib/systemd/system/tether.service",
@@ -219,7 +237,7 @@ fn the_deb_installs_upgrades_keeping_state_removes_and_purges() {
     run(Command::new("getent").args(["passwd", "tether"]));
     let state = Path::new("/var/lib/tether");
     let meta = std::fs::metadata(state).unwrap();
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::fs::PermissionsExt;
     assert_eq!(meta.permissions().mode() & 0o777, 0o700);
     assert!(
         Path::new("/etc/systemd/system/multi-user.target.wants/tether.service").exists(),
@@ -228,22 +246,40 @@ fn the_deb_installs_upgrades_keeping_state_removes_and_purges() {
     // The installed unit verifies, its ExecStart present.
     run(Command::new("systemd-analyze").args(["verify", "/usr/lib/systemd/system/tether.service"]));
 
+    // An identity made the way the README says (as the agent's user), and a
+    // spool segment and sequence file standing in for the agent's.
+    run(Command::new("runuser").args([
+        "-u",
+        "tether",
+        "--",
+        "/usr/bin/tether",
+        "enroll",
+        "-c",
+        "/etc/tether/tether.toml",
+    ]));
+    std::fs::create_dir_all(state.join("spool")).unwrap();
+    std::fs::write(state.join("spool/00000000000000000001.seg"), b"frames").unwrap();
+    std::fs::write(state.join("sequence"), "next=42\n").unwrap();
+    let before = snapshot(state);
+    assert!(
+        before.iter().any(|(p, _)| p.contains("identity")),
+        "{before:?}"
+    );
+
     // Upgrade: the state directory and a local config edit are kept.
-    let kept = state.join("sequence");
-    std::fs::write(&kept, "next=42\n").unwrap();
-    std::os::unix::fs::chown(&kept, Some(meta.uid()), Some(meta.gid())).unwrap();
     let config = Path::new("/etc/tether/tether.toml");
     let mut edited = std::fs::read_to_string(config).unwrap();
     edited.push_str("# a local edit\n");
     std::fs::write(config, &edited).unwrap();
     run(Command::new("dpkg").args(["-i", "--force-confold", second.to_str().unwrap()]));
-    assert_eq!(std::fs::read_to_string(&kept).unwrap(), "next=42\n");
+    assert_eq!(snapshot(state), before);
     assert_eq!(std::fs::read_to_string(config).unwrap(), edited);
 
     // Remove keeps configuration and state; purge deletes both.
     dpkg(&["-r", "tether"]);
     assert!(!Path::new("/usr/bin/tether").exists());
-    assert!(kept.exists() && config.exists());
+    assert_eq!(snapshot(state), before);
+    assert!(config.exists());
     dpkg(&["-P", "tether"]);
     assert!(!state.exists() && !Path::new("/etc/tether").exists());
 }
