@@ -401,9 +401,9 @@ impl Parser<'_> {
     fn value(&mut self) -> Result<Spanned<Value>, Error> {
         let start = self.i;
         let value = match self.peek() {
-            Some(b'"') if self.starts("\"\"\"") => Value::String(self.multi_basic()?),
+            Some(b'"') if self.starts("\"\"\"") => Value::String(self.multi_line_string(b'"')?),
             Some(b'"') => Value::String(self.basic_string()?),
-            Some(b'\'') if self.starts("'''") => Value::String(self.multi_literal()?),
+            Some(b'\'') if self.starts("'''") => Value::String(self.multi_line_string(b'\'')?),
             Some(b'\'') => Value::String(self.literal_string()?),
             Some(b'[') => Value::Array(self.array()?),
             Some(b'{') => Value::Table(self.inline_table()?),
@@ -475,70 +475,66 @@ impl Parser<'_> {
         }
     }
 
-    /// `"..."`, escapes decoded.
+    /// `"..."` (escapes decoded) or `'...'` (taken as written).
     fn basic_string(&mut self) -> Result<String, Error> {
-        self.i += 1;
-        let mut out = String::new();
-        loop {
-            match self.peek() {
-                None | Some(b'\n') | Some(b'\r') => {
-                    return err(
-                        self.i,
-                        "unterminated string: expected `\"` before the end of the line",
-                    )
-                }
-                Some(b'"') => {
-                    self.i += 1;
-                    return Ok(out);
-                }
-                Some(b'\\') => out.push(self.escape()?),
-                Some(_) => out.push(self.string_char()?),
-            }
-        }
+        self.one_line_string(b'"')
     }
 
-    /// `'...'`, taken as written.
     fn literal_string(&mut self) -> Result<String, Error> {
+        self.one_line_string(b'\'')
+    }
+
+    fn one_line_string(&mut self, quote: u8) -> Result<String, Error> {
         self.i += 1;
         let mut out = String::new();
         loop {
             match self.peek() {
                 None | Some(b'\n') | Some(b'\r') => {
-                    return err(
-                        self.i,
-                        "unterminated string: expected `'` before the end of the line",
-                    )
+                    let msg = format!(
+                        "unterminated string: expected `{}` before the end of the line",
+                        quote as char
+                    );
+                    return err(self.i, msg);
                 }
-                Some(b'\'') => {
+                Some(q) if q == quote => {
                     self.i += 1;
                     return Ok(out);
                 }
+                Some(b'\\') if quote == b'"' => out.push(self.escape()?),
                 Some(_) => out.push(self.string_char()?),
             }
         }
     }
 
-    /// `"""..."""`: a newline right after the opening quotes is dropped, and
-    /// a backslash at the end of a line joins it with the next non-blank.
-    fn multi_basic(&mut self) -> Result<String, Error> {
+    /// `"""..."""` or `'''...'''`: a newline right after the opening quotes
+    /// is dropped; in the basic form escapes are decoded and a backslash at
+    /// the end of a line joins it with the next non-blank.
+    fn multi_line_string(&mut self, quote: u8) -> Result<String, Error> {
         let start = self.i;
+        let delimiter = [quote; 3];
         self.i += 3;
         self.newline_in_string();
         let mut out = String::new();
         loop {
-            if self.starts("\"\"\"") {
+            if self.s[self.i..].starts_with(&delimiter) {
                 // Up to two quotes may end the content: `""""` is `"` + end.
                 let mut n = 3;
-                while n < 5 && self.peek_at(n) == Some(b'"') {
+                while n < 5 && self.peek_at(n) == Some(quote) {
                     n += 1;
                 }
-                out.extend(std::iter::repeat_n('"', n - 3));
+                out.extend(std::iter::repeat_n(quote as char, n - 3));
                 self.i += n;
                 return Ok(out);
             }
             match self.peek() {
-                None => return err(start, "unterminated multi-line string: no closing `\"\"\"`"),
-                Some(b'\\') => {
+                None => {
+                    let d = std::str::from_utf8(&delimiter).unwrap_or("");
+                    return err(
+                        start,
+                        format!("unterminated multi-line string: no closing `{d}`"),
+                    );
+                }
+                Some(b'\\') if quote == b'"' => {
                     let at = self.i;
                     self.i += 1;
                     self.ws();
@@ -554,35 +550,6 @@ impl Parser<'_> {
                         out.push(self.escape()?);
                     }
                 }
-                Some(b'\n') | Some(b'\r') => {
-                    if !self.newline_in_string() {
-                        return err(self.i, "a lone carriage return in a string");
-                    }
-                    out.push('\n');
-                }
-                Some(_) => out.push(self.string_char()?),
-            }
-        }
-    }
-
-    /// `'''...'''`, taken as written (but the first newline).
-    fn multi_literal(&mut self) -> Result<String, Error> {
-        let start = self.i;
-        self.i += 3;
-        self.newline_in_string();
-        let mut out = String::new();
-        loop {
-            if self.starts("'''") {
-                let mut n = 3;
-                while n < 5 && self.peek_at(n) == Some(b'\'') {
-                    n += 1;
-                }
-                out.extend(std::iter::repeat_n('\'', n - 3));
-                self.i += n;
-                return Ok(out);
-            }
-            match self.peek() {
-                None => return err(start, "unterminated multi-line string: no closing `'''`"),
                 Some(b'\n') | Some(b'\r') => {
                     if !self.newline_in_string() {
                         return err(self.i, "a lone carriage return in a string");
@@ -955,6 +922,7 @@ mod tests {
             ("a = .5\n", 4, "expected a value"),
             ("a = { x = 1,, y = 2 }\n", 12, "expected a key"),
             ("a = 0x-1\n", 4, "invalid number"),
+            ("a = 0x\n", 4, "invalid number"),
         ] {
             let e = parse(text).expect_err(text);
             assert!(e.message.contains(needle), "{text:?}: {e:?}");
@@ -1139,6 +1107,10 @@ mod tests {
                     panic!("accepted what toml refuses (seed {seed}, from {name}):\n{text}")
                 }
                 (Err(_), Err(())) => agree += 1,
+                // The toml crate lets a number it cannot read through (`0x`
+                // with no digits reads as an integer with no digits); its
+                // value is then unusable, and refusing it is right.
+                (Err(_), Ok(b)) if b.contains("bigint") || b.contains("badfloat") => agree += 1,
                 (Err(e), Ok(_)) => {
                     panic!("refused what toml accepts (seed {seed}, from {name}): {e:?}\n{text}")
                 }
