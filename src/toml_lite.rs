@@ -97,10 +97,7 @@ impl Table {
     }
 
     pub fn get(&self, key: &str) -> Option<&Spanned<Value>> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k.value == key)
-            .map(|(_, v)| v)
+        self.position(key).map(|at| &self.entries[at].1)
     }
 
     fn position(&self, key: &str) -> Option<usize> {
