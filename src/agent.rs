@@ -51,13 +51,16 @@ pub async fn run(
     // Read before the first probe, not in the middle of one.
     crate::tls::load_system_roots();
     let resolver = resolver_for(&config);
+    let state_dir = config.agent.state_dir.clone();
     let state = AgentState::new(config, resolver, crate::notify::Notifier::from_env());
+    *state.history.borrow_mut() = crate::history::History::open(&state_dir);
     // With no checks, ready at once; otherwise after the first runs.
     state.notify_status();
     state.notify_ready();
     let _scheduler = ex.spawn(scheduler::run(ex, state.clone()));
     let _endpoint = ex.spawn(endpoint::serve(ex, listener, state.clone()));
     let delivery = ex.spawn(delivery::run(state.clone()));
+    let _on_change = ex.spawn(crate::on_change::run(state.clone()));
     while let Some(c) = control.next().await {
         match c {
             Control::Shutdown => break,

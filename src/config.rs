@@ -116,6 +116,11 @@ pub struct Agent {
     pub hosts_file: PathBuf,
     /// Nameservers, search list, ndots, timeout and attempts.
     pub resolv_conf: PathBuf,
+    /// Run on every change of the agent's status, with the old status, the
+    /// new one and the reason appended as arguments (argv, no shell).
+    pub on_change: Option<Vec<String>>,
+    /// `on_change` is killed after this.
+    pub on_change_timeout: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -447,6 +452,8 @@ const AGENT_KEYS: &[&str] = &[
     "rise",
     "hosts_file",
     "resolv_conf",
+    "on_change",
+    "on_change_timeout",
 ];
 const CHECK_KEYS: &[&str] = &[
     "name", "kind", "role", "interval", "timeout", "fall", "rise",
@@ -993,6 +1000,15 @@ impl Walker<'_> {
         let rise = self.integer(s, "rise", 1, 100);
         let hosts_file = self.parsed(s, "hosts_file", absolute_path);
         let resolv_conf = self.parsed(s, "resolv_conf", absolute_path);
+        let on_change = self
+            .array(s, "on_change")
+            .and_then(|list| self.command(s, "on_change", list));
+        let on_change_timeout = self.duration(
+            s,
+            "on_change_timeout",
+            Duration::from_millis(100),
+            Duration::from_secs(600),
+        );
         Agent {
             name: name.unwrap_or_else(default_agent_name),
             interval: interval.unwrap_or(Duration::from_secs(30)),
@@ -1007,6 +1023,8 @@ impl Walker<'_> {
             rise: rise.unwrap_or(2) as u32,
             hosts_file: hosts_file.unwrap_or_else(|| PathBuf::from("/etc/hosts")),
             resolv_conf: resolv_conf.unwrap_or_else(|| PathBuf::from("/etc/resolv.conf")),
+            on_change,
+            on_change_timeout: on_change_timeout.unwrap_or(Duration::from_secs(10)),
         }
     }
 
@@ -1290,32 +1308,37 @@ impl Walker<'_> {
         })
     }
 
-    fn exec(&mut self, s: &Scope, span: &Range<usize>) -> Option<ExecSpec> {
-        let list = self.array(s, "command");
-        let list = self.required(s, span, "command", list)?;
-        let command = self.entries(s, "command", list, "is not a string", |v| {
+    /// An argv array at `key`: strings, not empty, an absolute program path.
+    fn command(&mut self, s: &Scope, key: &str, list: &[Value]) -> Option<Vec<String>> {
+        let command = self.entries(s, key, list, "is not a string", |v| {
             v.as_str().filter(|a| !a.contains('\0')).map(str::to_string)
         })?;
-        let at = s.get("command").map_or(span.clone(), |v| v.span());
+        let at = s.get(key).map_or(0..0, |v| v.span());
         match command.first() {
             None => {
                 let msg = format!(
-                    "{}: `command` must not be empty: [\"/path/to/plugin\", \"arg\", ...]",
+                    "{}: `{key}` must not be empty: [\"/path/to/program\", \"arg\", ...]",
                     s.what
                 );
                 self.error(at, msg);
-                return None;
+                None
             }
             Some(p) if !p.starts_with('/') => {
                 let msg = format!(
-                    "{}: `command` must start with an absolute path (no shell, no PATH search), found \"{p}\"",
+                    "{}: `{key}` must start with an absolute path (no shell, no PATH search), found \"{p}\"",
                     s.what
                 );
                 self.error(at, msg);
-                return None;
+                None
             }
-            Some(_) => {}
+            Some(_) => Some(command),
         }
+    }
+
+    fn exec(&mut self, s: &Scope, span: &Range<usize>) -> Option<ExecSpec> {
+        let list = self.array(s, "command");
+        let list = self.required(s, span, "command", list)?;
+        let command = self.command(s, "command", list)?;
         let mut env = vec![
             ("PATH".to_string(), EXEC_PATH.to_string()),
             ("LANG".to_string(), "C".to_string()),

@@ -19,6 +19,19 @@ pub const FLAP_WINDOW: usize = 21;
 pub const FLAP_START: f64 = 50.0;
 /// ...and stops below this one.
 pub const FLAP_STOP: f64 = 25.0;
+/// Results kept for `tether doctor`'s intermittent step: their durations
+/// and reasons.
+pub const RECENT: usize = 60;
+
+/// One result, small: [`RECENT`] of them for each check.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    /// The run's duration, saturating at about 71 minutes.
+    pub micros: u32,
+    pub status: Status,
+    pub reason: Option<Reason>,
+}
+
 pub const FLAP_HINT: &str =
     "intermittent failures usually mean a probe timeout too short for the host, or a loaded host";
 
@@ -39,6 +52,8 @@ pub struct CheckHealth {
     pub runs: u64,
     /// Non-ok results by reason code, for `tether_check_failures_total`.
     pub failures: BTreeMap<Reason, u64>,
+    /// The last [`RECENT`] results, oldest first.
+    pub recent: VecDeque<Sample>,
 }
 
 impl CheckHealth {
@@ -55,6 +70,7 @@ impl CheckHealth {
             flapping: false,
             runs: 0,
             failures: BTreeMap::new(),
+            recent: VecDeque::new(),
         }
     }
 
@@ -94,6 +110,14 @@ impl CheckHealth {
             self.history.pop_front();
         }
         self.history.push_back(o.status);
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(Sample {
+            micros: o.duration.as_micros().min(u32::MAX as u128) as u32,
+            status: o.status,
+            reason: o.reason,
+        });
         self.flap_percent = flap_percent(&self.history);
         if !self.flapping && self.flap_percent > FLAP_START {
             self.flapping = true;

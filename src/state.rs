@@ -12,9 +12,11 @@ use crate::clock::unix_millis;
 use crate::config::{Check, Config};
 use crate::delivery::{LinkState, Uplink};
 use crate::health::{overall, AgentStatus, CheckHealth, Severity};
+use crate::history::{History, Transition};
 use crate::limit::Limit;
 use crate::maintenance;
 use crate::notify::Notifier;
+use crate::on_change::OnChange;
 use crate::probe::Outcome;
 use crate::record;
 use crate::report::{CheckView, Snapshot};
@@ -58,6 +60,13 @@ pub struct AgentState {
     pub os_release: String,
     /// systemd's notify socket (a no-op when not run by systemd).
     pub systemd: Notifier,
+    /// When the agent's status last changed (or the agent started).
+    pub status_since: Cell<SystemTime>,
+    /// Status transitions, agent and checks: in memory, and on disk once
+    /// the agent opens it ([`History::open`]).
+    pub history: RefCell<History>,
+    /// The `on_change` command's queue.
+    pub on_change: OnChange,
 }
 
 impl AgentState {
@@ -80,6 +89,9 @@ impl AgentState {
             last_status: Cell::new(None),
             os_release: os_release(),
             systemd,
+            status_since: Cell::new(SystemTime::now()),
+            history: RefCell::new(History::memory()),
+            on_change: OnChange::default(),
         })
     }
 
@@ -148,12 +160,27 @@ impl AgentState {
             // single result is at debug level (scheduler).
             if let Some(after) = c.health.status.filter(|a| before != Some(*a)) {
                 let from = before.map_or("pending", |b| b.as_str());
-                let why = c
+                let cause = c
                     .health
                     .last
                     .as_ref()
-                    .and_then(|o| Some(format!(" ({}: {})", o.reason?.code(), o.message)));
-                let why = why.unwrap_or_default();
+                    .and_then(|o| Some(format!("{}: {}", o.reason?.code(), o.message)))
+                    .unwrap_or_default();
+                // A first result that is ok is not news; a first failure is.
+                if before.is_some() || after != crate::probe::Status::Ok {
+                    self.history.borrow_mut().push(Transition {
+                        at_ms: unix_millis(c.health.since),
+                        check: Some(spec.name.clone()),
+                        from: from.into(),
+                        to: after.as_str().into(),
+                        why: cause.clone(),
+                    });
+                }
+                let why = if cause.is_empty() {
+                    cause
+                } else {
+                    format!(" ({cause})")
+                };
                 let level = if after == crate::probe::Status::Ok {
                     log::Level::Info
                 } else {
@@ -177,6 +204,18 @@ impl AgentState {
                     spec.name,
                     c.health.flap_percent
                 );
+                let (from, to) = if c.health.flapping {
+                    ("steady", "flapping")
+                } else {
+                    ("flapping", "steady")
+                };
+                self.history.borrow_mut().push(Transition {
+                    at_ms: unix_millis(SystemTime::now()),
+                    check: Some(spec.name.clone()),
+                    from: from.into(),
+                    to: to.into(),
+                    why: format!("{:.0}% state changes", c.health.flap_percent),
+                });
             }
             drop(checks);
             if changed {
@@ -258,13 +297,35 @@ impl AgentState {
     pub fn observe_status(&self) {
         let now = self.agent_status();
         self.notify_status();
+        let label = |(s, sev): (AgentStatus, Severity)| format!("{} ({})", s.as_str(), sev.as_str());
+        let at = SystemTime::now();
         let Some(before) = self.last_status.replace(Some(now)) else {
+            // The first status after a start: history only.
+            self.status_since.set(at);
+            self.history.borrow_mut().push(Transition {
+                at_ms: unix_millis(at),
+                check: None,
+                from: "started".into(),
+                to: label(now),
+                why: self.status_reason(now.0),
+            });
             return;
         };
         if before == now {
             return;
         }
         let why = self.status_reason(now.0);
+        self.status_since.set(at);
+        self.history.borrow_mut().push(Transition {
+            at_ms: unix_millis(at),
+            check: None,
+            from: label(before),
+            to: label(now),
+            why: why.clone(),
+        });
+        if self.config.borrow().agent.on_change.is_some() {
+            self.on_change.push(before, now, &why);
+        }
         log::warn!(
             "agent: {} -> {} ({}){}",
             before.0.as_str(),

@@ -1,0 +1,112 @@
+//! The `on_change` command: run on every change of the agent's status (or
+//! its severity) with the old status, the new status and the reason appended
+//! to its argv (no shell; the severities are in `TETHER_OLD_SEVERITY` and
+//! `TETHER_NEW_SEVERITY`), in order, one at a time, each killed (its whole process group)
+//! after `on_change_timeout`. It runs as its own task on the one thread
+//! ([`crate::process`]): the scheduler and the endpoint go on meanwhile.
+//! At most [`QUEUE_MAX`] changes wait; past that the oldest is dropped,
+//! counted and logged.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::config::EXEC_PATH;
+use crate::health::{AgentStatus, Severity};
+use crate::process;
+use crate::scheduler::until;
+use crate::state::{AgentState, Notify};
+
+pub const QUEUE_MAX: usize = 16;
+/// Output kept from each stream, for the log line.
+pub const OUTPUT_LIMIT: usize = 4096;
+
+struct Change {
+    from: (AgentStatus, Severity),
+    to: (AgentStatus, Severity),
+    why: String,
+}
+
+#[derive(Default)]
+pub struct OnChange {
+    /// (old, new, reason) waiting to run.
+    queue: RefCell<VecDeque<Change>>,
+    wake: Notify,
+    /// Changes dropped because [`QUEUE_MAX`] were waiting.
+    pub dropped: Cell<u64>,
+}
+
+impl OnChange {
+    pub fn push(&self, from: (AgentStatus, Severity), to: (AgentStatus, Severity), why: &str) {
+        let mut q = self.queue.borrow_mut();
+        if q.len() >= QUEUE_MAX {
+            q.pop_front();
+            self.dropped.set(self.dropped.get() + 1);
+            log::warn!("on_change: {QUEUE_MAX} changes wait for the command; the oldest is dropped");
+        }
+        q.push_back(Change {
+            from,
+            to,
+            why: why.into(),
+        });
+        self.wake.notify();
+    }
+}
+
+/// Runs for the life of the agent.
+pub async fn run(state: Rc<AgentState>) {
+    loop {
+        let next = state.on_change.queue.borrow_mut().pop_front();
+        let Some(ch) = next else {
+            state.on_change.wake.wait().await;
+            continue;
+        };
+        let (argv, timeout, name) = {
+            let c = state.config.borrow();
+            let Some(cmd) = &c.agent.on_change else {
+                continue;
+            };
+            (cmd.clone(), c.agent.on_change_timeout, c.agent.name.clone())
+        };
+        let program = argv[0].clone();
+        let mut argv = argv;
+        argv.extend([
+            ch.from.0.as_str().to_string(),
+            ch.to.0.as_str().to_string(),
+            ch.why.clone(),
+        ]);
+        let env = [
+            ("PATH".to_string(), EXEC_PATH.to_string()),
+            ("LANG".to_string(), "C".to_string()),
+            ("TETHER_AGENT".to_string(), name),
+            ("TETHER_OLD_SEVERITY".to_string(), ch.from.1.as_str().into()),
+            ("TETHER_NEW_SEVERITY".to_string(), ch.to.1.as_str().into()),
+        ];
+        let change = format!("{} -> {}", ch.from.0.as_str(), ch.to.0.as_str());
+        let run = process::run(&argv, &env, OUTPUT_LIMIT);
+        match until(Instant::now() + timeout, run).await {
+            Some(Ok(f)) if f.status.success() => {
+                log::info!("on_change {program} ({change}): done");
+            }
+            Some(Ok(f)) => {
+                let said = String::from_utf8_lossy(&f.stderr);
+                let said = said.lines().next().unwrap_or("").trim();
+                log::warn!(
+                    "on_change {program} ({change}): {}{}",
+                    process::describe(&f.status),
+                    if said.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {said}")
+                    }
+                );
+            }
+            Some(Err(e)) => log::warn!("on_change: cannot run {program}: {e}"),
+            None => log::warn!(
+                "on_change {program} ({change}): killed after {} (on_change_timeout)",
+                crate::duration::format(timeout)
+            ),
+        }
+    }
+}
