@@ -29,7 +29,17 @@ commands:
   check [--check NAME] [--json]
                              run every check (or one) once, print a table or
                              JSON, exit 0 ok / 1 warning / 2 critical / 3 unknown
-  status [--json]            ask the running agent for its status table
+  status [--json] [--history]
+                             ask the running agent for its status table (and
+                             its health history: the last 1000 transitions)
+  doctor [--json]            run the connector runbook (control plane
+                             reachability, failing and intermittent checks,
+                             version, local storage, identity, clock) and
+                             print findings and fixes; exit 0 ok, 1 warning,
+                             2 critical; asks the running agent if there is one
+  bundle [-o FILE]           write a support bundle (status, history, doctor,
+                             redacted configuration, last 200 log lines);
+                             default ./tether-bundle-NAME-TIME.txt, - for stdout
   validate                   check the configuration file; exit 0 or 2
   config default             print the built-in default configuration
   enroll [--token-file F]    create a new agent identity on purpose (the old
@@ -50,6 +60,8 @@ struct Opts {
     config: Option<PathBuf>,
     check: Option<String>,
     json: bool,
+    history: bool,
+    output: Option<PathBuf>,
     reason: Option<String>,
     token_file: Option<PathBuf>,
 }
@@ -87,6 +99,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 .opt_value_from_os_str(["-c", "--config"], |s| Ok::<_, String>(PathBuf::from(s)))?,
             check: a.opt_value_from_str("--check")?,
             json: a.contains("--json"),
+            history: a.contains("--history"),
+            output: a
+                .opt_value_from_os_str(["-o", "--output"], |s| Ok::<_, String>(PathBuf::from(s)))?,
             reason: a.opt_value_from_str("--reason")?,
             token_file: a
                 .opt_value_from_os_str("--token-file", |s| Ok::<_, String>(PathBuf::from(s)))?,
@@ -106,7 +121,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
     };
     let allowed: &[&str] = match cmd.as_str() {
         "check" => &["check", "json"],
-        "status" => &["json"],
+        "status" => &["json", "history"],
+        "doctor" => &["json"],
+        "bundle" => &["output"],
         "disable" => &["reason"],
         "enroll" => &["token-file"],
         _ => &[],
@@ -114,6 +131,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
     for (flag, given) in [
         ("check", opts.check.is_some()),
         ("json", opts.json),
+        ("history", opts.history),
+        ("output", opts.output.is_some()),
         ("reason", opts.reason.is_some()),
         ("token-file", opts.token_file.is_some()),
     ] {
@@ -145,7 +164,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
             print(&format!("{}: ok, {n} check{s}\n", c.source));
             0
         }),
-        ("status", []) => with_config(&opts, |c| status(&c, opts.json)),
+        ("status", []) => with_config(&opts, |c| status(&c, opts.json, opts.history)),
+        ("doctor", []) => with_config(&opts, |c| doctor(c, opts.json)),
+        ("bundle", []) => with_config(&opts, |c| bundle(c, opts.output.as_deref())),
         ("disable", []) => with_config(&opts, |c| {
             let reason = opts
                 .reason
@@ -325,7 +346,16 @@ fn check(mut config: Config, opts: &Opts) -> i32 {
     snap.exit_code()
 }
 
-fn status(config: &Config, json: bool) -> i32 {
+/// Why a request to the running agent got no answer.
+enum Fetch {
+    /// Nothing accepts connections there: no agent is running.
+    NotRunning(String),
+    /// Something answered, but not usefully, or not in time.
+    Failed(String),
+}
+
+/// `GET path` from the agent's local endpoint.
+fn fetch(config: &Config, path: &str, limit: Duration) -> Result<crate::http1::Response, Fetch> {
     let mut addr = config.agent.listen;
     if addr.ip().is_unspecified() {
         let lo = if addr.is_ipv4() {
@@ -335,15 +365,10 @@ fn status(config: &Config, json: bool) -> i32 {
         };
         addr = SocketAddr::new(lo, addr.port());
     }
-    let path = if json {
-        "/status"
-    } else {
-        "/status?format=table"
-    };
-    let fetch = async {
+    let get = async {
         let mut s = Async::<TcpStream>::connect(addr)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Fetch::NotRunning(format!("no agent answering on {addr} ({e})")))?;
         let host = addr.to_string();
         let req = Request {
             method: "GET",
@@ -354,32 +379,172 @@ fn status(config: &Config, json: bool) -> i32 {
         };
         let limits = Limits {
             head: MAX_HEAD,
-            body: 1 << 20,
+            body: 4 << 20,
         };
         exchange(&mut s, &req, &Trace::new(Instant::now()), limits)
             .await
-            .map_err(|e| format!("{e:?}"))
+            .map_err(|e| Fetch::Failed(format!("the agent on {addr}: {e:?}")))
     };
-    match async_io::block_on(until(Instant::now() + Duration::from_secs(5), fetch)) {
-        Some(Ok(r)) if r.status == 200 => {
+    match async_io::block_on(until(Instant::now() + limit, get)) {
+        Some(Ok(r)) if r.status == 200 => Ok(r),
+        Some(Ok(r)) => Err(Fetch::Failed(format!(
+            "the agent on {addr} answered HTTP {} to {path}: {}",
+            r.status,
+            String::from_utf8_lossy(&r.body).trim()
+        ))),
+        Some(Err(e)) => Err(e),
+        None => Err(Fetch::Failed(format!(
+            "the agent on {addr} did not answer {path} within {}",
+            crate::duration::format(limit)
+        ))),
+    }
+}
+
+fn status(config: &Config, json: bool, history: bool) -> i32 {
+    let path = match (json, history) {
+        (true, false) => "/status",
+        (true, true) => "/status?history=1",
+        (false, false) => "/status?format=table",
+        (false, true) => "/status?format=table&history=1",
+    };
+    match fetch(config, path, Duration::from_secs(5)) {
+        Ok(r) => {
             print(&String::from_utf8_lossy(&r.body));
             0
         }
-        Some(Ok(r)) => {
+        Err(Fetch::NotRunning(e)) => {
             eprintln_safe(&format!(
-                "tether: the agent on {addr} answered HTTP {}",
-                r.status
+                "tether: {e}; is `tether run` running with this configuration?"
             ));
             1
         }
-        Some(Err(e)) => {
-            eprintln_safe(&format!("tether: no agent answering on {addr} ({e}); is `tether run` running with this configuration?"));
+        Err(Fetch::Failed(e)) => {
+            eprintln_safe(&format!("tether: {e}"));
             1
         }
-        None => {
-            eprintln_safe(&format!(
-                "tether: the agent on {addr} did not answer within 5s"
+    }
+}
+
+/// `tether doctor`: asks the running agent, or runs the runbook itself.
+fn doctor(config: Config, json: bool) -> i32 {
+    let path = if json {
+        "/doctor?format=json"
+    } else {
+        "/doctor"
+    };
+    let limit = crate::endpoint::DOCTOR_DEADLINE + Duration::from_secs(5);
+    match fetch(&config, path, limit) {
+        Ok(r) => {
+            print(&String::from_utf8_lossy(&r.body));
+            return r
+                .header("tether-verdict")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(3);
+        }
+        Err(Fetch::Failed(e)) => {
+            eprintln_safe(&format!("tether: {e}"));
+            return 3;
+        }
+        Err(Fetch::NotRunning(_)) => {}
+    }
+    let d = doctor_here(config);
+    print(&if json { d.to_json() } else { d.to_text() });
+    d.exit_code()
+}
+
+/// The runbook in this process: every check once, the history file read.
+fn doctor_here(config: Config) -> crate::doctor::Diagnosis {
+    logger::init(log::LevelFilter::Error);
+    crate::tls::load_system_roots();
+    let state_dir = config.agent.state_dir.clone();
+    let state = AgentState::new(
+        config.clone(),
+        agent::resolver_for(&config),
+        crate::notify::Notifier::none(),
+    );
+    let ex = executor();
+    async_io::block_on(ex.run(async {
+        run_all_once(ex, &state).await;
+        // What the agent recorded, not what this run just saw.
+        *state.history.borrow_mut() = crate::history::History::read_only(&state_dir);
+        crate::doctor::diagnose(&state, false).await
+    }))
+}
+
+/// `tether bundle`: a support file from the running agent, or from what
+/// this host has when it is not running.
+fn bundle(config: Config, output: Option<&std::path::Path>) -> i32 {
+    use crate::bundle::{render, Live, Local};
+    let now = crate::clock::rfc3339(std::time::SystemTime::now());
+    let short = Duration::from_secs(10);
+    let live = fetch(&config, "/status?format=table&history=1", short).map(|status| {
+        let doctor = fetch(
+            &config,
+            "/doctor?format=json",
+            crate::endpoint::DOCTOR_DEADLINE + Duration::from_secs(5),
+        );
+        let body = |r: crate::http1::Response| String::from_utf8_lossy(&r.body).into_owned();
+        let or_why = |r: Result<crate::http1::Response, Fetch>| match r {
+            Ok(r) => body(r),
+            Err(Fetch::NotRunning(e) | Fetch::Failed(e)) => format!("not available: {e}\n"),
+        };
+        Live {
+            status_table: body(status),
+            doctor_json: or_why(doctor),
+            logs: or_why(fetch(&config, "/logs?n=200", short)),
+            metrics: or_why(fetch(&config, "/metrics", short)),
+        }
+    });
+    let text = match &live {
+        Ok(l) => render(&config, Some(l), None, &now),
+        Err(_) => {
+            let history = crate::history::History::read_only(&config.agent.state_dir);
+            let history_table = crate::history::to_table(history.entries());
+            let d = doctor_here(config.clone());
+            let local = Local {
+                history_table,
+                doctor_json: d.to_json(),
+            };
+            render(&config, None, Some(&local), &now)
+        }
+    };
+    let stamp: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let name: String = config
+        .agent
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let path = output.map_or_else(
+        || PathBuf::from(format!("tether-bundle-{name}-{stamp}.txt")),
+        PathBuf::from,
+    );
+    if path.as_os_str() == "-" {
+        print(&text);
+        return 0;
+    }
+    match crate::identity::write_private(&path, text.as_bytes()) {
+        Ok(()) => {
+            print(&format!(
+                "support bundle written to {} ({} bytes{})\n",
+                path.display(),
+                text.len(),
+                if live.is_ok() {
+                    ""
+                } else {
+                    "; no agent was running, so it holds no live log"
+                }
             ));
+            0
+        }
+        Err(e) => {
+            eprintln_safe(&format!("tether: cannot write {}: {e}", path.display()));
             1
         }
     }

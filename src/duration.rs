@@ -66,6 +66,11 @@ pub fn format_coarse(d: Duration) -> String {
     format(Duration::from_secs(d.as_secs()))
 }
 
+/// A measured duration in milliseconds with one decimal: `12.3ms`.
+pub fn format_ms(d: Duration) -> String {
+    format!("{:.1}ms", d.as_secs_f64() * 1000.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

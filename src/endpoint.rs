@@ -1,9 +1,12 @@
 //! The local HTTP endpoint (default 127.0.0.1:8080): `/health`, `/ready`,
-//! `/status` and `/metrics`. Bounded in every direction: request heads of at
-//! most [`MAX_HEAD`], a client that has not finished within
-//! [`CLIENT_DEADLINE`] is dropped, at most [`MAX_CONNECTIONS`] at once (more
-//! are closed on accept). Other paths 404, other methods 405, garbage 400,
-//! and nothing a client sends can panic it.
+//! `/status` (`?history=1` adds the health history, `?format=table` for
+//! terminals), `/metrics`, `/logs?n=200` (the newest log lines kept in
+//! memory) and `/doctor` (`?format=json`; runs the runbook, one run at a
+//! time, at most [`DOCTOR_DEADLINE`]). Bounded in every direction: request
+//! heads of at most [`MAX_HEAD`], a client that has not sent its request or
+//! read the answer within [`CLIENT_DEADLINE`] is dropped, at most
+//! [`MAX_CONNECTIONS`] at once (more are closed on accept). Other paths 404,
+//! other methods 405, garbage 400, and nothing a client sends can panic it.
 
 use std::cell::Cell;
 use std::net::{TcpListener, TcpStream};
@@ -22,6 +25,9 @@ use crate::state::{stall_limit, AgentState};
 pub const MAX_HEAD: usize = 8 * 1024;
 pub const CLIENT_DEADLINE: Duration = Duration::from_secs(5);
 pub const MAX_CONNECTIONS: usize = 32;
+/// A doctor run ends by then, whatever its steps' own deadlines.
+pub const DOCTOR_DEADLINE: Duration = Duration::from_secs(120);
+const PATHS: &str = "/health /ready /status /metrics /logs /doctor";
 
 pub async fn serve(
     ex: &'static LocalExecutor<'static>,
@@ -29,6 +35,7 @@ pub async fn serve(
     state: Rc<AgentState>,
 ) {
     let active = Rc::new(Cell::new(0usize));
+    let doctoring = Rc::new(Cell::new(false));
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
@@ -44,9 +51,9 @@ pub async fn serve(
             continue;
         }
         active.set(active.get() + 1);
-        let (st, act) = (state.clone(), active.clone());
+        let (st, act, doc) = (state.clone(), active.clone(), doctoring.clone());
         ex.spawn(async move {
-            until(Instant::now() + CLIENT_DEADLINE, handle(stream, &st)).await;
+            handle(stream, &st, &doc).await;
             act.set(act.get() - 1);
         })
         .detach();
@@ -56,7 +63,7 @@ pub async fn serve(
 struct Response {
     status: &'static str,
     content_type: &'static str,
-    extra: &'static str,
+    extra: String,
     body: String,
 }
 
@@ -64,17 +71,83 @@ fn text(status: &'static str, body: impl Into<String>) -> Response {
     Response {
         status,
         content_type: "text/plain; charset=utf-8",
-        extra: "",
+        extra: String::new(),
         body: body.into(),
     }
 }
 
-async fn handle(mut stream: Async<TcpStream>, state: &AgentState) {
+/// What a request asks for: an answer at once, or a doctor run.
+enum Routed {
+    Now(Response),
+    Doctor { json: bool },
+}
+
+async fn handle(mut stream: Async<TcpStream>, state: &Rc<AgentState>, doctoring: &Cell<bool>) {
+    let Some((routed, head_only)) = until(
+        Instant::now() + CLIENT_DEADLINE,
+        read_request(&mut stream, state),
+    )
+    .await
+    .flatten() else {
+        return;
+    };
+    let resp = match routed {
+        Routed::Now(r) => r,
+        Routed::Doctor { .. } if doctoring.get() => {
+            let mut r = text(
+                "429 Too Many Requests",
+                "a doctor run is in progress; try again when it has finished\n",
+            );
+            r.extra = "Retry-After: 10\r\n".into();
+            r
+        }
+        Routed::Doctor { json } => {
+            doctoring.set(true);
+            let run = crate::doctor::diagnose(state, true);
+            let d = until(Instant::now() + DOCTOR_DEADLINE, run).await;
+            doctoring.set(false);
+            match d {
+                Some(d) => Response {
+                    status: "200 OK",
+                    content_type: if json {
+                        "application/json"
+                    } else {
+                        "text/plain; charset=utf-8"
+                    },
+                    extra: format!("Tether-Verdict: {}\r\n", d.exit_code()),
+                    body: if json { d.to_json() } else { d.to_text() },
+                },
+                None => text(
+                    "504 Gateway Timeout",
+                    "the doctor run did not finish in time\n",
+                ),
+            }
+        }
+    };
+    let mut out = format!(
+        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n{}\r\n",
+        resp.status,
+        resp.content_type,
+        resp.body.len(),
+        resp.extra
+    );
+    if !head_only {
+        out.push_str(&resp.body);
+    }
+    let write = async {
+        let _ = stream.write_all(out.as_bytes()).await;
+        let _ = stream.flush().await;
+    };
+    until(Instant::now() + CLIENT_DEADLINE, write).await;
+}
+
+/// Reads one request head; `None` when the client went away.
+async fn read_request(stream: &mut Async<TcpStream>, state: &AgentState) -> Option<(Routed, bool)> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
-    let (resp, head_only) = loop {
+    Some(loop {
         match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
         let mut headers = [httparse::EMPTY_HEADER; 32];
@@ -88,53 +161,67 @@ async fn handle(mut stream: Async<TcpStream>, state: &AgentState) {
             Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => continue,
             Ok(httparse::Status::Partial) => {
                 break (
-                    text(
+                    Routed::Now(text(
                         "431 Request Header Fields Too Large",
                         "request head over 8 KiB\n",
-                    ),
+                    )),
                     false,
                 )
             }
             Err(httparse::Error::TooManyHeaders) => {
                 break (
-                    text(
+                    Routed::Now(text(
                         "431 Request Header Fields Too Large",
                         "more than 32 request headers\n",
-                    ),
+                    )),
                     false,
                 )
             }
-            Err(_) => break (text("400 Bad Request", "bad request\n"), false),
+            Err(_) => break (Routed::Now(text("400 Bad Request", "bad request\n")), false),
         }
-    };
-    let mut out = format!(
-        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n{}\r\n",
-        resp.status,
-        resp.content_type,
-        resp.body.len(),
-        resp.extra
-    );
-    if !head_only {
-        out.push_str(&resp.body);
-    }
-    let _ = stream.write_all(out.as_bytes()).await;
-    let _ = stream.flush().await;
+    })
 }
 
-fn route(method: &str, target: &str, state: &AgentState) -> Response {
+/// `key=value` in a query string.
+fn param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+}
+
+fn route(method: &str, target: &str, state: &AgentState) -> Routed {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    if !matches!(path, "/health" | "/ready" | "/status" | "/metrics") {
-        return text(
-            "404 Not Found",
-            "not found; try /health /ready /status /metrics\n",
-        );
+    if !PATHS.split(' ').any(|p| p == path) {
+        return Routed::Now(text("404 Not Found", format!("not found; try {PATHS}\n")));
     }
     if method != "GET" && method != "HEAD" {
         let mut r = text("405 Method Not Allowed", "only GET and HEAD\n");
-        r.extra = "Allow: GET, HEAD\r\n";
-        return r;
+        r.extra = "Allow: GET, HEAD\r\n".into();
+        return Routed::Now(r);
     }
-    match path {
+    let table = param(query, "format") == Some("table");
+    Routed::Now(match path {
+        "/doctor" => {
+            return Routed::Doctor {
+                json: param(query, "format") == Some("json"),
+            }
+        }
+        "/logs" => {
+            let n = match param(query, "n").map(str::parse::<usize>) {
+                None => 200,
+                Some(Ok(n)) => n.min(crate::logger::RING_LINES),
+                Some(Err(_)) => {
+                    return Routed::Now(text(
+                        "400 Bad Request",
+                        format!(
+                            "n must be a number of lines, at most {}\n",
+                            crate::logger::RING_LINES
+                        ),
+                    ))
+                }
+            };
+            text("200 OK", crate::logger::recent(n))
+        }
         "/health" => {
             let idle = state.last_turn.get().elapsed();
             let limit = stall_limit(&state.config.borrow());
@@ -161,14 +248,18 @@ fn route(method: &str, target: &str, state: &AgentState) -> Response {
             }
         }
         "/status" => {
-            let snap = state.snapshot();
-            if query.split('&').any(|kv| kv == "format=table") {
+            let snap = if param(query, "history") == Some("1") {
+                state.snapshot_with_history()
+            } else {
+                state.snapshot()
+            };
+            if table {
                 text("200 OK", snap.to_table())
             } else {
                 Response {
                     status: "200 OK",
                     content_type: "application/json",
-                    extra: "",
+                    extra: String::new(),
                     body: snap.to_json(),
                 }
             }
@@ -183,9 +274,9 @@ fn route(method: &str, target: &str, state: &AgentState) -> Response {
             Response {
                 status: "200 OK",
                 content_type: "text/plain; version=0.0.4; charset=utf-8",
-                extra: "",
+                extra: String::new(),
                 body: metrics::render(&state.snapshot(), &extra),
             }
         }
-    }
+    })
 }

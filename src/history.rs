@@ -120,9 +120,12 @@ impl History {
         }
     }
 
-    /// The transitions on disk, without a running agent (`tether doctor`).
-    pub fn load(state_dir: &Path) -> VecDeque<Transition> {
-        read(&state_dir.join(FILE_NAME)).0
+    /// The transitions on disk, kept in memory only: what a command run
+    /// beside a stopped agent reads (`tether doctor`, `tether bundle`).
+    pub fn read_only(state_dir: &Path) -> History {
+        let mut h = History::memory();
+        h.entries = read(&state_dir.join(FILE_NAME)).0;
+        h
     }
 
     pub fn entries(&self) -> &VecDeque<Transition> {
@@ -265,7 +268,10 @@ pub fn to_table(entries: &VecDeque<Transition>) -> String {
     }
     let mut out = String::new();
     for t in entries {
-        let who = t.check.as_deref().map_or("agent".into(), |c| format!("check {c}"));
+        let who = t
+            .check
+            .as_deref()
+            .map_or("agent".into(), |c| format!("check {c}"));
         out.push_str(&format!(
             "{}  {who}: {} -> {}{}\n",
             rfc3339_millis(t.at_ms),
@@ -304,7 +310,11 @@ mod tests {
         assert_eq!(back.why, "n1 with a tab and a line");
         assert_eq!(back.check.as_deref(), Some("db"));
         assert_eq!(back.at_ms, a.at_ms);
-        for bad in ["", "x\tagent\ta\tb\tc", "2026-11-21T10:00:00.000Z\tnope\ta\tb\tc"] {
+        for bad in [
+            "",
+            "x\tagent\ta\tb\tc",
+            "2026-11-21T10:00:00.000Z\tnope\ta\tb\tc",
+        ] {
             assert_eq!(Transition::parse(bad), None, "{bad}");
         }
     }

@@ -3,12 +3,14 @@
 
 pub mod agent;
 pub mod alarm;
+pub mod bundle;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod cpu;
 pub mod crc32c;
 pub mod delivery;
+pub mod doctor;
 pub mod duration;
 pub mod endpoint;
 pub mod health;

@@ -134,7 +134,10 @@ mod tests {
         let last = format!("ring line {}", RING_LINES + 4);
         assert!(ours.last().unwrap().ends_with(&last), "{ours:?}");
         let long = text.lines().find(|l| l.contains('é')).unwrap();
-        assert!(long.ends_with("...") && long.len() < RING_LINE_MAX, "{long}");
+        assert!(
+            long.ends_with("...") && long.len() < RING_LINE_MAX,
+            "{long}"
+        );
         assert_eq!(recent(2).lines().count(), 2);
     }
 }

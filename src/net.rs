@@ -95,7 +95,7 @@ impl Connection {
 
 /// Connect to one address: a non-blocking connect(2), one more look, and only
 /// then the reactor.
-async fn connect_addr(addr: SocketAddr) -> io::Result<Connection> {
+pub async fn connect_addr(addr: SocketAddr) -> io::Result<Connection> {
     let domain = if addr.is_ipv4() {
         AddressFamily::INET
     } else {

@@ -43,7 +43,9 @@ impl OnChange {
         if q.len() >= QUEUE_MAX {
             q.pop_front();
             self.dropped.set(self.dropped.get() + 1);
-            log::warn!("on_change: {QUEUE_MAX} changes wait for the command; the oldest is dropped");
+            log::warn!(
+                "on_change: {QUEUE_MAX} changes wait for the command; the oldest is dropped"
+            );
         }
         q.push_back(Change {
             from,

@@ -22,10 +22,14 @@ pub struct Snapshot {
     pub agent: String,
     pub status: AgentStatus,
     pub severity: Severity,
+    /// When the status (or severity) last changed, or the agent started.
+    pub since: SystemTime,
     pub disabled: bool,
     pub ready: bool,
     pub now: SystemTime,
     pub checks: Vec<CheckView>,
+    /// The health history, when asked for (`?history=1`).
+    pub history: Option<std::collections::VecDeque<crate::history::Transition>>,
 }
 
 fn status_str(s: Option<Status>) -> &'static str {
@@ -53,6 +57,7 @@ impl Snapshot {
             .str(Some("version"), env!("CARGO_PKG_VERSION"))
             .str(Some("status"), self.status.as_str())
             .str(Some("severity"), self.severity.as_str())
+            .str(Some("since"), &rfc3339(self.since))
             .bool(Some("disabled"), self.disabled)
             .bool(Some("overloaded"), self.overloaded())
             .bool(Some("ready"), self.ready)
@@ -175,7 +180,11 @@ impl Snapshot {
             }
             j.end_object();
         }
-        j.end_array().end_object();
+        j.end_array();
+        if let Some(h) = &self.history {
+            crate::history::write_json(&mut j, h);
+        }
+        j.end_object();
         let mut out = j.finish();
         out.push('\n');
         out
@@ -184,11 +193,12 @@ impl Snapshot {
     /// A fixed-width table for terminals.
     pub fn to_table(&self) -> String {
         let mut out = format!(
-            "tether {} on {}: {} ({}){}\n",
+            "tether {} on {}: {} ({}) since {}{}\n",
             env!("CARGO_PKG_VERSION"),
             self.agent,
             self.status.as_str(),
             self.severity.as_str(),
+            rfc3339(self.since),
             if self.ready {
                 ""
             } else {
@@ -267,6 +277,13 @@ impl Snapshot {
             if let Some(e) = &u.spool_degraded {
                 out.push_str(&format!("  spool degraded: {e}\n"));
             }
+        }
+        if let Some(h) = &self.history {
+            out.push_str(&format!(
+                "\nhistory ({} transitions, oldest first):\n",
+                h.len()
+            ));
+            out.push_str(&crate::history::to_table(h));
         }
         out
     }

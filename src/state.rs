@@ -297,7 +297,8 @@ impl AgentState {
     pub fn observe_status(&self) {
         let now = self.agent_status();
         self.notify_status();
-        let label = |(s, sev): (AgentStatus, Severity)| format!("{} ({})", s.as_str(), sev.as_str());
+        let label =
+            |(s, sev): (AgentStatus, Severity)| format!("{} ({})", s.as_str(), sev.as_str());
         let at = SystemTime::now();
         let Some(before) = self.last_status.replace(Some(now)) else {
             // The first status after a start: history only.
@@ -409,6 +410,7 @@ impl AgentState {
             agent: self.config.borrow().agent.name.clone(),
             status,
             severity,
+            since: self.status_since.get(),
             disabled,
             ready: self.ready(),
             now: SystemTime::now(),
@@ -419,7 +421,15 @@ impl AgentState {
                     health: c.health.clone(),
                 })
                 .collect(),
+            history: None,
         }
+    }
+
+    /// The snapshot with the health history.
+    pub fn snapshot_with_history(&self) -> Snapshot {
+        let mut s = self.snapshot();
+        s.history = Some(self.history.borrow().entries().clone());
+        s
     }
 }
 
@@ -494,7 +504,7 @@ impl Notify {
 }
 
 /// PRETTY_NAME from /etc/os-release (or NAME, or "unknown").
-fn os_release() -> String {
+pub fn os_release() -> String {
     let text = std::fs::read_to_string("/etc/os-release")
         .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
         .unwrap_or_default();
