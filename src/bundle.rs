@@ -172,7 +172,7 @@ fn spool_listing(dir: &Path) -> String {
             (e.file_name().to_string_lossy().into_owned(), size)
         })
         .collect();
-    files.sort();
+    files.sort_unstable();
     let total: u64 = files.iter().map(|f| f.1).sum();
     for (name, size) in &files {
         let _ = writeln!(out, "  {name:<32} {size:>12} bytes");
@@ -191,10 +191,10 @@ pub fn redact_config(text: &str) -> String {
     };
     let mut cuts: Vec<(Range<usize>, String)> = Vec::new();
     walk(&root, text, &mut cuts);
-    cuts.sort_by_key(|c| std::cmp::Reverse(c.0.start));
+    cuts.sort_unstable_by_key(|c| c.0.start);
     let mut out = text.to_string();
     let mut last = usize::MAX;
-    for (r, with) in cuts {
+    for (r, with) in cuts.into_iter().rev() {
         if r.end <= last && r.end <= out.len() {
             out.replace_range(r.clone(), &with);
             last = r.start;

@@ -216,8 +216,13 @@ fn certificate_files(config: &Config, now: SystemTime) -> Vec<Finding> {
             paths.push(s.path.clone());
         }
     }
-    paths.sort();
-    paths.dedup();
+    let mut unique: Vec<PathBuf> = Vec::new();
+    for p in paths {
+        if !unique.contains(&p) {
+            unique.push(p);
+        }
+    }
+    let paths = unique;
     let now = crate::clock::unix_secs(now);
     let mut out = Vec::new();
     for p in &paths {

@@ -162,13 +162,11 @@ impl Diagnosis {
 
     /// Problems, worst first (stable within a level: runbook order).
     fn worst_first(&self) -> Vec<&Finding> {
-        let mut bad: Vec<&Finding> = self
-            .findings
+        // Two passes, not a sort: a sort's code is large for one list.
+        [Level::Critical, Level::Warning]
             .iter()
-            .filter(|f| f.level > Level::Ok)
-            .collect();
-        bad.sort_by_key(|f| std::cmp::Reverse(f.level));
-        bad
+            .flat_map(|l| self.findings.iter().filter(move |f| f.level == *l))
+            .collect()
     }
 
     pub fn to_text(&self) -> String {
@@ -541,13 +539,14 @@ fn degraded_step(snap: &Snapshot) -> Vec<Finding> {
 }
 
 /// Median, 95th percentile and maximum of durations.
-pub fn stats(mut d: Vec<Duration>) -> Option<(Duration, Duration, Duration)> {
-    if d.is_empty() {
+pub fn stats(d: Vec<Duration>) -> Option<(Duration, Duration, Duration)> {
+    let mut us: Vec<u64> = d.iter().map(|d| d.as_micros() as u64).collect();
+    if us.is_empty() {
         return None;
     }
-    d.sort();
-    let at = |q: f64| d[((d.len() - 1) as f64 * q).round() as usize];
-    Some((at(0.5), at(0.95), d[d.len() - 1]))
+    us.sort_unstable();
+    let at = |q: f64| Duration::from_micros(us[((us.len() - 1) as f64 * q).round() as usize]);
+    Some((at(0.5), at(0.95), at(1.0)))
 }
 
 fn is_timeout(s: &Sample) -> bool {
