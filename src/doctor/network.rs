@@ -84,11 +84,16 @@ pub async fn control_plane_check(c: &CheckView, resolver: &Resolver) -> Vec<Find
     let mut out = vec![super::Finding::new(
         Step::Offline,
         Level::Critical,
-        last.and_then(|o| o.reason)
-            .map_or("check_failing", |r| r.code()),
+        "control_plane_failing",
         format!("control_plane check {name} ({target}) fails"),
     )
-    .evidence(last.map_or(String::new(), |o| o.message.clone()))
+    .evidence(last.map_or(String::new(), |o| {
+        format!(
+            "{}: {}",
+            o.reason.map_or(o.status.as_str(), |r| r.code()),
+            o.message
+        )
+    }))
     .fix("see the steps below for where it breaks")];
     let (host, port, family, tls) = match &c.spec.probe {
         ProbeSpec::Tcp(s) => (&s.target.host, s.target.port, s.family, None),
