@@ -26,11 +26,23 @@ pub fn step(
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     let state = &config.agent.state_dir;
-    out.extend(directory("state directory", state, 0));
+    // Without an upstream the state directory holds only the history and
+    // the maintenance flag: a broken one is a warning, not an outage.
+    let broken = if config.upstream.is_some() {
+        Level::Critical
+    } else {
+        Level::Warning
+    };
+    out.extend(directory("state directory", state, 0, broken));
     if config.upstream.is_some() {
         let spool = &config.spool.dir;
         if spool != state {
-            out.extend(directory("spool directory", spool, config.spool.max_bytes));
+            out.extend(directory(
+                "spool directory",
+                spool,
+                config.spool.max_bytes,
+                broken,
+            ));
         }
         out.push(identity(state));
         if let Some(f) = token(config) {
@@ -52,13 +64,15 @@ fn crit(code: &'static str, title: String) -> Finding {
 
 /// Exists and writable (a file created, written, fsynced, removed), on
 /// persistent storage, with free space for `need` bytes.
-fn directory(what: &str, dir: &Path, need: u64) -> Vec<Finding> {
+fn directory(what: &str, dir: &Path, need: u64, broken: Level) -> Vec<Finding> {
     let shown = dir.display();
     let r = crate::probe::writable::probe(&WritableSpec {
         path: dir.to_path_buf(),
     });
     if r.status != Status::Ok {
-        return vec![crit(
+        return vec![Finding::new(
+            Step::Local,
+            broken,
             "dir_not_writable",
             format!("the {what} {shown} is not usable"),
         )
