@@ -7,22 +7,15 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use common::pki::{leaf, tls_server, Ca};
 use common::upstream::token_file;
-use common::{check_field, closed_port, dns_server, full_backlog, temp_dir, wait_for, Agent, Dns};
+use common::{
+    check_field, closed_port, dns_server, full_backlog, temp_dir, tether_cli, wait_for, Agent, Dns,
+};
 use serde_json::Value;
-
-fn tether(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tether"))
-        .arg("-c")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 /// The findings of a `doctor --json` run.
 fn findings(out: &Output) -> (Value, Vec<Value>) {
@@ -114,7 +107,7 @@ ca_file = "{ca}"
     std::fs::create_dir_all(dir.join("state")).unwrap();
     std::fs::create_dir_all(&shm).unwrap();
 
-    let out = tether(&config, &["doctor", "--json"]);
+    let out = tether_cli(&config, &["doctor", "--json"]);
     let _ = std::fs::remove_dir_all(&shm);
     let (v, all) = findings(&out);
     assert_eq!(out.status.code(), Some(2), "{v:#}");
@@ -174,7 +167,7 @@ ca_file = "{ca}"
     );
 
     // The text form: every step, then the verdict.
-    let text = tether(&config, &["doctor"]);
+    let text = tether_cli(&config, &["doctor"]);
     let text = String::from_utf8_lossy(&text.stdout);
     for head in [
         "1. Status",
@@ -251,11 +244,8 @@ timeout = "400ms"
         },
     );
     // The command finds the agent through `listen` in its configuration.
-    let config = dir.join("cli.toml");
-    let text = std::fs::read_to_string(&agent.config).unwrap();
-    let listen = format!("listen = \"{}\"", agent.addr);
-    std::fs::write(&config, text.replace("listen = \"127.0.0.1:0\"", &listen)).unwrap();
-    let out = tether(&config, &["doctor", "--json"]);
+    let config = agent.cli_config();
+    let out = tether_cli(&config, &["doctor", "--json"]);
     let (v, all) = findings(&out);
     assert_eq!(v["live"], true, "{v:#}");
     assert_eq!(out.status.code(), Some(2), "{v:#}");

@@ -5,34 +5,16 @@ mod common;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::upstream::{field, token_file, Fake};
-use common::{temp_dir, wait_for, Agent};
+use common::{temp_dir, tether_cli, wait_for, Agent};
 
 /// A tcp check `t` on `addr` that turns on the first change (fall = rise = 1).
 fn watched(addr: SocketAddr) -> String {
     format!(
         "\n[[check]]\nname = \"t\"\nkind = \"tcp\"\ntarget = \"{addr}\"\ninterval = \"1s\"\ntimeout = \"500ms\"\nfall = 1\nrise = 1\n"
     )
-}
-
-fn cli_config(agent: &Agent) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(&agent.config).unwrap();
-    let p = agent.dir.join("cli.toml");
-    let listen = format!("listen = \"{}\"", agent.addr);
-    std::fs::write(&p, text.replace("listen = \"127.0.0.1:0\"", &listen)).unwrap();
-    p
-}
-
-fn tether(config: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tether"))
-        .arg("-c")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 fn history(agent: &Agent) -> Vec<serde_json::Value> {
@@ -85,7 +67,7 @@ fn transitions_survive_a_restart_and_are_served() {
             .any(|t| t["check"] == "t" && t["from"] == "ok" && t["to"] == "crit"),
         "the first run's transition is read back after the restart: {h:?}"
     );
-    let out = tether(&cli_config(&agent), &["status", "--history"]);
+    let out = tether_cli(&agent.cli_config(), &["status", "--history"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(
@@ -228,9 +210,9 @@ headers = {{ Authorization = "Bearer hdr-SECRET-9" }}
     wait_for("ready", Duration::from_secs(10), || {
         (agent.get("/ready").0 == 200).then_some(())
     });
-    let config = cli_config(&agent);
+    let config = agent.cli_config();
     let path = agent.dir.join("bundle.txt");
-    let out = tether(&config, &["bundle", "-o", path.to_str().unwrap()]);
+    let out = tether_cli(&config, &["bundle", "-o", path.to_str().unwrap()]);
     assert!(out.status.success(), "{out:?}");
     let text = std::fs::read_to_string(&path).unwrap();
     let mode =
@@ -261,7 +243,7 @@ headers = {{ Authorization = "Bearer hdr-SECRET-9" }}
     // Without the agent: the history file, a doctor run of its own.
     let mut agent = agent;
     assert!(agent.stop("TERM").success());
-    let out = tether(&config, &["bundle", "-o", "-"]);
+    let out = tether_cli(&config, &["bundle", "-o", "-"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("no agent answers"), "{text}");

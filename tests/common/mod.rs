@@ -487,6 +487,16 @@ impl Agent {
         std::mem::take(&mut self.dir)
     }
 
+    /// A copy of the configuration with the real `listen` address, so a
+    /// command (`tether status`, `doctor`, `bundle`) finds this agent.
+    pub fn cli_config(&self) -> PathBuf {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let p = self.dir.join("cli.toml");
+        let listen = format!("listen = \"{}\"", self.addr);
+        std::fs::write(&p, text.replace("listen = \"127.0.0.1:0\"", &listen)).unwrap();
+        p
+    }
+
     pub fn threads(&self) -> u64 {
         let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
         s.lines()
@@ -506,6 +516,16 @@ impl Drop for Agent {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// `tether -c CONFIG ARGS...`, waited for.
+pub fn tether_cli(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tether"))
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// Puts `listen` and `state_dir` into the `[agent]` table (adding one if needed).
