@@ -330,11 +330,7 @@ fn check(mut config: Config, opts: &Opts) -> i32 {
         }
         config.checks.retain(|c| &c.name == name);
     }
-    let state = AgentState::new(
-        config.clone(),
-        agent::resolver_for(&config),
-        crate::notify::Notifier::none(),
-    );
+    let state = one_shot(&config);
     let ex = executor();
     async_io::block_on(ex.run(run_all_once(ex, &state)));
     let snap = state.snapshot();
@@ -453,15 +449,21 @@ fn doctor(config: Config, json: bool) -> i32 {
 }
 
 /// The runbook in this process: every check once, the history file read.
+/// The agent's state for one run of every check in this process (`check`,
+/// the doctor without an agent): no systemd, no history file.
+fn one_shot(config: &Config) -> std::rc::Rc<AgentState> {
+    AgentState::new(
+        config.clone(),
+        agent::resolver_for(config),
+        crate::notify::Notifier::none(),
+    )
+}
+
 fn doctor_here(config: Config) -> crate::doctor::Diagnosis {
     logger::init(log::LevelFilter::Error);
     crate::tls::load_system_roots();
     let state_dir = config.agent.state_dir.clone();
-    let state = AgentState::new(
-        config.clone(),
-        agent::resolver_for(&config),
-        crate::notify::Notifier::none(),
-    );
+    let state = one_shot(&config);
     let ex = executor();
     async_io::block_on(ex.run(async {
         run_all_once(ex, &state).await;

@@ -331,6 +331,15 @@ pub struct SystemSpec {
 /// The environment of an `exec` command when `env` adds nothing.
 pub const EXEC_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// What every child tether starts gets (`exec` checks, `on_change`):
+/// `PATH` = [`EXEC_PATH`] and `LANG=C`, nothing inherited.
+pub fn exec_env() -> Vec<(String, String)> {
+    vec![
+        ("PATH".to_string(), EXEC_PATH.to_string()),
+        ("LANG".to_string(), "C".to_string()),
+    ]
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExecSpec {
     /// argv; the first is an absolute path. No shell.
@@ -1339,10 +1348,7 @@ impl Walker<'_> {
         let list = self.array(s, "command");
         let list = self.required(s, span, "command", list)?;
         let command = self.command(s, "command", list)?;
-        let mut env = vec![
-            ("PATH".to_string(), EXEC_PATH.to_string()),
-            ("LANG".to_string(), "C".to_string()),
-        ];
+        let mut env = exec_env();
         let extra = self.string_table(
             s,
             "env",

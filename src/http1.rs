@@ -43,6 +43,18 @@ pub struct Response {
 }
 
 impl Response {
+    /// The body's first line, at most 200 characters: what a server said,
+    /// for a message.
+    pub fn body_line(&self) -> String {
+        let text = String::from_utf8_lossy(&self.body);
+        text.lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect()
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Instant;
 
-use crate::config::EXEC_PATH;
+use crate::config::exec_env;
 use crate::health::{AgentStatus, Severity};
 use crate::process;
 use crate::scheduler::until;
@@ -78,13 +78,12 @@ pub async fn run(state: Rc<AgentState>) {
             ch.to.0.as_str().to_string(),
             ch.why.clone(),
         ]);
-        let env = [
-            ("PATH".to_string(), EXEC_PATH.to_string()),
-            ("LANG".to_string(), "C".to_string()),
+        let mut env = exec_env();
+        env.extend([
             ("TETHER_AGENT".to_string(), name),
             ("TETHER_OLD_SEVERITY".to_string(), ch.from.1.as_str().into()),
             ("TETHER_NEW_SEVERITY".to_string(), ch.to.1.as_str().into()),
-        ];
+        ]);
         let change = format!("{} -> {}", ch.from.0.as_str(), ch.to.0.as_str());
         let run = process::run(&argv, &env, OUTPUT_LIMIT);
         match until(Instant::now() + timeout, run).await {

@@ -146,14 +146,7 @@ async fn send<S: AsyncRead + AsyncWrite + Unpin>(
 pub fn classify(resp: &Response, now: SystemTime) -> Answer {
     let s = resp.status;
     let said = || {
-        let body = String::from_utf8_lossy(&resp.body);
-        let line: String = body
-            .lines()
-            .next()
-            .unwrap_or("")
-            .chars()
-            .take(200)
-            .collect();
+        let line = resp.body_line();
         format!(
             "HTTP {s} {}{}",
             resp.reason,

@@ -372,7 +372,7 @@ where
     vec![match resp.status {
         200..=299 => Finding::ok(Step::Offline, format!("GET {path}: {line}")),
         500..=599 => crit("http_status", format!("GET {path}: {line}"))
-            .evidence(body_line(&resp.body))
+            .evidence(resp.body_line())
             .fix("the control plane answers but reports a failure: vendor side; check its status page"),
         _ => Finding::new(
             Step::Offline,
@@ -380,19 +380,9 @@ where
             "http_status",
             format!("GET {path}: {line}"),
         )
-        .evidence(body_line(&resp.body))
+        .evidence(resp.body_line())
         .fix("the host answers HTTP, but not a health endpoint at this path: check that [upstream] url names the control plane"),
     }]
-}
-
-fn body_line(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    text.lines()
-        .next()
-        .unwrap_or("")
-        .chars()
-        .take(200)
-        .collect()
 }
 
 fn dns_failure(t: &Target<'_>, name: &str, e: &ResolveError, took: Duration) -> Finding {
