@@ -270,6 +270,7 @@ fn route(method: &str, target: &str, state: &AgentState) -> Routed {
                 reloads: state.reloads.get(),
                 reload_failures: state.reload_failures.get(),
                 process: procfs::read_self(),
+                lateness: state.lateness.view(),
             };
             Response {
                 status: "200 OK",

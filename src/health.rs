@@ -267,6 +267,7 @@ mod tests {
             peer: None,
             at: UNIX_EPOCH + Duration::from_secs(t),
             detail: Default::default(),
+            late: Duration::ZERO,
         }
     }
 

@@ -18,6 +18,7 @@ pub mod history;
 pub mod http1;
 pub mod identity;
 pub mod json;
+pub mod lateness;
 pub mod limit;
 pub mod logger;
 pub mod maintenance;

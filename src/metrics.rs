@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use crate::clock::unix_seconds;
 use crate::health::{AgentStatus, Severity};
+use crate::lateness::{LatenessView, BUCKETS};
 use crate::probe::{Phase, Status};
 use crate::procfs::ProcessFigures;
 use crate::report::Snapshot;
@@ -15,6 +16,7 @@ pub struct Extra {
     pub reloads: u64,
     pub reload_failures: u64,
     pub process: ProcessFigures,
+    pub lateness: LatenessView,
 }
 
 struct Out(String);
@@ -195,6 +197,30 @@ pub fn render(s: &Snapshot, x: &Extra) -> String {
     if let Some(u) = &s.upstream {
         upstream(&mut o, u);
     }
+    o.family(
+        "check_start_lateness_seconds",
+        "histogram",
+        "How long after its slot on the schedule each probe started.",
+    );
+    let l = &x.lateness;
+    for (le, n) in BUCKETS
+        .iter()
+        .map(|b| number(*b))
+        .chain(["+Inf".into()])
+        .zip(l.cumulative)
+    {
+        o.sample(
+            "check_start_lateness_seconds_bucket",
+            &[("le", &le)],
+            n as f64,
+        );
+    }
+    o.sample("check_start_lateness_seconds_sum", &[], l.sum_seconds);
+    o.sample(
+        "check_start_lateness_seconds_count",
+        &[],
+        l.cumulative[BUCKETS.len()] as f64,
+    );
     o.family("probes_in_flight", "gauge", "Probes running now.");
     o.sample("probes_in_flight", &[], x.in_flight as f64);
     o.family(

@@ -111,7 +111,8 @@ pub fn next_slot(slot: Instant, interval: Duration, now: Instant) -> Instant {
 pub async fn run_check(spec: &Check, resolver: &Resolver, limit: &Limit, slot: Instant) -> Outcome {
     let deadline = slot + spec.timeout;
     let permit = until(deadline, limit.acquire()).await;
-    let trace = Trace::new(Instant::now());
+    let start = Instant::now();
+    let trace = Trace::new(start);
     let report = match permit {
         None => Report::new(
             Status::Unknown,
@@ -147,6 +148,7 @@ pub async fn run_check(spec: &Check, resolver: &Resolver, limit: &Limit, slot: I
         peer,
         at: SystemTime::now(),
         detail: report.detail,
+        late: start.saturating_duration_since(slot),
     }
 }
 

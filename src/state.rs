@@ -13,6 +13,7 @@ use crate::config::{Check, Config};
 use crate::delivery::{LinkState, Uplink};
 use crate::health::{overall, AgentStatus, CheckHealth, Severity};
 use crate::history::{History, Transition};
+use crate::lateness::Lateness;
 use crate::limit::Limit;
 use crate::maintenance;
 use crate::notify::Notifier;
@@ -67,6 +68,8 @@ pub struct AgentState {
     pub history: RefCell<History>,
     /// The `on_change` command's queue.
     pub on_change: OnChange,
+    /// How late probes start after their slots.
+    pub lateness: Lateness,
 }
 
 impl AgentState {
@@ -92,6 +95,7 @@ impl AgentState {
             status_since: Cell::new(SystemTime::now()),
             history: RefCell::new(History::memory()),
             on_change: OnChange::default(),
+            lateness: Lateness::default(),
         })
     }
 
@@ -129,6 +133,7 @@ impl AgentState {
     /// Stores a finished run, unless the check was removed or redefined
     /// while the run was in flight.
     pub fn record(&self, spec: &Rc<Check>, outcome: Outcome) {
+        self.lateness.observe(outcome.late);
         let mut checks = self.checks.borrow_mut();
         if let Some(c) = checks.iter_mut().find(|c| Rc::ptr_eq(&c.spec, spec)) {
             c.running = false;

@@ -393,6 +393,18 @@ fn metrics_pass_promtool() {
     ] {
         assert!(metrics.contains(&needle), "missing {needle}\n{metrics}");
     }
+    // Every first run is in the lateness histogram, and +Inf is the count.
+    let value = |name: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(name));
+        line.and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name}\n{metrics}"))
+    };
+    let count = value("tether_check_start_lateness_seconds_count ");
+    assert!(count >= 7.0, "{count}");
+    assert_eq!(
+        value("tether_check_start_lateness_seconds_bucket{le=\"+Inf\"} "),
+        count
+    );
     let (_, status) = agent.get("/status");
     assert_eq!(
         check_field(&status, "skip", "insecure_skip_verify").as_deref(),

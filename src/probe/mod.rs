@@ -329,6 +329,9 @@ pub struct Outcome {
     pub peer: Option<SocketAddr>,
     pub at: SystemTime,
     pub detail: Detail,
+    /// How long after its slot the probe started (or gave up waiting for
+    /// an in-flight permit).
+    pub late: Duration,
 }
 
 /// What every probe may use besides its own spec.
