@@ -13,24 +13,22 @@
 //!   keep one phase; a probe's lateness is how far its accept falls behind
 //!   that check's median phase while idle.
 //!
-//! Medians of 3 runs. A benchmark, not a test: it never fails.
-//! Run: cargo bench --bench drain  (TETHER_BIN=... measures another build)
-
-mod common;
-#[path = "../tests/common/request.rs"]
-mod request;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{median, quantile, rec};
 use tether::spool::{Spool, SyncPolicy};
 
-const RECORDS: u64 = 300_000;
-const CHECKS: usize = 1000;
+use crate::request;
+use crate::spool::rec;
+use crate::stats::{median, quantile};
+
+pub const RECORDS: u64 = 300_000;
+pub const CHECKS: usize = 1000;
 const IDLE: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
@@ -74,44 +72,16 @@ fn seq_of(line: &[u8]) -> Option<u64> {
         .ok()
 }
 
-struct Figures {
-    rate: f64,
-    idle_p99_ms: f64,
-    drain_p50_ms: f64,
-    drain_p99_ms: f64,
-    drain_max_ms: f64,
-    samples: usize,
+pub struct Figures {
+    pub rate: f64,
+    pub idle_p99_ms: f64,
+    pub drain_p50_ms: f64,
+    pub drain_p99_ms: f64,
+    pub drain_max_ms: f64,
+    pub samples: usize,
 }
 
-fn main() {
-    let bin = common::agent_bin();
-    println!("binary: {bin}");
-    let base = std::env::temp_dir().join(format!("tether-bench-drain-{}", std::process::id()));
-    let runs: Vec<Figures> = (0..3)
-        .map(|i| {
-            let f = one_run(&bin, &base.join(format!("run{i}")));
-            println!(
-                "run {i}: {:.0} records/s; lateness during the drain p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} probes); idle p99 {:.2} ms",
-                f.rate, f.drain_p50_ms, f.drain_p99_ms, f.drain_max_ms, f.samples, f.idle_p99_ms
-            );
-            f
-        })
-        .collect();
-    let m = |f: fn(&Figures) -> f64| median(runs.iter().map(f).collect());
-    println!(
-        "drain of {RECORDS} spooled records to a loopback receiver: {:.0} records/s (goal 50,000)",
-        m(|f| f.rate)
-    );
-    println!(
-        "probe lateness during the drain, {CHECKS} TCP checks at 1 s: p99 {:.2} ms (goal < 50), max {:.2} ms; idle p99 {:.2} ms",
-        m(|f| f.drain_p99_ms),
-        m(|f| f.drain_max_ms),
-        m(|f| f.idle_p99_ms)
-    );
-    let _ = std::fs::remove_dir_all(&base);
-}
-
-fn one_run(bin: &str, dir: &std::path::Path) -> Figures {
+pub fn run(bin: &Path, dir: &Path) -> Figures {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::remove_dir_all(dir);
     let state = dir.join("state");
@@ -162,7 +132,13 @@ fn one_run(bin: &str, dir: &std::path::Path) -> Figures {
     }
     let path = dir.join("bench.toml");
     std::fs::write(&path, config).unwrap();
-    let mut child = common::spawn_agent(bin, &path);
+    let mut child = std::process::Command::new(bin)
+        .args(["run", "-c"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     std::thread::sleep(IDLE); // the idle window, the receiver answering 503
     let switch = Instant::now();
     receiver.accepting.store(true, Ordering::SeqCst);

@@ -1,0 +1,476 @@
+//! tether side by side with Monit and blackbox_exporter, on loopback, in one
+//! run, printed as one table (README "Benchmarks"):
+//!
+//!   cargo bench --bench compare                 # everything, ~15 minutes
+//!   cargo bench --bench compare -- tcp http     # only some sections
+//!
+//! Sections: `tcp` (footprint with 100 and 1,000 TCP targets: tether, Monit,
+//! blackbox_exporter and the floor), `http` (100 HTTP checks: tether and
+//! blackbox_exporter), `scale` (targets a second on one core), `spool`,
+//! `drain`, `startup`.
+//!
+//! tether is the static musl release build (built first), or `TETHER_BIN`.
+//! The peers are Debian's packages, installed with apt if missing (as root).
+//! `BENCH_RUNS` (default 3) runs of `BENCH_SECONDS` (default 20) per system;
+//! every figure is the median of the runs, and every ratio the median of the
+//! ratios measured within each run. A benchmark, not a test: it never fails
+//! on a figure; where a goal is missed it says so.
+
+mod agent;
+mod drain;
+mod footprint;
+mod http;
+mod peers;
+#[path = "../../tests/common/request.rs"]
+mod request;
+mod scale;
+mod spool;
+mod startup;
+mod stats;
+mod sys;
+mod targets;
+
+use std::path::PathBuf;
+
+use footprint::Sample;
+use stats::median;
+use targets::Targets;
+
+const GOAL_CPU_US: f64 = 60.0;
+const GOAL_RSS_MIB: f64 = 3.0;
+const GOAL_RATE: usize = 10_000;
+const GOAL_BINARY: u64 = 1_835_008; // 1.75 MiB
+
+struct Settings {
+    runs: usize,
+    seconds: u64,
+    scale_seconds: u64,
+    only: Vec<String>,
+    bin: PathBuf,
+    work: PathBuf,
+    peers: bool,
+}
+
+impl Settings {
+    fn wants(&self, section: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == section)
+    }
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    raise_fd_limit();
+    // cargo passes --bench; anything else names sections.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let bin = agent::binary();
+    let work = std::env::temp_dir().join(format!("tether-compare-{}", std::process::id()));
+    let peers = peers::ensure_installed();
+    let s = Settings {
+        runs: env_number("BENCH_RUNS", 3).max(1) as usize,
+        seconds: env_number("BENCH_SECONDS", 20).max(1),
+        scale_seconds: env_number("SCALE_SECONDS", 10).max(1),
+        only,
+        bin,
+        work,
+        peers,
+    };
+    let mut report = vec![header(&s)];
+    println!("{}", report[0]);
+    if !s.peers {
+        println!("Monit or blackbox_exporter missing and apt-get failed: peers left out");
+    }
+    if s.wants("tcp") {
+        for n in [100, 1000] {
+            report.push(tcp(&s, n));
+        }
+    }
+    if s.wants("http") {
+        report.push(http_section(&s));
+    }
+    if s.wants("scale") {
+        report.push(scale_section(&s));
+    }
+    let mut rows = Vec::new();
+    if s.wants("startup") {
+        startup_rows(&s, &mut rows);
+    }
+    if s.wants("spool") {
+        spool_rows(&s, &mut rows);
+    }
+    if s.wants("drain") {
+        drain_rows(&s, &mut rows);
+    }
+    if !rows.is_empty() {
+        let mut t = String::from(
+            "### Startup, spool and drain\n\n| figure | measured | goal |\n|---|---|---|\n",
+        );
+        for r in rows {
+            t.push_str(&r);
+            t.push('\n');
+        }
+        report.push(t);
+    }
+    let _ = std::fs::remove_dir_all(&s.work);
+    println!("\n\n{}", report.join("\n"));
+}
+
+/// The soft open-file limit up to the hard one: 1,000 listeners, twice.
+fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut l = getrlimit(Resource::Nofile);
+    l.current = l.maximum;
+    let _ = setrlimit(Resource::Nofile, l);
+}
+
+fn header(s: &Settings) -> String {
+    let size = std::fs::metadata(&s.bin).map_or(0, |m| m.len());
+    let date = std::process::Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let mut h = format!(
+        "## tether side by side ({date})\n\nMachine: {}.\n\ntether {} ({} B, {}), {}, {}.\n",
+        sys::machine(),
+        s.bin.display(),
+        group(size),
+        if size <= GOAL_BINARY {
+            "goal ≤ 1.75 MiB met"
+        } else {
+            "goal ≤ 1.75 MiB MISSED"
+        },
+        sys::version_of(peers::MONIT, "-V"),
+        sys::version_of(peers::BLACKBOX, "--version"),
+    );
+    h.push_str(&format!(
+        "Medians of {} runs, {} s per system per run; ratios are medians of the ratios within each run.\n",
+        s.runs, s.seconds
+    ));
+    h
+}
+
+fn tcp(s: &Settings, n: usize) -> String {
+    let targets = Targets::tcp(n);
+    let mut runs: Vec<[Option<Sample>; 4]> = Vec::new();
+    for r in 0..s.runs {
+        let dir = s.work.join(format!("tcp{n}-{r}"));
+        let t = footprint::tether_tcp(&s.bin, &dir.join("tether"), &targets, s.seconds);
+        progress(&format!("tcp {n} run {r} tether"), &t);
+        let (m, b) = if s.peers {
+            let m = footprint::monit_tcp(&dir.join("monit"), &targets, s.seconds);
+            progress(&format!("tcp {n} run {r} monit"), &m);
+            let b = footprint::blackbox(&dir.join("blackbox"), &targets, "tcp_connect", s.seconds);
+            progress(&format!("tcp {n} run {r} blackbox_exporter"), &b);
+            (Some(m), Some(b))
+        } else {
+            (None, None)
+        };
+        let f = footprint::floor(&targets, s.seconds.min(10));
+        progress(&format!("tcp {n} run {r} floor"), &f);
+        runs.push([Some(t), m, b, Some(f)]);
+    }
+    let mut out = format!(
+        "### TCP: {n} loopback targets, each probed once a second\n\n\
+         | system | CPU per probe | (utime+stime) | probes/s seen by the targets | peak RSS | threads | binary + libraries |\n\
+         |---|---|---|---|---|---|---|\n"
+    );
+    let names = [
+        "tether",
+        "Monit",
+        "blackbox_exporter (scraped like Prometheus)",
+        "floor: blocking connect+close, one thread",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let col: Vec<&Sample> = runs.iter().filter_map(|r| r[i].as_ref()).collect();
+        if col.is_empty() {
+            continue;
+        }
+        out.push_str(&row(name, &col, i == 3));
+    }
+    for (i, peer) in [(1, "Monit"), (2, "blackbox_exporter")] {
+        let pairs: Vec<(&Sample, &Sample)> = runs
+            .iter()
+            .filter_map(|r| Some((r[0].as_ref()?, r[i].as_ref()?)))
+            .collect();
+        if pairs.is_empty() {
+            continue;
+        }
+        out.push_str(&ratio_row(&format!("tether / {peer}"), &pairs));
+    }
+    let t: Vec<&Sample> = runs.iter().filter_map(|r| r[0].as_ref()).collect();
+    let gap = median(
+        runs.iter()
+            .filter_map(|r| Some(r[0].as_ref()?.cpu_us - r[3].as_ref()?.cpu_us))
+            .collect(),
+    );
+    out.push_str(&format!("| tether − floor | {gap:.1} µs | | | | | |\n"));
+    if n == 100 {
+        let cpu = median(t.iter().map(|x| x.cpu_us).collect());
+        let rss = median(t.iter().map(|x| x.hwm_kib as f64 / 1024.0).collect());
+        out.push_str(&format!(
+            "\nGoals at 100 checks: CPU per probe ≤ {GOAL_CPU_US} µs: {cpu:.1} µs, {}; peak RSS ≤ {GOAL_RSS_MIB} MiB: {rss:.2} MiB, {}.\n",
+            met(cpu <= GOAL_CPU_US),
+            met(rss <= GOAL_RSS_MIB)
+        ));
+    }
+    out
+}
+
+fn http_section(s: &Settings) -> String {
+    let targets = Targets::http(100);
+    let mut runs: Vec<(Sample, Option<Sample>)> = Vec::new();
+    for r in 0..s.runs {
+        let dir = s.work.join(format!("http-{r}"));
+        let t = footprint::tether_http(&s.bin, &dir.join("tether"), &targets, s.seconds);
+        progress(&format!("http run {r} tether"), &t);
+        let b = s.peers.then(|| {
+            let b = footprint::blackbox(&dir.join("blackbox"), &targets, "http_2xx", s.seconds);
+            progress(&format!("http run {r} blackbox_exporter"), &b);
+            b
+        });
+        runs.push((t, b));
+    }
+    let mut out = String::from(
+        "### HTTP: 100 checks (GET, expect 200) against loopback servers, once a second\n\n\
+         | system | CPU per probe | (utime+stime) | probes/s seen by the servers | peak RSS | threads | binary + libraries |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    out.push_str(&row(
+        "tether",
+        &runs.iter().map(|r| &r.0).collect::<Vec<_>>(),
+        false,
+    ));
+    let b: Vec<&Sample> = runs.iter().filter_map(|r| r.1.as_ref()).collect();
+    if !b.is_empty() {
+        out.push_str(&row(
+            "blackbox_exporter (scraped like Prometheus)",
+            &b,
+            false,
+        ));
+        let pairs: Vec<(&Sample, &Sample)> = runs
+            .iter()
+            .filter_map(|r| Some((&r.0, r.1.as_ref()?)))
+            .collect();
+        out.push_str(&ratio_row("tether / blackbox_exporter", &pairs));
+    }
+    out
+}
+
+fn scale_section(s: &Settings) -> String {
+    let targets = Targets::tcp(1000);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores >= 2 {
+        // The bench (listeners included) off tether's CPU 0.
+        scale::pin_self(&format!("1-{}", cores - 1));
+    }
+    let mut out = format!(
+        "### Scale: TCP checks at 1 s, tether pinned to one core\n\n\
+         | checks | probes/s seen by the targets | lateness p99 (bucket) | mean lateness | tether CPU | one /metrics |\n\
+         |---|---|---|---|---|---|\n"
+    );
+    let mut best = 0;
+    for (i, n) in scale::STEPS.iter().enumerate() {
+        let st = scale::step(
+            &s.bin,
+            &s.work.join(format!("scale{i}")),
+            &targets,
+            *n,
+            s.scale_seconds,
+        );
+        println!(
+            "scale {n}: {:.0}/s, p99 <= {} s, mean {:.2} ms, {:.2} cores, /metrics {:.0} ms: {}",
+            st.per_second,
+            st.p99_le,
+            st.mean_ms,
+            st.cores,
+            st.scrape_ms,
+            if st.passed() { "pass" } else { "miss" }
+        );
+        out.push_str(&format!(
+            "| {} | {} | ≤ {} ms | {:.2} ms | {:.0}% of a core | {:.0} ms |\n",
+            group(*n as u64),
+            group(st.per_second.round() as u64),
+            if st.p99_le.is_finite() {
+                format!("{}", st.p99_le * 1e3)
+            } else {
+                "∞".into()
+            },
+            st.mean_ms,
+            st.cores * 100.0,
+            st.scrape_ms
+        ));
+        if !st.passed() {
+            break;
+        }
+        best = *n;
+    }
+    if cores >= 2 {
+        scale::pin_self(&format!("0-{}", cores - 1));
+    }
+    out.push_str(&format!(
+        "\nLargest step with p99 lateness ≤ 100 ms and ≥ 99% of probes done: {} targets a second (goal {}: {}).\n",
+        group(best as u64),
+        group(GOAL_RATE as u64),
+        met(best >= GOAL_RATE)
+    ));
+    out
+}
+
+fn startup_rows(s: &Settings, rows: &mut Vec<String>) {
+    let targets = Targets::tcp(100);
+    let (mut health, mut ready) = (Vec::new(), Vec::new());
+    for r in 0..5 {
+        let f = startup::run(&s.bin, &s.work.join(format!("startup{r}")), &targets);
+        println!(
+            "startup run {r}: /health {:.1} ms, /ready {:.1} ms",
+            f.health_ms, f.ready_ms
+        );
+        health.push(f.health_ms);
+        ready.push(f.ready_ms);
+    }
+    rows.push(format!(
+        "| startup: exec to `/health` answering, 100 checks (median of 5) | {:.1} ms | — |",
+        median(health)
+    ));
+    rows.push(format!(
+        "| startup: exec to `/ready` (every check's first run, spread over the 1 s interval) | {:.0} ms | — |",
+        median(ready)
+    ));
+}
+
+fn spool_rows(s: &Settings, rows: &mut Vec<String>) {
+    let runs: Vec<spool::Figures> = (0..5)
+        .map(|r| spool::run(&s.work.join(format!("spool{r}"))))
+        .collect();
+    let m = |f: fn(&spool::Figures) -> f64| median(runs.iter().map(f).collect());
+    println!(
+        "spool: full = {} records, {:.1} MiB",
+        runs[0].records,
+        runs[0].bytes as f64 / (1 << 20) as f64
+    );
+    rows.push(format!(
+        "| spool append, `sync = \"batch\"`, 1,000 records per fdatasync (median of 5) | {} records/s | 100,000 |",
+        group(m(|f| f.append_per_s) as u64)
+    ));
+    rows.push(format!(
+        "| spool read + acknowledge, 500-record batches | {} records/s | — |",
+        group(m(|f| f.read_ack_per_s) as u64)
+    ));
+    rows.push(format!(
+        "| recover a full 64 MiB spool ({} records, every frame checked), page cache warm | {:.1} ms | 200 ms |",
+        group(runs[0].records),
+        m(|f| f.recover_warm_ms)
+    ));
+    let cold: Vec<f64> = runs.iter().filter_map(|f| f.recover_cold_ms).collect();
+    rows.push(if cold.is_empty() {
+        "| the same, page cache dropped | (needs root) | 200 ms |".into()
+    } else {
+        format!(
+            "| the same, page cache dropped | {:.1} ms | 200 ms |",
+            median(cold)
+        )
+    });
+}
+
+fn drain_rows(s: &Settings, rows: &mut Vec<String>) {
+    let runs: Vec<drain::Figures> = (0..s.runs)
+        .map(|r| {
+            let f = drain::run(&s.bin, &s.work.join(format!("drain{r}")));
+            println!(
+                "drain run {r}: {:.0} records/s; lateness during the drain p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} probes); idle p99 {:.2} ms",
+                f.rate, f.drain_p50_ms, f.drain_p99_ms, f.drain_max_ms, f.samples, f.idle_p99_ms
+            );
+            f
+        })
+        .collect();
+    let m = |f: fn(&drain::Figures) -> f64| median(runs.iter().map(f).collect());
+    rows.push(format!(
+        "| drain {} spooled records to a loopback receiver | {} records/s | 50,000 |",
+        group(drain::RECORDS),
+        group(m(|f| f.rate) as u64)
+    ));
+    rows.push(format!(
+        "| probe lateness during the drain, {} TCP checks at 1 s, p99 (max) | {:.2} ms ({:.2} ms) | < 50 ms |",
+        group(drain::CHECKS as u64),
+        m(|f| f.drain_p99_ms),
+        m(|f| f.drain_max_ms)
+    ));
+    rows.push(format!(
+        "| the same while idle, p99 | {:.2} ms | — |",
+        m(|f| f.idle_p99_ms)
+    ));
+}
+
+fn progress(what: &str, x: &Sample) {
+    println!(
+        "{what}: {:.1} µs/probe (utime+stime {:.1}), {} probes ({:.1}/s){}, VmHWM {} KiB, {} threads",
+        x.cpu_us,
+        x.ticks_us,
+        x.probes,
+        x.per_second(),
+        x.claimed
+            .map_or(String::new(), |c| format!(", {c} by its own count")),
+        x.hwm_kib,
+        x.threads
+    );
+}
+
+fn row(name: &str, col: &[&Sample], floor: bool) -> String {
+    let m = |f: fn(&Sample) -> f64| median(col.iter().map(|x| f(x)).collect());
+    let cpu = m(|x| x.cpu_us);
+    let ticks = m(|x| x.ticks_us);
+    let rate = m(|x| x.per_second());
+    if floor {
+        return format!("| {name} | {cpu:.1} µs | | {rate:.1} | | 1 | |\n");
+    }
+    format!(
+        "| {name} | {cpu:.1} µs | {ticks:.0} µs | {rate:.1} | {:.2} MiB | {:.0} | {} |\n",
+        m(|x| x.hwm_kib as f64) / 1024.0,
+        m(|x| x.threads as f64),
+        mb(m(|x| x.binary as f64))
+    )
+}
+
+fn ratio_row(name: &str, pairs: &[(&Sample, &Sample)]) -> String {
+    let r = |f: fn(&Sample) -> f64| median(pairs.iter().map(|(t, p)| f(t) / f(p)).collect());
+    format!(
+        "| {name} | {:.2}× | | | {:.2}× | | {:.2}× |\n",
+        r(|x| x.cpu_us),
+        r(|x| x.hwm_kib as f64),
+        r(|x| x.binary as f64)
+    )
+}
+
+fn mb(bytes: f64) -> String {
+    format!("{:.1} MB", bytes / 1e6)
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+/// 1234567 → "1,234,567".
+fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
