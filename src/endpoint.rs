@@ -79,7 +79,11 @@ fn text(status: &'static str, body: impl Into<String>) -> Response {
 /// What a request asks for: an answer at once, or a doctor run.
 enum Routed {
     Now(Response),
-    Doctor { json: bool },
+    Doctor {
+        json: bool,
+    },
+    /// `/metrics`: rendered in `handle`, yielding to the probes.
+    Metrics(Box<(crate::report::Snapshot, Extra)>),
 }
 
 async fn handle(mut stream: Async<TcpStream>, state: &Rc<AgentState>, doctoring: &Cell<bool>) {
@@ -93,6 +97,12 @@ async fn handle(mut stream: Async<TcpStream>, state: &Rc<AgentState>, doctoring:
     };
     let resp = match routed {
         Routed::Now(r) => r,
+        Routed::Metrics(m) => Response {
+            status: "200 OK",
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            extra: String::new(),
+            body: metrics::render(&m.0, &m.1).await,
+        },
         Routed::Doctor { .. } if doctoring.get() => {
             let mut r = text(
                 "429 Too Many Requests",
@@ -272,12 +282,7 @@ fn route(method: &str, target: &str, state: &AgentState) -> Routed {
                 process: procfs::read_self(),
                 lateness: state.lateness.view(),
             };
-            Response {
-                status: "200 OK",
-                content_type: "text/plain; version=0.0.4; charset=utf-8",
-                extra: String::new(),
-                body: metrics::render(&state.snapshot(), &extra),
-            }
+            return Routed::Metrics(Box::new((state.snapshot(), extra)));
         }
     })
 }

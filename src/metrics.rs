@@ -2,6 +2,7 @@
 //! `tether_`, checked by `promtool check metrics` in the tests.
 
 use std::fmt::Write;
+use std::time::{Duration, Instant};
 
 use crate::clock::unix_seconds;
 use crate::health::{AgentStatus, Severity};
@@ -19,9 +20,21 @@ pub struct Extra {
     pub lateness: LatenessView,
 }
 
-struct Out(String);
+/// Rendering yields to the executor after this long.
+const SLICE: Duration = Duration::from_millis(1);
+
+/// The text, and when rendering last yielded.
+struct Out(String, Instant);
 
 impl Out {
+    /// Called once per check in each family: yields after each [`SLICE`].
+    async fn step(&mut self) {
+        if self.1.elapsed() >= SLICE {
+            futures_lite::future::yield_now().await;
+            self.1 = Instant::now();
+        }
+    }
+
     fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = write!(
             self.0,
@@ -148,8 +161,14 @@ fn upstream(o: &mut Out, u: &crate::delivery::UpstreamView) {
     }
 }
 
-pub fn render(s: &Snapshot, x: &Extra) -> String {
-    let mut o = Out(String::with_capacity(4096 + s.checks.len() * 1536));
+/// The exposition text. It yields to the executor every millisecond:
+/// 10,000 checks take ~120 ms to render on the static build, which would
+/// otherwise hold every probe due meanwhile (README "Benchmarks", scale).
+pub async fn render(s: &Snapshot, x: &Extra) -> String {
+    let mut o = Out(
+        String::with_capacity(4096 + s.checks.len() * 1536),
+        Instant::now(),
+    );
     o.family(
         "build_info",
         "gauge",
@@ -246,6 +265,7 @@ pub fn render(s: &Snapshot, x: &Extra) -> String {
         "Always 1; labels describe the check.",
     );
     for c in &s.checks {
+        o.step().await;
         let target = c.spec.probe.target();
         o.sample(
             "check_info",
@@ -264,6 +284,7 @@ pub fn render(s: &Snapshot, x: &Extra) -> String {
         "1 if the check's last result was ok, like blackbox's probe_success.",
     );
     for c in &s.checks {
+        o.step().await;
         let up = c
             .health
             .last
@@ -277,6 +298,7 @@ pub fn render(s: &Snapshot, x: &Extra) -> String {
         "The check's damped state (after rise/fall): 1 for the current one.",
     );
     for c in &s.checks {
+        o.step().await;
         for st in ["ok", "warn", "crit", "unknown", "pending"] {
             let cur = c.health.status.map_or("pending", Status::as_str);
             o.sample(
@@ -292,6 +314,7 @@ pub fn render(s: &Snapshot, x: &Extra) -> String {
         "1 while the check is flapping (over 50% weighted state changes, until under 25%).",
     );
     for c in &s.checks {
+        o.step().await;
         o.sample(
             "check_flapping",
             &[("check", &c.spec.name)],
@@ -304,6 +327,7 @@ pub fn render(s: &Snapshot, x: &Extra) -> String {
         "Non-ok results in a row.",
     );
     for c in &s.checks {
+        o.step().await;
         o.sample(
             "check_consecutive_failures",
             &[("check", &c.spec.name)],
@@ -316,6 +340,7 @@ pub fn render(s: &Snapshot, x: &Extra) -> String {
         "Duration of the last run.",
     );
     for c in &s.checks {
+        o.step().await;
         if let Some(l) = &c.health.last {
             o.sample(
                 "check_duration_seconds",
@@ -330,6 +355,7 @@ pub fn render(s: &Snapshot, x: &Extra) -> String {
         "Duration of each phase of the last run (0 when not reached).",
     );
     for c in &s.checks {
+        o.step().await;
         if let Some(l) = &c.health.last {
             for p in Phase::ALL {
                 o.sample(
@@ -346,6 +372,7 @@ pub fn render(s: &Snapshot, x: &Extra) -> String {
         "Unix time of the last ok result.",
     );
     for c in &s.checks {
+        o.step().await;
         if let Some(t) = c.health.last_success {
             o.sample(
                 "check_last_success_timestamp_seconds",
@@ -360,6 +387,7 @@ pub fn render(s: &Snapshot, x: &Extra) -> String {
         "Seconds since the last ok result.",
     );
     for c in &s.checks {
+        o.step().await;
         if let Some(age) = c.health.last_success_age(s.now) {
             o.sample(
                 "check_last_success_age_seconds",
@@ -374,6 +402,7 @@ pub fn render(s: &Snapshot, x: &Extra) -> String {
         "Completed runs of the check.",
     );
     for c in &s.checks {
+        o.step().await;
         o.sample(
             "check_runs_total",
             &[("check", &c.spec.name)],
@@ -386,6 +415,7 @@ pub fn render(s: &Snapshot, x: &Extra) -> String {
         "1 for a check with insecure_skip_verify = true: its certificates are not enforced.",
     );
     for c in &s.checks {
+        o.step().await;
         if let Some(t) = c.spec.probe.tls() {
             o.sample(
                 "check_tls_verify_skipped",
@@ -472,6 +502,7 @@ pub fn render(s: &Snapshot, x: &Extra) -> String {
     // Performance data of exec checks, first occurrence of each label.
     let mut perf: Vec<(&str, &crate::perfdata::PerfDatum)> = Vec::new();
     for c in &s.checks {
+        o.step().await;
         if let Some(l) = &c.health.last {
             for d in &l.detail.perf {
                 if !perf
@@ -529,6 +560,7 @@ pub fn render(s: &Snapshot, x: &Extra) -> String {
         "Non-ok results by reason code.",
     );
     for c in &s.checks {
+        o.step().await;
         for (r, n) in &c.health.failures {
             o.sample(
                 "check_failures_total",

@@ -438,30 +438,46 @@ impl AgentState {
     }
 }
 
-/// Offsets are rounded down to this grid: checks that fall in the same
-/// 250 ms start together, so 100 checks at 1 s wake the process 4 times a
-/// second instead of 100, and checks with a 30 s interval are still spread
-/// over 120 slots. Every wake-up has a fixed cost (two threads woken, caches
-/// refilled; about 350 µs on the 2-core VM of `benches/tcp_probes.rs`):
-/// measured there, a 100 ms grid cost ~74 µs per probe, 250 ms ~53 µs.
+/// Offsets are rounded down to a grid: checks that fall in the same slot
+/// start together, so 100 checks at 1 s wake the process 4 times a second
+/// instead of 100, and checks with a 30 s interval are still spread over 120
+/// slots. Every wake-up has a fixed cost (two threads woken, caches refilled;
+/// about 350 µs on the 2-core VM of `benches/compare`): measured there, a
+/// 100 ms grid cost ~74 µs per probe with 100 checks, 250 ms ~53 µs.
 pub const SPREAD_GRID: Duration = Duration::from_millis(250);
+
+/// At most this many checks share a slot: a slot's probes start one after
+/// the other on the one thread (~50 µs each), so the last of a group of
+/// 2,500 (10,000 checks at 1 s on a 250 ms grid) started 125 ms late. With
+/// 100 a slot the last starts within a few milliseconds, and the wake-up
+/// cost is still shared by 100 probes (README "Benchmarks", scale).
+pub const SLOT_CHECKS: u32 = 100;
+
+/// The grid for `n` checks spread over `spread`: [`SPREAD_GRID`], finer when
+/// more than [`SLOT_CHECKS`] would share a slot, and never under 1 ms.
+pub fn spread_grid(n: usize, spread: Duration) -> Duration {
+    let fine = spread * SLOT_CHECKS / (n.max(1) as u32);
+    fine.clamp(Duration::from_millis(1), SPREAD_GRID)
+}
 
 /// Builds the schedule for `config`, carrying over unchanged checks from `old`.
 /// Check i of n first runs at t0 + min(interval, agent interval)·i/n
-/// (rounded down to [`SPREAD_GRID`]), spreading checks over their interval
+/// (rounded down to [`spread_grid`]), spreading checks over their interval
 /// instead of bursting together, and every check has run once within one
 /// agent interval plus its timeout.
 fn schedule(config: &Config, mut old: Vec<CheckState>, t0: Instant) -> Vec<CheckState> {
     let n = config.checks.len().max(1) as u32;
+    // Spread over the agent interval at most, so that readiness (and
+    // systemd's READY=1) never waits for an hourly check's slot.
+    let spread = |spec: &Check| spec.interval.min(config.agent.interval);
+    let shortest = config.checks.iter().map(spread).min();
+    let grid = spread_grid(n as usize, shortest.unwrap_or(SPREAD_GRID)).as_nanos();
     config
         .checks
         .iter()
         .enumerate()
         .map(|(i, spec)| {
-            // Spread over the agent interval at most, so that readiness (and
-            // systemd's READY=1) never waits for an hourly check's slot.
-            let offset = spec.interval.min(config.agent.interval) * i as u32 / n;
-            let grid = SPREAD_GRID.as_nanos();
+            let offset = spread(spec) * i as u32 / n;
             let next = t0 + Duration::from_nanos((offset.as_nanos() / grid * grid) as u64);
             match old.iter().position(|c| *c.spec == *spec) {
                 Some(pos) => {
@@ -527,4 +543,22 @@ pub fn os_release() -> String {
 /// How long `/health` tolerates the scheduler not turning.
 pub fn stall_limit(config: &Config) -> Duration {
     config.agent.interval * 3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_is_finer_when_more_than_a_slot_of_checks_share_it() {
+        let s = Duration::from_secs(1);
+        assert_eq!(spread_grid(100, s), SPREAD_GRID);
+        assert_eq!(spread_grid(400, s), SPREAD_GRID);
+        assert_eq!(spread_grid(1000, s), Duration::from_millis(100));
+        assert_eq!(spread_grid(10_000, s), Duration::from_millis(10));
+        assert_eq!(spread_grid(1_000_000, s), Duration::from_millis(1));
+        assert_eq!(spread_grid(0, s), SPREAD_GRID);
+        // 10,000 checks at 30 s: 120 slots of 250 ms hold 83 each.
+        assert_eq!(spread_grid(10_000, Duration::from_secs(30)), SPREAD_GRID);
+    }
 }

@@ -118,11 +118,11 @@ pub fn blackbox(dir: &Path, targets: &Targets, module: &'static str, seconds: u6
 
 /// The floor: blocking connect(2)+close(2) from one thread of the bench,
 /// each target once a second, started in the groups tether's schedule uses
-/// (checks sharing a `SPREAD_GRID` slot start together); its own on-CPU
+/// (checks sharing a `spread_grid` slot start together); its own on-CPU
 /// time per connect.
 pub fn floor(targets: &Targets, seconds: u64) -> Sample {
     let addrs: Vec<SocketAddr> = targets.addrs.clone();
-    let grid = tether::state::SPREAD_GRID;
+    let grid = tether::state::spread_grid(addrs.len(), Duration::from_secs(1));
     let slots = (Duration::from_secs(1).as_nanos() / grid.as_nanos()).max(1) as usize;
     let per_slot = addrs.len().div_ceil(slots);
     let (s0, cpu0, start) = (targets.served(), Cpu::this_thread_ns(), Instant::now());

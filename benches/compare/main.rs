@@ -272,10 +272,10 @@ fn scale_section(s: &Settings) -> String {
         // The bench (listeners included) off tether's CPU 0.
         scale::pin_self(&format!("1-{}", cores - 1));
     }
-    let mut out = format!(
+    let mut out = String::from(
         "### Scale: TCP checks at 1 s, tether pinned to one core\n\n\
          | checks | probes/s seen by the targets | lateness p99 (bucket) | mean lateness | tether CPU | one /metrics |\n\
-         |---|---|---|---|---|---|\n"
+         |---|---|---|---|---|---|\n",
     );
     let mut best = 0;
     for (i, n) in scale::STEPS.iter().enumerate() {

@@ -14,7 +14,9 @@ use crate::agent::{self, Agent};
 use crate::sys::{self, Cpu};
 use crate::targets::Targets;
 
-pub const STEPS: [usize; 8] = [1_000, 2_500, 5_000, 10_000, 15_000, 20_000, 30_000, 40_000];
+pub const STEPS: [usize; 10] = [
+    1_000, 2_500, 5_000, 10_000, 12_500, 15_000, 17_500, 20_000, 25_000, 30_000,
+];
 pub const LATE_P99: f64 = 0.1;
 
 #[derive(Clone, Debug)]
