@@ -1,7 +1,7 @@
 //! Startup: from exec to the endpoint answering `/health`, and to `/ready`
 //! (every check has completed its first run) with 100 TCP checks at 1 s.
-//! The first round is spread over the interval by design (README
-//! "Scheduling"), so `/ready` includes most of one interval.
+//! The first round is spread over the interval by design (README "Local
+//! endpoint", `/ready`), so `/ready` includes most of one interval.
 
 use std::path::Path;
 use std::time::Duration;
