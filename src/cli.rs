@@ -307,7 +307,7 @@ fn run(config: Config) -> i32 {
     // async-io thread still takes the reactor whenever this thread is busy
     // for 50 µs, then polls it with a backoff; measured, that cost 5 µs more
     // per probe than letting that thread be the reactor's only driver, which
-    // wakes this one when a task is ready (benches/tcp_probes.rs).
+    // wakes this one when a task is ready (benches/compare, footprint).
     futures_lite::future::block_on(ex.run(agent::run(ex, config, listener, control)));
     0
 }

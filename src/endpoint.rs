@@ -281,6 +281,7 @@ fn route(method: &str, target: &str, state: &AgentState) -> Routed {
                 reload_failures: state.reload_failures.get(),
                 process: procfs::read_self(),
                 lateness: state.lateness.view(),
+                skipped: state.skipped.get(),
             };
             return Routed::Metrics(Box::new((state.snapshot(), extra)));
         }

@@ -18,6 +18,7 @@ pub struct Extra {
     pub reload_failures: u64,
     pub process: ProcessFigures,
     pub lateness: LatenessView,
+    pub skipped: u64,
 }
 
 /// Rendering yields to the executor after this long.
@@ -240,6 +241,12 @@ pub async fn render(s: &Snapshot, x: &Extra) -> String {
         &[],
         l.cumulative[BUCKETS.len()] as f64,
     );
+    o.family(
+        "check_slots_skipped_total",
+        "counter",
+        "Slots on the schedule where no run started: the check's previous run was still going.",
+    );
+    o.sample("check_slots_skipped_total", &[], x.skipped as f64);
     o.family("probes_in_flight", "gauge", "Probes running now.");
     o.sample("probes_in_flight", &[], x.in_flight as f64);
     o.family(

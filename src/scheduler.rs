@@ -64,6 +64,7 @@ pub async fn run(ex: &'static LocalExecutor<'static>, state: Rc<AgentState>) {
                 if c.next <= now {
                     let slot = c.next;
                     if c.running {
+                        state.skipped.set(state.skipped.get() + 1);
                         log::debug!(
                             "check {}: still running at its next slot, slot skipped",
                             c.spec.name

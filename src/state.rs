@@ -70,6 +70,9 @@ pub struct AgentState {
     pub on_change: OnChange,
     /// How late probes start after their slots.
     pub lateness: Lateness,
+    /// Slots that came while the check's previous run was still going, so
+    /// no run started (an overloaded agent or a slow target).
+    pub skipped: Cell<u64>,
 }
 
 impl AgentState {
@@ -96,6 +99,7 @@ impl AgentState {
             history: RefCell::new(History::memory()),
             on_change: OnChange::default(),
             lateness: Lateness::default(),
+            skipped: Cell::new(0),
         })
     }
 

@@ -384,6 +384,7 @@ fn metrics_pass_promtool() {
         "tether_check_file_size_bytes{check=\"marker\"}".into(),
         "tether_check_cpu_busy_percent{check=\"host\"}".into(),
         "tether_agent_overloaded ".into(),
+        "tether_check_slots_skipped_total 0".into(),
         "tether_check_perfdata{check=\"plugin\",label=\"\\\"q\\\"\",uom=\"s\"} 1.5".into(),
         "tether_check_perfdata_crit{check=\"plugin\",label=\"\\\"q\\\"\",uom=\"s\"} 3".into(),
         format!(

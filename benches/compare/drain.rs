@@ -4,7 +4,7 @@
 //! TCP checks at 1 s against loopback listeners here.
 //!
 //! Each run: the receiver answers 503 (Retry-After: 1) for the first 5 s,
-//! so the probes' idle timing is seen, then 200. It prints:
+//! so the probes' idle timing is seen, then 200. It measures:
 //! - the drain rate: backlog records acknowledged per second, from the first
 //!   backlog batch to the last (goal: at least 50,000/s);
 //! - probe lateness during the drain (goal: p99 under 50 ms) and while idle.
@@ -12,7 +12,6 @@
 //!   listeners accept: each check runs on a fixed 1 s grid, so its accepts
 //!   keep one phase; a probe's lateness is how far its accept falls behind
 //!   that check's median phase while idle.
-//!
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};

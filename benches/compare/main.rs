@@ -311,15 +311,18 @@ fn scale_section(s: &Settings) -> String {
         let m = |f: fn(&scale::Step) -> f64| median(steps.iter().map(f).collect());
         let p99 = m(|x| x.p99_le);
         out.push_str(&format!(
-            "| {} | {} | ≤ {} ms | {:.2} ms | {:.0}% of a core | {:.0} ms | {} of {} |\n",
+            "| {} | {} | {} | {} | {:.0}% of a core | {:.0} ms | {} of {} |\n",
             group(*n as u64),
             group(m(|x| x.per_second).round() as u64),
             if p99.is_finite() {
-                format!("{}", p99 * 1e3)
+                format!("≤ {} ms", p99 * 1e3)
             } else {
-                "∞".into()
+                "— (no /metrics answer)".into()
             },
-            m(|x| x.mean_ms),
+            match m(|x| x.mean_ms) {
+                v if v.is_nan() => "—".to_string(),
+                v => format!("{v:.2} ms"),
+            },
             m(|x| x.cores) * 100.0,
             m(|x| x.scrape_ms),
             steps.iter().filter(|x| x.passed()).count(),
@@ -331,7 +334,8 @@ fn scale_section(s: &Settings) -> String {
         scale::pin_self(&format!("0-{}", cores - 1));
     }
     out.push_str(&format!(
-        "\nLargest step with p99 lateness ≤ 100 ms and ≥ 99% of probes done (median of the runs' {bests:?}): {} targets a second (goal {}: {}).\n",
+        "\nLargest step with p99 lateness ≤ 100 ms and ≥ 99% of probes done (median of the runs' {}): {} targets a second (goal {}: {}).\n",
+        bests.iter().map(|b| group(*b as u64)).collect::<Vec<_>>().join(", "),
         group(best),
         group(GOAL_RATE as u64),
         met(best >= GOAL_RATE as u64)

@@ -89,7 +89,12 @@ pub fn step(bin: &Path, dir: &Path, targets: &Targets, checks: usize, seconds: u
         checks,
         per_second: (s1 - s0) as f64 / elapsed,
         p99_le,
-        mean_ms: (sum1 - sum0) / total.max(1) as f64 * 1e3,
+        // No answer to the second scrape (a saturated agent): no figure.
+        mean_ms: if total == 0 {
+            f64::NAN
+        } else {
+            (sum1 - sum0) / total as f64 * 1e3
+        },
         cores: (c1.sched_ns - c0.sched_ns) as f64 / 1e9 / elapsed,
         scrape_ms,
     }
