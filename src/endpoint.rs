@@ -27,6 +27,9 @@ pub const CLIENT_DEADLINE: Duration = Duration::from_secs(5);
 pub const MAX_CONNECTIONS: usize = 32;
 /// A doctor run ends by then, whatever its steps' own deadlines.
 pub const DOCTOR_DEADLINE: Duration = Duration::from_secs(120);
+/// `/metrics` yields to every probe due while it renders; on a saturated
+/// agent it answers 503 by then (Prometheus's default scrape timeout).
+pub const METRICS_DEADLINE: Duration = Duration::from_secs(10);
 const PATHS: &str = "/health /ready /status /metrics /logs /doctor";
 
 pub async fn serve(
@@ -97,12 +100,21 @@ async fn handle(mut stream: Async<TcpStream>, state: &Rc<AgentState>, doctoring:
     };
     let resp = match routed {
         Routed::Now(r) => r,
-        Routed::Metrics(m) => Response {
-            status: "200 OK",
-            content_type: "text/plain; version=0.0.4; charset=utf-8",
-            extra: String::new(),
-            body: metrics::render(&m.0, &m.1).await,
-        },
+        Routed::Metrics(m) => {
+            let render = metrics::render(&m.0, &m.1);
+            match until(Instant::now() + METRICS_DEADLINE, render).await {
+                Some(body) => Response {
+                    status: "200 OK",
+                    content_type: "text/plain; version=0.0.4; charset=utf-8",
+                    extra: String::new(),
+                    body,
+                },
+                None => text(
+                    "503 Service Unavailable",
+                    "metrics did not render within 10 s: the agent is saturated\n",
+                ),
+            }
+        }
         Routed::Doctor { .. } if doctoring.get() => {
             let mut r = text(
                 "429 Too Many Requests",
