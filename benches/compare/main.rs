@@ -317,7 +317,7 @@ fn scale_section(s: &Settings) -> String {
             if p99.is_finite() {
                 format!("≤ {} ms", p99 * 1e3)
             } else {
-                "— (no /metrics answer)".into()
+                "—".into()
             },
             match m(|x| x.mean_ms) {
                 v if v.is_nan() => "—".to_string(),
