@@ -1,10 +1,12 @@
 //! What is shipped: the static musl binary (size, no libc, run in an empty
-//! chroot), the systemd unit (verified, sandbox exposure at most 2.0), and
-//! the Debian package (contents, install, upgrade, remove, purge).
+//! chroot), the systemd unit (verified, sandbox exposure at most 2.0, run
+//! under a real systemd in a container), and the Debian package (contents,
+//! install, upgrade, remove, purge).
 //!
 //! These build the release binary and, for the package, install it into
 //! this machine with dpkg: they need root, musl-tools, the musl target,
-//! systemd-analyze and cargo-deb, which `bash .ci/run` installs.
+//! systemd-analyze, cargo-deb, debootstrap and systemd-nspawn, which
+//! `bash .ci/run` installs.
 
 mod common;
 
@@ -182,6 +184,9 @@ fn dpkg(args: &[&str]) -> Output {
 
 fn build_deb(revision: &str) -> PathBuf {
     static_binary();
+    // Two tests build packages; cargo-deb shares its staging directory.
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let out = root().join(format!("target/debian/tether-test-{revision}.deb"));
     run(cargo()
         .args([
@@ -282,4 +287,153 @@ fn the_deb_installs_upgrades_keeping_state_removes_and_purges() {
     assert!(config.exists());
     dpkg(&["-P", "tether"]);
     assert!(!state.exists() && !Path::new("/etc/tether").exists());
+}
+
+/// The unit under a real systemd, not only `systemd-analyze`: a minimal
+/// Debian root (debootstrap minbase, with systemd and the package's
+/// dependencies) booted with systemd-nspawn. A oneshot unit in it installs
+/// the .deb and drives tether.service (start, READY and STATUS, reload, 35 s
+/// past `WatchdogSec=30s`, stop), writing what systemd says to a report
+/// that this test reads after the container powers off.
+#[test]
+fn the_unit_runs_under_a_real_systemd() {
+    require_root();
+    let deb = build_deb("nspawn");
+    let dir = root().join("target/nspawn-root");
+    if !dir.join("usr/bin/systemctl").exists() || !dir.join("bin/kill").exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        let (suite, mirror) = host_suite_and_mirror();
+        run(Command::new("debootstrap")
+            .args([
+                "--variant=minbase",
+                "--include=systemd,systemd-sysv,ca-certificates,procps",
+                &suite,
+            ])
+            .arg(&dir)
+            .arg(&mirror));
+    }
+    std::fs::copy(&deb, dir.join("root/tether.deb")).unwrap();
+    let report = dir.join("root/report.txt");
+    let _ = std::fs::remove_file(&report);
+    std::fs::write(
+        dir.join("root/probe.sh"),
+        r#"#!/bin/sh
+exec > /root/report.txt 2>&1
+show() { systemctl show tether -p ActiveState -p SubState -p Type -p StatusText -p NRestarts -p MainPID -p Result; }
+dpkg -i /root/tether.deb || echo "dpkg=failed"
+for i in $(seq 1 60); do [ "$(systemctl is-active tether)" = active ] && break; sleep 1; done
+echo "== started"; show
+if systemctl reload tether; then echo "reload=ok"; else echo "reload=failed"; fi
+sleep 2
+echo "== reloaded"; show
+sleep 35
+echo "== watchdog"; show
+systemctl stop tether
+echo "== stopped"; show
+echo "== journal"; journalctl -u tether --no-pager
+dpkg -P tether >/dev/null 2>&1
+echo "== end"
+systemctl --no-block poweroff
+"#,
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("root/probe.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("etc/systemd/system/tether-probe.service"),
+        "[Unit]\nAfter=multi-user.target\n\n[Service]\nType=oneshot\nExecStart=/root/probe.sh\n\n[Install]\nWantedBy=multi-user.target\n",
+    )
+    .unwrap();
+    let wants = dir.join("etc/systemd/system/multi-user.target.wants/tether-probe.service");
+    let _ = std::fs::remove_file(&wants);
+    std::os::unix::fs::symlink("/etc/systemd/system/tether-probe.service", &wants).unwrap();
+    // No systemd on the host: no machine registration, no scope of its own.
+    let boot = Command::new("timeout")
+        .args([
+            "300",
+            "systemd-nspawn",
+            "--register=no",
+            "--keep-unit",
+            "--quiet",
+            "-b",
+            "-D",
+        ])
+        .arg(&dir)
+        .output()
+        .expect("systemd-nspawn (systemd-container; bash .ci/run installs it)");
+    let text = std::fs::read_to_string(&report).unwrap_or_else(|_| {
+        panic!(
+            "no report from the container ({}):\n{}{}",
+            boot.status,
+            String::from_utf8_lossy(&boot.stdout),
+            String::from_utf8_lossy(&boot.stderr)
+        )
+    });
+    println!("{text}");
+    let section = |name: &str| -> String {
+        let start = text
+            .find(&format!("== {name}\n"))
+            .unwrap_or_else(|| panic!("no {name}:\n{text}"));
+        let rest = &text[start + name.len() + 4..];
+        rest[..rest.find("\n== ").unwrap_or(rest.len())].to_string()
+    };
+    let field = |section: &str, key: &str| -> String {
+        section
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(!text.contains("dpkg=failed"), "{text}");
+    let started = section("started");
+    assert_eq!(field(&started, "ActiveState"), "active", "{text}");
+    assert_eq!(field(&started, "SubState"), "running", "{text}");
+    assert_eq!(field(&started, "Type"), "notify", "{text}");
+    assert!(
+        field(&started, "StatusText").starts_with("online · 1 check"),
+        "{text}"
+    );
+    let pid = field(&started, "MainPID");
+    assert!(text.contains("reload=ok"), "{text}");
+    let reloaded = section("reloaded");
+    assert_eq!(field(&reloaded, "ActiveState"), "active", "{text}");
+    // Past WatchdogSec: the same process, never restarted by the watchdog.
+    let watchdog = section("watchdog");
+    assert_eq!(field(&watchdog, "ActiveState"), "active", "{text}");
+    assert_eq!(field(&watchdog, "NRestarts"), "0", "{text}");
+    assert_eq!(field(&watchdog, "MainPID"), pid, "{text}");
+    let stopped = section("stopped");
+    assert_eq!(field(&stopped, "ActiveState"), "inactive", "{text}");
+    assert_eq!(field(&stopped, "Result"), "success", "{text}");
+    let journal = section("journal");
+    for needle in [
+        "Started tether.service",
+        "Reloaded tether.service",
+        "tether stopping",
+    ] {
+        assert!(journal.contains(needle), "{needle} missing:\n{text}");
+    }
+}
+
+/// This machine's Debian suite and the mirror its apt uses.
+fn host_suite_and_mirror() -> (String, String) {
+    let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let suite = os
+        .lines()
+        .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
+        .unwrap_or("bookworm")
+        .trim_matches('"')
+        .to_string();
+    let sources =
+        std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
+    let mirror = sources
+        .lines()
+        .find_map(|l| l.strip_prefix("URIs:"))
+        .map_or("http://deb.debian.org/debian", str::trim)
+        .to_string();
+    (suite, mirror)
 }
