@@ -111,7 +111,10 @@ async fn handle(mut stream: Async<TcpStream>, state: &Rc<AgentState>, doctoring:
                 },
                 None => text(
                     "503 Service Unavailable",
-                    "metrics did not render within 10 s: the agent is saturated\n",
+                    format!(
+                        "metrics did not render within {}: the agent is saturated\n",
+                        crate::duration::format(METRICS_DEADLINE)
+                    ),
                 ),
             }
         }

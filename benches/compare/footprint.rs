@@ -69,19 +69,46 @@ fn window(
     }
 }
 
-/// tether with one TCP check per target.
-pub fn tether_tcp(bin: &Path, dir: &Path, targets: &Targets, seconds: u64) -> Sample {
-    let addrs = targets.addrs.iter().map(|a| a.to_string());
-    let a = Agent::start(bin, dir, &agent::checks("tcp", "target", addrs), None);
-    let mut s = window(a.pid, targets, seconds, || Some(a.runs()));
-    s.binary = std::fs::metadata(bin).map_or(0, |m| m.len());
-    s
+/// What the systems probe: the same target for tether and blackbox_exporter.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    /// A TCP connect.
+    Tcp,
+    /// GET `/healthz`, expect 200.
+    Http,
 }
 
-/// tether with one HTTP check (GET, expect 200) per target.
-pub fn tether_http(bin: &Path, dir: &Path, targets: &Targets, seconds: u64) -> Sample {
-    let urls = targets.addrs.iter().map(|a| format!("http://{a}/healthz"));
-    let a = Agent::start(bin, dir, &agent::checks("http", "url", urls), None);
+impl Kind {
+    /// How a target is named: `host:port`, or the URL.
+    fn target(self, a: &SocketAddr) -> String {
+        match self {
+            Kind::Tcp => a.to_string(),
+            Kind::Http => format!("http://{a}/healthz"),
+        }
+    }
+
+    /// tether's check kind and the key that names its target.
+    fn check(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Tcp => ("tcp", "target"),
+            Kind::Http => ("http", "url"),
+        }
+    }
+
+    /// blackbox_exporter's module (`peers::blackbox` defines both).
+    fn module(self) -> &'static str {
+        match self {
+            Kind::Tcp => "tcp_connect",
+            Kind::Http => "http_2xx",
+        }
+    }
+}
+
+/// tether with one check of `kind` per target.
+pub fn tether(bin: &Path, dir: &Path, targets: &Targets, kind: Kind, seconds: u64) -> Sample {
+    let (check, key) = kind.check();
+    let names = targets.addrs.iter().map(|a| kind.target(a));
+    let a = Agent::start(bin, dir, &agent::checks(check, key, names), None);
     let mut s = window(a.pid, targets, seconds, || Some(a.runs()));
     s.binary = std::fs::metadata(bin).map_or(0, |m| m.len());
     s
@@ -95,18 +122,11 @@ pub fn monit_tcp(dir: &Path, targets: &Targets, seconds: u64) -> Sample {
     s
 }
 
-/// blackbox_exporter, scraped once a second per target with `module`.
-pub fn blackbox(dir: &Path, targets: &Targets, module: &'static str, seconds: u64) -> Sample {
+/// blackbox_exporter, scraped once a second per target with `kind`'s module.
+pub fn blackbox(dir: &Path, targets: &Targets, kind: Kind, seconds: u64) -> Sample {
     let (mut child, addr) = peers::blackbox(dir);
-    let names = targets
-        .addrs
-        .iter()
-        .map(|a| match module {
-            "http_2xx" => format!("http://{a}/healthz"),
-            _ => a.to_string(),
-        })
-        .collect();
-    let scraper = Scraper::start(addr, module, names);
+    let names = targets.addrs.iter().map(|a| kind.target(a)).collect();
+    let scraper = Scraper::start(addr, kind.module(), names);
     let s = window(child.id(), targets, seconds, || {
         Some(scraper.ok.load(std::sync::atomic::Ordering::SeqCst))
     });

@@ -32,7 +32,7 @@ mod targets;
 
 use std::path::PathBuf;
 
-use footprint::Sample;
+use footprint::{Kind, Sample};
 use stats::median;
 use targets::Targets;
 
@@ -163,12 +163,12 @@ fn tcp(s: &Settings, n: usize) -> String {
     let mut runs: Vec<[Option<Sample>; 4]> = Vec::new();
     for r in 0..s.runs {
         let dir = s.work.join(format!("tcp{n}-{r}"));
-        let t = footprint::tether_tcp(&s.bin, &dir.join("tether"), &targets, s.seconds);
+        let t = footprint::tether(&s.bin, &dir.join("tether"), &targets, Kind::Tcp, s.seconds);
         progress(&format!("tcp {n} run {r} tether"), &t);
         let (m, b) = if s.peers {
             let m = footprint::monit_tcp(&dir.join("monit"), &targets, s.seconds);
             progress(&format!("tcp {n} run {r} monit"), &m);
-            let b = footprint::blackbox(&dir.join("blackbox"), &targets, "tcp_connect", s.seconds);
+            let b = footprint::blackbox(&dir.join("blackbox"), &targets, Kind::Tcp, s.seconds);
             progress(&format!("tcp {n} run {r} blackbox_exporter"), &b);
             (Some(m), Some(b))
         } else {
@@ -178,10 +178,9 @@ fn tcp(s: &Settings, n: usize) -> String {
         progress(&format!("tcp {n} run {r} floor"), &f);
         runs.push([Some(t), m, b, Some(f)]);
     }
-    let mut out = format!(
-        "### TCP: {n} loopback targets, each probed once a second\n\n\
-         | system | CPU per probe | (utime+stime) | probes/s seen by the targets | peak RSS | threads | binary + libraries |\n\
-         |---|---|---|---|---|---|---|\n"
+    let mut out = table_head(
+        &format!("TCP: {n} loopback targets, each probed once a second"),
+        "targets",
     );
     let names = [
         "tether",
@@ -230,19 +229,18 @@ fn http_section(s: &Settings) -> String {
     let mut runs: Vec<(Sample, Option<Sample>)> = Vec::new();
     for r in 0..s.runs {
         let dir = s.work.join(format!("http-{r}"));
-        let t = footprint::tether_http(&s.bin, &dir.join("tether"), &targets, s.seconds);
+        let t = footprint::tether(&s.bin, &dir.join("tether"), &targets, Kind::Http, s.seconds);
         progress(&format!("http run {r} tether"), &t);
         let b = s.peers.then(|| {
-            let b = footprint::blackbox(&dir.join("blackbox"), &targets, "http_2xx", s.seconds);
+            let b = footprint::blackbox(&dir.join("blackbox"), &targets, Kind::Http, s.seconds);
             progress(&format!("http run {r} blackbox_exporter"), &b);
             b
         });
         runs.push((t, b));
     }
-    let mut out = String::from(
-        "### HTTP: 100 checks (GET, expect 200) against loopback servers, once a second\n\n\
-         | system | CPU per probe | (utime+stime) | probes/s seen by the servers | peak RSS | threads | binary + libraries |\n\
-         |---|---|---|---|---|---|---|\n",
+    let mut out = table_head(
+        "HTTP: 100 checks (GET, expect 200) against loopback servers, once a second",
+        "servers",
     );
     out.push_str(&row(
         "tether",
@@ -440,6 +438,15 @@ fn progress(what: &str, x: &Sample) {
         x.hwm_kib,
         x.threads
     );
+}
+
+/// A footprint table's title and header; `seen_by` counted the probes.
+fn table_head(title: &str, seen_by: &str) -> String {
+    format!(
+        "### {title}\n\n\
+         | system | CPU per probe | (utime+stime) | probes/s seen by the {seen_by} | peak RSS | threads | binary + libraries |\n\
+         |---|---|---|---|---|---|---|\n"
+    )
 }
 
 fn row(name: &str, col: &[&Sample], floor: bool) -> String {
