@@ -325,11 +325,7 @@ async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) ->
         }
         let batch = if probe_now {
             let hb = heartbeat(state, status, u, now_ms);
-            let rec = u.outbox.make(hb, None);
-            Some(crate::outbox::Outgoing {
-                recs: vec![rec],
-                source: Source::Fresh,
-            })
+            Some(u.outbox.make_fresh(hb))
         } else {
             u.outbox
                 .next_batch(u.batch_limit, up.batch_max_bytes, now_ms)

@@ -17,13 +17,15 @@
 //! restarts: the file holds a *lease*, a number not yet used, written (and
 //! fsynced) before any number at or above the previous lease is handed out,
 //! every [`LEASE`] records. A clean stop writes the exact next number and
-//! `clean=1`. After a crash the next run starts at the lease, and the numbers
-//! the crashed run may have given to records that were only in memory are
-//! reported upstream as an `unclean_shutdown` gap: from the file's
-//! `at_risk=` mark (the lowest number that was only in memory, or named only
-//! by a gap record in memory, as the outbox saw it at the last lease; a
-//! lower one is saved at once when a gap record for older numbers is
-//! queued) to the lease. If the file is lost while
+//! `clean=1`. After a crash the next run reads what the crashed run held in
+//! memory from its mirror ([`crate::at_risk`], tied to this file by `run=`,
+//! the run's first number), reports exactly that as `unclean_shutdown`
+//! gaps, and continues after the crashed run's last number. Without a
+//! usable mirror (a power loss), it starts at the lease and the gap runs
+//! from the file's `at_risk=` mark (the lowest number that was only in
+//! memory, or named only by a gap record in memory, as the outbox saw it at
+//! the last lease; a lower one is saved at once when a gap record for older
+//! numbers is queued) to the lease: an upper bound. If the file is lost while
 //! the identity is kept, numbering restarts at 1000 × the Unix time in
 //! seconds, above anything a run could have reached (a million records a
 //! second for a thousand years stays below 2^53, safe for JSON readers).
@@ -175,6 +177,8 @@ pub struct Sequence {
     /// ring, or a range a gap record there names), saved with each lease as
     /// `at_risk=`: after a crash, the gap starts here.
     at_risk: u64,
+    /// The first number of this run, saved as `run=`.
+    run: u64,
     /// The lease could not be written: numbers are still handed out (the
     /// agent must not stop), the error is logged once.
     failing: bool,
@@ -182,30 +186,44 @@ pub struct Sequence {
 
 impl Sequence {
     /// Opens the numbering for a run. `floor` is the highest number known to
-    /// be used (the spool's newest record). Returns the gap to report if the
-    /// last run did not stop cleanly: from its `at_risk` mark (or, without
-    /// one, after `floor`) to the end of its lease.
-    pub fn open(state_dir: &Path, floor: u64, fresh_identity: bool) -> (Sequence, Option<Gap>) {
+    /// be used (the spool's newest record). Returns the gaps to report if the
+    /// last run did not stop cleanly: exactly what its memory held, from its
+    /// mirror ([`crate::at_risk`]), or, when that is missing or damaged (a
+    /// power loss), from its `at_risk` mark (or, without one, after `floor`)
+    /// to the end of its lease, an upper bound.
+    pub fn open(state_dir: &Path, floor: u64, fresh_identity: bool) -> (Sequence, Vec<Gap>) {
         let path = state_dir.join("sequence");
         let stored = fs::read_to_string(&path).ok().and_then(|t| {
             let body = read_checked(&t).ok()?;
             let next: u64 = field(body, "next")?.parse().ok()?;
             let at_risk: Option<u64> = field(body, "at_risk").and_then(|s| s.parse().ok());
-            Some((next, field(body, "clean") == Some("1"), at_risk))
+            let run: Option<u64> = field(body, "run").and_then(|s| s.parse().ok());
+            Some((next, field(body, "clean") == Some("1"), at_risk, run))
         });
-        let (next, gap) = match stored {
-            Some((next, true, _)) => (next.max(floor + 1), None),
-            Some((lease, false, at_risk)) => {
-                let first = at_risk.unwrap_or(floor + 1).max(1);
-                let gap = (lease > first).then(|| Gap {
-                    first,
-                    last: lease - 1,
-                    count: lease - first,
-                    reason: GapReason::UncleanShutdown,
-                });
-                (lease.max(floor + 1), gap)
-            }
-            None if fresh_identity && floor == 0 => (1, None),
+        let (next, gaps) = match stored {
+            Some((next, true, ..)) => (next.max(floor + 1), Vec::new()),
+            Some((lease, false, at_risk, run)) => match crate::at_risk::read_last(state_dir) {
+                Some((_, m)) if Some(m.run) == run && m.next <= lease => {
+                    (m.next.max(floor + 1), m.lost(floor))
+                }
+                _ => {
+                    let first = at_risk.unwrap_or(floor + 1).max(1);
+                    if lease > first {
+                        log::warn!(
+                            "the last run stopped without a trace of what it held in memory (a power loss?): \
+                             the unclean_shutdown gap names every number it may have used"
+                        );
+                    }
+                    let gap = (lease > first).then(|| Gap {
+                        first,
+                        last: lease - 1,
+                        count: lease - first,
+                        reason: GapReason::UncleanShutdown,
+                    });
+                    (lease.max(floor + 1), gap.into_iter().collect())
+                }
+            },
+            None if fresh_identity && floor == 0 => (1, Vec::new()),
             None => {
                 let base =
                     crate::clock::unix_secs(std::time::SystemTime::now()).max(1) as u64 * 1000;
@@ -213,7 +231,7 @@ impl Sequence {
                     "{} is missing or damaged: sequence numbers continue from {base}",
                     path.display()
                 );
-                (base.max(floor + 1), None)
+                (base.max(floor + 1), Vec::new())
             }
         };
         let mut s = Sequence {
@@ -221,10 +239,16 @@ impl Sequence {
             next,
             leased: next,
             at_risk: next,
+            run: next,
             failing: false,
         };
         s.lease();
-        (s, gap)
+        (s, gaps)
+    }
+
+    /// The first number of this run: it ties the memory mirror to this file.
+    pub fn run(&self) -> u64 {
+        self.run
     }
 
     /// Numbers from `first` on are now only in memory (a gap record naming
@@ -290,9 +314,10 @@ impl Sequence {
 
     fn save(&self, next: u64, clean: bool) -> io::Result<()> {
         let text = checked(&format!(
-            "tether-sequence 1\nnext={next}\nclean={}\nat_risk={}\n",
+            "tether-sequence 1\nnext={next}\nclean={}\nat_risk={}\nrun={}\n",
             u8::from(clean),
-            self.at_risk
+            self.at_risk,
+            self.run
         ));
         let tmp = self.path.with_extension("tmp");
         write_private(&tmp, text.as_bytes())?;
@@ -341,17 +366,17 @@ mod tests {
     fn numbers_survive_restarts_and_a_crash_is_reported() {
         let d = dir("seq");
         let (mut s, gap) = Sequence::open(&d, 0, true);
-        assert_eq!((s.take(), s.take(), gap), (1, 2, None));
+        assert_eq!((s.take(), s.take(), gap), (1, 2, vec![]));
         s.close().unwrap();
         let (mut s, gap) = Sequence::open(&d, 0, false);
-        assert_eq!((s.take(), gap), (3, None));
+        assert_eq!((s.take(), gap), (3, vec![]));
         for _ in 0..LEASE {
             s.take();
         }
         let used = s.peek() - 1;
         drop(s); // a crash: no close
         let (mut s, gap) = Sequence::open(&d, 100, false);
-        let g = gap.expect("a crash leaves a gap");
+        let g = gap.into_iter().next().expect("a crash leaves a gap");
         assert_eq!(g.reason, GapReason::UncleanShutdown);
         // From the run's at-risk mark (its first number: nobody moved it),
         // even below what the spool holds.
@@ -371,7 +396,7 @@ mod tests {
         // first number until the owner says otherwise), not at 1.
         drop(s);
         let (mut s, gap) = Sequence::open(&d, 0, false);
-        let g = gap.expect("a crash leaves a gap");
+        let g = gap.into_iter().next().expect("a crash leaves a gap");
         assert_eq!((g.first, g.last), (start, start + LEASE - 1));
         // The owner moves the mark at each lease, and lowers it at once.
         let next = s.peek();
@@ -382,10 +407,10 @@ mod tests {
         s.take();
         drop(s);
         let (mut s, gap) = Sequence::open(&d, 0, false);
-        assert_eq!(gap.unwrap().first, next + 10);
+        assert_eq!(gap[0].first, next + 10);
         s.cover_from(7);
         drop(s);
         let (_, gap) = Sequence::open(&d, 0, false);
-        assert_eq!(gap.unwrap().first, 7);
+        assert_eq!(gap[0].first, 7);
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod alarm;
+pub mod at_risk;
 pub mod bundle;
 pub mod cli;
 pub mod clock;

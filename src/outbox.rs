@@ -25,6 +25,7 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::at_risk::{AtRisk, Mirror};
 use crate::config::SpoolConfig;
 use crate::identity::Sequence;
 use crate::record::{self, Body, Gap, GapReason, Rec};
@@ -65,6 +66,14 @@ pub struct Outbox {
     /// Records dropped (ring and spool), for `/metrics`.
     pub dropped: u64,
     last_from_spool: bool,
+    /// What only memory holds, mirrored for the next run after a crash
+    /// (`None` if the file could not be made: a crash then reports the
+    /// lease window).
+    mirror: Option<AtRisk>,
+    /// Records made for the upload in flight and kept nowhere else.
+    fresh: Vec<u64>,
+    /// The gap records in the ring (number, range), oldest first.
+    ring_gaps: VecDeque<(u64, Gap)>,
 }
 
 impl Outbox {
@@ -97,6 +106,16 @@ impl Outbox {
         let floor = spool.as_ref().map_or(0, |s| s.max_seq());
         let (seq, unclean) = Sequence::open(state_dir, floor, fresh_identity);
         gaps.extend(unclean);
+        let mirror = match AtRisk::create(state_dir) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                log::error!(
+                    "cannot map {}: {e}; after a crash the gap will name the whole lease window",
+                    crate::at_risk::path(state_dir).display()
+                );
+                None
+            }
+        };
         let mut out = Outbox {
             ring: VecDeque::new(),
             ring_bytes: 0,
@@ -109,7 +128,11 @@ impl Outbox {
             seq,
             dropped: 0,
             last_from_spool: false,
+            mirror,
+            fresh: Vec::new(),
+            ring_gaps: VecDeque::new(),
         };
+        out.sync_mirror(None);
         for g in gaps {
             out.push_gap(g, now_ms);
         }
@@ -138,7 +161,55 @@ impl Outbox {
             let mark = self.at_risk().unwrap_or(self.seq.peek());
             self.seq.set_at_risk(mark);
         }
-        body.finish(self.seq.take(), gap)
+        let rec = body.finish(self.seq.take(), gap);
+        // The new number (and what it names) is held before anyone can use it.
+        self.sync_mirror(Some((rec.seq, gap)));
+        rec
+    }
+
+    /// Numbers a record for an upload of its own (the reconnect heartbeat).
+    pub fn make_fresh(&mut self, body: Body) -> Outgoing {
+        let rec = self.make(body, None);
+        self.fresh.push(rec.seq);
+        Outgoing {
+            recs: vec![rec],
+            source: Source::Fresh,
+        }
+    }
+
+    /// Writes what memory holds to the mirror: the ring, the fresh records,
+    /// `extra` (a number just handed out), and the ranges that gap records
+    /// in the ring and unreported drops name.
+    fn sync_mirror(&mut self, extra: Option<(u64, Option<Gap>)>) {
+        while let Some(&(seq, _)) = self.ring_gaps.front() {
+            if self.ring.front().is_some_and(|r| r.seq <= seq) {
+                break;
+            }
+            self.ring_gaps.pop_front();
+        }
+        let Some(mirror) = self.mirror.as_mut() else {
+            return;
+        };
+        let mut m = Mirror {
+            run: self.seq.run(),
+            next: self.seq.peek(),
+            spool_max: self.spool.as_ref().map_or(0, |s| s.max_seq()),
+            held: Vec::new(),
+            named: self.ring_gaps.iter().copied().collect(),
+        };
+        if let (Some(a), Some(b)) = (self.ring.front(), self.ring.back()) {
+            m.hold(a.seq, b.seq, self.ring.len() as u64);
+        }
+        for s in self.fresh.iter().copied().chain(extra.map(|e| e.0)) {
+            m.hold(s, s, 1);
+        }
+        if let Some((s, Some(g))) = extra {
+            m.named.push((s, g));
+        }
+        if let Some(g) = self.pending_gap {
+            m.named.push((0, g));
+        }
+        mirror.write(&m);
     }
 
     /// The lowest number only in memory: the ring's oldest record, a range
@@ -162,8 +233,14 @@ impl Outbox {
             self.pending_gap = Some(Gap::absorb(self.pending_gap, &old, GapReason::RingFull));
         }
         self.ring_bytes += rec.body.len();
+        self.fresh.retain(|s| *s != rec.seq);
+        if let Some(g) = rec.gap {
+            let at = self.ring_gaps.partition_point(|(s, _)| *s < rec.seq);
+            self.ring_gaps.insert(at, (rec.seq, g));
+        }
         let at = self.ring.partition_point(|r| r.seq < rec.seq);
         self.ring.insert(at, rec);
+        self.sync_mirror(None);
         if self.spooling && self.cfg.sync == SyncPolicy::Always {
             self.spill();
         }
@@ -271,8 +348,11 @@ impl Outbox {
                     s.ack(*end);
                 }
             }
-            Source::Fresh => {}
+            Source::Fresh => {
+                self.fresh.retain(|s| !out.recs.iter().any(|r| r.seq == *s));
+            }
         }
+        self.sync_mirror(None);
     }
 
     /// An upload failed: from now on records go to disk.
@@ -323,6 +403,7 @@ impl Outbox {
         for r in self.ring.drain(..a.written) {
             self.ring_bytes -= r.body.len();
         }
+        self.sync_mirror(None);
         for g in &a.gaps {
             self.dropped += g.count;
         }
