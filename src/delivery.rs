@@ -11,11 +11,19 @@
 //! |---|---|
 //! | 2xx | acknowledged; the link is up |
 //! | 429, 503 | spool; wait `Retry-After` (≤ 5 min) or back off |
-//! | other 5xx, network, garbage | spool; back off: full jitter, 1 s doubling to 30 s |
+//! | other 5xx, network, garbage | spool; back off: full jitter, 1 s doubling to 15 s |
 //! | 401, 403 | spool; `needs_recovery`; retry every 5 min and on SIGHUP |
 //! | 409 | spool; `version_unsupported`; retry every 5 min |
-//! | 413 | halve the batch size and retry at once |
-//! | other 4xx | the batch goes to the dead-letter file and a `rejected` gap is queued |
+//! | 413 | halve the batch size and retry at once (at most log2 of it in a row) |
+//! | 413 for one record, other 4xx | spool; `rejected`, back off; the batch goes to the dead-letter file and a `rejected` gap is queued |
+//!
+//! Gap records travel in batches of their own, so a receiver that refuses
+//! a batch for one bad record never takes the gap records with it. A batch
+//! of gap records that is refused is kept (never dead-lettered) and tried
+//! again after the backoff, until the receiver takes it.
+//!
+//! Every answer but a 2xx goes through a wait: no answer, in any link
+//! state, makes the loop send again at once (but the bounded 413 halving).
 
 use std::cell::Cell;
 use std::fs::{self, OpenOptions};
@@ -53,6 +61,9 @@ pub enum LinkState {
     VersionUnsupported,
     /// The identity file is unusable: records are spooled, nothing is sent.
     NoIdentity,
+    /// The upstream refuses what it is sent (a 4xx other than 401, 403,
+    /// 409 and a 413 that halving can fix).
+    Rejected,
 }
 
 impl LinkState {
@@ -64,16 +75,18 @@ impl LinkState {
             LinkState::CredentialsRejected => "credentials_rejected",
             LinkState::VersionUnsupported => "version_unsupported",
             LinkState::NoIdentity => "no_identity",
+            LinkState::Rejected => "rejected",
         }
     }
 
-    pub const ALL: [LinkState; 6] = [
+    pub const ALL: [LinkState; 7] = [
         LinkState::Connecting,
         LinkState::Up,
         LinkState::Failing,
         LinkState::CredentialsRejected,
         LinkState::VersionUnsupported,
         LinkState::NoIdentity,
+        LinkState::Rejected,
     ];
 }
 
@@ -96,6 +109,9 @@ pub struct Uplink {
     pub retried: u64,
     /// Records the upstream refused for good (set aside in the dead-letter file).
     pub dead_lettered: u64,
+    /// Dead letters deleted when the dead-letter file rotated (their
+    /// numbers were reported by `rejected` gaps when they were refused).
+    pub dead_letters_discarded: u64,
     /// The batch size after 413s.
     pub batch_limit: usize,
     /// An upload should go now: the agent status changed, or SIGHUP.
@@ -140,6 +156,7 @@ impl Uplink {
             sent: 0,
             retried: 0,
             dead_lettered: 0,
+            dead_letters_discarded: 0,
             batch_limit: up.batch_max_records,
             urgent: Cell::new(false),
             not_before: Instant::now(),
@@ -172,6 +189,7 @@ pub struct UpstreamView {
     pub sent: u64,
     pub dropped: u64,
     pub dead_lettered: u64,
+    pub dead_letters_discarded: u64,
     pub retried: u64,
     /// Why the spool is not usable, when it is not (`spool_degraded`).
     pub spool_degraded: Option<String>,
@@ -201,6 +219,7 @@ impl Uplink {
             sent: self.sent,
             dropped: self.outbox.dropped,
             dead_lettered: self.dead_lettered,
+            dead_letters_discarded: self.dead_letters_discarded,
             retried: self.retried,
             spool_degraded: self.outbox.disk_error.clone(),
         }
@@ -389,7 +408,7 @@ async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) ->
                 u.batch_limit = (u.batch_limit * 2).min(up.batch_max_records);
             }
         }
-        Answer::TooLarge if n > 1 => {
+        Answer::TooLarge(_) if n > 1 => {
             u.batch_limit = (n as usize / 2).max(1);
             log::warn!(
                 "upstream: HTTP 413 for {n} records ({range}); batches are now at most {}",
@@ -399,21 +418,28 @@ async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) ->
                 u.outbox.failed(out);
             }
         }
-        Answer::TooLarge | Answer::Rejected(..) => {
+        Answer::TooLarge(_) | Answer::Rejected(..) => {
             let why = match &answer {
                 Answer::Rejected(_, m) => m.clone(),
-                _ => "HTTP 413 for a single record".into(),
+                Answer::TooLarge(m) => format!("{m} (for a single record)"),
+                _ => unreachable!("matched above"),
             };
-            let dir = state.config.borrow().spool.dir.clone();
-            dead_letter(&dir, &out.recs, &id, &why);
-            log::error!(
-                "upstream refused records {range} for good ({why}); they are set aside in {}",
-                dir.join("dead-letter.ndjson").display()
-            );
-            u.dead_lettered += n;
             let only_gaps = out.recs.iter().all(|r| r.gap.is_some());
-            u.outbox.acked(&out);
-            if !only_gaps {
+            if only_gaps {
+                // Gap records are never set aside: they are what tells the
+                // receiver about loss. Kept, and tried again after the wait.
+                log::error!(
+                    "upstream refused gap records {range} ({why}); they are kept and sent again"
+                );
+            } else {
+                let dir = state.config.borrow().spool.dir.clone();
+                u.dead_letters_discarded += dead_letter(&dir, &out.recs, &id, &why);
+                log::error!(
+                    "upstream refused records {range} for good ({why}); they are set aside in {}",
+                    dir.join("dead-letter.ndjson").display()
+                );
+                u.dead_lettered += n;
+                u.outbox.acked(&out);
                 let g = Gap {
                     first: upload.first_seq,
                     last: upload.last_seq,
@@ -421,6 +447,18 @@ async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) ->
                     reason: GapReason::Rejected,
                 };
                 u.outbox.push_gap(g, unix_millis(SystemTime::now()));
+            }
+            if u.state != LinkState::Rejected {
+                log::warn!("upstream {}: {why}; retrying after a backoff", up.url);
+            }
+            u.state = LinkState::Rejected;
+            u.last_error = Some(format!("refused: {why}"));
+            u.not_before = now + upstream::backoff(u.consecutive_failures);
+            u.consecutive_failures += 1;
+            if only_gaps {
+                u.outbox.failed(out);
+            } else {
+                u.outbox.spool_from_now();
             }
         }
         other => {
@@ -474,10 +512,36 @@ async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) ->
 }
 
 /// Appends a refused batch to `<dir>/dead-letter.ndjson` after one line
-/// saying why; the file is rotated at [`DEAD_LETTER_MAX`].
-fn dead_letter(dir: &Path, recs: &[record::Rec], id: &str, why: &str) {
+/// saying why. The file is rotated at [`DEAD_LETTER_MAX`] bytes (one older
+/// file is kept, so the two hold at most twice that); returns how many
+/// letters that deleted (from the older file, or of this batch past the
+/// bound), each logged with its numbers: their loss was already reported
+/// upstream by the batch's `rejected` gap.
+fn dead_letter(dir: &Path, recs: &[record::Rec], id: &str, why: &str) -> u64 {
     let path = dir.join("dead-letter.ndjson");
-    let mut text = Vec::new();
+    let older = dir.join("dead-letter.ndjson.1");
+    let mut lines = Vec::new();
+    let mut kept = 0;
+    for r in recs {
+        let mut line = Vec::new();
+        record::write_line(&mut line, id, r.seq, &r.body);
+        if lines.len() + line.len() + 512 > DEAD_LETTER_MAX as usize {
+            break;
+        }
+        lines.extend_from_slice(&line);
+        kept += 1;
+    }
+    let mut discarded = 0;
+    if kept < recs.len() {
+        let cut = &recs[kept..];
+        log::error!(
+            "dead letters for seq {}-{} not kept: a refused batch over {} bytes",
+            cut[0].seq,
+            cut[cut.len() - 1].seq,
+            DEAD_LETTER_MAX
+        );
+        discarded += cut.len() as u64;
+    }
     let mut j = crate::json::Json::new();
     j.begin_object(None)
         .begin_object(Some("dead_letter"))
@@ -485,18 +549,30 @@ fn dead_letter(dir: &Path, recs: &[record::Rec], id: &str, why: &str) {
             Some("time"),
             &rfc3339_millis(unix_millis(SystemTime::now())),
         )
-        .str(Some("error"), why)
-        .uint(Some("records"), recs.len() as u64)
+        .str(Some("error"), &crate::text::clip(why, 400))
+        .uint(Some("records"), kept as u64)
         .end_object()
         .end_object();
-    text.extend_from_slice(j.finish().as_bytes());
+    let mut text = j.finish().into_bytes();
     text.push(b'\n');
-    for r in recs {
-        record::write_line(&mut text, id, r.seq, &r.body);
-    }
+    text.extend_from_slice(&lines);
     let size = fs::metadata(&path).map_or(0, |m| m.len());
     if size + text.len() as u64 > DEAD_LETTER_MAX {
-        let _ = fs::rename(&path, dir.join("dead-letter.ndjson.1"));
+        if let Ok(old) = fs::read(&older) {
+            let seqs: Vec<&[u8]> = old
+                .split(|b| *b == b'\n')
+                .filter(|l| l.starts_with(b"{\"agent_id\""))
+                .collect();
+            if !seqs.is_empty() {
+                log::warn!(
+                    "{} rotated: {} older dead letters deleted",
+                    path.display(),
+                    seqs.len()
+                );
+                discarded += seqs.len() as u64;
+            }
+        }
+        let _ = fs::rename(&path, &older);
     }
     let r = fs::create_dir_all(dir).and_then(|()| {
         use std::os::unix::fs::OpenOptionsExt;
@@ -509,10 +585,12 @@ fn dead_letter(dir: &Path, recs: &[record::Rec], id: &str, why: &str) {
     });
     if let Err(e) = r {
         log::error!(
-            "cannot write {}: {e}; the refused records are lost",
+            "cannot write {}: {e}; the refused records are not kept",
             path.display()
         );
+        discarded += kept as u64;
     }
+    discarded
 }
 
 /// SIGTERM: one last upload (at most [`SHUTDOWN_DEADLINE`]), then everything

@@ -47,12 +47,7 @@ impl Response {
     /// for a message.
     pub fn body_line(&self) -> String {
         let text = String::from_utf8_lossy(&self.body);
-        text.lines()
-            .next()
-            .unwrap_or("")
-            .chars()
-            .take(200)
-            .collect()
+        crate::text::clip(text.lines().next().unwrap_or(""), 200)
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -186,7 +181,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                         .collect::<Vec<_>>();
                     break (
                         resp.code.unwrap_or(0),
-                        resp.reason.unwrap_or("").to_string(),
+                        crate::text::clip(resp.reason.unwrap_or(""), 100),
                         headers,
                         n,
                     );

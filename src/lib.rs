@@ -39,6 +39,7 @@ pub mod scheduler;
 pub mod spool;
 pub mod state;
 pub mod target;
+pub mod text;
 pub mod tls;
 pub mod toml_lite;
 pub mod upstream;

@@ -150,10 +150,11 @@ fn upstream(o: &mut Out, u: &crate::delivery::UpstreamView) {
         o.family(name, "gauge", help);
         o.sample(name, &[], v);
     }
-    let counters: [(&str, &str, u64); 4] = [
+    let counters: [(&str, &str, u64); 5] = [
         ("upstream_records_sent_total", "Records the upstream acknowledged.", u.sent),
         ("upstream_records_dropped_total", "Records dropped because the ring or the spool was full (each reported by a gap record).", u.dropped),
         ("upstream_records_dead_lettered_total", "Records the upstream refused for good, set aside in the dead-letter file.", u.dead_lettered),
+        ("upstream_dead_letters_discarded_total", "Dead letters deleted when the dead-letter file rotated or could not take them (reported upstream as rejected gaps when refused).", u.dead_letters_discarded),
         ("upstream_records_retried_total", "Records in uploads that failed and are sent again.", u.retried),
     ];
     for (name, help, v) in counters {

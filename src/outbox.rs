@@ -253,6 +253,11 @@ impl Outbox {
         }
     }
 
+    /// The gap records in memory: (number, what it names).
+    pub fn gaps_in_memory(&self) -> Vec<(u64, Gap)> {
+        self.ring_gaps.iter().copied().collect()
+    }
+
     pub fn spooling(&self) -> bool {
         self.spooling
     }
@@ -285,7 +290,7 @@ impl Outbox {
     }
 
     /// The next batch while the upstream answers: the backlog and the ring
-    /// take turns.
+    /// take turns. A batch holds only gap records or none.
     pub fn next_batch(
         &mut self,
         max_records: usize,
@@ -316,10 +321,13 @@ impl Outbox {
         }
         self.last_from_spool = false;
         let mut bytes = 0;
+        // Gap records go in batches of their own (see delivery.rs).
+        let gaps = self.ring.front()?.gap.is_some();
         let recs: Vec<Rec> = self
             .ring
             .iter()
             .take(max_records)
+            .take_while(|r| r.gap.is_some() == gaps)
             .take_while(|r| {
                 bytes += r.body.len() + 48;
                 bytes <= max_bytes || bytes == r.body.len() + 48

@@ -85,6 +85,7 @@ impl Snapshot {
                     .uint(Some("sent"), u.sent)
                     .uint(Some("dropped"), u.dropped)
                     .uint(Some("dead_lettered"), u.dead_lettered)
+                    .uint(Some("dead_letters_discarded"), u.dead_letters_discarded)
                     .uint(Some("retried"), u.retried)
                     .bool(Some("spool_degraded"), u.spool_degraded.is_some())
                     .opt_str(Some("spool_error"), u.spool_degraded.as_deref())

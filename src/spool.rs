@@ -683,7 +683,8 @@ impl Spool {
         gap
     }
 
-    /// Reads up to `max_records` / `max_bytes` of payload from the backlog.
+    /// Reads up to `max_records` / `max_bytes` of payload from the backlog,
+    /// stopping where gap records start or end (they travel alone).
     pub fn read(&self, max_records: usize, max_bytes: usize) -> io::Result<Batch> {
         let mut batch = Batch {
             recs: Vec::new(),
@@ -716,7 +717,12 @@ impl Spool {
                         let parsed = std::str::from_utf8(payload)
                             .ok()
                             .and_then(|b| Some((b, read_back(b)?)));
+                        // Gap records go in batches of their own.
+                        let kind_changes = batch.recs.first().is_some_and(|r| {
+                            r.gap.is_some() != parsed.is_some_and(|(_, (_, g))| g.is_some())
+                        });
                         let full = batch.recs.len() >= max_records
+                            || kind_changes
                             || (!batch.recs.is_empty() && bytes + payload.len() > max_bytes);
                         if full {
                             batch.end.next_ms = parsed.map(|(_, (ms, _))| ms);

@@ -297,6 +297,8 @@ impl AgentState {
             _ if u.offline(offline_after, Instant::now()) => {
                 (AgentStatus::Offline, Severity::Critical)
             }
+            // Refused uploads: the control plane hears nothing of use.
+            LinkState::Rejected => (status, severity.max(Severity::Unhealthy)),
             _ => (status, severity),
         }
     }

@@ -41,7 +41,7 @@ pub enum Answer {
     /// 409: this version is no longer accepted; the minimum, if said.
     VersionUnsupported(Option<String>),
     /// 413: the batch is too large.
-    TooLarge,
+    TooLarge(String),
     /// Any other 4xx: the receiver will never take this batch.
     Rejected(u16, String),
 }
@@ -172,7 +172,7 @@ pub fn classify(resp: &Response, now: SystemTime) -> Answer {
                 .map(str::to_string)
                 .or_else(|| min_version_in_json(&resp.body)),
         ),
-        413 => Answer::TooLarge,
+        413 => Answer::TooLarge(said()),
         400..=499 => Answer::Rejected(s, said()),
         _ => Answer::Failed(said()),
     }
@@ -244,11 +244,15 @@ pub fn older_than(ours: &str, min: &str) -> bool {
     parse(ours) < parse(min)
 }
 
+/// The longest backoff. With an attempt in flight bounded by `[upstream]
+/// timeout` (10 s by default), a restored upstream hears from the agent
+/// within 25 s.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(15);
+
 /// Exponential backoff with full jitter: a random wait in
-/// [0, min(30 s, 1 s · 2^failures)], at least 100 ms.
+/// [0, min(15 s, 1 s · 2^failures)], at least 100 ms.
 pub fn backoff(failures: u32) -> Duration {
-    let cap =
-        Duration::from_secs(30).min(Duration::from_secs(1) * 2u32.saturating_pow(failures.min(16)));
+    let cap = BACKOFF_CAP.min(Duration::from_secs(1) * 2u32.saturating_pow(failures.min(16)));
     let ms = fastrand::u64(0..=cap.as_millis() as u64);
     Duration::from_millis(ms.max(100))
 }
@@ -312,7 +316,9 @@ mod tests {
             classify(&resp(409, &[], "nope"), now),
             Answer::VersionUnsupported(None)
         );
-        assert_eq!(classify(&resp(413, &[], ""), now), Answer::TooLarge);
+        assert!(
+            matches!(classify(&resp(413, &[], ""), now), Answer::TooLarge(m) if m.starts_with("HTTP 413"))
+        );
         assert!(
             matches!(classify(&resp(400, &[], "bad line 3"), now), Answer::Rejected(400, m) if m.contains("bad line 3"))
         );
@@ -337,7 +343,7 @@ mod tests {
         for n in 0..40 {
             let d = backoff(n);
             assert!(d >= Duration::from_millis(100));
-            assert!(d <= Duration::from_secs(30));
+            assert!(d <= BACKOFF_CAP);
             if n == 0 {
                 assert!(d <= Duration::from_secs(1));
             }

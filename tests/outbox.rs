@@ -6,7 +6,9 @@
 //! Checked at every step: the backlog is exactly what the model owes; every
 //! batch is increasing, holds only owed records, and never repeats an
 //! acknowledged one; a live record never waits behind two backlog batches in
-//! a row. At the end, after a clean drain: every number ever given out was
+//! a row. After a crash the new run's gap records name exactly what was
+//! only in memory: their counts add up to it, their ranges cover it and hold
+//! nothing else but numbers delivered out of order. At the end, after a clean drain: every number ever given out was
 //! delivered exactly once or named by a delivered gap record.
 
 mod common;
@@ -16,7 +18,7 @@ use std::path::Path;
 
 use tether::config::SpoolConfig;
 use tether::outbox::{Outbox, Outgoing, Source};
-use tether::record::Body;
+use tether::record::{Body, Gap, GapReason};
 use tether::spool::{Spool, SyncPolicy};
 
 fn open(dir: &Path, sync: SyncPolicy, small: bool) -> Outbox {
@@ -47,6 +49,8 @@ struct Model {
     /// Gaps delivered: numbers the receiver was told it will never get.
     named: BTreeSet<u64>,
     made: BTreeSet<u64>,
+    /// The crash gap records made, by number.
+    gap_recs: std::collections::BTreeMap<u64, Gap>,
     /// The model cannot follow drops exactly (small sizes): only the end
     /// state is compared then.
     exact: bool,
@@ -165,19 +169,58 @@ fn run(seed: u64, sync: SyncPolicy, small: bool) {
                 last_was_spool = false;
             }
             // A crash: what was only in memory is gone, and the next run
-            // names it (with the numbers the run had reserved) in a gap.
+            // names exactly that in gap records.
             _ => {
                 drop(ob);
                 ob = open(&dir, sync, small);
                 last_was_spool = false;
                 if m.exact {
                     let on_disk = spooled(&dir);
+                    let lost: BTreeSet<u64> = m.owed.difference(&on_disk).copied().collect();
                     m.owed.retain(|s| on_disk.contains(s));
-                    // The new run's first record: the unclean_shutdown gap.
-                    assert_eq!(ob.ring_len(), 1, "{ctx}: one gap record");
-                    let gap = ob.seq.peek() - 1;
-                    m.owed.insert(gap);
-                    m.made.insert(gap);
+                    let gaps = ob.gaps_in_memory();
+                    assert_eq!(ob.ring_len(), gaps.len(), "{ctx}: only gap records");
+                    let mut unclean: Vec<Gap> = gaps
+                        .iter()
+                        .map(|(_, g)| *g)
+                        .filter(|g| g.reason == GapReason::UncleanShutdown)
+                        .collect();
+                    // A lost gap record's range is named again, as it was.
+                    for s in &lost {
+                        if let Some(g) = m.gap_recs.get(s) {
+                            let at = unclean.iter().position(|u| u == g);
+                            let at = at.unwrap_or_else(|| {
+                                panic!("{ctx}: lost gap record {s} ({g:?}) not named again")
+                            });
+                            unclean.remove(at);
+                        }
+                    }
+                    let counted: u64 = unclean.iter().map(|g| g.count).sum();
+                    assert_eq!(
+                        counted,
+                        lost.len() as u64,
+                        "{ctx}: {unclean:?} for {lost:?}"
+                    );
+                    for s in &lost {
+                        assert!(
+                            unclean.iter().any(|g| (g.first..=g.last).contains(s)),
+                            "{ctx}: lost seq {s} named by none of {unclean:?}"
+                        );
+                    }
+                    for g in &unclean {
+                        for s in g.first..=g.last {
+                            assert!(
+                                !on_disk.contains(&s)
+                                    && (lost.contains(&s) || m.delivered.contains(&s)),
+                                "{ctx}: {g:?} names seq {s}, which is neither lost nor delivered out of order"
+                            );
+                        }
+                    }
+                    for (seq, g) in gaps {
+                        m.gap_recs.insert(seq, g);
+                        m.owed.insert(seq);
+                        m.made.insert(seq);
+                    }
                 }
             }
         }
@@ -210,11 +253,28 @@ fn run(seed: u64, sync: SyncPolicy, small: bool) {
 }
 
 /// The unacknowledged records in the spool directory, read by a second,
-/// independent open.
+/// independent open of a copy (reading a batch at a time, gap records
+/// apart, needs acknowledging).
 fn spooled(dir: &Path) -> BTreeSet<u64> {
-    let (s, _) = Spool::open(&dir.join("spool"), 1 << 40, SyncPolicy::Never).unwrap();
-    let b = s.read(usize::MAX, 1 << 30).unwrap();
-    b.recs.iter().map(|r| r.seq).collect()
+    let copy = dir.join("spool-copy");
+    let _ = std::fs::remove_dir_all(&copy);
+    std::fs::create_dir_all(&copy).unwrap();
+    for e in std::fs::read_dir(dir.join("spool")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, copy.join(p.file_name().unwrap())).unwrap();
+    }
+    let (mut s, _) = Spool::open(&copy, 1 << 40, SyncPolicy::Never).unwrap();
+    let mut out = BTreeSet::new();
+    loop {
+        let b = s.read(usize::MAX, 1 << 30).unwrap();
+        if b.recs.is_empty() {
+            break;
+        }
+        out.extend(b.recs.iter().map(|r| r.seq));
+        s.ack(b.end);
+    }
+    let _ = std::fs::remove_dir_all(&copy);
+    out
 }
 
 /// `TETHER_MODEL_SEEDS=N` runs N seeds instead of 8.

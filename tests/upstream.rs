@@ -437,6 +437,98 @@ fn too_large_halves_the_batch_and_a_refused_batch_is_set_aside_with_a_gap() {
     );
 }
 
+/// Receives uploads until every number up to at least `min_max` was
+/// acknowledged or is named by an acknowledged gap record.
+fn collect_explained(fake: &Fake, reqs: &mut Vec<Req>, min_max: u64) {
+    wait_for("every number explained", Duration::from_secs(40), || {
+        if let Ok(r) = fake.requests.recv_timeout(Duration::from_millis(200)) {
+            reqs.push(r);
+        }
+        let (seqs, gaps) = delivered_and_gaps(reqs);
+        let max = seqs.last().copied().unwrap_or(0);
+        let explained = |s: &u64| seqs.contains(s) || gaps.iter().any(|g| g.contains(*s));
+        (max >= min_max && (1..=max).all(|s| explained(&s))).then_some(())
+    });
+}
+
+/// A receiver that refuses everything with `code` from the first upload
+/// (the link was never up) for a while, then takes everything.
+fn refusal_then_ok(code: u16) {
+    let fake = Fake::start("127.0.0.1:0");
+    fake.set_default(Some(Act::Status(
+        code,
+        vec![],
+        "line 1: field x not allowed\nsecond line".into(),
+    )));
+    let agent = Agent::start(
+        &format!("up-refuse-{code}"),
+        &config(fake.addr, "batch_max_records = 4"),
+    );
+    let t0 = Instant::now();
+    let mut reqs = Vec::new();
+    wait_for("the refusal to show", Duration::from_secs(15), || {
+        reqs.extend(fake.requests.try_iter());
+        (upstream_field(&agent, "state") == "rejected" && reqs.len() >= 2).then_some(())
+    });
+    let s = status(&agent);
+    assert_eq!(field(&s, "severity"), "unhealthy", "{s}");
+    let err = upstream_field(&agent, "last_error");
+    assert!(
+        err.contains(&format!("HTTP {code}")) && err.contains("not allowed"),
+        "{err}"
+    );
+    assert!(!err.contains("second line"), "{err}");
+    let (_, doctor) = agent.get("/doctor");
+    assert!(
+        doctor.contains("[critical] the control plane refuses what this agent sends"),
+        "{doctor}"
+    );
+    // Five seconds of refusals: the backoff, not a loop.
+    wait_for("five seconds", Duration::from_secs(10), || {
+        reqs.extend(fake.requests.try_iter());
+        (t0.elapsed() >= Duration::from_secs(5)).then_some(())
+    });
+    reqs.extend(fake.requests.try_iter());
+    let refused = reqs.len();
+    assert!(
+        (2..=12).contains(&refused),
+        "{refused} uploads in 5 s against a receiver that refuses everything"
+    );
+    let newest = reqs
+        .iter()
+        .flat_map(|r| r.records())
+        .map(|(s, _)| s)
+        .max()
+        .unwrap();
+    fake.set_default(None);
+    agent.signal("HUP");
+    collect_explained(&fake, &mut reqs, newest);
+    // Gap records rode alone, and were never dead-lettered.
+    for r in reqs.iter().filter(|r| r.acked()) {
+        let kinds: BTreeSet<bool> = r.records().iter().map(|(_, t)| t == "gap").collect();
+        assert!(
+            kinds.len() <= 1,
+            "a batch mixed gap records and others: {:?}",
+            r.records()
+        );
+    }
+    let dead = std::fs::read_to_string(agent.dir.join("state/spool/dead-letter.ndjson")).unwrap();
+    assert!(!dead.contains("\"type\":\"gap\""), "{dead}");
+    assert!(dead.contains("not allowed"));
+    wait_status(&agent, "state", "up");
+    assert_eq!(field(&status(&agent), "severity"), "healthy");
+}
+
+#[test]
+fn a_refusing_receiver_is_backed_off_shown_and_every_number_is_explained() {
+    refusal_then_ok(400);
+}
+
+#[test]
+fn a_sustained_413_dead_letters_single_records_and_the_stream_goes_on() {
+    refusal_then_ok(413);
+}
+
 #[test]
 fn https_upstream_is_verified_against_the_ca_file() {
     use common::pki;

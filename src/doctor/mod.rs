@@ -421,6 +421,12 @@ fn link_finding(u: &UpstreamView, up: &Upstream) -> Finding {
             "the control plane no longer accepts this version (HTTP 409)",
         )
         .fix("upgrade tether (see Version below)"),
+        LinkState::Rejected => f(
+            Level::Critical,
+            "upload_rejected",
+            "the control plane refuses what this agent sends (HTTP 4xx)",
+        )
+        .fix("read the server's answer in the last error; refused records are in the spool's dead-letter.ndjson, and their numbers were reported as rejected gaps. Fix the receiver or the agent version, then systemctl reload tether"),
         LinkState::NoIdentity => f(
             Level::Critical,
             "no_identity",

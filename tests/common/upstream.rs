@@ -144,6 +144,8 @@ struct Shared {
     failing: AtomicBool,
     /// Connections being served.
     open: AtomicUsize,
+    /// With an empty script: this answer, before `failing` is looked at.
+    default: Mutex<Option<Act>>,
 }
 
 impl Fake {
@@ -199,6 +201,11 @@ impl Fake {
         self.shared.failing.store(failing, Ordering::SeqCst);
     }
 
+    /// Unscripted requests get `act` (`None`: back to `set_failing`'s).
+    pub fn set_default(&self, act: Option<Act>) {
+        *self.shared.default.lock().unwrap() = act;
+    }
+
     /// Connections still being served (for a fence after the client died).
     pub fn open_connections(&self) -> usize {
         self.shared.open.load(Ordering::SeqCst)
@@ -242,7 +249,9 @@ fn serve(mut s: impl Conn, script: &Mutex<VecDeque<Act>>, sh: &Shared, tx: &mpsc
     let body = String::from_utf8_lossy(&body).to_string();
     let at = Instant::now();
     let act = script.lock().unwrap().pop_front().unwrap_or_else(|| {
-        if sh.failing.load(Ordering::SeqCst) {
+        if let Some(a) = sh.default.lock().unwrap().clone() {
+            a
+        } else if sh.failing.load(Ordering::SeqCst) {
             Act::Status(503, vec![], String::new())
         } else {
             Act::Ack
