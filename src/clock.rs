@@ -13,8 +13,8 @@ pub fn unix_seconds(t: SystemTime) -> f64 {
 /// Seconds since the Unix epoch, negative before it.
 pub fn unix_secs(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
     }
 }
 
@@ -23,8 +23,12 @@ pub fn rfc3339(t: SystemTime) -> String {
     rfc3339_unix(unix_secs(t).max(0))
 }
 
-/// [`rfc3339`] of Unix seconds (any sign).
+/// The first and last second of years 0000 to 9999, what RFC 3339 can say.
+const RFC3339_RANGE: (i64, i64) = (-62_167_219_200, 253_402_300_799);
+
+/// [`rfc3339`] of Unix seconds (any sign), held to years 0000 to 9999.
 pub fn rfc3339_unix(secs: i64) -> String {
+    let secs = secs.clamp(RFC3339_RANGE.0, RFC3339_RANGE.1);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
     format!(
@@ -124,6 +128,15 @@ mod tests {
         assert_eq!(parse_rfc3339_millis("2026-11-21T19:53:30Z"), None);
         assert_eq!(parse_rfc3339_millis("2026-13-21T19:53:30.007Z"), None);
         assert_eq!(unix_millis(UNIX_EPOCH + Duration::from_micros(1_500)), 1);
+    }
+
+    #[test]
+    fn far_times_saturate_instead_of_wrapping() {
+        let far = UNIX_EPOCH + Duration::from_secs(u64::MAX / 2);
+        assert_eq!(unix_secs(far), i64::MAX);
+        assert_eq!(rfc3339(far), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339_unix(i64::MIN), "0000-01-01T00:00:00Z");
+        assert_eq!(rfc3339_millis(u64::MAX), "9999-12-31T23:59:59.615Z");
     }
 
     #[test]

@@ -391,9 +391,51 @@ pub fn resolve_and_load(explicit: Option<&Path>) -> Result<Config, ConfigError> 
 
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
+    let bytes = read_file(path, MAX_FILE)
         .map_err(|e| ConfigError(vec![format!("{name}: cannot read: {e}")]))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let (line, col) = line_col(&String::from_utf8_lossy(&e.as_bytes()[..at]), at);
+        ConfigError(vec![format!(
+            "{name}:{line}:{col}: not UTF-8 text (byte 0x{:02x})",
+            e.as_bytes()[at]
+        )])
+    })?;
     parse(&text, &name)
+}
+
+/// The largest configuration, token or CA file read (16 MiB).
+pub const MAX_FILE: u64 = 16 << 20;
+
+/// A regular file's contents, at most `max` bytes. Opened without blocking
+/// (a FIFO would wait for a writer forever), refused unless it is a
+/// regular file (`/dev/zero` never ends), and refused when larger.
+pub fn read_file(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > max {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            max >> 20
+        )));
+    }
+    let mut out = Vec::with_capacity(meta.len() as usize);
+    f.take(max + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            max >> 20
+        )));
+    }
+    Ok(out)
 }
 
 pub fn builtin() -> Config {
@@ -416,6 +458,9 @@ pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
     let mut w = Walker {
         source,
         text,
+        line_starts: std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect(),
         errors: Vec::new(),
     };
     let config = w.document(&doc);
@@ -520,6 +565,9 @@ const KINDS: &[&str] = &[
 struct Walker<'s> {
     source: &'s str,
     text: &'s str,
+    /// Where each line starts: a line number is a binary search, so
+    /// validation stays linear in the number of checks.
+    line_starts: Vec<usize>,
     /// (byte offset, message) so errors come out in file order.
     errors: Vec<(usize, String)>,
 }
@@ -538,7 +586,7 @@ impl<'a> Scope<'a> {
 
 impl Walker<'_> {
     fn line(&self, span: &Range<usize>) -> usize {
-        line_col(self.text, span.start).0
+        self.line_starts.partition_point(|s| *s <= span.start)
     }
 
     fn error(&mut self, span: Range<usize>, msg: String) {
@@ -791,7 +839,8 @@ impl Walker<'_> {
         );
         let mut checks = Vec::new();
         if let Some(list) = self.array(&top, "check") {
-            let mut names: Vec<(String, usize)> = Vec::new();
+            let mut names: std::collections::BTreeMap<String, usize> =
+                std::collections::BTreeMap::new();
             for (i, v) in list.iter().enumerate() {
                 let DeValue::Table(t) = v.get_ref() else {
                     self.error(
@@ -801,7 +850,7 @@ impl Walker<'_> {
                     continue;
                 };
                 if let Some(c) = self.check(t, v.span(), i + 1, &agent) {
-                    if let Some((_, first)) = names.iter().find(|(n, _)| *n == c.name) {
+                    if let Some(first) = names.get(&c.name) {
                         let first = *first;
                         self.error(
                             v.span(),
@@ -811,7 +860,7 @@ impl Walker<'_> {
                             ),
                         );
                     } else {
-                        names.push((c.name.clone(), self.line(&v.span())));
+                        names.insert(c.name.clone(), self.line(&v.span()));
                         checks.push(c);
                     }
                 }
@@ -1258,7 +1307,7 @@ impl Walker<'_> {
     fn ca_file(&mut self, s: &Scope) -> Option<CaFile> {
         self.parsed(s, "ca_file", |p| {
             let path = absolute_path(p)?;
-            let pem = std::fs::read(&path).map_err(|e| format!("{p}: {e}"))?;
+            let pem = read_file(&path, MAX_FILE).map_err(|e| format!("{p}: {e}"))?;
             let certs = crate::tls::load_pem_certs(&pem).map_err(|e| format!("{p}: {e}"))?;
             Ok(CaFile { path, certs })
         })
@@ -1562,7 +1611,8 @@ pub fn read_token_file(p: &str) -> Result<Token, String> {
             "{p} is readable or writable by group or others (mode {mode:04o}); run `chmod 600 {p}`"
         ));
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{p}: {e}"))?;
+    let text = read_file(&path, MAX_FILE).map_err(|e| format!("{p}: {e}"))?;
+    let text = String::from_utf8_lossy(&text);
     let secret = check_token(&text).map_err(|e| format!("{p}: the token {e}"))?;
     Ok(Token::new(secret, p.to_string()))
 }

@@ -329,7 +329,16 @@ impl Spool {
             remove(&path);
             return Ok(());
         }
-        let prev_last = u64::from_le_bytes(buf[8..16].try_into().expect("8 bytes"));
+        let mut prev_last = u64::from_le_bytes(buf[8..16].try_into().expect("8 bytes"));
+        if prev_last >= first_seq && first_seq > 0 {
+            // The field has no checksum of its own; the segment's name (its
+            // first record) bounds it: what came before is below it.
+            log::error!(
+                "spool: {}: its header names record {prev_last} before it, which cannot be: ignored",
+                path.display()
+            );
+            prev_last = floor.min(first_seq - 1);
+        }
         if prev_last > floor {
             // The segment before this one is gone.
             let first = floor + 1;
@@ -401,7 +410,7 @@ impl Spool {
                     rec.gaps.push(corrupt_gap(last_good + 1, n - 1));
                 }
                 // The newest write, torn: its header still names it.
-                (Some(s), None) if s > last_good && s < last_good + (1 << 32) => {
+                (Some(s), None) if s > last_good && s < last_good.saturating_add(1 << 32) => {
                     rec.gaps.push(corrupt_gap(s, s));
                 }
                 _ => {}

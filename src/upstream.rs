@@ -200,7 +200,8 @@ pub fn parse_http_date(v: &str) -> Option<SystemTime> {
     ];
     let m = MONTHS.iter().position(|x| x == month)? as u32 + 1;
     let d: u32 = day.parse().ok().filter(|d| (1..=31).contains(d))?;
-    let y: i64 = year.parse().ok()?;
+    // Four digits, as IMF-fixdate says: nothing can overflow below.
+    let y: i64 = year.parse().ok().filter(|y| (1970..=9999).contains(y))?;
     let hms: Vec<u64> = time
         .split(':')
         .map(|x| x.parse().ok())
@@ -212,8 +213,8 @@ pub fn parse_http_date(v: &str) -> Option<SystemTime> {
         return None;
     }
     let days = crate::clock::days_from_civil(y, m, d);
-    let secs = u64::try_from(days * 86_400).ok()? + h * 3600 + mi * 60 + s;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+    let secs = u64::try_from(days.checked_mul(86_400)?).ok()? + h * 3600 + mi * 60 + s;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
 fn is_version(v: &str) -> bool {
@@ -333,6 +334,21 @@ mod tests {
         let t = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
         assert_eq!(t, SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777));
         assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
+        // Far-future dates from the network are refused, never overflow.
+        assert_eq!(
+            parse_http_date("Sun, 04 Dec 292277026596 23:59:59 GMT"),
+            None
+        );
+        let now = SystemTime::now();
+        assert_eq!(
+            retry_after("Sun, 04 Dec 292277026596 23:59:59 GMT", now),
+            None
+        );
+        assert_eq!(
+            retry_after("18446744073709551615", now).map(|d| d.min(MAX_RETRY_AFTER)),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert!(parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT").is_some());
         assert!(older_than("0.1.0", "0.2.0"));
         assert!(older_than("0.9.0", "0.10.0"));
         assert!(!older_than("1.0.0", "1.0.0"));

@@ -43,6 +43,45 @@ fn usage_errors_exit_2_and_say_what_is_wrong() {
         .contains("check [--check NAME] [--json]"));
 }
 
+#[test]
+fn unreadable_configurations_are_refused_at_once_with_their_place() {
+    let dir = temp_dir("cli-odd-files");
+    let fifo = dir.join("fifo.toml");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let bad = dir.join("latin1.toml");
+    std::fs::write(&bad, b"[agent]\nname = \"caf\xe9\"\n").unwrap();
+    let fifo = fifo.to_string_lossy().into_owned();
+    let bad = bad.to_string_lossy().into_owned();
+    for (path, want) in [
+        // A FIFO once blocked `validate` forever, /dev/zero filled memory.
+        (
+            fifo.as_str(),
+            format!("{fifo}: cannot read: not a regular file"),
+        ),
+        (
+            "/dev/zero",
+            "/dev/zero: cannot read: not a regular file".into(),
+        ),
+        (
+            bad.as_str(),
+            format!("{bad}:2:12: not UTF-8 text (byte 0xe9)"),
+        ),
+    ] {
+        let start = std::time::Instant::now();
+        let o = tether(&["validate", "-c", path]);
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "{path}"
+        );
+        assert_eq!(o.status.code(), Some(2), "{path}");
+        assert_eq!(stderr(&o).trim_end(), want);
+    }
+}
+
 fn write_config(tag: &str, body: &str) -> (std::path::PathBuf, String) {
     let dir = temp_dir(tag);
     let p = dir.join("t.toml");

@@ -276,6 +276,13 @@ fn sighup_reloads_keeping_unchanged_checks_and_refuses_invalid_files() {
         "{m}"
     );
 
+    // Nesting 20,000 deep once overflowed the stack and killed the agent.
+    std::fs::write(&agent.config, format!("x = {}\n", "[".repeat(20_000))).unwrap();
+    agent.signal("HUP");
+    let line = agent.wait_log("nested more than", Duration::from_secs(5));
+    assert!(line.contains("reload refused"), "{line}");
+    assert_eq!(agent.get("/health").0, 200);
+
     // Valid: a new check appears, the unchanged one keeps its counters.
     let before = runs(&agent.get("/status").1, "keep");
     let second = format!(

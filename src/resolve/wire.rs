@@ -88,7 +88,10 @@ impl<'a> Reader<'a> {
         let mut out = String::new();
         let mut pos = self.pos;
         let mut jumped = false;
-        for _ in 0..64 {
+        // Labels are bounded by the 255-byte name; pointers by this count
+        // (each jump reads no label, so a loop would never end otherwise).
+        let mut jumps = 0;
+        loop {
             let len = *self
                 .buf
                 .get(pos)
@@ -109,6 +112,10 @@ impl<'a> Reader<'a> {
                         self.pos = pos + 2;
                     }
                     jumped = true;
+                    jumps += 1;
+                    if jumps > 127 {
+                        return Err(WireError::Malformed("compression loop"));
+                    }
                     pos = usize::from(l & 0x3F) << 8 | usize::from(lo);
                 }
                 l if l & 0xC0 == 0 => {
@@ -128,7 +135,6 @@ impl<'a> Reader<'a> {
                 _ => return Err(WireError::Malformed("unknown label type")),
             }
         }
-        Err(WireError::Malformed("compression loop"))
     }
 }
 
@@ -255,6 +261,18 @@ mod tests {
                 let _ = decode_reply(&m, 7, "x.y", TYPE_A);
             }
         }
+        // A legal name of 120 labels is no loop.
+        let long = ["a"; 120].join(".");
+        let q120 = encode_query(9, &long, TYPE_A);
+        let r = reply_with(&q120, 0, &[]);
+        assert!(
+            !matches!(
+                decode_reply(&r, 9, &long, TYPE_A),
+                Err(WireError::Malformed(_))
+            ),
+            "{:?}",
+            decode_reply(&r, 9, &long, TYPE_A)
+        );
         // A pointer to itself.
         let mut lp = q.clone();
         lp[2] = 0x81;
