@@ -1,9 +1,12 @@
-//! One HTTP/1.1 exchange over any byte stream (plain TCP now, TLS in the next
-//! issue: the function is generic over `AsyncRead + AsyncWrite`). Writes the
-//! request with `Connection: close`, parses the head with httparse, and reads a
+//! One HTTP/1.1 exchange over any byte stream (plain TCP or TLS: the
+//! function is generic over `AsyncRead + AsyncWrite`). Writes the request
+//! with `Connection: close`, parses the head with httparse, and reads a
 //! body framed by Content-Length, chunked encoding or EOF, keeping at most
-//! `max_body` bytes. Nothing the server sends can make it panic or grow
-//! without bound: the head is capped at [`MAX_HEAD`].
+//! `max_body` bytes. Nothing the server sends can make it panic, grow
+//! without bound or hold the thread: a head is capped at [`MAX_HEAD`] bytes
+//! and [`MAX_HEADERS`] fields (curl takes 100 KiB heads; real servers send
+//! 20 KiB cookies and dozens of headers), at most [`MAX_INTERIM`] 1xx
+//! responses may precede the real one, and the loop yields after each.
 
 use std::io;
 
@@ -11,7 +14,9 @@ use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::probe::{Phase, Trace};
 
-pub const MAX_HEAD: usize = 16 * 1024;
+pub const MAX_HEAD: usize = 64 * 1024;
+pub const MAX_HEADERS: usize = 500;
+pub const MAX_INTERIM: usize = 16;
 
 pub struct Request<'a> {
     pub method: &'a str,
@@ -63,6 +68,60 @@ pub enum HttpError {
     Io(io::Error),
     /// The peer's bytes are not HTTP/1.x.
     Protocol(String),
+    /// The response head is over a bound ([`MAX_HEAD`], [`MAX_HEADERS`]).
+    HeadTooLarge(String),
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpError::Io(e) => write!(f, "{e}"),
+            HttpError::Protocol(m) | HttpError::HeadTooLarge(m) => f.write_str(m),
+        }
+    }
+}
+
+type Head = (u16, String, Vec<(String, String)>, usize);
+
+/// Parses a complete head at the start of `buf`: `None` while partial.
+/// Most heads fit 64 fields on the stack; more are parsed again with room
+/// for [`MAX_HEADERS`].
+fn parse_head(buf: &[u8]) -> Result<Option<Head>, HttpError> {
+    let mut few = [httparse::EMPTY_HEADER; 64];
+    match parse_head_in(buf, &mut few) {
+        Err(HttpError::HeadTooLarge(_)) => {
+            parse_head_in(buf, &mut vec![httparse::EMPTY_HEADER; MAX_HEADERS])
+        }
+        other => other,
+    }
+}
+
+fn parse_head_in<'b>(
+    buf: &'b [u8],
+    fields: &mut [httparse::Header<'b>],
+) -> Result<Option<Head>, HttpError> {
+    let mut resp = httparse::Response::new(fields);
+    match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => Ok(Some((
+            resp.code.unwrap_or(0),
+            crate::text::clip(resp.reason.unwrap_or(""), 100),
+            resp.headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_string(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect(),
+            n,
+        ))),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(HttpError::HeadTooLarge(format!(
+            "response head with more than {MAX_HEADERS} header fields"
+        ))),
+        Err(e) => Err(HttpError::Protocol(format!("invalid response head: {e}"))),
+    }
 }
 
 impl From<io::Error> for HttpError {
@@ -163,34 +222,14 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         pos: 0,
     };
     let mut first = true;
+    let mut interim = 0;
     loop {
         let (status, reason, headers, head_len) = loop {
-            let mut hdrs = [httparse::EMPTY_HEADER; 64];
-            let mut resp = httparse::Response::new(&mut hdrs);
-            match resp.parse(conn.available()) {
-                Ok(httparse::Status::Complete(n)) => {
-                    let headers = resp
-                        .headers
-                        .iter()
-                        .map(|h| {
-                            (
-                                h.name.to_string(),
-                                String::from_utf8_lossy(h.value).into_owned(),
-                            )
-                        })
-                        .collect::<Vec<_>>();
-                    break (
-                        resp.code.unwrap_or(0),
-                        crate::text::clip(resp.reason.unwrap_or(""), 100),
-                        headers,
-                        n,
-                    );
-                }
-                Ok(httparse::Status::Partial) => {}
-                Err(e) => return Err(HttpError::Protocol(format!("invalid response head: {e}"))),
+            if let Some(head) = parse_head(conn.available())? {
+                break head;
             }
             if conn.available().len() >= limits.head {
-                return Err(HttpError::Protocol(format!(
+                return Err(HttpError::HeadTooLarge(format!(
                     "response head larger than {} KiB",
                     limits.head / 1024
                 )));
@@ -214,7 +253,16 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         };
         conn.pos += head_len;
         if (100..200).contains(&status) && status != 101 {
-            continue; // 100 Continue and friends precede the real response
+            // 100 Continue and friends precede the real response; a server
+            // that sends them without end gets an error, not the thread.
+            interim += 1;
+            if interim > MAX_INTERIM {
+                return Err(HttpError::Protocol(format!(
+                    "more than {MAX_INTERIM} interim (1xx) responses before the real one"
+                )));
+            }
+            futures_lite::future::yield_now().await;
+            continue;
         }
         let mut resp = Response {
             status,

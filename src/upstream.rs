@@ -3,7 +3,7 @@
 //! against `[upstream] timeout` as a whole, and the answer sorted into what
 //! the delivery loop must do about it ([`Answer`]).
 //!
-//! The response head may be at most 8 KiB and the body is read up to 64 KiB;
+//! The response head may be at most 64 KiB and the body is read up to 64 KiB;
 //! more fails the attempt (head) or is ignored (body). The token goes in the
 //! `Authorization` header and nowhere else: no message built here contains it.
 
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_lite::{AsyncRead, AsyncWrite};
 
 use crate::config::Upstream;
-use crate::http1::{exchange, HttpError, Limits, Response};
+use crate::http1::{exchange, Limits, Response};
 use crate::net::connect;
 use crate::probe::{Context, Trace};
 use crate::resolve::Resolver;
@@ -20,7 +20,7 @@ use crate::scheduler::until;
 use crate::tls::{Client, Verify};
 use crate::url::Scheme;
 
-pub const MAX_RESPONSE_HEAD: usize = 8 * 1024;
+pub const MAX_RESPONSE_HEAD: usize = crate::http1::MAX_HEAD;
 pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
 /// `Retry-After` is obeyed up to this.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
@@ -136,10 +136,7 @@ async fn send<S: AsyncRead + AsyncWrite + Unpin>(
     };
     exchange(stream, &req, trace, limits)
         .await
-        .map_err(|e| match e {
-            HttpError::Io(e) => format!("{}: {e}", up.url),
-            HttpError::Protocol(m) => format!("{}: {m}", up.url),
-        })
+        .map_err(|e| format!("{}: {e}", up.url))
 }
 
 /// Sorts a response into an [`Answer`].

@@ -102,6 +102,17 @@ impl Url {
         if strip_prefix_ci(loc, "http://").is_some() || strip_prefix_ci(loc, "https://").is_some() {
             return Url::parse(loc);
         }
+        // Any other `scheme:` (RFC 3986: a letter, then letters, digits,
+        // `+`, `-`, `.`, before a colon that precedes any `/`) is an
+        // absolute URL tether does not fetch.
+        if let Some((head, _)) = loc.split_once(':') {
+            let mut b = head.bytes();
+            if b.next().is_some_and(|c| c.is_ascii_alphabetic())
+                && b.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+            {
+                return Err(format!("`{head}:` is not http or https"));
+            }
+        }
         let scheme = self.scheme.as_str();
         if let Some(rest) = loc.strip_prefix("//") {
             return Url::parse(&format!("{scheme}://{rest}"));

@@ -266,6 +266,18 @@ fn http_redirects_only_when_asked() {
     assert_eq!(o.status, Status::Ok, "{o:?}");
     assert!(o.message.contains("/new"), "{}", o.message);
     assert_reason(&run(&c("/loop", true), &r), Reason::TooManyRedirects);
+    // One redirect that cannot be followed is no "too many".
+    let mut odd = reply(302, "");
+    odd.headers
+        .push(("Location".into(), "ftp://files.example/x".into()));
+    let (addr2, _rx2) = http_server(vec![("/odd", odd)]);
+    let o = run(
+        &check(&format!(
+            "kind = \"http\"\nurl = \"http://{addr2}/odd\"\nfollow_redirects = true"
+        )),
+        &r,
+    );
+    assert_reason(&o, Reason::RedirectRefused);
 }
 
 #[test]
@@ -322,7 +334,77 @@ fn http_garbage_and_empty_replies() {
     });
     let c = check(&format!("kind = \"http\"\nurl = \"http://{addr}/\""));
     assert_reason(&run(&c, &resolver(None)), Reason::HttpProtocol);
-    assert_reason(&run(&c, &resolver(None)), Reason::ConnectionReset);
+    // A clean close (FIN) is not a reset.
+    let o = run(&c, &resolver(None));
+    assert_reason(&o, Reason::ConnectionClosed);
+    assert!(
+        o.message.contains("closed the connection without replying"),
+        "{}",
+        o.message
+    );
+}
+
+#[test]
+fn http_heads_as_real_servers_send_them_and_the_bounds_past_them() {
+    let with = |n: usize, value_len: usize| {
+        let mut r = reply(200, "ok");
+        for i in 0..n {
+            r.headers.push((format!("X-H{i}"), "v".repeat(value_len)));
+        }
+        r
+    };
+    let (addr, _rx) = http_server(vec![
+        ("/65", with(65, 10)),
+        ("/400", with(400, 10)),
+        ("/cookie", with(1, 20 * 1024)),
+        ("/600", with(600, 10)),
+        ("/70k", with(1, 70 * 1024)),
+    ]);
+    let r = resolver(None);
+    let c = |path: &str| check(&format!("kind = \"http\"\nurl = \"http://{addr}{path}\""));
+    // 64 headers used to be the limit, and 16 KiB of head: curl and
+    // blackbox_exporter take these.
+    for path in ["/65", "/400", "/cookie"] {
+        let o = run(&c(path), &r);
+        assert_eq!(o.status, Status::Ok, "{path}: {o:?}");
+    }
+    let o = run(&c("/600"), &r);
+    assert_reason(&o, Reason::HttpHeadTooLarge);
+    assert!(
+        o.message.contains("more than 500 header fields"),
+        "{}",
+        o.message
+    );
+    let o = run(&c("/70k"), &r);
+    assert_reason(&o, Reason::HttpHeadTooLarge);
+    assert!(o.message.contains("larger than 64 KiB"), "{}", o.message);
+}
+
+#[test]
+fn http_endless_interim_responses_are_an_error_not_a_stall() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in l.incoming().flatten() {
+            let mut b = [0u8; 512];
+            let _ = s.read(&mut b);
+            std::thread::spawn(move || {
+                let heads = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(200);
+                while s.write_all(&heads).is_ok() {}
+            });
+        }
+    });
+    let c = check(&format!(
+        "kind = \"http\"\nurl = \"http://{addr}/\"\ntimeout = \"3s\""
+    ));
+    let o = run(&c, &resolver(None));
+    assert_reason(&o, Reason::HttpProtocol);
+    assert!(
+        o.message.contains("more than 16 interim (1xx) responses"),
+        "{}",
+        o.message
+    );
 }
 
 #[test]

@@ -353,6 +353,26 @@ fn retry_after_is_obeyed_in_seconds_and_as_a_date() {
     );
     assert!(third.acked());
     wait_status(&agent, "state", "up");
+    // A date in the year 292277026596 once panicked the agent (an
+    // overflow adding it to the clock): it is no usable date, so the agent
+    // backs off instead, and lives.
+    fake.script([Act::Status(
+        503,
+        vec![
+            (
+                "Retry-After",
+                "Sun, 04 Dec 292277026596 23:59:59 GMT".into(),
+            ),
+            ("Date", "Sun, 04 Dec 292277026596 23:59:59 GMT".into()),
+        ],
+        String::new(),
+    )]);
+    agent.signal("HUP");
+    wait_for("the far-future 503", Duration::from_secs(10), || {
+        (fake.next(Duration::from_secs(10)).act == "Status 503").then_some(())
+    });
+    assert!(fake.next(Duration::from_secs(10)).acked());
+    wait_status(&agent, "state", "up");
 }
 
 #[test]

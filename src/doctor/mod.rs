@@ -465,12 +465,12 @@ fn cause_class(r: Option<Reason>) -> (&'static str, &'static str, &'static str) 
             "credentials rejected",
             "the credentials the connector presents were refused: update the account, password or token the check sends",
         ),
-        Some(R::HttpStatus | R::BodyMismatch | R::HttpProtocol | R::TooManyRedirects) => (
+        Some(R::HttpStatus | R::BodyMismatch | R::HttpProtocol | R::HttpHeadTooLarge | R::TooManyRedirects | R::RedirectRefused) => (
             "http_status",
             "unexpected HTTP answers",
             "the service answers, but not as expected: check the URL and the service's own health",
         ),
-        Some(R::Timeout | R::TlsTimeout | R::InFlightLimit | R::ConnectionReset) => (
+        Some(R::Timeout | R::TlsTimeout | R::InFlightLimit | R::ConnectionReset | R::ConnectionClosed) => (
             "too_slow",
             "too slow or cut off",
             "the target answers too slowly or drops the connection: look at its load and the path to it; see Intermittent for the measured durations",

@@ -77,7 +77,7 @@ pub async fn probe(s: &HttpSpec, ctx: &Context<'_>, trace: &Trace) -> Report {
             Step::Redirect(next) => {
                 if url.scheme == Scheme::Https && next.scheme == Scheme::Http {
                     return Report::crit(
-                        Reason::TooManyRedirects,
+                        Reason::RedirectRefused,
                         format!("{url}: redirect to {next} refused: it leaves TLS"),
                     );
                 }
@@ -120,6 +120,12 @@ where
         Err(HttpError::Protocol(m)) => {
             return done(Report::crit(Reason::HttpProtocol, format!("{url}: {m}")))
         }
+        Err(HttpError::HeadTooLarge(m)) => {
+            return done(Report::crit(
+                Reason::HttpHeadTooLarge,
+                format!("{url}: {m}"),
+            ))
+        }
     };
     let status_line = format!("HTTP {} {}", resp.status, resp.reason);
     let expected = s
@@ -143,7 +149,7 @@ where
             return match url.join(loc) {
                 Ok(next) => Step::Redirect(next),
                 Err(e) => done(Report::crit(
-                    Reason::TooManyRedirects,
+                    Reason::RedirectRefused,
                     format!("{url}: cannot follow redirect: {e}"),
                 )),
             };

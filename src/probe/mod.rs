@@ -91,7 +91,7 @@ reasons! {
     HostUnreachable => "host_unreachable", "The kernel or a router reported the host unreachable.";
     NetworkUnreachable => "network_unreachable", "No route to the target's network.";
     ConnectError => "connect_error", "Any other error while connecting.";
-    ConnectionReset => "connection_reset", "The peer reset or closed the connection mid-exchange.";
+    ConnectionReset => "connection_reset", "The peer reset the connection (RST) mid-exchange.";
     DnsNxdomain => "dns_nxdomain", "The name does not exist (NXDOMAIN) in any search domain.";
     DnsNoData => "dns_no_data", "The name exists but has no address of the wanted family.";
     DnsTimeout => "dns_timeout", "No nameserver answered within its timeout and attempts.";
@@ -126,6 +126,9 @@ reasons! {
     Timeout => "timeout", "The deadline passed after connecting, waiting for or reading the reply.";
     InFlightLimit => "in_flight_limit", "The probe could not start before its deadline: too many probes in flight.";
     IoError => "io_error", "Another I/O error during the exchange.";
+    ConnectionClosed => "connection_closed", "The peer closed the connection cleanly (FIN) before its reply was complete.";
+    RedirectRefused => "redirect_refused", "A redirect the check will not follow: from https to http, or to a Location that is not a usable URL.";
+    HttpHeadTooLarge => "http_head_too_large", "The response head is larger than 64 KiB or has more than 500 header fields.";
 }
 
 /// The phases a probe passes through, in order.
@@ -390,9 +393,8 @@ pub fn connect_reason(e: &std::io::Error) -> Reason {
 pub fn io_reason(e: &std::io::Error) -> Reason {
     use std::io::ErrorKind as K;
     match e.kind() {
-        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
-            Reason::ConnectionReset
-        }
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => Reason::ConnectionReset,
+        K::UnexpectedEof => Reason::ConnectionClosed,
         K::TimedOut => Reason::Timeout,
         _ => Reason::IoError,
     }

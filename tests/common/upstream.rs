@@ -21,7 +21,7 @@ pub enum Act {
     Reset,
     /// Bytes that are not HTTP.
     Garbage,
-    /// A response head over 8 KiB.
+    /// A response head over 64 KiB.
     HugeHeaders,
     /// A 200 whose body trickles in for `secs`.
     SlowBody(u64),
@@ -291,7 +291,7 @@ fn serve(mut s: impl Conn, script: &Mutex<VecDeque<Act>>, sh: &Shared, tx: &mpsc
         Act::Garbage => s.write_all(b"\x16\x03\x01 this is not http\r\n\r\n"),
         Act::HugeHeaders => {
             let mut r = String::from("HTTP/1.1 200 OK\r\n");
-            for i in 0..200 {
+            for i in 0..1200 {
                 r.push_str(&format!("X-Filler-{i}: {}\r\n", "y".repeat(60)));
             }
             r.push_str("Content-Length: 0\r\n\r\n");
