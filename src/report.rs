@@ -141,7 +141,10 @@ impl Snapshot {
                             .str(Some("issuer"), &i.issuer)
                             .str(Some("not_before"), &rfc3339_unix(i.not_before))
                             .str(Some("not_after"), &rfc3339_unix(i.not_after))
-                            .int(Some("days_left"), (i.not_after - now).div_euclid(86_400))
+                            .int(
+                                Some("days_left"),
+                                crate::x509::whole_days(i.not_after - now),
+                            )
                             .begin_array(Some("names"));
                         for n in &i.names {
                             j.str(None, n);

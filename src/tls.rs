@@ -315,6 +315,7 @@ impl Client {
         let recorder = Arc::new(Recorder {
             inner,
             verify,
+            pinned: extra_roots.to_vec(),
             seen: Mutex::new(None),
         });
         let mut config = ClientConfig::builder_with_provider(provider)
@@ -364,12 +365,21 @@ impl Client {
         let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
         let message = match inner {
             Some(rustls::Error::AlertReceived(a)) => {
-                format!("TLS handshake with {server_name}: the server sent alert {a:?}")
+                format!("TLS handshake with {server_name}: {}", alert_sentence(*a))
             }
             Some(m @ rustls::Error::InvalidMessage(_)) => format!(
                 "TLS handshake with {server_name}: the server did not answer in TLS ({m}); is this port TLS?"
             ),
-            Some(other) => format!("TLS handshake with {server_name}: {other}"),
+            Some(rustls::Error::PeerIncompatible(_)) => format!(
+                "TLS handshake with {server_name}: the server offers no TLS version or cipher suite tether speaks (TLS 1.2 or 1.3 with AES-GCM)"
+            ),
+            Some(rustls::Error::PeerMisbehaved(_)) => format!(
+                "TLS handshake with {server_name}: the server broke the TLS protocol"
+            ),
+            Some(other) => format!(
+                "TLS handshake with {server_name} failed ({})",
+                crate::text::clip(&other.to_string(), 120)
+            ),
             None if e.kind() == io::ErrorKind::UnexpectedEof => format!(
                 "TLS handshake with {server_name}: the server closed the connection (not TLS on this port?)"
             ),
@@ -386,6 +396,21 @@ impl Client {
 pub struct TlsError {
     pub reason: Reason,
     pub message: String,
+}
+
+/// What a TLS alert from the server means, in a sentence.
+fn alert_sentence(a: rustls::AlertDescription) -> String {
+    use rustls::AlertDescription as A;
+    match a {
+        A::HandshakeFailure => "the server refused the handshake: no protocol version or cipher suite in common (tether offers TLS 1.2 and 1.3 with AES-GCM)".into(),
+        A::ProtocolVersion => "the server speaks no TLS version tether does (1.2 and 1.3)".into(),
+        A::UnrecognisedName => "the server does not serve the name tether asked for (SNI); check the host name or server_name".into(),
+        A::CertificateRequired | A::BadCertificate => "the server requires a client certificate, and tether presents none".into(),
+        A::AccessDenied => "the server denied access".into(),
+        A::InternalError => "the server failed internally during the handshake".into(),
+        A::NoApplicationProtocol => "the server speaks none of the application protocols tether offered (ALPN)".into(),
+        other => format!("the server ended the handshake with the TLS alert {}", crate::text::clip(&format!("{other:?}"), 40)),
+    }
 }
 
 /// The reason code of a certificate verdict.
@@ -410,14 +435,14 @@ pub fn describe_verdict(
 ) -> String {
     let now = crate::clock::unix_secs(std::time::SystemTime::now());
     let Ok(info) = leaf else {
-        return format!("certificate of {server_name} refused: {e}");
+        return format!("certificate of {server_name} refused: {}", untrusted_why(e));
     };
     match cert_reason(e) {
         Reason::TlsExpired => format!(
             "certificate of {server_name} ({}) expired {} ({} days ago)",
             info.subject,
             crate::clock::rfc3339_unix(info.not_after),
-            (now - info.not_after).div_euclid(86_400)
+            crate::x509::whole_days(now - info.not_after)
         ),
         Reason::TlsNotYetValid => format!(
             "certificate of {server_name} ({}) is not valid before {}",
@@ -433,8 +458,10 @@ pub fn describe_verdict(
             }
         ),
         _ => format!(
-            "certificate of {server_name} ({}) issued by {} is not trusted: {e}",
-            info.subject, info.issuer
+            "certificate of {server_name} ({}) issued by {} is not trusted: {}",
+            info.subject,
+            info.issuer,
+            untrusted_why(e)
         ),
     }
 }
@@ -443,7 +470,96 @@ pub fn describe_verdict(
 struct Recorder {
     inner: Option<Arc<WebPkiServerVerifier>>,
     verify: Verify,
+    /// The check's `ca_file` certificates: a server certificate that is
+    /// byte for byte one of them is trusted as itself (a pinned
+    /// self-signed certificate, often CA:TRUE, that WebPKI refuses as a
+    /// leaf); its dates and names are still judged.
+    pinned: Vec<CertificateDer<'static>>,
     seen: Mutex<Option<Seen>>,
+}
+
+/// A verdict of tether's own, carried in `CertificateError::Other`.
+#[derive(Debug)]
+enum Why {
+    /// The server sent only its own certificate, whose issuer is no trusted
+    /// root: the intermediate is missing.
+    IncompleteChain,
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the server sent no intermediate certificate")
+    }
+}
+
+impl std::error::Error for Why {}
+
+fn other(why: Why) -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(why))))
+}
+
+/// The verdict on a certificate that is exactly a pinned one: its dates
+/// and the name, no chain.
+fn pinned_verdict(
+    end_entity: &CertificateDer<'_>,
+    server_name: &ServerName<'_>,
+    now: UnixTime,
+) -> Result<(), rustls::Error> {
+    let bad = |c| rustls::Error::InvalidCertificate(c);
+    let info = x509::parse(end_entity).map_err(|_| bad(CertificateError::BadEncoding))?;
+    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    if now > info.not_after {
+        return Err(bad(CertificateError::Expired));
+    }
+    if now < info.not_before {
+        return Err(bad(CertificateError::NotValidYet));
+    }
+    webpki::EndEntityCert::try_from(end_entity)
+        .map_err(|_| bad(CertificateError::BadEncoding))?
+        .verify_is_valid_for_subject_name(server_name)
+        .map_err(|_| bad(CertificateError::NotValidForName))
+}
+
+/// Why a chain is not trusted, as a sentence (rustls's and webpki's errors
+/// print as debug text: `UnknownIssuer`, `Other(OtherError(…))`).
+pub fn untrusted_why(e: &rustls::Error) -> String {
+    use CertificateError as C;
+    let rustls::Error::InvalidCertificate(c) = e else {
+        return "the certificate could not be verified".into();
+    };
+    match c {
+        C::UnknownIssuer => "its issuer is not a CA this host trusts (the system bundle or the check's ca_file)".into(),
+        C::BadSignature => "a signature in its chain does not verify".into(),
+        C::BadEncoding => "it is not a well-formed X.509 certificate".into(),
+        C::Revoked => "it is revoked".into(),
+        C::UnsupportedSignatureAlgorithmContext { .. }
+        | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+            "it is signed with an algorithm tether does not accept (RSA, ECDSA and Ed25519 with SHA-2 are)".into()
+        }
+        C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+            "it is not meant for a TLS server (its extended key usage says otherwise)".into()
+        }
+        C::UnhandledCriticalExtension => "it has a critical extension tether does not know".into(),
+        C::Other(o) => {
+            if let Some(w) = o.0.downcast_ref::<Why>() {
+                match w {
+                    Why::IncompleteChain => "the server sent only its own certificate, and its issuer is not a CA this host trusts: either the server does not send the intermediate certificate (configure it to send its full chain) or the issuing CA must be trusted (ca_file)".into(),
+                }
+            } else if let Some(w) = o.0.downcast_ref::<webpki::Error>() {
+                match w {
+                    webpki::Error::CaUsedAsEndEntity => "it is a CA certificate (CA:TRUE) used as the server's own certificate; to trust exactly this certificate, give it as ca_file".into(),
+                    webpki::Error::EndEntityUsedAsCa => "a server certificate in its chain is used as a CA".into(),
+                    webpki::Error::PathLenConstraintViolated => "its chain is longer than a CA in it allows".into(),
+                    webpki::Error::NameConstraintViolation => "it names a host that a CA in its chain may not certify".into(),
+                    webpki::Error::MaximumPathDepthExceeded | webpki::Error::MaximumPathBuildCallsExceeded => "its chain is too long to verify".into(),
+                    _ => "it breaks a rule of X.509 path validation".into(),
+                }
+            } else {
+                "it could not be verified".into()
+            }
+        }
+        _ => "it could not be verified".into(),
+    }
 }
 
 impl ServerCertVerifier for Recorder {
@@ -463,8 +579,26 @@ impl ServerCertVerifier for Recorder {
                 CertificateError::UnknownIssuer,
             )),
         };
+        let leaf = x509::parse(end_entity);
+        let verdict = match verdict {
+            Err(_)
+                if self
+                    .pinned
+                    .iter()
+                    .any(|p| p.as_ref() == end_entity.as_ref()) =>
+            {
+                pinned_verdict(end_entity, server_name, now)
+            }
+            Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))
+                if intermediates.is_empty()
+                    && leaf.as_ref().is_ok_and(|l| l.issuer != l.subject) =>
+            {
+                Err(other(Why::IncompleteChain))
+            }
+            v => v,
+        };
         let seen = Seen {
-            leaf: x509::parse(end_entity),
+            leaf,
             verdict: verdict.clone(),
         };
         if let Ok(mut slot) = self.seen.lock() {

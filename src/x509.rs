@@ -248,6 +248,13 @@ fn alt_names(explicit: &[u8]) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
+/// Whole days in `secs`, truncated toward zero: the one rounding rule of
+/// every "days left" and "days ago" (2 days and 13 s ago is 2 days ago,
+/// `days_left` -2; 9.9 days left is 9).
+pub fn whole_days(secs: i64) -> i64 {
+    secs / 86_400
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::pki::{leaf, tls_server, Ca};
+use common::pki::{ca_leaf, leaf, tls_server, Ca};
 use common::*;
 use tether::probe::{Outcome, Phase, Reason, Status};
 
@@ -28,7 +28,8 @@ fn ca_line(dir: &Path, ca: &Ca) -> String {
 fn days_left(o: &Outcome) -> i64 {
     let c = o.detail.cert.as_ref().expect("certificate detail");
     let now = tether::clock::unix_secs(std::time::SystemTime::now());
-    (c.info.not_after - now).div_euclid(86_400)
+    // Whole days, truncated toward zero, as the agent counts them.
+    (c.info.not_after - now) / 86_400
 }
 
 #[test]
@@ -127,6 +128,66 @@ fn self_signed_certificate_trusted_through_ca_file() {
     let o = tls_check(addr, &format!("ca_file = \"{}\"", path.display()));
     assert_eq!(o.status, Status::Ok, "{o:?}");
     assert_reason(&tls_check(addr, ""), Reason::TlsUntrusted);
+}
+
+#[test]
+fn a_pinned_ca_true_self_signed_certificate_is_trusted_as_itself() {
+    // `openssl req -x509` makes CA:TRUE certificates, which WebPKI refuses
+    // as a server's own (CaUsedAsEndEntity) even when given as ca_file.
+    let dir = temp_dir("tls-pinned");
+    let l = ca_leaf(&["127.0.0.1", "svc.test"], -1, 60);
+    let addr = tls_server(&l, &[]);
+    let pin = format!(
+        "ca_file = \"{}\"",
+        l.write_pem(&dir, "pinned.pem").display()
+    );
+    let o = tls_check(addr, &pin);
+    assert_eq!(o.status, Status::Ok, "{o:?}");
+    let o = https(&format!("https://{addr}/"), &pin);
+    assert_eq!(o.status, Status::Ok, "{o:?}");
+    // Its names and dates are still judged.
+    let o = tls_check(addr, &format!("{pin}\nserver_name = \"other.test\""));
+    assert_reason(&o, Reason::TlsHostnameMismatch);
+    let old = ca_leaf(&["127.0.0.1"], -30, -2);
+    let old_addr = tls_server(&old, &[]);
+    let old_pin = format!("ca_file = \"{}\"", old.write_pem(&dir, "old.pem").display());
+    let o = tls_check(old_addr, &old_pin);
+    assert_reason(&o, Reason::TlsExpired);
+    assert!(o.message.contains("(2 days ago)"), "{}", o.message);
+    // Not pinned: untrusted, said as a sentence with the way out.
+    let o = tls_check(addr, "");
+    assert_reason(&o, Reason::TlsUntrusted);
+    assert!(
+        !o.message.contains("Other(") && !o.message.contains("UnknownIssuer"),
+        "{}",
+        o.message
+    );
+    assert!(
+        o.message
+            .contains("to trust exactly this certificate, give it as ca_file"),
+        "{}",
+        o.message
+    );
+}
+
+#[test]
+fn a_missing_intermediate_is_named() {
+    let dir = temp_dir("tls-chain");
+    let root = Ca::root("Chain Root");
+    let mid = root.intermediate("Chain Intermediate");
+    let l = leaf(Some(&mid), &["127.0.0.1"], -1, 60);
+    let ca = ca_line(&dir, &root);
+    let full = tls_server(&l, &[&mid]);
+    assert_eq!(tls_check(full, &ca).status, Status::Ok);
+    let short = tls_server(&l, &[]);
+    let o = tls_check(short, &ca);
+    assert_reason(&o, Reason::TlsUntrusted);
+    assert!(
+        o.message
+            .contains("does not send the intermediate certificate"),
+        "{}",
+        o.message
+    );
 }
 
 #[test]

@@ -258,7 +258,7 @@ fn certificate_files(config: &Config, now: SystemTime) -> Vec<Finding> {
             .filter_map(|c| crate::x509::parse(c).ok())
             .min_by_key(|i| i.not_after);
         let Some(i) = soonest else { continue };
-        let days = (i.not_after - now).div_euclid(86_400);
+        let days = crate::x509::whole_days(i.not_after - now);
         let evidence = format!(
             "{} ({} certificates): soonest {} expires {}",
             shown,

@@ -265,7 +265,7 @@ async fn ladder(t: &Target<'_>, resolver: &Resolver, seen: &mut Seen) -> Vec<Fin
             i.issuer,
             i.names.join(", "),
             crate::clock::rfc3339_unix(i.not_after),
-            (i.not_after - now).div_euclid(86_400)
+            crate::x509::whole_days(i.not_after - now)
         )
     });
     let verdict = facts.as_ref().map(|(s, _)| s.verdict.clone());
@@ -293,9 +293,9 @@ async fn ladder(t: &Target<'_>, resolver: &Resolver, seen: &mut Seen) -> Vec<Fin
         }
         (Ok(_), _) => {}
     }
-    let days = facts
-        .as_ref()
-        .map_or(i64::MAX, |(_, i)| (i.not_after - now).div_euclid(86_400));
+    let days = facts.as_ref().map_or(i64::MAX, |(_, i)| {
+        crate::x509::whole_days(i.not_after - now)
+    });
     out.push(if days < CERT_WARN_DAYS {
         Finding::new(
             Step::Offline,

@@ -113,7 +113,7 @@ fn judge_handshake(seen: &Seen, tls: &TlsOptions, name: &str, expiry: &Expiry) -
 pub fn judge_expiry(info: &CertInfo, expiry: &Expiry, now: SystemTime) -> Report {
     let now = unix_secs(now);
     let left = info.not_after - now;
-    let days = left.div_euclid(86_400);
+    let days = crate::x509::whole_days(left);
     let facts = format!(
         "{} issued by {}, expires {} ({})",
         info.subject,
@@ -194,6 +194,14 @@ mod tests {
             "{}",
             r.message
         );
+        // Whole days elapsed, the same in every place: 2 days and 13 s ago
+        // was once "3 days ago" here and "2 days ago" in the handshake's
+        // message.
+        let r = judge_expiry(&info(0, 1_000 * 86_400 - 2 * 86_400 - 13), &e, now);
+        assert!(r.message.contains("(2 days ago)"), "{}", r.message);
+        let r = judge_expiry(&info(0, 1_000 * 86_400 + 9 * 86_400 + 80_000), &e, now);
+        assert!(r.message.contains("(9 days left)"), "{}", r.message);
+        assert_eq!(crate::x509::whole_days(-2 * 86_400 - 13), -2);
         let future = judge_expiry(&info(1_001 * 86_400, 2_000 * 86_400), &e, now);
         assert_eq!(future.reason, Some(Reason::TlsNotYetValid));
     }

@@ -100,6 +100,28 @@ pub fn leaf(signer: Option<&Ca>, names: &[&str], from: i64, to: i64) -> Leaf {
     }
 }
 
+/// A self-signed certificate with CA:TRUE for `names`, as a plain
+/// `openssl req -x509` makes (what many appliances ship).
+pub fn ca_leaf(names: &[&str], from: i64, to: i64) -> Leaf {
+    let (mut p, key) = ca_params(names[0]);
+    p.subject_alt_names = names
+        .iter()
+        .map(|n| match n.parse::<IpAddr>() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => SanType::DnsName((*n).try_into().unwrap()),
+        })
+        .collect();
+    p.not_before = days_from_now(from);
+    p.not_after = days_from_now(to);
+    let cert = p.self_signed(&key).unwrap();
+    Leaf {
+        der: cert.der().clone(),
+        pem: cert.pem(),
+        key: key.serialize_der(),
+        not_after: p.not_after,
+    }
+}
+
 impl Leaf {
     pub fn write_pem(&self, dir: &Path, name: &str) -> PathBuf {
         let p = dir.join(name);
