@@ -26,12 +26,13 @@ usage: tether [-c FILE] COMMAND [OPTIONS]
 
 commands:
   run                        run the agent (the daemon)
-  check [--check NAME] [--json]
-                             run every check (or one) once, print a table or
-                             JSON, exit 0 ok / 1 warning / 2 critical / 3 unknown
+  check [--check NAME] [--json | --table]
+                             run every check (or one) once as a Nagios plugin:
+                             exit 0 ok / 1 warning / 2 critical / 3 unknown
   status [--json] [--history]
                              ask the running agent for its status table (and
-                             its health history: the last 1000 transitions)
+                             its health history); exit 0 healthy, 1 unhealthy,
+                             2 critical, 3 no agent
   doctor [--json]            run the connector runbook (control plane
                              reachability, failing and intermittent checks,
                              version, local storage, identity, clock) and
@@ -45,10 +46,14 @@ commands:
   enroll [--token-file F]    create a new agent identity on purpose (the old
                              one is replaced); with --token-file, install F as
                              the configured [upstream] token_file
-  disable [--reason TEXT]    maintenance: keep probing, alarm nothing
+  disable [--reason TEXT] [--for DURATION]
+                             maintenance: keep probing, alarm nothing (with
+                             --for, for that long: 2h, 30m)
   enable                     end maintenance
   help                       this text
   --version                  print the version
+
+`tether COMMAND --help` describes one command.
 
 options:
   -c, --config FILE          configuration file; without it tether uses
@@ -56,19 +61,72 @@ options:
                              the built-in default (tether config default)
 ";
 
+/// One command's own `--help`.
+fn command_help(cmd: &str) -> Option<&'static str> {
+    Some(match cmd {
+        "run" => "usage: tether [-c FILE] run\n\nRuns the agent: probes every check on its interval, serves the local\nendpoint (/health /ready /status /metrics /logs /doctor), reports to\n[upstream] if configured. SIGHUP reloads the configuration, SIGTERM stops.\n",
+        "check" => "usage: tether [-c FILE] check [--check NAME] [--json | --table]\n\nRuns every check (or the one named) once and prints Nagios plugin output:\na first line `SERVICE STATUS: text | perfdata` (durations and phases in\nseconds, a wrapped plugin's own values), then one line per check.\n--json prints the status as JSON, --table as a table.\n\nExit: 0 ok, 1 warning, 2 critical, 3 unknown (also when the configuration\nis invalid or the check does not exist, with one line saying why).\n",
+        "status" => "usage: tether [-c FILE] status [--json] [--history]\n\nAsks the running agent (at the configuration's listen address) for its\nstatus, after checking that the agent answering is the one the\nconfiguration names. --history adds the health history.\n\nExit: 0 healthy, 1 unhealthy, 2 critical, 3 no agent (or another one).\n",
+        "doctor" => "usage: tether [-c FILE] doctor [--json]\n\nRuns the connector runbook: status, can this host reach the control plane,\nwhich resource hosts fail and why, what fails now and then, version,\nlocal storage, identity, token, clock, certificates. Asks the running\nagent if there is one, else runs every check once itself.\n\nExit: 0 ok, 1 warning, 2 critical, 3 the running agent could not be asked.\n",
+        "bundle" => "usage: tether [-c FILE] bundle [-o FILE]\n\nWrites a support bundle: status, history, doctor findings, the redacted\nconfiguration, the last 200 log lines, spool and upstream figures.\nDefault ./tether-bundle-NAME-TIME.txt (mode 0600); -o - for stdout.\n",
+        "validate" => "usage: tether [-c FILE] validate\n\nChecks the configuration and prints every error with file, line and key.\nExit: 0 valid, 2 invalid.\n",
+        "config" => "usage: tether config default\n\nPrints the built-in default configuration.\n",
+        "enroll" => "usage: tether [-c FILE] enroll [--token-file F]\n\nWrites a new agent identity on purpose (the old one is replaced); with\n--token-file, installs F as the configured [upstream] token_file.\nThen reload or restart the agent.\n",
+        "disable" => "usage: tether [-c FILE] disable [--reason TEXT] [--for DURATION]\n\nMaintenance: probes keep running, nothing is alarmed. With --for (2h,\n30m) it ends by itself. The reason and who set it are recorded.\n",
+        "enable" => "usage: tether [-c FILE] enable\n\nEnds maintenance.\n",
+        "help" => USAGE,
+        _ => return None,
+    })
+}
+
+/// The command word among the arguments (the first free one, skipping the
+/// values of options that take one), to shape `--help` and exit codes
+/// before the options are parsed.
+fn command_of(args: &[OsString]) -> Option<String> {
+    const TAKE_VALUE: &[&str] = &[
+        "-c",
+        "--config",
+        "--check",
+        "-o",
+        "--output",
+        "--reason",
+        "--token-file",
+        "--for",
+    ];
+    let mut it = args.iter().map(|a| a.to_string_lossy());
+    while let Some(a) = it.next() {
+        if TAKE_VALUE.contains(&a.as_ref()) {
+            it.next();
+        } else if !a.starts_with('-') {
+            return Some(a.into_owned());
+        }
+    }
+    None
+}
+
 struct Opts {
     config: Option<PathBuf>,
     check: Option<String>,
     json: bool,
+    table: bool,
     history: bool,
     output: Option<PathBuf>,
     reason: Option<String>,
+    for_: Option<String>,
     token_file: Option<PathBuf>,
 }
 
 fn usage_error(msg: &str) -> i32 {
     eprintln_safe(&format!("tether: {msg}\nRun `tether help` for usage."));
     2
+}
+
+/// `check` is a Nagios plugin: what stops it is UNKNOWN (3), said in one
+/// line on stdout (what Nagios shows) and on stderr.
+fn plugin_error(msg: &str) -> i32 {
+    print(&format!("TETHER UNKNOWN: {}\n", msg.replace('\n', "; ")));
+    eprintln_safe(&format!("tether: {msg}"));
+    3
 }
 
 /// Writes to stderr, ignoring a closed stream (never panics).
@@ -84,25 +142,36 @@ fn print(msg: &str) {
 
 /// Entry point for the binary: arguments without the program name; returns the exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
+    let command = command_of(&args);
+    let plugin = command.as_deref() == Some("check");
     let mut a = pico_args::Arguments::from_vec(args);
     if a.contains("--version") || a.contains("-V") {
         print(&format!("tether {}\n", env!("CARGO_PKG_VERSION")));
         return 0;
     }
     if a.contains(["-h", "--help"]) {
-        print(USAGE);
+        print(command.as_deref().and_then(command_help).unwrap_or(USAGE));
         return 0;
     }
+    let usage_error = |msg: &str| {
+        if plugin {
+            plugin_error(msg)
+        } else {
+            usage_error(msg)
+        }
+    };
     let opts = (|| -> Result<Opts, pico_args::Error> {
         Ok(Opts {
             config: a
                 .opt_value_from_os_str(["-c", "--config"], |s| Ok::<_, String>(PathBuf::from(s)))?,
             check: a.opt_value_from_str("--check")?,
             json: a.contains("--json"),
+            table: a.contains("--table"),
             history: a.contains("--history"),
             output: a
                 .opt_value_from_os_str(["-o", "--output"], |s| Ok::<_, String>(PathBuf::from(s)))?,
             reason: a.opt_value_from_str("--reason")?,
+            for_: a.opt_value_from_str("--for")?,
             token_file: a
                 .opt_value_from_os_str("--token-file", |s| Ok::<_, String>(PathBuf::from(s)))?,
         })
@@ -120,20 +189,22 @@ pub fn main(args: Vec<OsString>) -> i32 {
         return usage_error("missing command");
     };
     let allowed: &[&str] = match cmd.as_str() {
-        "check" => &["check", "json"],
+        "check" => &["check", "json", "table"],
         "status" => &["json", "history"],
         "doctor" => &["json"],
         "bundle" => &["output"],
-        "disable" => &["reason"],
+        "disable" => &["reason", "for"],
         "enroll" => &["token-file"],
         _ => &[],
     };
     for (flag, given) in [
         ("check", opts.check.is_some()),
         ("json", opts.json),
+        ("table", opts.table),
         ("history", opts.history),
         ("output", opts.output.is_some()),
         ("reason", opts.reason.is_some()),
+        ("for", opts.for_.is_some()),
         ("token-file", opts.token_file.is_some()),
     ] {
         if given && !allowed.contains(&flag) {
@@ -157,7 +228,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
         (_, [extra, ..]) => usage_error(&format!("unexpected argument `{extra}`")),
         ("run", []) => with_config(&opts, run),
-        ("check", []) => with_config(&opts, |c| check(c, &opts)),
+        ("check", []) => match config::resolve_and_load(opts.config.as_deref()) {
+            Ok(c) => check(c, &opts),
+            Err(e) => plugin_error(&format!("invalid configuration: {e}")),
+        },
         ("validate", []) => with_config(&opts, |c| {
             let n = c.checks.len();
             let s = if n == 1 { "" } else { "s" };
@@ -172,11 +246,20 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 .reason
                 .clone()
                 .unwrap_or_else(|| "no reason given".into());
-            switch(
-                &c,
-                maintenance::disable(&c.agent.state_dir, &reason),
-                "disabled: probes keep running, nothing is alarmed",
-            )
+            let for_ = match opts.for_.as_deref().map(crate::duration::parse) {
+                None => None,
+                Some(Ok(d)) => Some(d),
+                Some(Err(e)) => return usage_error(&format!("--for: {e}")),
+            };
+            let r = maintenance::disable(&c.agent.state_dir, &reason, for_);
+            let done = match &r {
+                Ok(f) => format!(
+                    "disabled: probes keep running, nothing is alarmed; {}",
+                    f.describe()
+                ),
+                Err(_) => String::new(),
+            };
+            switch(&c, r.map(|_| ()), &done)
         }),
         ("enroll", []) => with_config(&opts, |c| enroll(&c, opts.token_file.as_deref())),
         ("enable", []) => with_config(&opts, |c| {
@@ -322,7 +405,7 @@ fn check(mut config: Config, opts: &Opts) -> i32 {
     if let Some(name) = &opts.check {
         if !config.checks.iter().any(|c| &c.name == name) {
             let names: Vec<&str> = config.checks.iter().map(|c| c.name.as_str()).collect();
-            return usage_error(&format!(
+            return plugin_error(&format!(
                 "no check named \"{name}\" in {} (checks: {})",
                 config.source,
                 names.join(", ")
@@ -336,8 +419,10 @@ fn check(mut config: Config, opts: &Opts) -> i32 {
     let snap = state.snapshot();
     print(&if opts.json {
         snap.to_json()
-    } else {
+    } else if opts.table {
         snap.to_table()
+    } else {
+        snap.to_nagios()
     });
     snap.exit_code()
 }
@@ -348,6 +433,39 @@ enum Fetch {
     NotRunning(String),
     /// Something answered, but not usefully, or not in time.
     Failed(String),
+}
+
+/// The agent that answered is the one `config` names: its name, and its id
+/// when this host has one for that configuration. Another agent (or
+/// another program) holding the port is not reported as ours.
+fn same_agent(config: &Config, r: &crate::http1::Response, addr: SocketAddr) -> Result<(), Fetch> {
+    let want = crate::text::clip(&config.agent.name, 200);
+    let Some(name) = r.header("tether-agent").map(str::trim) else {
+        return Err(Fetch::Failed(format!(
+            "what answers on {addr} is not a tether agent (no Tether-Agent header); is another program using the port?"
+        )));
+    };
+    if name != want {
+        return Err(Fetch::Failed(format!(
+            "the agent answering on {addr} is \"{name}\", not \"{want}\" as {} names: another agent holds the port, or this is not its configuration",
+            config.source
+        )));
+    }
+    if config.upstream.is_some() {
+        if let (Some(theirs), Ok(Some(ours))) = (
+            r.header("tether-agent-id").map(str::trim),
+            crate::identity::read(&config.agent.state_dir),
+        ) {
+            if theirs != ours.id {
+                return Err(Fetch::Failed(format!(
+                    "the agent answering on {addr} has id {theirs}, not {} (from {}): another agent holds the port",
+                    ours.id,
+                    crate::identity::path(&config.agent.state_dir).display()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `GET path` from the agent's local endpoint.
@@ -379,10 +497,13 @@ fn fetch(config: &Config, path: &str, limit: Duration) -> Result<crate::http1::R
         };
         exchange(&mut s, &req, &Trace::new(Instant::now()), limits)
             .await
-            .map_err(|e| Fetch::Failed(format!("the agent on {addr}: {e:?}")))
+            .map_err(|e| Fetch::Failed(format!("the agent on {addr}: {e}")))
     };
     match async_io::block_on(until(Instant::now() + limit, get)) {
-        Some(Ok(r)) if r.status == 200 => Ok(r),
+        Some(Ok(r)) if r.status == 200 => {
+            same_agent(config, &r, addr)?;
+            Ok(r)
+        }
         Some(Ok(r)) => Err(Fetch::Failed(format!(
             "the agent on {addr} answered HTTP {} to {path}: {}",
             r.status,
@@ -406,17 +527,23 @@ fn status(config: &Config, json: bool, history: bool) -> i32 {
     match fetch(config, path, Duration::from_secs(5)) {
         Ok(r) => {
             print(&String::from_utf8_lossy(&r.body));
-            0
+            // Like `check` and `doctor`: 0 healthy, 1 unhealthy, 2 critical.
+            match r.header("tether-severity").map(str::trim) {
+                Some("healthy") => 0,
+                Some("unhealthy") => 1,
+                Some("critical") => 2,
+                _ => 3,
+            }
         }
         Err(Fetch::NotRunning(e)) => {
             eprintln_safe(&format!(
                 "tether: {e}; is `tether run` running with this configuration?"
             ));
-            1
+            3
         }
         Err(Fetch::Failed(e)) => {
             eprintln_safe(&format!("tether: {e}"));
-            1
+            3
         }
     }
 }

@@ -356,6 +356,11 @@ pub struct CertFileSpec {
 
 pub const MAX_REDIRECTS: usize = 10;
 
+/// The local endpoint's default port: not 8080, the most common port of
+/// the services tether runs beside (connectors serve their own health
+/// checks there), and outside the 9100-9999 range of Prometheus exporters.
+pub const DEFAULT_PORT: u16 = 7341;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct DnsSpec {
     pub query: String,
@@ -1071,7 +1076,7 @@ impl Walker<'_> {
             name: name.unwrap_or_else(default_agent_name),
             interval: interval.unwrap_or(Duration::from_secs(30)),
             timeout: timeout.unwrap_or(Duration::from_secs(5)),
-            listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))),
             log_level: log_level
                 .and_then(|l| l.parse().ok())
                 .unwrap_or(log::LevelFilter::Info),
@@ -1648,7 +1653,7 @@ mod tests {
         let c = parse("", "x").unwrap();
         assert_eq!(c.agent.interval, Duration::from_secs(30));
         assert_eq!(c.agent.timeout, Duration::from_secs(5));
-        assert_eq!(c.agent.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.agent.listen.to_string(), "127.0.0.1:7341");
         assert_eq!(c.agent.state_dir, PathBuf::from("/var/lib/tether"));
         assert_eq!((c.agent.fall, c.agent.rise), (3, 2));
         assert!(c.checks.is_empty());

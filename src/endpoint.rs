@@ -1,4 +1,4 @@
-//! The local HTTP endpoint (default 127.0.0.1:8080): `/health`, `/ready`,
+//! The local HTTP endpoint (default 127.0.0.1:7341): `/health`, `/ready`,
 //! `/status` (`?history=1` adds the health history, `?format=table` for
 //! terminals), `/metrics`, `/logs?n=200` (the newest log lines kept in
 //! memory) and `/doctor` (`?format=json`; runs the runbook, one run at a
@@ -149,11 +149,22 @@ async fn handle(mut stream: Async<TcpStream>, state: &Rc<AgentState>, doctoring:
             }
         }
     };
+    // Who answers: `tether status` and `doctor` check that this is the
+    // agent their configuration names, not another one on the port.
+    let name = crate::text::clip(&state.config.borrow().agent.name, 200);
+    let id = state
+        .uplink
+        .borrow()
+        .as_ref()
+        .and_then(|u| u.identity.as_ref().ok().cloned())
+        .map_or(String::new(), |id| format!("Tether-Agent-Id: {id}\r\n"));
+    let (_, severity) = state.agent_status();
     let mut out = format!(
-        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n{}\r\n",
+        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\nTether-Agent: {name}\r\n{id}Tether-Severity: {}\r\n{}\r\n",
         resp.status,
         resp.content_type,
         resp.body.len(),
+        severity.as_str(),
         resp.extra
     );
     if !head_only {

@@ -125,6 +125,28 @@ fn datum(label: String, spec: &str) -> Option<PerfDatum> {
     })
 }
 
+/// One item in plugin form: `'label'=value[UOM];[warn];[crit];[min];[max]`
+/// (the label quoted when it needs it, trailing empty fields dropped).
+pub fn render(label: &str, d: &PerfDatum) -> String {
+    let num = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x}"));
+    let label = if label.contains([' ', '=', '\'']) {
+        format!("'{}'", label.replace('\'', "''"))
+    } else {
+        label.to_string()
+    };
+    let mut fields = vec![
+        d.value.map_or("U".to_string(), |v| format!("{v}{}", d.uom)),
+        num(d.warn),
+        num(d.crit),
+        num(d.min),
+        num(d.max),
+    ];
+    while fields.len() > 1 && fields.last().is_some_and(String::is_empty) {
+        fields.pop();
+    }
+    format!("{label}={}", fields.join(";"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

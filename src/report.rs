@@ -9,6 +9,7 @@ use crate::clock::{rfc3339, rfc3339_unix};
 use crate::config::Check;
 use crate::health::{AgentStatus, CheckHealth, Severity, FLAP_HINT};
 use crate::json::Json;
+use crate::perfdata::PerfDatum;
 use crate::probe::{Phase, Status};
 
 pub struct CheckView {
@@ -25,6 +26,8 @@ pub struct Snapshot {
     /// When the status (or severity) last changed, or the agent started.
     pub since: SystemTime,
     pub disabled: bool,
+    /// Why, who and until when, while disabled.
+    pub maintenance: Option<crate::maintenance::Flag>,
     pub ready: bool,
     pub now: SystemTime,
     pub checks: Vec<CheckView>,
@@ -58,8 +61,16 @@ impl Snapshot {
             .str(Some("status"), self.status.as_str())
             .str(Some("severity"), self.severity.as_str())
             .str(Some("since"), &rfc3339(self.since))
-            .bool(Some("disabled"), self.disabled)
-            .bool(Some("overloaded"), self.overloaded())
+            .bool(Some("disabled"), self.disabled);
+        if let Some(f) = &self.maintenance {
+            j.begin_object(Some("maintenance"))
+                .str(Some("reason"), &f.reason)
+                .str(Some("by"), &f.by)
+                .str(Some("since"), &f.since)
+                .opt_str(Some("until"), f.until.map(rfc3339).as_deref())
+                .end_object();
+        }
+        j.bool(Some("overloaded"), self.overloaded())
             .bool(Some("ready"), self.ready)
             .str(Some("time"), &rfc3339(self.now));
         match &self.upstream {
@@ -258,7 +269,12 @@ impl Snapshot {
             out.push('\n');
         }
         if self.disabled {
-            out.push_str("maintenance: disabled with `tether disable`; nothing is alarmed until `tether enable`\n");
+            out.push_str(&format!(
+                "maintenance: {}; nothing is alarmed\n",
+                self.maintenance
+                    .as_ref()
+                    .map_or("disabled with `tether disable`".into(), |f| f.describe())
+            ));
         }
         if self.overloaded() {
             out.push_str("overloaded: the host's CPU is above a system check's warn_percent; slow or failing probes may be the host, not the targets\n");
@@ -288,6 +304,130 @@ impl Snapshot {
                 h.len()
             ));
             out.push_str(&crate::history::to_table(h));
+        }
+        out
+    }
+
+    /// Nagios plugin output (the plugin development guidelines): a first
+    /// line `SERVICE STATUS: text | perfdata`, then one line per check.
+    /// With one check the service is that check and the text its message;
+    /// otherwise `TETHER` and a count by status. Perfdata: each check's
+    /// duration and the phases it reached, in seconds, and a wrapped
+    /// plugin's own values (prefixed with the check's name when there are
+    /// several checks).
+    pub fn to_nagios(&self) -> String {
+        const WORDS: [&str; 4] = ["OK", "WARNING", "CRITICAL", "UNKNOWN"];
+        let code = self.exit_code();
+        let word = WORDS[code as usize];
+        let single = self.checks.len() == 1;
+        let mut perf = Vec::new();
+        let mut long = Vec::new();
+        let mut by_status: [Vec<&str>; 4] = Default::default();
+        for c in &self.checks {
+            let status = c.health.status.unwrap_or(Status::Unknown);
+            by_status[status.nagios_code() as usize].push(&c.spec.name);
+            let prefix = if single {
+                String::new()
+            } else {
+                format!("{}_", c.spec.name)
+            };
+            let Some(o) = &c.health.last else {
+                long.push(format!("{}: UNKNOWN: no result", c.spec.name));
+                continue;
+            };
+            let secs = |d: std::time::Duration| PerfDatum {
+                label: String::new(),
+                value: Some(d.as_secs_f64()),
+                uom: "s".into(),
+                warn: None,
+                crit: None,
+                min: Some(0.0),
+                max: None,
+            };
+            perf.push(crate::perfdata::render(
+                &format!("{prefix}time"),
+                &secs(o.duration),
+            ));
+            for (i, name) in ["resolve", "connect", "tls", "first_byte", "transfer"]
+                .iter()
+                .enumerate()
+            {
+                let d = o.phases.0[i];
+                if !d.is_zero() {
+                    perf.push(crate::perfdata::render(
+                        &format!("{prefix}{name}"),
+                        &secs(d),
+                    ));
+                }
+            }
+            for d in &o.detail.perf {
+                perf.push(crate::perfdata::render(&format!("{prefix}{}", d.label), d));
+            }
+            long.push(format!(
+                "{}: {}{}: {}",
+                c.spec.name,
+                WORDS[status.nagios_code() as usize],
+                o.reason.map_or(String::new(), |r| format!(" {}", r.code())),
+                o.message
+            ));
+        }
+        let text = if self.disabled {
+            format!(
+                "maintenance{}: nothing is alarmed",
+                self.maintenance
+                    .as_ref()
+                    .map_or(String::new(), |f| format!(" {}", f.describe()))
+            )
+        } else if let (true, Some(o)) = (
+            single,
+            self.checks.first().and_then(|c| c.health.last.as_ref()),
+        ) {
+            match o.reason {
+                Some(r) => format!("{}: {}", r.code(), o.message),
+                None => o.message.clone(),
+            }
+        } else {
+            let mut parts = Vec::new();
+            for (i, label) in [(2, "critical"), (3, "unknown"), (1, "warning"), (0, "ok")] {
+                let names = &by_status[i];
+                if names.is_empty() {
+                    continue;
+                }
+                parts.push(if i == 0 {
+                    format!("{} {label}", names.len())
+                } else {
+                    format!("{} {label} ({})", names.len(), names.join(", "))
+                });
+            }
+            format!(
+                "{} {} ({}): {}",
+                self.agent,
+                self.status.as_str(),
+                self.severity.as_str(),
+                if parts.is_empty() {
+                    "no checks".into()
+                } else {
+                    parts.join(", ")
+                }
+            )
+        };
+        let service = match (single, self.checks.first()) {
+            (true, Some(c)) => c.spec.name.clone(),
+            _ => "TETHER".into(),
+        };
+        // One line: a `|` or a newline in a message would end the text.
+        let text = text.replace(['|', '\n', '\r'], " ");
+        let mut out = format!("{service} {word}: {text}");
+        if !perf.is_empty() {
+            out.push_str(" | ");
+            out.push_str(&perf.join(" "));
+        }
+        out.push('\n');
+        if !single {
+            for l in long {
+                out.push_str(&l.replace(['|', '\n', '\r'], " "));
+                out.push('\n');
+            }
         }
         out
     }

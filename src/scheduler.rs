@@ -88,15 +88,38 @@ pub async fn run(ex: &'static LocalExecutor<'static>, state: Rc<AgentState>) {
 }
 
 fn refresh_maintenance(state: &AgentState) {
-    let disabled = maintenance::is_disabled(&state.config.borrow().agent.state_dir);
+    let dir = state.config.borrow().agent.state_dir.clone();
+    // A stat each turn; the file is read only while it exists.
+    let flag = if maintenance::flag_path(&dir).exists() {
+        maintenance::read(&dir)
+    } else {
+        None
+    };
+    let now = SystemTime::now();
+    let mut ended = "maintenance ended (tether enable)".to_string();
+    if let Some(f) = flag.as_ref().filter(|f| f.expired(now)) {
+        ended = format!("maintenance ended by itself (it was {})", f.describe());
+        if let Err(e) = maintenance::enable(&dir) {
+            log::error!("cannot remove the expired maintenance flag: {e}");
+        }
+    }
+    let flag = flag.filter(|f| !f.expired(now));
+    let disabled = flag.is_some();
+    if disabled && *state.maintenance.borrow() != flag {
+        *state.maintenance.borrow_mut() = flag.clone();
+    }
     if disabled != state.disabled.get() {
-        let what = if disabled {
-            "on: nothing is alarmed until `tether enable`"
-        } else {
-            "off"
-        };
-        log::warn!("maintenance mode {what}");
+        match &flag {
+            Some(f) => log::warn!("maintenance mode on: {}; nothing is alarmed", f.describe()),
+            None => log::warn!("{ended}"),
+        }
+        if !disabled {
+            *state.maintenance.borrow_mut() = None;
+            *state.maintenance_ended.borrow_mut() = Some(ended);
+        }
         state.disabled.set(disabled);
+        // The transition, with its reason, now: not at the next result.
+        state.observe_status();
     }
 }
 

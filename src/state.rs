@@ -46,6 +46,10 @@ pub struct AgentState {
     pub started: SystemTime,
     /// Maintenance mode, refreshed from the state directory every turn.
     pub disabled: Cell<bool>,
+    /// The maintenance flag in force (why, who, until when).
+    pub maintenance: RefCell<Option<maintenance::Flag>>,
+    /// How the last maintenance ended, for the transition out of it.
+    pub maintenance_ended: RefCell<Option<String>>,
     pub reloads: Cell<u64>,
     pub reload_failures: Cell<u64>,
     /// Wakes the scheduler early after a reload.
@@ -82,6 +86,11 @@ impl AgentState {
         Rc::new(AgentState {
             limit: RefCell::new(Rc::new(Limit::new(config.agent.max_in_flight))),
             disabled: Cell::new(maintenance::is_disabled(&config.agent.state_dir)),
+            maintenance: RefCell::new(
+                maintenance::read(&config.agent.state_dir)
+                    .filter(|f| !f.expired(SystemTime::now())),
+            ),
+            maintenance_ended: RefCell::new(None),
             config: RefCell::new(config),
             checks: RefCell::new(checks),
             resolver: RefCell::new(Rc::new(resolver)),
@@ -370,7 +379,23 @@ impl AgentState {
             Err(why) => Some(why.clone()),
             Ok(_) => u.last_error.clone(),
         });
+        if status != AgentStatus::Disabled {
+            let ended = self.maintenance_ended.borrow_mut().take();
+            if let Some(ended) = ended {
+                drop(uplink);
+                let rest = self.status_reason(status);
+                return if rest.is_empty() {
+                    ended
+                } else {
+                    format!("{ended}; {rest}")
+                };
+            }
+        }
         match status {
+            AgentStatus::Disabled => match self.maintenance.borrow().as_ref() {
+                Some(f) => format!("maintenance: {}", f.describe()),
+                None => "maintenance".into(),
+            },
             AgentStatus::NeedsRecovery | AgentStatus::VersionUnsupported => {
                 link_error.unwrap_or_default()
             }
@@ -423,6 +448,7 @@ impl AgentState {
             severity,
             since: self.status_since.get(),
             disabled,
+            maintenance: self.maintenance.borrow().clone().filter(|_| disabled),
             ready: self.ready(),
             now: SystemTime::now(),
             checks: checks

@@ -158,9 +158,10 @@ fn ready_turns_200_after_every_check_ran_and_status_reports_it() {
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&out.stdout);
+    // Degraded (critical): `status` exits 2, like `check`.
     assert_eq!(
         out.status.code(),
-        Some(0),
+        Some(2),
         "{cfg}: {}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -69,7 +69,8 @@ fn transitions_survive_a_restart_and_are_served() {
     );
     let out = tether_cli(&agent.cli_config(), &["status", "--history"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    // Degraded (critical): `status` exits like `check`.
+    assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(
         text.contains("history (") && text.contains("check t: ok -> crit"),
         "{text}"
@@ -253,4 +254,98 @@ headers = {{ Authorization = "Bearer hdr-SECRET-9" }}
     );
     assert!(text.contains("\"live\":false"), "{text}");
     assert!(!text.contains("SECRET"), "a secret in the bundle:\n{text}");
+}
+
+#[test]
+fn maintenance_is_a_transition_with_why_and_who_and_ends_by_itself() {
+    let agent = Agent::start(
+        "maintenance",
+        "[agent]\ninterval = \"1s\"\ntimeout = \"100ms\"\n\n[[check]]\nname = \"root\"\nkind = \"file\"\npath = \"/\"\n",
+    );
+    let status = || agent.get("/status").1;
+    wait_for("online", Duration::from_secs(10), || {
+        status().contains("\"status\":\"online\"").then_some(())
+    });
+    let cli = agent.cli_config();
+    let o = tether_cli(&cli, &["disable", "--reason", "patching", "--for", "3s"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("ends by itself at"));
+    let s = wait_for("disabled", Duration::from_secs(5), || {
+        let s = status();
+        s.contains("\"status\":\"disabled\"").then_some(s)
+    });
+    assert!(
+        s.contains("\"maintenance\":{\"reason\":\"patching\",\"by\":\"uid "),
+        "{s}"
+    );
+    // The transition is recorded at once, with its reason and who.
+    let into = history(&agent)
+        .into_iter()
+        .find(|t| t["to"] == "disabled (healthy)")
+        .expect("a transition into maintenance");
+    let why = into["why"].as_str().unwrap();
+    assert!(
+        why.contains("\"patching\" by uid ") && why.contains("ends by itself"),
+        "{why}"
+    );
+    let table = tether_cli(&cli, &["status"]);
+    assert_eq!(table.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&table.stdout).contains("maintenance: \"patching\""));
+    // --for 3s: it ends by itself, says so, and removes the flag.
+    wait_for("maintenance to end", Duration::from_secs(10), || {
+        status().contains("\"status\":\"online\"").then_some(())
+    });
+    let out = history(&agent)
+        .into_iter()
+        .find(|t| t["from"] == "disabled (healthy)")
+        .unwrap_or_else(|| panic!("no transition out of maintenance: {:?}", history(&agent)));
+    assert!(
+        out["why"]
+            .as_str()
+            .unwrap()
+            .contains("maintenance ended by itself"),
+        "{out}"
+    );
+    assert!(!agent.dir.join("state/disabled").exists());
+}
+
+#[test]
+fn status_and_doctor_ask_only_the_agent_their_configuration_names() {
+    let agent = Agent::start(
+        "whose-agent",
+        "[agent]\nname = \"edge-a\"\ninterval = \"1s\"\ntimeout = \"100ms\"\n\n[[check]]\nname = \"root\"\nkind = \"file\"\npath = \"/\"\n",
+    );
+    wait_for("ready", Duration::from_secs(10), || {
+        (agent.get("/ready").0 == 200).then_some(())
+    });
+    let ours = agent.cli_config();
+    let o = tether_cli(&ours, &["status"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Another configuration with the same listen address.
+    let other = agent.dir.join("other.toml");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(&ours)
+            .unwrap()
+            .replace("name = \"edge-a\"", "name = \"edge-b\""),
+    )
+    .unwrap();
+    for cmd in ["status", "doctor"] {
+        let o = tether_cli(&other, &[cmd]);
+        assert_eq!(o.status.code(), Some(3), "{cmd}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("is \"edge-a\", not \"edge-b\""),
+            "{cmd}: {err}"
+        );
+        assert!(
+            o.stdout.is_empty(),
+            "{cmd}: nothing of the wrong agent's is shown"
+        );
+    }
 }

@@ -351,13 +351,19 @@ systemctl --no-block poweroff
     let wants = dir.join("etc/systemd/system/multi-user.target.wants/tether-probe.service");
     let _ = std::fs::remove_file(&wants);
     std::os::unix::fs::symlink("/etc/systemd/system/tether-probe.service", &wants).unwrap();
+    // The default port held on the host (if nothing else holds it): the
+    // container's agent must not care.
+    let _hold = TcpListener::bind(("127.0.0.1", tether::config::DEFAULT_PORT));
     // No systemd on the host: no machine registration, no scope of its own.
+    // A network namespace of its own: the agent inside binds its port on
+    // the container's loopback, whatever holds that port on the host.
     let boot = Command::new("timeout")
         .args([
             "300",
             "systemd-nspawn",
             "--register=no",
             "--keep-unit",
+            "--private-network",
             "--quiet",
             "-b",
             "-D",
