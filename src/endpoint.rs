@@ -5,15 +5,20 @@
 //! time, at most [`DOCTOR_DEADLINE`]). Bounded in every direction: request
 //! heads of at most [`MAX_HEAD`], a client that has not sent its request or
 //! read the answer within [`CLIENT_DEADLINE`] is dropped, at most
-//! [`MAX_CONNECTIONS`] at once (more are closed on accept). Other paths 404,
+//! [`MAX_CONNECTIONS`] at once. At the cap a new connection is served by
+//! closing the oldest one that has not yet sent its request, so idle
+//! connections (any local user can open them) never keep `/health` from
+//! answering; only when every connection is busy answering is the new one
+//! closed. Other paths 404,
 //! other methods 405, garbage 400, and nothing a client sends can panic it.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::net::{TcpListener, TcpStream};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use async_executor::LocalExecutor;
+use async_executor::{LocalExecutor, Task};
 use async_io::{Async, Timer};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
@@ -37,7 +42,7 @@ pub async fn serve(
     listener: Async<TcpListener>,
     state: Rc<AgentState>,
 ) {
-    let active = Rc::new(Cell::new(0usize));
+    let conns: Rc<RefCell<Conns>> = Rc::default();
     let doctoring = Rc::new(Cell::new(false));
     loop {
         let stream = match listener.accept().await {
@@ -49,17 +54,63 @@ pub async fn serve(
                 continue;
             }
         };
-        if active.get() >= MAX_CONNECTIONS {
-            log::debug!("local endpoint: {MAX_CONNECTIONS} connections open, closing a new one");
-            continue;
+        let evicted = {
+            let mut c = conns.borrow_mut();
+            if c.idle.len() + c.busy < MAX_CONNECTIONS {
+                None
+            } else if let Some((_, t)) = c.idle.pop_front() {
+                Some(t)
+            } else {
+                log::debug!(
+                    "local endpoint: {MAX_CONNECTIONS} connections busy, closing a new one"
+                );
+                continue;
+            }
+        };
+        // Cancelled: the idle connection's future (and socket) is dropped.
+        drop(evicted);
+        let id = {
+            let mut c = conns.borrow_mut();
+            c.next_id += 1;
+            c.next_id
+        };
+        let (st, cs, doc) = (state.clone(), conns.clone(), doctoring.clone());
+        let task = ex.spawn(async move {
+            handle(stream, &st, &doc, &cs, id).await;
+            // Done (busy or still idle): leave the books.
+            let mut c = cs.borrow_mut();
+            match c.idle.iter().position(|(i, _)| *i == id) {
+                Some(at) => {
+                    if let Some((_, t)) = c.idle.remove(at) {
+                        t.detach();
+                    }
+                }
+                None => c.busy -= 1,
+            }
+        });
+        conns.borrow_mut().idle.push_back((id, task));
+    }
+}
+
+/// The endpoint's connections: those still reading their request (which a
+/// new connection at the cap may close), oldest first, and how many are
+/// answering.
+#[derive(Default)]
+struct Conns {
+    next_id: u64,
+    idle: VecDeque<(u64, Task<()>)>,
+    busy: usize,
+}
+
+impl Conns {
+    /// Connection `id` has its request: it can no longer be evicted.
+    fn now_busy(&mut self, id: u64) {
+        if let Some(at) = self.idle.iter().position(|(i, _)| *i == id) {
+            if let Some((_, t)) = self.idle.remove(at) {
+                t.detach();
+            }
+            self.busy += 1;
         }
-        active.set(active.get() + 1);
-        let (st, act, doc) = (state.clone(), active.clone(), doctoring.clone());
-        ex.spawn(async move {
-            handle(stream, &st, &doc).await;
-            act.set(act.get() - 1);
-        })
-        .detach();
     }
 }
 
@@ -89,7 +140,13 @@ enum Routed {
     Metrics(Box<(crate::report::Snapshot, Extra)>),
 }
 
-async fn handle(mut stream: Async<TcpStream>, state: &Rc<AgentState>, doctoring: &Cell<bool>) {
+async fn handle(
+    mut stream: Async<TcpStream>,
+    state: &Rc<AgentState>,
+    doctoring: &Cell<bool>,
+    conns: &RefCell<Conns>,
+    id: u64,
+) {
     let Some((routed, head_only)) = until(
         Instant::now() + CLIENT_DEADLINE,
         read_request(&mut stream, state),
@@ -98,6 +155,7 @@ async fn handle(mut stream: Async<TcpStream>, state: &Rc<AgentState>, doctoring:
     .flatten() else {
         return;
     };
+    conns.borrow_mut().now_busy(id);
     let resp = match routed {
         Routed::Now(r) => r,
         Routed::Metrics(m) => {
