@@ -9,7 +9,8 @@
 //! Redaction ([`redact_config`]) works on the configuration's text, so the
 //! comments stay: every value of `headers` and `env` tables, any value of a
 //! key named like a secret (`token`, `secret`, `password`, `credential`,
-//! `api_key`; not `*_file`), the user and password of any URL, and any
+//! `api_key`; not `*_file`), the user and password of any URL, the values
+//! of secret-looking query parameters (`?api_key=`, `token=`), and any
 //! `command` argument that names a password, secret, token or auth, or
 //! follows one that does. Last, the upstream token itself is replaced
 //! wherever it appears in the whole bundle.
@@ -219,12 +220,7 @@ fn secret_key(k: &str) -> bool {
         .any(|s| k.contains(s))
 }
 
-fn secret_word(a: &str) -> bool {
-    let a = a.to_ascii_lowercase();
-    ["pass", "secret", "token", "auth", "key"]
-        .iter()
-        .any(|s| a.contains(s))
-}
+use crate::text::secret_word;
 
 fn quoted(s: &str) -> String {
     let mut out = String::new();
@@ -273,7 +269,7 @@ fn redact_all(v: &Spanned<Value>, cuts: &mut Vec<(Range<usize>, String)>) {
 fn scan(v: &Spanned<Value>, text: &str, cuts: &mut Vec<(Range<usize>, String)>) {
     match v.get_ref() {
         Value::String(s) => {
-            let red = crate::doctor::network::redact_userinfo(s);
+            let red = crate::text::redact_query(&crate::doctor::network::redact_userinfo(s));
             if s.contains("://") && red != *s {
                 cuts.push((v.span(), quoted(&red)));
             }

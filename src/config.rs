@@ -197,7 +197,8 @@ impl ProbeSpec {
         }
     }
 
-    /// The target as an operator would write it, for tables and labels.
+    /// The target as an operator would write it, for tables and labels,
+    /// with secrets in command lines and query strings redacted.
     pub fn target(&self) -> String {
         match self {
             ProbeSpec::Tcp(s) => s.target.to_string(),
@@ -205,7 +206,7 @@ impl ProbeSpec {
             ProbeSpec::Dns(s) => s.query.clone(),
             ProbeSpec::Tls(s) => s.target.to_string(),
             ProbeSpec::CertFile(s) => s.path.display().to_string(),
-            ProbeSpec::Exec(s) => s.command.join(" "),
+            ProbeSpec::Exec(s) => crate::text::redact_argv(&s.command).join(" "),
             ProbeSpec::File(s) => s.path.display().to_string(),
             ProbeSpec::Writable(s) => s.path.display().to_string(),
             ProbeSpec::System(s) => format!("cpu, memory, {}", s.disk_path.display()),

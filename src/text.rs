@@ -18,9 +18,56 @@ pub fn clip(s: &str, max: usize) -> String {
     out
 }
 
+/// A word that names a secret: a password, secret, token, auth or key.
+pub fn secret_word(a: &str) -> bool {
+    let a = a.to_ascii_lowercase();
+    ["pass", "secret", "token", "auth", "key"]
+        .iter()
+        .any(|s| a.contains(s))
+}
+
+pub const REDACTED: &str = "[redacted]";
+
+/// A command line as shown in `/status`, `/metrics` and messages: the
+/// argument after a secret-looking flag (`--token X`), the value of
+/// `--password=X`, and a secret-looking bare word are `[redacted]`.
+pub fn redact_argv(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut after_secret = false;
+    for (i, a) in args.iter().enumerate() {
+        let secret = secret_word(a);
+        let flag = a.starts_with('-');
+        out.push(if i > 0 && (after_secret || (secret && !flag)) {
+            REDACTED.to_string()
+        } else if let (true, Some((name, _))) = (secret, a.split_once('=')) {
+            format!("{name}={REDACTED}")
+        } else {
+            a.clone()
+        });
+        after_secret = secret && flag && !a.contains('=');
+    }
+    out
+}
+
+/// A URL with the values of secret-looking query parameters
+/// (`?api_key=…`, `&token=…`) `[redacted]`.
+pub fn redact_query(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if secret_word(k) => format!("{k}={REDACTED}"),
+            _ => kv.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", parts.join("&"))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::clip;
+    use super::*;
 
     #[test]
     fn clips_at_a_character_and_hides_controls() {
@@ -28,5 +75,28 @@ mod tests {
         assert_eq!(clip("a\r\nb", 10), "a??b");
         assert_eq!(clip("ééé", 3), "é…");
         assert_eq!(clip(&"x".repeat(15_000), 200).len(), 200 + '…'.len_utf8());
+    }
+
+    #[test]
+    fn secrets_in_command_lines_and_queries_are_redacted() {
+        let argv: Vec<String> = [
+            "/usr/bin/check_x",
+            "--token",
+            "T1",
+            "--password=P1",
+            "-H",
+            "host",
+            "apikey123",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            redact_argv(&argv).join(" "),
+            "/usr/bin/check_x --token [redacted] --password=[redacted] -H host [redacted]"
+        );
+        assert_eq!(
+            redact_query("http://h/x?a=1&api_key=K&Token=T"),
+            "http://h/x?a=1&api_key=[redacted]&Token=[redacted]"
+        );
     }
 }

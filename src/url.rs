@@ -136,6 +136,8 @@ impl Url {
     }
 }
 
+/// For messages, labels and logs, never for requests: the values of
+/// secret-looking query parameters are `[redacted]`.
 impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -143,7 +145,7 @@ impl fmt::Display for Url {
             "{}://{}{}",
             self.scheme.as_str(),
             self.host_header(),
-            self.path
+            crate::text::redact_query(&self.path)
         )
     }
 }

@@ -349,3 +349,68 @@ fn status_and_doctor_ask_only_the_agent_their_configuration_names() {
         );
     }
 }
+
+#[test]
+fn no_configured_secret_appears_in_any_output() {
+    let (http, _rx) = common::http_server(vec![("/h", common::reply(200, "ok"))]);
+    let body = format!(
+        r#"[agent]
+interval = "1s"
+
+[[check]]
+name = "plugin"
+kind = "exec"
+timeout = "500ms"
+command = ["/bin/sh", "-c", "exit 0", "--token", "tk-SECRET-1", "--password=pw-SECRET-2", "-H", "host"]
+env = {{ API_PASSWORD = "env-SECRET-3" }}
+
+[[check]]
+name = "api"
+kind = "http"
+timeout = "500ms"
+url = "http://{http}/h?api_key=q-SECRET-4&x=1"
+headers = {{ Authorization = "Bearer hdr-SECRET-5" }}
+"#
+    );
+    let agent = Agent::start("no-secrets", &body);
+    wait_for("ready", Duration::from_secs(10), || {
+        (agent.get("/ready").0 == 200).then_some(())
+    });
+    let cli = agent.cli_config();
+    let mut outputs: Vec<(String, String)> = Vec::new();
+    for path in [
+        "/status",
+        "/status?format=table&history=1",
+        "/metrics",
+        "/logs",
+        "/doctor",
+    ] {
+        outputs.push((path.into(), agent.get(path).1));
+    }
+    for args in [
+        &["status"][..],
+        &["check"][..],
+        &["check", "--json"][..],
+        &["check", "--table"][..],
+        &["bundle", "-o", "-"][..],
+    ] {
+        let o = tether_cli(&cli, args);
+        outputs.push((
+            format!("tether {}", args.join(" ")),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        ));
+    }
+    let status = &outputs[0].1;
+    assert!(
+        status.contains("/bin/sh -c exit 0 --token [redacted] --password=[redacted] -H host"),
+        "{status}"
+    );
+    assert!(status.contains("api_key=[redacted]&x=1"), "{status}");
+    for (what, text) in &outputs {
+        assert!(!text.contains("SECRET"), "{what} shows a secret:\n{text}");
+    }
+}

@@ -118,10 +118,7 @@ fn the_static_binary_is_small_has_no_interpreter_and_runs_in_an_empty_chroot() {
         "-c",
         "/tether.toml",
     ])));
-    assert!(
-        check.contains("loopback") && check.contains("ok"),
-        "{check}"
-    );
+    assert!(check.starts_with("loopback OK: connected to "), "{check}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
