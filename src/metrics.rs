@@ -178,6 +178,12 @@ pub async fn render(s: &Snapshot, x: &Extra) -> String {
     );
     o.sample("build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
     o.family(
+        "agent_info",
+        "gauge",
+        "Always 1; the name label is the agent's [agent] name.",
+    );
+    o.sample("agent_info", &[("name", &s.agent)], 1.0);
+    o.family(
         "agent_status",
         "gauge",
         "The agent's overall status: 1 for the current one.",
@@ -285,6 +291,22 @@ pub async fn render(s: &Snapshot, x: &Extra) -> String {
             ],
             1.0,
         );
+    }
+    o.family(
+        "check_http_status_code",
+        "gauge",
+        "An http check's last response status (after redirects), 0 when none came; like blackbox's probe_http_status_code.",
+    );
+    for c in &s.checks {
+        o.step().await;
+        if c.spec.probe.kind() == "http" {
+            let code = c.health.last.as_ref().and_then(|l| l.detail.http_status);
+            o.sample(
+                "check_http_status_code",
+                &[("check", &c.spec.name)],
+                f64::from(code.unwrap_or(0)),
+            );
+        }
     }
     o.family(
         "check_up",

@@ -387,6 +387,8 @@ fn metrics_pass_promtool() {
             env!("CARGO_PKG_VERSION")
         ),
         "tether_agent_status{status=\"degraded\"} 1".into(),
+        "tether_agent_info{name=\"".to_string() + &common::hostname() + "\"} 1",
+        "tether_check_http_status_code{check=\"https\"} 200".into(),
         "tether_check_failures_total{check=\"bad/quoted\",reason=\"connect_refused\"}".into(),
         "tether_check_phase_duration_seconds{check=\"ok\",phase=\"connect\"}".into(),
         "tether_check_up{check=\"ok\"} 1".into(),

@@ -127,6 +127,19 @@ where
             ))
         }
     };
+    let code = resp.status;
+    match judge(s, url, hop, &resp) {
+        Step::Done(mut r) => {
+            r.detail.http_status = Some(code);
+            Step::Done(r)
+        }
+        redirect => redirect,
+    }
+}
+
+/// The verdict on one response (or the redirect to follow).
+fn judge(s: &HttpSpec, url: &Url, hop: usize, resp: &crate::http1::Response) -> Step {
+    let done = Step::Done;
     let status_line = format!("HTTP {} {}", resp.status, resp.reason);
     let expected = s
         .expect_status

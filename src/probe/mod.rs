@@ -290,6 +290,9 @@ pub struct Detail {
     pub file: Option<Box<FileDetail>>,
     /// A `system` check's readings.
     pub system: Option<Box<SystemDetail>>,
+    /// The HTTP status of an `http` check's last response (after
+    /// redirects), when one came.
+    pub http_status: Option<u16>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

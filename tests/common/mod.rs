@@ -528,6 +528,14 @@ pub fn tether_cli(config: &std::path::Path, args: &[&str]) -> std::process::Outp
         .unwrap()
 }
 
+/// The host's name: the agent's default `name`.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
 /// Puts `listen` and `state_dir` into the `[agent]` table (adding one if needed).
 pub fn with_agent_defaults(body: &str, dir: &std::path::Path) -> String {
     let extra = format!(
