@@ -310,3 +310,57 @@ fn httpdate(t: std::time::SystemTime) -> String {
         dt.second()
     )
 }
+
+#[test]
+fn an_outage_that_is_over_is_the_past_not_intermittent() {
+    use std::net::TcpListener;
+    // A port that answers, refuses for a few runs, then answers again.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let agent = Agent::start(
+        "doctor-past-outage",
+        &format!(
+            "[agent]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n[[check]]\nname = \"svc\"\nkind = \"tcp\"\ntarget = \"{addr}\"\nfall = 1\nrise = 1\n"
+        ),
+    );
+    let runs = || -> u64 {
+        check_field(&agent.get("/status").1, "svc", "runs")
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0)
+    };
+    wait_for("two good runs", Duration::from_secs(10), || {
+        (runs() >= 2).then_some(())
+    });
+    drop(l);
+    let down_at = runs();
+    wait_for("three refused runs", Duration::from_secs(10), || {
+        (runs() >= down_at + 3).then_some(())
+    });
+    let _back = TcpListener::bind(addr).unwrap();
+    let up_at = runs();
+    wait_for("two good runs again", Duration::from_secs(10), || {
+        (runs() >= up_at + 2
+            && check_field(&agent.get("/status").1, "svc", "status").as_deref() == Some("ok"))
+        .then_some(())
+    });
+    let out = tether_cli(&agent.cli_config(), &["doctor", "--json"]);
+    let (_, all) = findings(&out);
+    assert!(
+        !all.iter()
+            .any(|f| f["step"] == "intermittent" && f["level"] != "ok"),
+        "a clean outage reported as intermittent: {all:#?}"
+    );
+    let past = all
+        .iter()
+        .find(|f| f["code"] == "past_outage")
+        .unwrap_or_else(|| panic!("no past_outage finding: {all:#?}"));
+    assert!(
+        past["title"].as_str().unwrap().contains("connect_refused"),
+        "{past}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the past sets no exit code: {all:#?}"
+    );
+}

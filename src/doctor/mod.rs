@@ -575,6 +575,10 @@ pub fn round_up(d: Duration) -> Duration {
     }
 }
 
+/// Alternating results followed by this many successes are the past: told,
+/// not alarmed.
+const RECENT_CLEAN: usize = 10;
+
 fn intermittent_step(snap: &Snapshot, live: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     for c in &snap.checks {
@@ -582,8 +586,50 @@ fn intermittent_step(snap: &Snapshot, live: bool) -> Vec<Finding> {
         let samples = &h.recent;
         let failed = samples.iter().filter(|s| s.status != Status::Ok).count();
         let timeouts = samples.iter().filter(|s| is_timeout(s)).count();
-        let mixed = failed > 0 && failed < samples.len();
-        if !(h.flapping || mixed) {
+        let is_ok = |s: &Sample| s.status == Status::Ok;
+        // Intermittent means alternating: ok, failing, ok, failing. One run
+        // of failures between successes is an outage, not flapping.
+        let changes = samples
+            .iter()
+            .zip(samples.iter().skip(1))
+            .filter(|(a, b)| is_ok(a) != is_ok(b))
+            .count();
+        let clean_tail = samples.iter().rev().take_while(|s| is_ok(s)).count();
+        if failed == 0 {
+            continue;
+        }
+        if !h.flapping && changes < 3 {
+            // An outage: ongoing ones are the Degraded and Offline steps';
+            // one that is over is told as the past, and alarms nothing.
+            if clean_tail > 0 {
+                let why = samples
+                    .iter()
+                    .rev()
+                    .find_map(|s| s.reason)
+                    .map_or(String::new(), |r| format!(" ({})", r.code()));
+                out.push(Finding::new(
+                    Step::Intermittent,
+                    Level::Ok,
+                    "past_outage",
+                    format!(
+                        "{} was failing{why} for {failed} runs in a row, and has succeeded for the last {clean_tail}: an outage that is over, not intermittent",
+                        c.spec.name
+                    ),
+                ));
+            }
+            continue;
+        }
+        if !h.flapping && clean_tail >= RECENT_CLEAN {
+            out.push(Finding::new(
+                Step::Intermittent,
+                Level::Ok,
+                "past_intermittent",
+                format!(
+                    "{} failed now and then earlier ({failed} of the last {} runs), but none of the last {clean_tail}",
+                    c.spec.name,
+                    samples.len()
+                ),
+            ));
             continue;
         }
         let micros = |s: &Sample| u64::from(s.micros);
