@@ -203,13 +203,22 @@ fn build_deb(revision: &str) -> PathBuf {
 const LINTIAN_NOT_APPLICABLE: &[(&str, &str)] = &[
     // The project has no public mail domain yet; a release build sets the
     // real one with `cargo deb --maintainer "Name <address>"` (README).
-    ("bogus-mail-host", "placeholder maintainer until a release sets one"),
+    (
+        "bogus-mail-host",
+        "placeholder maintainer until a release sets one",
+    ),
     ("bogus-mail-host-in-debian-changelog", "the same"),
     // For uploads to the Debian archive, which close an ITP bug.
-    ("initial-upload-closes-no-bugs", "not a Debian archive upload"),
+    (
+        "initial-upload-closes-no-bugs",
+        "not a Debian archive upload",
+    ),
     // The binary is static-pie: an ET_DYN with no NEEDED entries, which
     // lintian takes for a shared library.
-    ("shared-library-lacks-prerequisites", "a static-pie executable"),
+    (
+        "shared-library-lacks-prerequisites",
+        "a static-pie executable",
+    ),
 ];
 
 #[test]
@@ -230,10 +239,20 @@ fn the_deb_is_lintian_clean_with_a_changelog_and_a_manual_page() {
                 .any(|(tag, _)| l.split_whitespace().nth(2) == Some(tag))
         })
         .collect();
-    assert!(tags.is_empty(), "lintian:\n{text}{}", String::from_utf8_lossy(&out.stderr));
-    let info = stdout(&run(Command::new("dpkg-deb").arg("-f").arg(&deb).arg("Description")));
+    assert!(
+        tags.is_empty(),
+        "lintian:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = stdout(&run(Command::new("dpkg-deb")
+        .arg("-f")
+        .arg(&deb)
+        .arg("Description")));
     let synopsis = info.lines().next().unwrap();
-    assert!(synopsis.len() <= 80 && !synopsis.starts_with("A "), "{synopsis}");
+    assert!(
+        synopsis.len() <= 80 && !synopsis.starts_with("A "),
+        "{synopsis}"
+    );
     let list = stdout(&run(Command::new("dpkg-deb").arg("-c").arg(&deb)));
     for path in [
         "./usr/share/man/man1/tether.1.gz",
