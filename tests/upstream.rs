@@ -740,3 +740,45 @@ fn a_damaged_identity_needs_recovery_until_tether_enroll() {
         .all(|r| r.header("tether-agent").as_deref() == Some(id.as_str())));
     wait_status(&agent, "status", "online");
 }
+
+#[test]
+fn a_restored_upstream_hears_from_the_agent_within_30_s_even_at_the_backoff_cap() {
+    let fake = Fake::start("127.0.0.1:0");
+    fake.set_default(Some(Act::Status(500, vec![], "down".into())));
+    let agent = Agent::start("up-recovery", &config(fake.addr, ""));
+    // Enough failures for the backoff to reach its cap (2^4 s > 15 s).
+    let mut failed = 0;
+    wait_for("five failed uploads", Duration::from_secs(60), || {
+        if let Ok(r) = fake.requests.recv_timeout(Duration::from_millis(200)) {
+            assert_eq!(r.act, "Status 500");
+            failed += 1;
+        }
+        (failed >= 5).then_some(())
+    });
+    assert!(
+        upstream_field(&agent, "consecutive_failures")
+            .parse::<u32>()
+            .unwrap()
+            >= 5,
+        "{}",
+        status(&agent)
+    );
+    let restored = Instant::now();
+    fake.set_default(None);
+    wait_for(
+        "the first acknowledged upload",
+        Duration::from_secs(30),
+        || {
+            let r = fake
+                .requests
+                .recv_timeout(Duration::from_millis(200))
+                .ok()?;
+            r.acked().then_some(())
+        },
+    );
+    eprintln!(
+        "heard from the agent {:?} after the restore",
+        restored.elapsed()
+    );
+    wait_status(&agent, "state", "up");
+}
