@@ -73,17 +73,22 @@ pub struct Leaf {
     pub not_after: time::OffsetDateTime,
 }
 
-/// A leaf for `names` (DNS names or IP addresses), valid from `from` to `to`
-/// days from now, signed by `signer` or self-signed.
-pub fn leaf(signer: Option<&Ca>, names: &[&str], from: i64, to: i64) -> Leaf {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.subject_alt_names = names
+/// `names` (DNS names or IP addresses) as subjectAltName entries.
+fn sans(names: &[&str]) -> Vec<SanType> {
+    names
         .iter()
         .map(|n| match n.parse::<IpAddr>() {
             Ok(ip) => SanType::IpAddress(ip),
             Err(_) => SanType::DnsName((*n).try_into().unwrap()),
         })
-        .collect();
+        .collect()
+}
+
+/// A leaf for `names` (DNS names or IP addresses), valid from `from` to `to`
+/// days from now, signed by `signer` or self-signed.
+pub fn leaf(signer: Option<&Ca>, names: &[&str], from: i64, to: i64) -> Leaf {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.subject_alt_names = sans(names);
     p.distinguished_name.push(DnType::CommonName, names[0]);
     p.not_before = days_from_now(from);
     p.not_after = days_from_now(to);
@@ -104,13 +109,7 @@ pub fn leaf(signer: Option<&Ca>, names: &[&str], from: i64, to: i64) -> Leaf {
 /// `openssl req -x509` makes (what many appliances ship).
 pub fn ca_leaf(names: &[&str], from: i64, to: i64) -> Leaf {
     let (mut p, key) = ca_params(names[0]);
-    p.subject_alt_names = names
-        .iter()
-        .map(|n| match n.parse::<IpAddr>() {
-            Ok(ip) => SanType::IpAddress(ip),
-            Err(_) => SanType::DnsName((*n).try_into().unwrap()),
-        })
-        .collect();
+    p.subject_alt_names = sans(names);
     p.not_before = days_from_now(from);
     p.not_after = days_from_now(to);
     let cert = p.self_signed(&key).unwrap();
