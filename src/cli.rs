@@ -664,10 +664,12 @@ fn bundle(config: Config, output: Option<&std::path::Path>) -> i32 {
                 "support bundle written to {} ({} bytes{})\n",
                 path.display(),
                 text.len(),
-                if live.is_ok() {
-                    ""
-                } else {
-                    "; no agent was running, so it holds no live log"
+                match &live {
+                    Ok(_) => String::new(),
+                    Err(Fetch::NotRunning(_)) =>
+                        "; no agent was running, so it holds no live log".into(),
+                    Err(Fetch::Failed(e)) =>
+                        format!("; the agent could not be asked ({e}), so it holds no live log"),
                 }
             ));
             0

@@ -348,6 +348,13 @@ fn status_and_doctor_ask_only_the_agent_their_configuration_names() {
             "{cmd}: nothing of the wrong agent's is shown"
         );
     }
+    let out = agent.dir.join("other-bundle.txt");
+    let o = tether_cli(&other, &["bundle", "-o", &out.to_string_lossy()]);
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.contains("could not be asked") && said.contains("not \"edge-b\""),
+        "{said}"
+    );
 }
 
 #[test]
