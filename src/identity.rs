@@ -234,11 +234,14 @@ impl Sequence {
                 (base.max(floor + 1), Vec::new())
             }
         };
+        // Until this run's mirror holds the gaps found, a crash must name
+        // their numbers again: the lease written now covers them.
+        let at_risk = gaps.iter().map(|g| g.first).fold(next, u64::min);
         let mut s = Sequence {
             path,
             next,
             leased: next,
-            at_risk: next,
+            at_risk,
             run: next,
             failing: false,
         };
