@@ -165,7 +165,7 @@ fn upstream(o: &mut Out, u: &crate::delivery::UpstreamView) {
 
 /// The exposition text. It yields to the executor every millisecond:
 /// 10,000 checks take ~120 ms to render on the static build, which would
-/// otherwise hold every probe due meanwhile (README "Benchmarks", scale).
+/// otherwise hold every probe due meanwhile (docs/benchmarks.md, scale).
 pub async fn render(s: &Snapshot, x: &Extra) -> String {
     let mut o = Out(
         String::with_capacity(4096 + s.checks.len() * 1536),

@@ -482,7 +482,7 @@ pub const SPREAD_GRID: Duration = Duration::from_millis(250);
 /// the other on the one thread (~50 µs each), so the last of a group of
 /// 2,500 (10,000 checks at 1 s on a 250 ms grid) started 125 ms late. With
 /// 100 a slot the last starts within a few milliseconds, and the wake-up
-/// cost is still shared by 100 probes (README "Benchmarks", scale).
+/// cost is still shared by 100 probes (docs/benchmarks.md, scale).
 pub const SLOT_CHECKS: u32 = 100;
 
 /// The grid for `n` checks spread over `spread`: [`SPREAD_GRID`], finer when

@@ -7,7 +7,7 @@
 //!
 //! Why not the `toml` crate: it and `toml_parser` were 61 KB of the static
 //! binary (measured: 1,857,304 to 1,795,864 B), and the binary has a
-//! 1.75 MiB budget (README "Size"). The tests compare this reader with the
+//! 1.75 MiB budget (docs/design.md, "Size"). The tests compare this reader with the
 //! `toml` crate (a dev-dependency) on every configuration in the repository
 //! and on thousands of randomly edited copies of them: both accept with the
 //! same tree, or both refuse.
@@ -1050,11 +1050,20 @@ mod tests {
             .iter()
             .map(|f| (f.display().to_string(), std::fs::read_to_string(f).unwrap()))
             .collect();
-        // The README's examples.
-        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-        for (i, block) in readme.split("```toml\n").skip(1).enumerate() {
-            let body = block.split("```").next().unwrap();
-            docs.push((format!("README toml block {i}"), body.to_string()));
+        // The examples in the README and the documents.
+        let mut pages = vec![root.join("README.md")];
+        for e in std::fs::read_dir(root.join("docs")).unwrap() {
+            pages.push(e.unwrap().path());
+        }
+        for page in pages {
+            let text = std::fs::read_to_string(&page).unwrap();
+            for (i, block) in text.split("```toml\n").skip(1).enumerate() {
+                let body = block.split("```").next().unwrap();
+                docs.push((
+                    format!("{} toml block {i}", page.display()),
+                    body.to_string(),
+                ));
+            }
         }
         docs
     }

@@ -1,5 +1,5 @@
 //! tether side by side with Monit and blackbox_exporter, on loopback, in one
-//! run, printed as one table (README "Benchmarks"):
+//! run, printed as one table (docs/benchmarks.md):
 //!
 //!   cargo bench --bench compare                 # everything, ~15 minutes
 //!   cargo bench --bench compare -- tcp http     # only some sections

@@ -1,6 +1,6 @@
 //! Startup: from exec to the endpoint answering `/health`, and to `/ready`
 //! (every check has completed its first run) with 100 TCP checks at 1 s.
-//! The first round is spread over the interval by design (README "Local
+//! The first round is spread over the interval by design (docs/operations.md, "Local
 //! endpoint", `/ready`), so `/ready` includes most of one interval.
 
 use std::path::Path;
