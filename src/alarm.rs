@@ -14,6 +14,7 @@ use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
+use futures_lite::FutureExt;
 use rustix::time::{
     timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags,
     Timespec,
@@ -78,6 +79,17 @@ fn timespec(d: Duration) -> Timespec {
         tv_sec: d.as_secs() as _,
         tv_nsec: d.subsec_nanos() as _,
     }
+}
+
+/// Races `fut` against the instant `at`: `None` if the instant comes first,
+/// and `fut` is dropped there (closing its sockets).
+pub async fn until<T>(at: Instant, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    async { Some(fut.await) }
+        .or(async {
+            Timer::at(at).await;
+            None
+        })
+        .await
 }
 
 #[cfg(test)]

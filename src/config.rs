@@ -16,7 +16,6 @@ use std::time::Duration;
 use crate::toml_lite::{self, Spanned, Table as DeTable, Value as DeValue};
 
 use crate::duration;
-use crate::spool::SyncPolicy;
 use crate::target::{is_dns_name, HostPort};
 use crate::url::Url;
 
@@ -356,6 +355,25 @@ pub struct CertFileSpec {
 }
 
 pub const MAX_REDIRECTS: usize = 10;
+
+/// When the spool fsyncs (`[spool] sync`); the spool module documents the
+/// window of loss of each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncPolicy {
+    Batch,
+    Always,
+    Never,
+}
+
+impl SyncPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncPolicy::Batch => "batch",
+            SyncPolicy::Always => "always",
+            SyncPolicy::Never => "none",
+        }
+    }
+}
 
 /// The local endpoint's default port: not 8080, the most common port of
 /// the services tether runs beside (connectors serve their own health
@@ -1314,7 +1332,7 @@ impl Walker<'_> {
         self.parsed(s, "ca_file", |p| {
             let path = absolute_path(p)?;
             let pem = read_file(&path, MAX_FILE).map_err(|e| format!("{p}: {e}"))?;
-            let certs = crate::tls::load_pem_certs(&pem).map_err(|e| format!("{p}: {e}"))?;
+            let certs = crate::x509::load_pem_certs(&pem).map_err(|e| format!("{p}: {e}"))?;
             Ok(CaFile { path, certs })
         })
     }

@@ -611,7 +611,7 @@ pub async fn shutdown(state: &Rc<AgentState>) {
     if up_now {
         let mut short = up.clone();
         short.timeout = short.timeout.min(SHUTDOWN_DEADLINE);
-        crate::scheduler::until(
+        crate::alarm::until(
             Instant::now() + SHUTDOWN_DEADLINE,
             turn(state, &short, &mut tick),
         )

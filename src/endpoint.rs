@@ -22,9 +22,9 @@ use async_executor::{LocalExecutor, Task};
 use async_io::{Async, Timer};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
+use crate::alarm::until;
 use crate::metrics::{self, Extra};
 use crate::procfs;
-use crate::scheduler::until;
 use crate::state::{stall_limit, AgentState};
 
 pub const MAX_HEAD: usize = 8 * 1024;

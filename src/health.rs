@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::SystemTime;
 
 use crate::config::Role;
-use crate::probe::{Outcome, Reason, Status};
+use crate::outcome::{Outcome, Reason, Status};
 
 /// Results kept for flap detection (Nagios: 21 states, 20 transitions).
 pub const FLAP_WINDOW: usize = 21;
@@ -254,7 +254,7 @@ pub fn overall<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::Phases;
+    use crate::outcome::Phases;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn outcome(status: Status, t: u64) -> Outcome {

@@ -12,7 +12,7 @@ use std::io;
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::probe::{Phase, Trace};
+use crate::outcome::{Phase, Trace};
 
 pub const MAX_HEAD: usize = 64 * 1024;
 pub const MAX_HEADERS: usize = 500;

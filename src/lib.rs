@@ -28,6 +28,7 @@ pub mod net;
 pub mod notify;
 pub mod on_change;
 pub mod outbox;
+pub mod outcome;
 pub mod perfdata;
 pub mod probe;
 pub mod process;

@@ -21,8 +21,17 @@ use rustix::io::Errno;
 use rustix::net::{ipproto, AddressFamily, SocketFlags, SocketType};
 
 use crate::config::Family;
-use crate::probe::{connect_reason, Context, Phase, Report, Trace};
+use crate::outcome::{connect_reason, Phase, Report, Trace};
+use crate::resolve::Resolver;
 use crate::target::Host;
+
+/// What every probe may use besides its own spec.
+pub struct Context<'a> {
+    pub resolver: &'a Resolver,
+    /// When the scheduler will drop this run; probes that split their time
+    /// (several addresses) budget against it.
+    pub deadline: Instant,
+}
 
 pub async fn connect(
     host: &Host,
@@ -65,7 +74,7 @@ pub async fn connect(
     }
     let Some((addr, err)) = failures.pop() else {
         return Err(Report::crit(
-            crate::probe::Reason::DnsNoData,
+            crate::outcome::Reason::DnsNoData,
             format!("{host} has no address"),
         ));
     };

@@ -12,10 +12,10 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::alarm::until;
 use crate::config::exec_env;
 use crate::health::{AgentStatus, Severity};
 use crate::process;
-use crate::scheduler::until;
 use crate::state::{AgentState, Notify};
 
 pub const QUEUE_MAX: usize = 16;

@@ -15,7 +15,7 @@ use std::fmt;
 use crate::clock::rfc3339_millis;
 use crate::config::Check;
 use crate::json::Json;
-use crate::probe::Outcome;
+use crate::outcome::Outcome;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rec {

@@ -14,9 +14,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 use async_executor::{LocalExecutor, Task};
-use async_io::Timer;
 use futures_lite::FutureExt;
 
+pub use crate::alarm::until;
 use crate::alarm::Alarm;
 use crate::config::Check;
 use crate::limit::Limit;
@@ -174,17 +174,6 @@ pub async fn run_check(spec: &Check, resolver: &Resolver, limit: &Limit, slot: I
         detail: report.detail,
         late: start.saturating_duration_since(slot),
     }
-}
-
-/// Races `fut` against the instant `at`: `None` if the instant comes first,
-/// and `fut` is dropped there (closing its sockets).
-pub async fn until<T>(at: Instant, fut: impl std::future::Future<Output = T>) -> Option<T> {
-    async { Some(fut.await) }
-        .or(async {
-            Timer::at(at).await;
-            None
-        })
-        .await
 }
 
 /// One run of `spec` at `slot` as its own task, recorded into `state` when done.

@@ -56,6 +56,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+pub use crate::config::SyncPolicy;
 use crate::crc32c;
 use crate::record::{read_back, Gap, GapReason, Rec};
 
@@ -63,23 +64,6 @@ pub const MAGIC: [u8; 8] = *b"TSPOOL\x00\x01";
 pub const HEADER: u64 = 16;
 pub const FRAME: usize = 16;
 pub const MAX_RECORD: usize = 1 << 20;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SyncPolicy {
-    Batch,
-    Always,
-    Never,
-}
-
-impl SyncPolicy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncPolicy::Batch => "batch",
-            SyncPolicy::Always => "always",
-            SyncPolicy::Never => "none",
-        }
-    }
-}
 
 /// Appends one frame for (`seq`, `payload`) to `out`.
 pub fn encode(out: &mut Vec<u8>, seq: u64, payload: &[u8]) {

@@ -4,8 +4,6 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::url::split_authority;
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Host {
     Ip(IpAddr),
@@ -88,6 +86,24 @@ pub fn is_dns_name(text: &str) -> bool {
                 && l.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
+}
+
+/// Splits `host:port`, `[v6]:port`, `host`, `[v6]`.
+pub fn split_authority(a: &str) -> Option<(&str, Option<&str>)> {
+    if let Some(rest) = a.strip_prefix('[') {
+        let end = rest.find(']')?;
+        let host = &rest[..end];
+        match &rest[end + 1..] {
+            "" => Some((host, None)),
+            p => Some((host, Some(p.strip_prefix(':')?))),
+        }
+    } else {
+        match a.rsplit_once(':') {
+            Some((h, _)) if h.contains(':') => None, // bare IPv6 needs brackets
+            Some((h, p)) => Some((h, Some(p))),
+            None => Some((a, None)),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -26,7 +26,8 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
-use crate::probe::Reason;
+use crate::outcome::Reason;
+pub use crate::x509::load_pem_certs;
 use crate::x509::{self, CertInfo};
 
 /// Whether a failed certificate verdict fails the handshake.
@@ -52,34 +53,6 @@ impl Seen {
     /// The reason code of a failed verdict.
     pub fn reason(&self) -> Option<Reason> {
         self.verdict.as_ref().err().map(cert_reason)
-    }
-}
-
-/// Loads PEM certificates (a `ca_file`): at least one, all readable.
-pub fn load_pem_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
-    use rustls::pki_types::pem::PemObject;
-    let mut certs = Vec::new();
-    for c in CertificateDer::pem_slice_iter(pem) {
-        certs.push(c.map_err(|e| format!("not a PEM certificate file: {}", pem_error(&e)))?);
-    }
-    if certs.is_empty() {
-        return Err("contains no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
-    }
-    Ok(certs)
-}
-
-/// A PEM error as a sentence (its Debug form prints byte arrays).
-fn pem_error(e: &rustls::pki_types::pem::Error) -> String {
-    use rustls::pki_types::pem::Error as E;
-    match e {
-        E::MissingSectionEnd { .. } => "a BEGIN line has no matching END line".into(),
-        E::IllegalSectionStart { line } => format!(
-            "a malformed BEGIN line: {}",
-            crate::text::clip(&String::from_utf8_lossy(line), 80)
-        ),
-        E::Base64Decode(_) => "the text between BEGIN and END is not valid base64".into(),
-        E::Io(e) => format!("cannot read it: {e}"),
-        _ => "it cannot be read as PEM".into(),
     }
 }
 

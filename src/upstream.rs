@@ -11,12 +11,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures_lite::{AsyncRead, AsyncWrite};
 
+use crate::alarm::until;
 use crate::config::Upstream;
 use crate::http1::{exchange, Limits, Response};
 use crate::net::connect;
 use crate::probe::{Context, Trace};
 use crate::resolve::Resolver;
-use crate::scheduler::until;
 use crate::tls::{Client, Verify};
 use crate::url::Scheme;
 

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::target::{parse_host, Host};
+use crate::target::{parse_host, split_authority, Host};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
@@ -157,24 +157,6 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         Some(&s[prefix.len()..])
     } else {
         None
-    }
-}
-
-/// Splits `host:port`, `[v6]:port`, `host`, `[v6]`.
-pub fn split_authority(a: &str) -> Option<(&str, Option<&str>)> {
-    if let Some(rest) = a.strip_prefix('[') {
-        let end = rest.find(']')?;
-        let host = &rest[..end];
-        match &rest[end + 1..] {
-            "" => Some((host, None)),
-            p => Some((host, Some(p.strip_prefix(':')?))),
-        }
-    } else {
-        match a.rsplit_once(':') {
-            Some((h, _)) if h.contains(':') => None, // bare IPv6 needs brackets
-            Some((h, p)) => Some((h, Some(p))),
-            None => Some((a, None)),
-        }
     }
 }
 

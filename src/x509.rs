@@ -6,6 +6,8 @@
 
 use std::fmt::Write;
 
+use rustls_pki_types::CertificateDer;
+
 use crate::clock::days_from_civil;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -253,6 +255,34 @@ fn alt_names(explicit: &[u8]) -> Result<Vec<String>, String> {
 /// `days_left` -2; 9.9 days left is 9).
 pub fn whole_days(secs: i64) -> i64 {
     secs / 86_400
+}
+
+/// Loads PEM certificates (a `ca_file`): at least one, all readable.
+pub fn load_pem_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls_pki_types::pem::PemObject;
+    let mut certs = Vec::new();
+    for c in CertificateDer::pem_slice_iter(pem) {
+        certs.push(c.map_err(|e| format!("not a PEM certificate file: {}", pem_error(&e)))?);
+    }
+    if certs.is_empty() {
+        return Err("contains no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+    }
+    Ok(certs)
+}
+
+/// A PEM error as a sentence (its Debug form prints byte arrays).
+fn pem_error(e: &rustls_pki_types::pem::Error) -> String {
+    use rustls_pki_types::pem::Error as E;
+    match e {
+        E::MissingSectionEnd { .. } => "a BEGIN line has no matching END line".into(),
+        E::IllegalSectionStart { line } => format!(
+            "a malformed BEGIN line: {}",
+            crate::text::clip(&String::from_utf8_lossy(line), 80)
+        ),
+        E::Base64Decode(_) => "the text between BEGIN and END is not valid base64".into(),
+        E::Io(e) => format!("cannot read it: {e}"),
+        _ => "it cannot be read as PEM".into(),
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use async_io::{Async, Timer};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 
 use crate::config::Family;
-use crate::probe::Reason;
+use crate::outcome::Reason;
 use conf::ResolvConf;
 use hosts::Hosts;
 use wire::{decode_reply, encode_query, WireError, TYPE_A, TYPE_AAAA};
