@@ -1,5 +1,5 @@
-//! The drain (issue 4's goals), measured on the real binary: a spool
-//! pre-filled with 300,000 typical records is sent by the agent to a
+//! The drain (goals: 50,000 records/s, probe lateness p99 under 50 ms),
+//! measured on the real binary: a spool pre-filled with 300,000 typical records is sent by the agent to a
 //! loopback HTTP receiver in this process, while the agent keeps probing 1,000
 //! TCP checks at 1 s against loopback listeners here.
 //!
