@@ -216,7 +216,8 @@ impl Outbox {
     /// a gap record in the ring names, or the drops not yet reported.
     fn at_risk(&self) -> Option<u64> {
         let ring = self.ring.front().map(|r| r.seq);
-        let gaps = self.ring.iter().filter_map(|r| r.gap.map(|g| g.first));
+        // `ring_gaps` holds the ring's gap records: no walk of the ring.
+        let gaps = self.ring_gaps.iter().map(|(_, g)| g.first);
         let pending = self.pending_gap.map(|g| g.first);
         ring.into_iter().chain(gaps).chain(pending).min()
     }
