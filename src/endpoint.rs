@@ -216,13 +216,11 @@ async fn handle(
         .as_ref()
         .and_then(|u| u.identity.as_ref().ok().cloned())
         .map_or(String::new(), |id| format!("Tether-Agent-Id: {id}\r\n"));
-    let (_, severity) = state.agent_status();
     let mut out = format!(
-        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\nTether-Agent: {name}\r\n{id}Tether-Severity: {}\r\n{}\r\n",
+        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\nTether-Agent: {name}\r\n{id}{}\r\n",
         resp.status,
         resp.content_type,
         resp.body.len(),
-        severity.as_str(),
         resp.extra
     );
     if !head_only {
@@ -347,7 +345,10 @@ fn route(method: &str, target: &str, state: &AgentState) -> Routed {
             } else {
                 state.snapshot()
             };
-            if table {
+            // The severity the snapshot already has, for `tether status`'s
+            // exit code.
+            let severity = format!("Tether-Severity: {}\r\n", snap.severity.as_str());
+            let mut r = if table {
                 text("200 OK", snap.to_table())
             } else {
                 Response {
@@ -356,7 +357,9 @@ fn route(method: &str, target: &str, state: &AgentState) -> Routed {
                     extra: String::new(),
                     body: snap.to_json(),
                 }
-            }
+            };
+            r.extra = severity;
+            r
         }
         _ => {
             let extra = Extra {
