@@ -515,7 +515,7 @@ async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) ->
 /// saying why. The file is rotated at [`DEAD_LETTER_MAX`] bytes (one older
 /// file is kept, so the two hold at most twice that); returns how many
 /// letters that deleted (from the older file, or of this batch past the
-/// bound), each logged with its numbers: their loss was already reported
+/// bound), which are logged: their loss was already reported
 /// upstream by the batch's `rejected` gap.
 fn dead_letter(dir: &Path, recs: &[record::Rec], id: &str, why: &str) -> u64 {
     let path = dir.join("dead-letter.ndjson");
@@ -559,17 +559,16 @@ fn dead_letter(dir: &Path, recs: &[record::Rec], id: &str, why: &str) -> u64 {
     let size = fs::metadata(&path).map_or(0, |m| m.len());
     if size + text.len() as u64 > DEAD_LETTER_MAX {
         if let Ok(old) = fs::read(&older) {
-            let seqs: Vec<&[u8]> = old
+            let letters = old
                 .split(|b| *b == b'\n')
                 .filter(|l| l.starts_with(b"{\"agent_id\""))
-                .collect();
-            if !seqs.is_empty() {
+                .count();
+            if letters > 0 {
                 log::warn!(
-                    "{} rotated: {} older dead letters deleted",
-                    path.display(),
-                    seqs.len()
+                    "{} rotated: {letters} older dead letters deleted",
+                    path.display()
                 );
-                discarded += seqs.len() as u64;
+                discarded += letters as u64;
             }
         }
         let _ = fs::rename(&path, &older);
