@@ -60,7 +60,20 @@ pub async fn run(
     let _scheduler = ex.spawn(scheduler::run(ex, state.clone()));
     let _endpoint = ex.spawn(endpoint::serve(ex, listener, state.clone()));
     let delivery = ex.spawn(delivery::run(state.clone()));
-    let _on_change = ex.spawn(crate::on_change::run(state.clone()));
+    let _on_change = ex.spawn({
+        let state = state.clone();
+        async move {
+            let current = || {
+                let c = state.config.borrow();
+                Some(crate::on_change::Command {
+                    argv: c.agent.on_change.clone()?,
+                    timeout: c.agent.on_change_timeout,
+                    agent: c.agent.name.clone(),
+                })
+            };
+            crate::on_change::run(&state.on_change, current).await
+        }
+    });
     while let Some(c) = control.next().await {
         match c {
             Control::Shutdown => break,

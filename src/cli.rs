@@ -416,7 +416,7 @@ fn check(mut config: Config, opts: &Opts) -> i32 {
     let state = one_shot(&config);
     let ex = executor();
     async_io::block_on(ex.run(run_all_once(ex, &state)));
-    let snap = state.snapshot();
+    let snap = crate::report::Snapshot::of(&state);
     print(&if opts.json {
         snap.to_json()
     } else if opts.table {

@@ -25,6 +25,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use crate::alarm::until;
 use crate::metrics::{self, Extra};
 use crate::procfs;
+use crate::report::Snapshot;
 use crate::state::{stall_limit, AgentState};
 
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -341,9 +342,9 @@ fn route(method: &str, target: &str, state: &AgentState) -> Routed {
         }
         "/status" => {
             let snap = if param(query, "history") == Some("1") {
-                state.snapshot_with_history()
+                Snapshot::with_history(state)
             } else {
-                state.snapshot()
+                Snapshot::of(state)
             };
             // The severity the snapshot already has, for `tether status`'s
             // exit code.
@@ -370,7 +371,7 @@ fn route(method: &str, target: &str, state: &AgentState) -> Routed {
                 lateness: state.lateness.view(),
                 skipped: state.skipped.get(),
             };
-            return Routed::Metrics(Box::new((state.snapshot(), extra)));
+            return Routed::Metrics(Box::new((Snapshot::of(state), extra)));
         }
     })
 }

@@ -96,13 +96,13 @@ fn with_detail<'a, T>(
 }
 
 /// The `tether_upstream_*` and `tether_spool_*` families.
-fn upstream(o: &mut Out, u: &crate::delivery::UpstreamView) {
+fn upstream(o: &mut Out, u: &crate::link::UpstreamView) {
     o.family(
         "upstream_state",
         "gauge",
         "The upstream link's state: 1 for the current one.",
     );
-    for st in crate::delivery::LinkState::ALL {
+    for st in crate::link::LinkState::ALL {
         o.sample(
             "upstream_state",
             &[("state", st.as_str())],

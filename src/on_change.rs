@@ -9,14 +9,13 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::alarm::until;
 use crate::config::exec_env;
 use crate::health::{AgentStatus, Severity};
 use crate::process;
-use crate::state::{AgentState, Notify};
+use crate::wake::Notify;
 
 pub const QUEUE_MAX: usize = 16;
 /// Output kept from each stream, for the log line.
@@ -56,20 +55,31 @@ impl OnChange {
     }
 }
 
-/// Runs for the life of the agent.
-pub async fn run(state: Rc<AgentState>) {
+/// What to run for a change, read from the running configuration when the
+/// change comes up (a reload may have changed or removed it).
+pub struct Command {
+    pub argv: Vec<String>,
+    pub timeout: Duration,
+    /// The agent's name, for `TETHER_AGENT`.
+    pub agent: String,
+}
+
+/// Runs for the life of the agent: each change in `queue`, in order, with
+/// the command `current` gives at that moment (none: the change is passed).
+pub async fn run(queue: &OnChange, current: impl Fn() -> Option<Command>) {
     loop {
-        let next = state.on_change.queue.borrow_mut().pop_front();
+        let next = queue.queue.borrow_mut().pop_front();
         let Some(ch) = next else {
-            state.on_change.wake.wait().await;
+            queue.wake.wait().await;
             continue;
         };
-        let (argv, timeout, name) = {
-            let c = state.config.borrow();
-            let Some(cmd) = &c.agent.on_change else {
-                continue;
-            };
-            (cmd.clone(), c.agent.on_change_timeout, c.agent.name.clone())
+        let Some(Command {
+            argv,
+            timeout,
+            agent: name,
+        }) = current()
+        else {
+            continue;
         };
         let program = argv[0].clone();
         let mut argv = argv;

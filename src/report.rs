@@ -11,6 +11,7 @@ use crate::health::{AgentStatus, CheckHealth, Severity, FLAP_HINT};
 use crate::json::Json;
 use crate::perfdata::PerfDatum;
 use crate::probe::{Phase, Status};
+use crate::state::AgentState;
 
 pub struct CheckView {
     pub spec: Rc<Check>,
@@ -19,7 +20,7 @@ pub struct CheckView {
 
 pub struct Snapshot {
     /// `None` without `[upstream]`.
-    pub upstream: Option<crate::delivery::UpstreamView>,
+    pub upstream: Option<crate::link::UpstreamView>,
     pub agent: String,
     pub status: AgentStatus,
     pub severity: Severity,
@@ -40,6 +41,43 @@ fn status_str(s: Option<Status>) -> &'static str {
 }
 
 impl Snapshot {
+    /// What `state` shows now.
+    pub fn of(state: &AgentState) -> Snapshot {
+        let (status, severity) = state.agent_status();
+        let checks = state.checks.borrow();
+        let disabled = state.disabled.get();
+        let upstream = state.uplink.borrow().as_ref().and_then(|u| {
+            let url = state.config.borrow().upstream.as_ref()?.url.to_string();
+            Some(u.view(url, SystemTime::now()))
+        });
+        Snapshot {
+            upstream,
+            agent: state.config.borrow().agent.name.clone(),
+            status,
+            severity,
+            since: state.status_since.get(),
+            disabled,
+            maintenance: state.maintenance.borrow().clone().filter(|_| disabled),
+            ready: state.ready(),
+            now: SystemTime::now(),
+            checks: checks
+                .iter()
+                .map(|c| CheckView {
+                    spec: c.spec.clone(),
+                    health: c.health.clone(),
+                })
+                .collect(),
+            history: None,
+        }
+    }
+
+    /// The snapshot with the health history.
+    pub fn with_history(state: &AgentState) -> Snapshot {
+        let mut s = Snapshot::of(state);
+        s.history = Some(state.history.borrow().entries().clone());
+        s
+    }
+
     /// A `system` check's CPU average is at or above its `warn_percent`:
     /// carried beside the status, so "yellow because the host is busy" is
     /// told apart from "yellow because a resource is down".

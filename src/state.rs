@@ -3,25 +3,23 @@
 //! configuration, each check's schedule and health, and process-wide flags.
 
 use std::cell::{Cell, RefCell};
-use std::future::poll_fn;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::clock::unix_millis;
 use crate::config::{Check, Config};
-use crate::delivery::{LinkState, Uplink};
 use crate::health::{overall, AgentStatus, CheckHealth, Severity};
 use crate::history::{History, Transition};
 use crate::lateness::Lateness;
 use crate::limit::Limit;
+use crate::link::{LinkState, Uplink};
 use crate::maintenance;
 use crate::notify::Notifier;
 use crate::on_change::OnChange;
 use crate::probe::Outcome;
 use crate::record;
-use crate::report::{CheckView, Snapshot};
 use crate::resolve::Resolver;
+use crate::wake::Notify;
 
 pub struct CheckState {
     /// Shared with the check's in-flight run and with snapshots; a run
@@ -432,42 +430,6 @@ impl AgentState {
     pub fn ready(&self) -> bool {
         self.pending().0 == 0
     }
-
-    pub fn snapshot(&self) -> Snapshot {
-        let (status, severity) = self.agent_status();
-        let checks = self.checks.borrow();
-        let disabled = self.disabled.get();
-        let upstream = self.uplink.borrow().as_ref().and_then(|u| {
-            let url = self.config.borrow().upstream.as_ref()?.url.to_string();
-            Some(u.view(url, SystemTime::now()))
-        });
-        Snapshot {
-            upstream,
-            agent: self.config.borrow().agent.name.clone(),
-            status,
-            severity,
-            since: self.status_since.get(),
-            disabled,
-            maintenance: self.maintenance.borrow().clone().filter(|_| disabled),
-            ready: self.ready(),
-            now: SystemTime::now(),
-            checks: checks
-                .iter()
-                .map(|c| CheckView {
-                    spec: c.spec.clone(),
-                    health: c.health.clone(),
-                })
-                .collect(),
-            history: None,
-        }
-    }
-
-    /// The snapshot with the health history.
-    pub fn snapshot_with_history(&self) -> Snapshot {
-        let mut s = self.snapshot();
-        s.history = Some(self.history.borrow().entries().clone());
-        s
-    }
 }
 
 /// Offsets are rounded down to a grid: checks that fall in the same slot
@@ -526,34 +488,6 @@ fn schedule(config: &Config, mut old: Vec<CheckState>, t0: Instant) -> Vec<Check
             }
         })
         .collect()
-}
-
-/// A one-waiter wake-up flag for the single-threaded scheduler.
-#[derive(Default)]
-pub struct Notify {
-    set: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
-}
-
-impl Notify {
-    pub fn notify(&self) {
-        self.set.set(true);
-        if let Some(w) = self.waker.borrow_mut().take() {
-            w.wake();
-        }
-    }
-
-    pub async fn wait(&self) {
-        poll_fn(|cx| {
-            if self.set.replace(false) {
-                Poll::Ready(())
-            } else {
-                *self.waker.borrow_mut() = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-        .await
-    }
 }
 
 /// PRETTY_NAME from /etc/os-release (or NAME, or "unknown").

@@ -27,10 +27,10 @@ use std::time::{Duration, SystemTime};
 
 use crate::clock::{rfc3339, rfc3339_millis};
 use crate::config::{Role, Upstream};
-use crate::delivery::{LinkState, UpstreamView};
 use crate::health::Sample;
 use crate::history::Transition;
 use crate::json::Json;
+use crate::link::{LinkState, UpstreamView};
 use crate::probe::{Reason, Status};
 use crate::report::Snapshot;
 use crate::state::AgentState;
@@ -259,7 +259,7 @@ fn finding_json(j: &mut Json, f: &Finding) {
 /// (its checks have history); otherwise each check has run once.
 pub async fn diagnose(state: &Rc<AgentState>, live: bool) -> Diagnosis {
     let config = state.config.borrow().clone();
-    let snap = state.snapshot_with_history();
+    let snap = crate::report::Snapshot::with_history(state);
     let resolver = state.resolver.borrow().clone();
     let mut findings = status_step(&snap, live);
     let mut seen = network::Seen::default();
