@@ -12,10 +12,11 @@ use async_io::Async;
 use futures_lite::StreamExt;
 
 use crate::agent::{self, Control};
+use crate::alarm::until;
 use crate::config::{self, Config};
 use crate::http1::{exchange, Limits, Request, MAX_HEAD};
 use crate::probe::Trace;
-use crate::scheduler::{run_all_once, until};
+use crate::scheduler::run_all_once;
 use crate::state::AgentState;
 use crate::{logger, maintenance};
 

@@ -16,6 +16,8 @@ use std::time::Duration;
 use crate::toml_lite::{self, Spanned, Table as DeTable, Value as DeValue};
 
 use crate::duration;
+use crate::files::read_file;
+use crate::resolve::Family;
 use crate::target::{is_dns_name, HostPort};
 use crate::url::Url;
 
@@ -137,15 +139,6 @@ impl Role {
             Role::Resource => "resource",
         }
     }
-}
-
-/// Which address families a probe may use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Family {
-    /// IPv4 addresses first, then IPv6.
-    Any,
-    Ipv4,
-    Ipv6,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -430,37 +423,6 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// The largest configuration, token or CA file read (16 MiB).
 pub const MAX_FILE: u64 = 16 << 20;
-
-/// A regular file's contents, at most `max` bytes. Opened without blocking
-/// (a FIFO would wait for a writer forever), refused unless it is a
-/// regular file (`/dev/zero` never ends), and refused when larger.
-pub fn read_file(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)?;
-    let meta = f.metadata()?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    if meta.len() > max {
-        return Err(std::io::Error::other(format!(
-            "larger than {} MiB",
-            max >> 20
-        )));
-    }
-    let mut out = Vec::with_capacity(meta.len() as usize);
-    f.take(max + 1).read_to_end(&mut out)?;
-    if out.len() as u64 > max {
-        return Err(std::io::Error::other(format!(
-            "larger than {} MiB",
-            max >> 20
-        )));
-    }
-    Ok(out)
-}
 
 pub fn builtin() -> Config {
     parse(DEFAULT_TOML, BUILTIN_SOURCE)
@@ -1331,8 +1293,7 @@ impl Walker<'_> {
     fn ca_file(&mut self, s: &Scope) -> Option<CaFile> {
         self.parsed(s, "ca_file", |p| {
             let path = absolute_path(p)?;
-            let pem = read_file(&path, MAX_FILE).map_err(|e| format!("{p}: {e}"))?;
-            let certs = crate::x509::load_pem_certs(&pem).map_err(|e| format!("{p}: {e}"))?;
+            let certs = crate::x509::read_pem_file(&path).map_err(|e| format!("{p}: {e}"))?;
             Ok(CaFile { path, certs })
         })
     }

@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod doctor;
 pub mod duration;
 pub mod endpoint;
+pub mod files;
 pub mod health;
 pub mod history;
 pub mod http1;

@@ -59,7 +59,7 @@ impl Flag {
 
 /// The flag, if there is one (expired or not).
 pub fn read(state_dir: &Path) -> Option<Flag> {
-    let text = crate::config::read_file(&flag_path(state_dir), 64 * 1024).ok()?;
+    let text = crate::files::read_file(&flag_path(state_dir), 64 * 1024).ok()?;
     let text = String::from_utf8_lossy(&text);
     let mut f = Flag::default();
     for line in text.lines() {

@@ -20,8 +20,8 @@ use futures_lite::FutureExt;
 use rustix::io::Errno;
 use rustix::net::{ipproto, AddressFamily, SocketFlags, SocketType};
 
-use crate::config::Family;
 use crate::outcome::{connect_reason, Phase, Report, Trace};
+use crate::resolve::Family;
 use crate::resolve::Resolver;
 use crate::target::Host;
 

@@ -27,9 +27,10 @@ use std::time::{Duration, Instant};
 
 use crate::at_risk::{AtRisk, Mirror};
 use crate::config::SpoolConfig;
+use crate::config::SyncPolicy;
 use crate::identity::Sequence;
 use crate::record::{self, Body, Gap, GapReason, Rec};
-use crate::spool::{Pos, Spool, SyncPolicy};
+use crate::spool::{Pos, Spool};
 
 pub const DISK_RETRY: Duration = Duration::from_secs(30);
 

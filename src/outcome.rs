@@ -2,7 +2,7 @@
 //! fills it in: the status, the reason codes (an interface), the phases and
 //! their clock ([`Trace`]), a probe's [`Report`] and a run's [`Outcome`].
 //! The network code (connect, HTTP/1, TLS, the resolver) and the probes
-//! import this; it imports only leaves (`x509`, `perfdata`).
+//! import this; it imports only a leaf (`perfdata`).
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -303,9 +303,23 @@ pub struct SystemDetail {
     pub disk_total_bytes: u64,
 }
 
+/// What a certificate says about itself, read by the X.509 code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertInfo {
+    /// Unix seconds.
+    pub not_before: i64,
+    /// Unix seconds.
+    pub not_after: i64,
+    /// `CN=..., O=...`, attributes in the order the certificate lists them.
+    pub subject: String,
+    pub issuer: String,
+    /// DNS names and IP addresses of the subjectAltName extension.
+    pub names: Vec<String>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct CertDetail {
-    pub info: crate::x509::CertInfo,
+    pub info: CertInfo,
     /// Chain, dates and name verified: `Some(true/false)` for a handshake,
     /// `None` for a file (only its dates are judged).
     pub verified: Option<bool>,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use async_executor::{LocalExecutor, Task};
 use futures_lite::FutureExt;
 
-pub use crate::alarm::until;
+use crate::alarm::until;
 use crate::alarm::Alarm;
 use crate::config::Check;
 use crate::limit::Limit;

@@ -56,7 +56,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-pub use crate::config::SyncPolicy;
+use crate::config::SyncPolicy;
 use crate::crc32c;
 use crate::record::{read_back, Gap, GapReason, Rec};
 

@@ -26,9 +26,10 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
+use crate::outcome::CertInfo;
 use crate::outcome::Reason;
-pub use crate::x509::load_pem_certs;
-use crate::x509::{self, CertInfo};
+use crate::x509;
+use crate::x509::load_pem_certs;
 
 /// Whether a failed certificate verdict fails the handshake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -79,7 +79,7 @@ async fn attempt(
     let conn = connect(
         &url.host,
         url.port,
-        crate::config::Family::Any,
+        crate::resolve::Family::Any,
         &ctx,
         &trace,
     )

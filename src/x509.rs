@@ -9,19 +9,7 @@ use std::fmt::Write;
 use rustls_pki_types::CertificateDer;
 
 use crate::clock::days_from_civil;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CertInfo {
-    /// Unix seconds.
-    pub not_before: i64,
-    /// Unix seconds.
-    pub not_after: i64,
-    /// `CN=..., O=...`, attributes in the order the certificate lists them.
-    pub subject: String,
-    pub issuer: String,
-    /// DNS names and IP addresses of the subjectAltName extension.
-    pub names: Vec<String>,
-}
+use crate::outcome::CertInfo;
 
 const SEQUENCE: u8 = 0x30;
 const SET: u8 = 0x31;
@@ -255,6 +243,15 @@ fn alt_names(explicit: &[u8]) -> Result<Vec<String>, String> {
 /// `days_left` -2; 9.9 days left is 9).
 pub fn whole_days(secs: i64) -> i64 {
     secs / 86_400
+}
+
+/// The largest PEM file read ([`read_pem_file`]).
+pub const MAX_PEM_FILE: u64 = 16 << 20;
+
+/// The certificates of a PEM file (a `ca_file`), or why not as a sentence.
+pub fn read_pem_file(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem = crate::files::read_file(path, MAX_PEM_FILE).map_err(|e| e.to_string())?;
+    load_pem_certs(&pem)
 }
 
 /// Loads PEM certificates (a `ca_file`): at least one, all readable.

@@ -17,9 +17,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use tether::config::SpoolConfig;
+use tether::config::SyncPolicy;
 use tether::outbox::{Outbox, Outgoing, Source};
 use tether::record::{Body, Gap, GapReason};
-use tether::spool::{Spool, SyncPolicy};
+use tether::spool::Spool;
 
 fn open(dir: &Path, sync: SyncPolicy, small: bool) -> Outbox {
     let cfg = SpoolConfig {

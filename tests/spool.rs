@@ -9,8 +9,9 @@ use std::collections::{BTreeSet, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use tether::config::SyncPolicy;
 use tether::record::{Body, Gap, GapReason, Rec};
-use tether::spool::{Spool, SyncPolicy};
+use tether::spool::Spool;
 
 fn rec(seq: u64) -> Rec {
     let mut b = Body::new(1_795_290_810_000 + seq, "result");

@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tether::spool::{Spool, SyncPolicy};
+use tether::config::SyncPolicy;
+use tether::spool::Spool;
 
 use crate::request;
 use crate::spool::rec;

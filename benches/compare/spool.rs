@@ -9,8 +9,9 @@
 use std::path::Path;
 use std::time::Instant;
 
+use tether::config::SyncPolicy;
 use tether::record::{Body, Rec};
-use tether::spool::{Spool, SyncPolicy};
+use tether::spool::Spool;
 
 pub struct Figures {
     pub append_per_s: f64,

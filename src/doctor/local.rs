@@ -243,7 +243,7 @@ fn certificate_files(config: &Config, now: SystemTime) -> Vec<Finding> {
         let shown = p.display();
         let certs = std::fs::read(p)
             .map_err(|e| e.to_string())
-            .and_then(|pem| crate::tls::load_pem_certs(&pem));
+            .and_then(|pem| crate::x509::load_pem_certs(&pem));
         let certs = match certs {
             Ok(c) => c,
             Err(e) => {

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::{Finding, Level, Step};
 use crate::alarm::until;
-use crate::config::{Family, ProbeSpec, Upstream};
+use crate::config::{ProbeSpec, Upstream};
 use crate::http1::{exchange, Limits, Request};
 use crate::net::{connect_addr, Connection};
 use crate::probe::{connect_reason, Reason, Trace};
 use crate::report::CheckView;
+use crate::resolve::Family;
 use crate::resolve::{ResolveError, Resolver};
 use crate::target::Host;
 use crate::tls::{describe_verdict, Client, Verify};

@@ -11,9 +11,9 @@ use std::time::SystemTime;
 use crate::clock::{rfc3339_unix, unix_secs};
 use crate::config::{Expiry, TlsOptions, TlsSpec};
 use crate::net::connect;
+use crate::outcome::CertInfo;
 use crate::probe::{io_reason, CertDetail, Context, Phase, Reason, Report, Status, Trace};
 use crate::tls::{describe_verdict, Client, Seen, Verify};
-use crate::x509::CertInfo;
 
 pub async fn probe(s: &TlsSpec, ctx: &Context<'_>, trace: &Trace) -> Report {
     let conn = match connect(&s.target.host, s.target.port, s.family, ctx, trace).await {

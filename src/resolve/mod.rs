@@ -20,11 +20,19 @@ use std::time::{Duration, Instant, SystemTime};
 use async_io::{Async, Timer};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 
-use crate::config::Family;
 use crate::outcome::Reason;
 use conf::ResolvConf;
 use hosts::Hosts;
 use wire::{decode_reply, encode_query, WireError, TYPE_A, TYPE_AAAA};
+
+/// Which address families a probe may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// IPv4 addresses first, then IPv6.
+    Any,
+    Ipv4,
+    Ipv6,
+}
 
 const RECHECK: Duration = Duration::from_secs(5);
 

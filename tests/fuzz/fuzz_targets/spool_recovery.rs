@@ -2,7 +2,8 @@
 //! file), the spool is opened, and everything is read and acknowledged.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use tether::spool::{Spool, SyncPolicy};
+use tether::config::SyncPolicy;
+use tether::spool::Spool;
 
 fuzz_target!(|data: &[u8]| {
     let dir = std::env::temp_dir().join(format!("tether-fuzz-spool-{}", std::process::id()));
