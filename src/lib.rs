@@ -1,51 +1,31 @@
-//! tether: a connector health agent. See README.md for the map from concepts
-//! to files; `main.rs` only parses arguments and calls [`cli::main`].
+//! tether: a connector health agent. `main.rs` only calls [`cli::main`].
+//!
+//! The crate is a stack of subsystems, one folder each; a folder imports
+//! only the folders below it (`tests/module_graph.rs` fails on any loop,
+//! between files or between folders):
+//!
+//! | folder | owns |
+//! |---|---|
+//! | [`cli`] | the command line, one file per command; `run` wires the daemon |
+//! | [`serve`] | the local HTTP endpoint and `/metrics` |
+//! | [`diagnose`] | `tether doctor` and the support bundle |
+//! | [`agent`] | the live state, the scheduler, health, history, maintenance, the delivery and on_change loops, the status snapshot |
+//! | [`uplink`] | what is kept for and sent to the control plane: records, identity, outbox, spool, the upload |
+//! | [`probe`] | one file per check kind, behind one dispatch |
+//! | [`config`] | the configuration model, its validation, the TOML reader, durations |
+//! | [`net`] | connecting, DNS, HTTP/1, TLS, X.509, URLs and targets |
+//! | [`outcome`] | the probe contract: status, reason codes, phases, reports |
+//! | [`os`] | clocks and timers, processes, /proc, systemd notify, the logger, files |
+//! | [`format`] | text formats every layer writes: JSON, Nagios perfdata, clipped and redacted words |
 
 pub mod agent;
-pub mod alarm;
-pub mod at_risk;
-pub mod bundle;
 pub mod cli;
-pub mod clock;
 pub mod config;
-pub mod cpu;
-pub mod crc32c;
-pub mod delivery;
-pub mod doctor;
-pub mod duration;
-pub mod endpoint;
-pub mod files;
-pub mod health;
-pub mod history;
-pub mod http1;
-pub mod identity;
-pub mod json;
-pub mod lateness;
-pub mod limit;
-pub mod link;
-pub mod logger;
-pub mod maintenance;
-pub mod metrics;
+pub mod diagnose;
+pub mod format;
 pub mod net;
-pub mod notify;
-pub mod on_change;
-pub mod outbox;
+pub mod os;
 pub mod outcome;
-pub mod perfdata;
 pub mod probe;
-pub mod process;
-pub mod procfs;
-pub mod record;
-pub mod report;
-pub mod resolve;
-pub mod scheduler;
-pub mod spool;
-pub mod state;
-pub mod target;
-pub mod text;
-pub mod tls;
-pub mod toml_lite;
-pub mod upstream;
-pub mod url;
-pub mod wake;
-pub mod x509;
+pub mod serve;
+pub mod uplink;

@@ -79,7 +79,7 @@ fn spool_on_disk(dir: &Path) -> BTreeMap<u64, Vec<u8>> {
                 break; // a torn tail: the agent truncates it
             };
             let seq_bytes = &buf[at + 8..at + 16];
-            if len == 0 || tether::crc32c::checksum(&[seq_bytes, payload]) != crc {
+            if len == 0 || tether::uplink::crc32c::checksum(&[seq_bytes, payload]) != crc {
                 break;
             }
             out.insert(

@@ -261,7 +261,7 @@ timeout = "400ms"
         .split("set timeout = \"")
         .nth(1)
         .and_then(|r| r.split('"').next())
-        .and_then(|d| tether::duration::parse(d).ok())
+        .and_then(|d| tether::config::duration::parse(d).ok())
         .unwrap_or_else(|| panic!("no suggested timeout in {fix}"));
     assert!(suggested > Duration::from_millis(400), "{fix}");
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 use tether::probe::{Outcome, Reason, Status};
 
-fn resolver() -> tether::resolve::Resolver {
+fn resolver() -> tether::net::resolve::Resolver {
     hosts_resolver("")
 }
 

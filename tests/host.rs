@@ -12,7 +12,7 @@ use common::*;
 use tether::config::ProbeSpec;
 use tether::probe::{Outcome, Reason, Status};
 
-fn resolver() -> tether::resolve::Resolver {
+fn resolver() -> tether::net::resolve::Resolver {
     hosts_resolver("")
 }
 

@@ -3,7 +3,10 @@
 //! it to the file that defines the module, and finds the loops (strongly
 //! connected components of more than one file). `KNOWN_LOOPS` lists the
 //! loops not yet broken: the test fails when a new one appears, and when a
-//! known one is gone but still listed, so the list only shrinks.
+//! known one is gone but still listed, so the list only shrinks. Then the
+//! same between the subsystem folders (`src/agent/`, `src/net/`, …), where
+//! no loop is allowed at all, and no file may sit outside a folder but
+//! `lib.rs` and `main.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -234,5 +237,45 @@ fn files_in_src_import_each_other_one_way() {
     assert!(
         gone.is_empty(),
         "loops broken: remove them from KNOWN_LOOPS: {gone:?}"
+    );
+
+    // The same between subsystems: each file stands for its folder, and
+    // the folders form a stack, each importing only those below it.
+    let folder = |f: &str| f.split('/').next().unwrap_or(f).to_string();
+    let mut folders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (from, deps) in &graph {
+        let loose = !from.contains('/') && from != "lib.rs" && from != "main.rs";
+        assert!(!loose, "{from} is not in a subsystem folder of src/");
+        let entry = folders.entry(folder(from)).or_default();
+        for to in deps {
+            if folder(to) != folder(from) {
+                entry.insert(folder(to));
+            }
+        }
+    }
+    let found = loops(&folders);
+    assert!(
+        found.is_empty(),
+        "loops between the folders of src/:\n{}",
+        found
+            .iter()
+            .map(|l| l
+                .iter()
+                .map(|f| {
+                    let why: Vec<String> = graph
+                        .iter()
+                        .filter(|(from, _)| folder(from) == *f)
+                        .flat_map(|(from, deps)| {
+                            deps.iter()
+                                .filter(|t| folder(t) != *f && l.contains(&folder(t)))
+                                .map(move |t| format!("{from} -> {t}"))
+                        })
+                        .collect();
+                    format!("  {f}: {why:?}")
+                })
+                .collect::<Vec<_>>()
+                .join("\n"))
+            .collect::<Vec<_>>()
+            .join("\n\n")
     );
 }

@@ -18,9 +18,9 @@ use std::path::Path;
 
 use tether::config::SpoolConfig;
 use tether::config::SyncPolicy;
-use tether::outbox::{Outbox, Outgoing, Source};
-use tether::record::{Body, Gap, GapReason};
-use tether::spool::Spool;
+use tether::uplink::outbox::{Outbox, Outgoing, Source};
+use tether::uplink::record::{Body, Gap, GapReason};
+use tether::uplink::spool::Spool;
 
 fn open(dir: &Path, sync: SyncPolicy, small: bool) -> Outbox {
     let cfg = SpoolConfig {

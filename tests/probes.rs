@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
+use tether::net::resolve::conf::ResolvConf;
+use tether::net::resolve::hosts::Hosts;
+use tether::net::resolve::Resolver;
 use tether::probe::{Phase, Reason, Status};
-use tether::resolve::conf::ResolvConf;
-use tether::resolve::hosts::Hosts;
-use tether::resolve::Resolver;
 
 fn resolver(nameserver: Option<SocketAddr>) -> Resolver {
     let conf = ResolvConf {

@@ -10,8 +10,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use tether::config::SyncPolicy;
-use tether::record::{Body, Gap, GapReason, Rec};
-use tether::spool::Spool;
+use tether::uplink::record::{Body, Gap, GapReason, Rec};
+use tether::uplink::spool::Spool;
 
 fn rec(seq: u64) -> Rec {
     let mut b = Body::new(1_795_290_810_000 + seq, "result");
@@ -19,7 +19,7 @@ fn rec(seq: u64) -> Rec {
     b.finish(seq, None)
 }
 
-fn open(dir: &Path, max: u64) -> (Spool, tether::spool::Recovered) {
+fn open(dir: &Path, max: u64) -> (Spool, tether::uplink::spool::Recovered) {
     Spool::open(dir, max, SyncPolicy::Batch).expect("open spool")
 }
 
@@ -389,7 +389,7 @@ fn model_based_random_operations() {
                     drop(s);
                     if let Some(last) = segments(&dir).last() {
                         let mut frame = Vec::new();
-                        tether::spool::encode(&mut frame, extra.seq, extra.body.as_bytes());
+                        tether::uplink::spool::encode(&mut frame, extra.seq, extra.body.as_bytes());
                         let mut bytes = fs::read(last).unwrap();
                         bytes.extend_from_slice(&frame[..frame.len() / 2]);
                         fs::write(last, bytes).unwrap();

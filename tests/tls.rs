@@ -10,7 +10,7 @@ use common::pki::{ca_leaf, leaf, tls_server, Ca};
 use common::*;
 use tether::probe::{Outcome, Phase, Reason, Status};
 
-fn resolver() -> tether::resolve::Resolver {
+fn resolver() -> tether::net::resolve::Resolver {
     hosts_resolver("127.0.0.1 svc.test\n")
 }
 
@@ -27,7 +27,7 @@ fn ca_line(dir: &Path, ca: &Ca) -> String {
 
 fn days_left(o: &Outcome) -> i64 {
     let c = o.detail.cert.as_ref().expect("certificate detail");
-    let now = tether::clock::unix_secs(std::time::SystemTime::now());
+    let now = tether::os::clock::unix_secs(std::time::SystemTime::now());
     // Whole days, truncated toward zero, as the agent counts them.
     (c.info.not_after - now) / 86_400
 }
@@ -70,7 +70,7 @@ fn expired_certificate_is_crit_and_still_reports_when_it_expired() {
     let o = tls_check(addr, &ca_line(&dir, &root));
     assert_reason(&o, Reason::TlsExpired);
     assert_eq!(days_left(&o), -3, "{o:?}");
-    let date = tether::clock::rfc3339_unix(l.not_after.unix_timestamp());
+    let date = tether::os::clock::rfc3339_unix(l.not_after.unix_timestamp());
     assert!(o.message.contains(&date), "{} lacks {date}", o.message);
     assert_eq!(o.detail.cert.as_ref().unwrap().verified, Some(false));
 }

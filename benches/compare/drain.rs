@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tether::config::SyncPolicy;
-use tether::spool::Spool;
+use tether::uplink::spool::Spool;
 
 use crate::request;
 use crate::spool::rec;
@@ -92,8 +92,8 @@ pub fn run(bin: &Path, dir: &Path) -> Figures {
         assert!(spool.append(&recs).error.is_none());
     }
     drop(spool);
-    tether::identity::write(&state, false).unwrap();
-    let (mut seq, _) = tether::identity::Sequence::open(&state, RECORDS, false);
+    tether::uplink::identity::write(&state, false).unwrap();
+    let (mut seq, _) = tether::uplink::identity::Sequence::open(&state, RECORDS, false);
     seq.close().unwrap();
     let token = dir.join("token");
     std::fs::write(&token, "bench\n").unwrap();

@@ -142,7 +142,7 @@ pub fn blackbox(dir: &Path, targets: &Targets, kind: Kind, seconds: u64) -> Samp
 /// time per connect.
 pub fn floor(targets: &Targets, seconds: u64) -> Sample {
     let addrs: Vec<SocketAddr> = targets.addrs.clone();
-    let grid = tether::state::spread_grid(addrs.len(), Duration::from_secs(1));
+    let grid = tether::agent::state::spread_grid(addrs.len(), Duration::from_secs(1));
     let slots = (Duration::from_secs(1).as_nanos() / grid.as_nanos()).max(1) as usize;
     let per_slot = addrs.len().div_ceil(slots);
     let (s0, cpu0, start) = (targets.served(), Cpu::this_thread_ns(), Instant::now());

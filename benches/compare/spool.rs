@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use tether::config::SyncPolicy;
-use tether::record::{Body, Rec};
-use tether::spool::Spool;
+use tether::uplink::record::{Body, Rec};
+use tether::uplink::spool::Spool;
 
 pub struct Figures {
     pub append_per_s: f64,

@@ -16,13 +16,13 @@ pub fn probe(s: &CertFileSpec) -> Report {
         Ok(p) => p,
         Err(e) => return path_error(&s.path, &e),
     };
-    let certs = match crate::x509::load_pem_certs(&pem) {
+    let certs = match crate::net::x509::load_pem_certs(&pem) {
         Ok(c) => c,
         Err(e) => return Report::crit(Reason::FileError, format!("{path}: {e}")),
     };
     let mut earliest: Option<crate::outcome::CertInfo> = None;
     for (n, der) in certs.iter().enumerate() {
-        match crate::x509::parse(der) {
+        match crate::net::x509::parse(der) {
             Ok(i) if earliest.as_ref().is_none_or(|e| i.not_after < e.not_after) => {
                 earliest = Some(i)
             }

@@ -3,12 +3,12 @@
 //! output is the message; its performance data is parsed and exported in
 //! `/metrics`. The command runs in its own process group with a clean
 //! environment; at the deadline the scheduler drops the run, which kills the
-//! whole group ([`crate::process`]).
+//! whole group ([`crate::os::process`]).
 
 use crate::config::ExecSpec;
-use crate::perfdata;
+use crate::format::perfdata;
+use crate::os::process;
 use crate::probe::{Reason, Report, Status};
-use crate::process;
 
 /// Output kept per stream; a plugin's status line and perfdata fit easily.
 const MAX_OUTPUT: usize = 16 * 1024;

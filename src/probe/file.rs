@@ -7,9 +7,9 @@
 
 use std::time::SystemTime;
 
-use crate::clock::rfc3339;
+use crate::config::duration;
 use crate::config::FileSpec;
-use crate::duration;
+use crate::os::clock::rfc3339;
 use crate::probe::{path_error, FileDetail, Reason, Report, Status};
 
 pub fn probe(s: &FileSpec) -> Report {

@@ -8,11 +8,11 @@
 use futures_lite::{AsyncRead, AsyncWrite};
 
 use crate::config::{HttpSpec, MAX_REDIRECTS};
-use crate::http1::{exchange, HttpError, Limits, Request, MAX_HEAD};
-use crate::net::connect;
+use crate::net::connect::connect;
+use crate::net::http1::{exchange, HttpError, Limits, Request, MAX_HEAD};
+use crate::net::tls::Verify;
+use crate::net::url::{Scheme, Url};
 use crate::probe::{io_reason, tls, Context, Phase, Reason, Report, Trace};
-use crate::tls::Verify;
-use crate::url::{Scheme, Url};
 
 /// Bytes of body read at most; `body_contains` looks only here.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -138,7 +138,7 @@ where
 }
 
 /// The verdict on one response (or the redirect to follow).
-fn judge(s: &HttpSpec, url: &Url, hop: usize, resp: &crate::http1::Response) -> Step {
+fn judge(s: &HttpSpec, url: &Url, hop: usize, resp: &crate::net::http1::Response) -> Step {
     let done = Step::Done;
     let status_line = format!("HTTP {} {}", resp.status, resp.reason);
     let expected = s

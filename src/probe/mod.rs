@@ -12,7 +12,7 @@ pub mod tcp;
 pub mod tls;
 pub mod writable;
 
-pub use crate::net::Context;
+pub use crate::net::connect::Context;
 pub use crate::outcome::*;
 
 use crate::config::ProbeSpec;

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::config::SystemSpec;
-use crate::cpu;
+use crate::os::cpu;
 use crate::probe::{Reason, Report, Status, SystemDetail};
 
 pub fn probe(s: &SystemSpec) -> Report {
@@ -68,7 +68,7 @@ pub fn probe_at(s: &SystemSpec, proc_root: &Path, now: Instant) -> Report {
     let mem_status = below(mem_pct, s.memory_warn_percent, s.memory_crit_percent);
     let disk_status = below(disk_pct, s.disk_warn_percent, s.disk_crit_percent);
     let span = match avg.span {
-        Some(d) => format!("over {}", crate::duration::format_coarse(d)),
+        Some(d) => format!("over {}", crate::config::duration::format_coarse(d)),
         None => "since boot".to_string(),
     };
     let parts = [

@@ -5,7 +5,7 @@
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::TcpSpec;
-use crate::net::connect;
+use crate::net::connect::connect;
 use crate::probe::{io_reason, Context, Phase, Reason, Report, Trace};
 
 pub async fn probe(s: &TcpSpec, ctx: &Context<'_>, trace: &Trace) -> Report {

@@ -8,12 +8,12 @@
 
 use std::time::SystemTime;
 
-use crate::clock::{rfc3339_unix, unix_secs};
 use crate::config::{Expiry, TlsOptions, TlsSpec};
-use crate::net::connect;
+use crate::net::connect::connect;
+use crate::net::tls::{describe_verdict, Client, Seen, Verify};
+use crate::os::clock::{rfc3339_unix, unix_secs};
 use crate::outcome::CertInfo;
 use crate::probe::{io_reason, CertDetail, Context, Phase, Reason, Report, Status, Trace};
-use crate::tls::{describe_verdict, Client, Seen, Verify};
 
 pub async fn probe(s: &TlsSpec, ctx: &Context<'_>, trace: &Trace) -> Report {
     let conn = match connect(&s.target.host, s.target.port, s.family, ctx, trace).await {
@@ -46,7 +46,7 @@ pub async fn probe(s: &TlsSpec, ctx: &Context<'_>, trace: &Trace) -> Report {
 }
 
 /// The name to ask for: `server_name`, else the host.
-pub fn server_name(tls: &TlsOptions, host: &crate::target::Host) -> String {
+pub fn server_name(tls: &TlsOptions, host: &crate::net::target::Host) -> String {
     tls.server_name.clone().unwrap_or_else(|| host.tls_name())
 }
 
@@ -113,7 +113,7 @@ fn judge_handshake(seen: &Seen, tls: &TlsOptions, name: &str, expiry: &Expiry) -
 pub fn judge_expiry(info: &CertInfo, expiry: &Expiry, now: SystemTime) -> Report {
     let now = unix_secs(now);
     let left = info.not_after - now;
-    let days = crate::x509::whole_days(left);
+    let days = crate::net::x509::whole_days(left);
     let facts = format!(
         "{} issued by {}, expires {} ({})",
         info.subject,
@@ -201,7 +201,7 @@ mod tests {
         assert!(r.message.contains("(2 days ago)"), "{}", r.message);
         let r = judge_expiry(&info(0, 1_000 * 86_400 + 9 * 86_400 + 80_000), &e, now);
         assert!(r.message.contains("(9 days left)"), "{}", r.message);
-        assert_eq!(crate::x509::whole_days(-2 * 86_400 - 13), -2);
+        assert_eq!(crate::net::x509::whole_days(-2 * 86_400 - 13), -2);
         let future = judge_expiry(&info(1_001 * 86_400, 2_000 * 86_400), &e, now);
         assert_eq!(future.reason, Some(Reason::TlsNotYetValid));
     }

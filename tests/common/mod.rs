@@ -40,23 +40,26 @@ pub fn check(body: &str) -> tether::config::Check {
 }
 
 /// A resolver that knows only `hosts` (an /etc/hosts text) and no nameserver.
-pub fn hosts_resolver(hosts: &str) -> tether::resolve::Resolver {
-    let conf = tether::resolve::conf::ResolvConf {
+pub fn hosts_resolver(hosts: &str) -> tether::net::resolve::Resolver {
+    let conf = tether::net::resolve::conf::ResolvConf {
         nameservers: vec![],
         search: vec![],
         ndots: 1,
         timeout: Duration::from_millis(200),
         attempts: 1,
     };
-    tether::resolve::Resolver::fixed(tether::resolve::hosts::Hosts::parse(hosts), conf)
+    tether::net::resolve::Resolver::fixed(tether::net::resolve::hosts::Hosts::parse(hosts), conf)
 }
 
 /// Runs `c` once through the scheduler's `run_check`, deadline included.
-pub fn run(c: &tether::config::Check, r: &tether::resolve::Resolver) -> tether::probe::Outcome {
-    async_io::block_on(tether::scheduler::run_check(
+pub fn run(
+    c: &tether::config::Check,
+    r: &tether::net::resolve::Resolver,
+) -> tether::probe::Outcome {
+    async_io::block_on(tether::agent::scheduler::run_check(
         c,
         r,
-        &tether::limit::Limit::new(8),
+        &tether::agent::limit::Limit::new(8),
         Instant::now(),
     ))
 }

@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = tether::toml_lite::parse(text);
+        let _ = tether::config::toml_lite::parse(text);
         let _ = tether::config::parse(text, "fuzz.toml");
     }
 });

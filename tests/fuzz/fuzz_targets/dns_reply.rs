@@ -1,7 +1,7 @@
 //! The DNS reply decoder, against the query it answers.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use tether::resolve::wire::{decode_reply, TYPE_A, TYPE_AAAA};
+use tether::net::resolve::wire::{decode_reply, TYPE_A, TYPE_AAAA};
 
 fuzz_target!(|data: &[u8]| {
     for qtype in [TYPE_A, TYPE_AAAA] {

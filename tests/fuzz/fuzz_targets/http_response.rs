@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use futures_lite::{AsyncRead, AsyncWrite};
 use libfuzzer_sys::fuzz_target;
-use tether::http1::{exchange, Limits, Request};
+use tether::net::http1::{exchange, Limits, Request};
 
 /// Reads the input in small pieces (headers split across reads), takes
 /// whatever is written.
@@ -60,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
         };
         if let Ok(r) = futures_lite::future::block_on(exchange(&mut s, &req, &trace, limits)) {
             let _ = r.body_line();
-            let _ = tether::upstream::classify(&r, std::time::SystemTime::now());
+            let _ = tether::uplink::upstream::classify(&r, std::time::SystemTime::now());
         }
     }
 });

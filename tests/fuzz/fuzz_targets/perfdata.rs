@@ -4,8 +4,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let (_, perf) = tether::perfdata::parse(&text);
+    let (_, perf) = tether::format::perfdata::parse(&text);
     for d in &perf {
-        let _ = tether::perfdata::render(&d.label, d);
+        let _ = tether::format::perfdata::render(&d.label, d);
     }
 });

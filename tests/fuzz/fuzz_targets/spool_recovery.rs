@@ -3,7 +3,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use tether::config::SyncPolicy;
-use tether::spool::Spool;
+use tether::uplink::spool::Spool;
 
 fuzz_target!(|data: &[u8]| {
     let dir = std::env::temp_dir().join(format!("tether-fuzz-spool-{}", std::process::id()));

@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = tether::x509::parse(data);
+    let _ = tether::net::x509::parse(data);
 });

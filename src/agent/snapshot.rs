@@ -1,0 +1,497 @@
+//! What the agent knows, as one value ([`Snapshot`]) rendered three ways: the
+//! JSON of `GET /status` and `tether check --json`, the table of
+//! `tether status` and `tether check`, and the Nagios exit code.
+
+use std::rc::Rc;
+use std::time::SystemTime;
+
+use crate::agent::health::{AgentStatus, CheckHealth, Severity, FLAP_HINT};
+use crate::agent::state::AgentState;
+use crate::config::Check;
+use crate::format::json::Json;
+use crate::format::perfdata::PerfDatum;
+use crate::os::clock::{rfc3339, rfc3339_unix};
+use crate::probe::{Phase, Status};
+
+pub struct CheckView {
+    pub spec: Rc<Check>,
+    pub health: CheckHealth,
+}
+
+pub struct Snapshot {
+    /// `None` without `[upstream]`.
+    pub upstream: Option<crate::uplink::link::UpstreamView>,
+    pub agent: String,
+    pub status: AgentStatus,
+    pub severity: Severity,
+    /// When the status (or severity) last changed, or the agent started.
+    pub since: SystemTime,
+    pub disabled: bool,
+    /// Why, who and until when, while disabled.
+    pub maintenance: Option<crate::agent::maintenance::Flag>,
+    pub ready: bool,
+    pub now: SystemTime,
+    pub checks: Vec<CheckView>,
+    /// The health history, when asked for (`?history=1`).
+    pub history: Option<std::collections::VecDeque<crate::agent::history::Transition>>,
+}
+
+fn status_str(s: Option<Status>) -> &'static str {
+    s.map_or("pending", Status::as_str)
+}
+
+impl Snapshot {
+    /// What `state` shows now.
+    pub fn of(state: &AgentState) -> Snapshot {
+        let (status, severity) = state.agent_status();
+        let checks = state.checks.borrow();
+        let disabled = state.disabled.get();
+        let upstream = state.uplink.borrow().as_ref().and_then(|u| {
+            let url = state.config.borrow().upstream.as_ref()?.url.to_string();
+            Some(u.view(url, SystemTime::now()))
+        });
+        Snapshot {
+            upstream,
+            agent: state.config.borrow().agent.name.clone(),
+            status,
+            severity,
+            since: state.status_since.get(),
+            disabled,
+            maintenance: state.maintenance.borrow().clone().filter(|_| disabled),
+            ready: state.ready(),
+            now: SystemTime::now(),
+            checks: checks
+                .iter()
+                .map(|c| CheckView {
+                    spec: c.spec.clone(),
+                    health: c.health.clone(),
+                })
+                .collect(),
+            history: None,
+        }
+    }
+
+    /// The snapshot with the health history.
+    pub fn with_history(state: &AgentState) -> Snapshot {
+        let mut s = Snapshot::of(state);
+        s.history = Some(state.history.borrow().entries().clone());
+        s
+    }
+
+    /// A `system` check's CPU average is at or above its `warn_percent`:
+    /// carried beside the status, so "yellow because the host is busy" is
+    /// told apart from "yellow because a resource is down".
+    pub fn overloaded(&self) -> bool {
+        self.checks.iter().any(|c| {
+            c.health
+                .last
+                .as_ref()
+                .and_then(|o| o.detail.system.as_ref())
+                .is_some_and(|s| s.overloaded)
+        })
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut j = Json::new();
+        j.begin_object(None)
+            .str(Some("agent"), &self.agent)
+            .str(Some("version"), env!("CARGO_PKG_VERSION"))
+            .str(Some("status"), self.status.as_str())
+            .str(Some("severity"), self.severity.as_str())
+            .str(Some("since"), &rfc3339(self.since))
+            .bool(Some("disabled"), self.disabled);
+        if let Some(f) = &self.maintenance {
+            j.begin_object(Some("maintenance"))
+                .str(Some("reason"), &f.reason)
+                .str(Some("by"), &f.by)
+                .str(Some("since"), &f.since)
+                .opt_str(Some("until"), f.until.map(rfc3339).as_deref())
+                .end_object();
+        }
+        j.bool(Some("overloaded"), self.overloaded())
+            .bool(Some("ready"), self.ready)
+            .str(Some("time"), &rfc3339(self.now));
+        match &self.upstream {
+            None => {
+                j.opt_str(Some("upstream"), None);
+            }
+            Some(u) => {
+                j.begin_object(Some("upstream"))
+                    .str(Some("url"), &u.url)
+                    .str(Some("state"), u.state.as_str())
+                    .opt_str(Some("agent_id"), u.agent_id.as_deref())
+                    .opt_str(Some("last_success"), u.last_success.map(rfc3339).as_deref())
+                    .uint(
+                        Some("consecutive_failures"),
+                        u64::from(u.consecutive_failures),
+                    )
+                    .opt_str(Some("last_error"), u.last_error.as_deref())
+                    .opt_str(Some("min_version"), u.min_version.as_deref())
+                    .uint(Some("backlog_records"), u.backlog_records)
+                    .uint(Some("backlog_bytes"), u.backlog_bytes)
+                    .uint(Some("spool_records"), u.spool_records)
+                    .opt_float(Some("oldest_unsent_age_seconds"), u.oldest_age_seconds)
+                    .uint(Some("sent"), u.sent)
+                    .uint(Some("dropped"), u.dropped)
+                    .uint(Some("dead_lettered"), u.dead_lettered)
+                    .uint(Some("dead_letters_discarded"), u.dead_letters_discarded)
+                    .uint(Some("retried"), u.retried)
+                    .bool(Some("spool_degraded"), u.spool_degraded.is_some())
+                    .opt_str(Some("spool_error"), u.spool_degraded.as_deref())
+                    .end_object();
+            }
+        }
+        j.begin_array(Some("checks"));
+        for c in &self.checks {
+            let h = &c.health;
+            j.begin_object(None)
+                .str(Some("name"), &c.spec.name)
+                .str(Some("kind"), c.spec.probe.kind())
+                .str(Some("role"), c.spec.role.as_str())
+                .str(Some("target"), &c.spec.probe.target())
+                .str(Some("status"), status_str(h.status))
+                .str(Some("since"), &rfc3339(h.since))
+                .uint(Some("consecutive_ok"), u64::from(h.consecutive_ok))
+                .uint(Some("consecutive_failures"), u64::from(h.consecutive_fail))
+                .bool(Some("flapping"), h.flapping)
+                .float(Some("flap_percent"), (h.flap_percent * 10.0).round() / 10.0)
+                .opt_str(Some("hint"), h.flapping.then_some(FLAP_HINT))
+                .opt_str(Some("last_success"), h.last_success.map(rfc3339).as_deref())
+                .opt_float(
+                    Some("last_success_age_seconds"),
+                    h.last_success_age(self.now),
+                )
+                .uint(Some("runs"), h.runs);
+            if let Some(t) = c.spec.probe.tls() {
+                j.bool(Some("insecure_skip_verify"), t.insecure_skip_verify);
+            }
+            match &h.last {
+                None => {
+                    j.opt_str(Some("last"), None);
+                }
+                Some(o) => {
+                    j.begin_object(Some("last"))
+                        .str(Some("status"), o.status.as_str())
+                        .opt_str(Some("reason"), o.reason.map(|r| r.code()))
+                        .str(Some("message"), &o.message)
+                        .str(Some("at"), &rfc3339(o.at))
+                        .float(Some("duration_seconds"), o.duration.as_secs_f64())
+                        .opt_str(Some("peer"), o.peer.map(|p| p.to_string()).as_deref())
+                        .begin_object(Some("phases"));
+                    for p in Phase::ALL {
+                        j.float(Some(p.as_str()), o.phases.get(p).as_secs_f64());
+                    }
+                    j.end_object();
+                    if let Some(cert) = &o.detail.cert {
+                        let now = crate::os::clock::unix_secs(self.now);
+                        let i = &cert.info;
+                        j.begin_object(Some("certificate"))
+                            .str(Some("subject"), &i.subject)
+                            .str(Some("issuer"), &i.issuer)
+                            .str(Some("not_before"), &rfc3339_unix(i.not_before))
+                            .str(Some("not_after"), &rfc3339_unix(i.not_after))
+                            .int(
+                                Some("days_left"),
+                                crate::net::x509::whole_days(i.not_after - now),
+                            )
+                            .begin_array(Some("names"));
+                        for n in &i.names {
+                            j.str(None, n);
+                        }
+                        j.end_array();
+                        match cert.verified {
+                            Some(v) => j.bool(Some("verified"), v),
+                            None => j.opt_str(Some("verified"), None),
+                        };
+                        j.end_object();
+                    }
+                    if let Some(f) = &o.detail.file {
+                        j.begin_object(Some("file"))
+                            .float(Some("age_seconds"), f.age_seconds.round())
+                            .uint(Some("size_bytes"), f.size)
+                            .end_object();
+                    }
+                    if let Some(s) = &o.detail.system {
+                        j.begin_object(Some("system"))
+                            .float(
+                                Some("cpu_busy_percent"),
+                                (s.cpu_percent * 10.0).round() / 10.0,
+                            )
+                            .opt_float(
+                                Some("cpu_window_seconds"),
+                                s.cpu_window_seconds.map(f64::round),
+                            )
+                            .bool(Some("overloaded"), s.overloaded)
+                            .uint(Some("memory_available_bytes"), s.memory_available_bytes)
+                            .uint(Some("memory_total_bytes"), s.memory_total_bytes)
+                            .uint(Some("disk_free_bytes"), s.disk_free_bytes)
+                            .uint(Some("disk_total_bytes"), s.disk_total_bytes)
+                            .end_object();
+                    }
+                    j.end_object();
+                }
+            }
+            j.end_object();
+        }
+        j.end_array();
+        if let Some(h) = &self.history {
+            crate::agent::history::write_json(&mut j, h);
+        }
+        j.end_object();
+        let mut out = j.finish();
+        out.push('\n');
+        out
+    }
+
+    /// A fixed-width table for terminals.
+    pub fn to_table(&self) -> String {
+        let mut out = format!(
+            "tether {} on {}: {} ({}) since {}{}\n",
+            env!("CARGO_PKG_VERSION"),
+            self.agent,
+            self.status.as_str(),
+            self.severity.as_str(),
+            rfc3339(self.since),
+            if self.ready {
+                ""
+            } else {
+                ", not ready: some checks have not run yet"
+            }
+        );
+        let header = [
+            "CHECK", "KIND", "ROLE", "STATUS", "FOR", "LAST OK", "TOOK", "REASON", "MESSAGE",
+        ];
+        let mut rows: Vec<[String; 9]> = vec![header.map(String::from)];
+        let mut hints = Vec::new();
+        for c in &self.checks {
+            let h = &c.health;
+            let mut status = status_str(h.status).to_string();
+            if h.flapping {
+                status.push_str(" flapping");
+                hints.push(format!(
+                    "  {}: flapping ({:.0}% state changes): {FLAP_HINT}",
+                    c.spec.name, h.flap_percent
+                ));
+            }
+            let age = |t: SystemTime| ago(self.now.duration_since(t).unwrap_or_default().as_secs());
+            rows.push([
+                c.spec.name.clone(),
+                c.spec.probe.kind().to_string(),
+                c.spec.role.as_str().to_string(),
+                status,
+                age(h.since),
+                h.last_success.map_or("never".into(), age),
+                h.last.as_ref().map_or("-".into(), |o| {
+                    format!("{:.1}ms", o.duration.as_secs_f64() * 1000.0)
+                }),
+                h.last
+                    .as_ref()
+                    .and_then(|o| o.reason)
+                    .map_or("-".into(), |r| r.code().to_string()),
+                h.last.as_ref().map_or(String::new(), |o| o.message.clone()),
+            ]);
+        }
+        let widths: Vec<usize> = (0..8)
+            .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+            .collect();
+        for r in &rows {
+            let mut line = String::new();
+            for (i, cell) in r.iter().enumerate() {
+                if i < 8 {
+                    line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+                } else {
+                    line.push_str(cell);
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        if self.disabled {
+            out.push_str(&format!(
+                "maintenance: {}; nothing is alarmed\n",
+                self.maintenance
+                    .as_ref()
+                    .map_or("disabled with `tether disable`".into(), |f| f.describe())
+            ));
+        }
+        if self.overloaded() {
+            out.push_str("overloaded: the host's CPU is above a system check's warn_percent; slow or failing probes may be the host, not the targets\n");
+        }
+        for h in hints {
+            out.push_str(&h);
+            out.push('\n');
+        }
+        if let Some(u) = &self.upstream {
+            let last = u.last_success.map_or("never".into(), |t| {
+                ago(self.now.duration_since(t).unwrap_or_default().as_secs())
+            });
+            out.push_str(&format!(
+                "upstream {}: {}, last success {last}, backlog {} records ({} on disk), dropped {}, dead-lettered {}\n",
+                u.url, u.state.as_str(), u.backlog_records, u.spool_records, u.dropped, u.dead_lettered
+            ));
+            if let Some(e) = &u.last_error {
+                out.push_str(&format!("  last error: {e}\n"));
+            }
+            if let Some(e) = &u.spool_degraded {
+                out.push_str(&format!("  spool degraded: {e}\n"));
+            }
+        }
+        if let Some(h) = &self.history {
+            out.push_str(&format!(
+                "\nhistory ({} transitions, oldest first):\n",
+                h.len()
+            ));
+            out.push_str(&crate::agent::history::to_table(h));
+        }
+        out
+    }
+
+    /// Nagios plugin output (the plugin development guidelines): a first
+    /// line `SERVICE STATUS: text | perfdata`, then one line per check.
+    /// With one check the service is that check and the text its message;
+    /// otherwise `TETHER` and a count by status. Perfdata: each check's
+    /// duration and the phases it reached, in seconds, and a wrapped
+    /// plugin's own values (prefixed with the check's name when there are
+    /// several checks).
+    pub fn to_nagios(&self) -> String {
+        const WORDS: [&str; 4] = ["OK", "WARNING", "CRITICAL", "UNKNOWN"];
+        let code = self.exit_code();
+        let word = WORDS[code as usize];
+        let single = self.checks.len() == 1;
+        let mut perf = Vec::new();
+        let mut long = Vec::new();
+        let mut by_status: [Vec<&str>; 4] = Default::default();
+        for c in &self.checks {
+            let status = c.health.status.unwrap_or(Status::Unknown);
+            by_status[status.nagios_code() as usize].push(&c.spec.name);
+            let prefix = if single {
+                String::new()
+            } else {
+                format!("{}_", c.spec.name)
+            };
+            let Some(o) = &c.health.last else {
+                long.push(format!("{}: UNKNOWN: no result", c.spec.name));
+                continue;
+            };
+            let secs = |d: std::time::Duration| PerfDatum {
+                label: String::new(),
+                value: Some(d.as_secs_f64()),
+                uom: "s".into(),
+                warn: None,
+                crit: None,
+                min: Some(0.0),
+                max: None,
+            };
+            perf.push(crate::format::perfdata::render(
+                &format!("{prefix}time"),
+                &secs(o.duration),
+            ));
+            for (i, name) in ["resolve", "connect", "tls", "first_byte", "transfer"]
+                .iter()
+                .enumerate()
+            {
+                let d = o.phases.0[i];
+                if !d.is_zero() {
+                    perf.push(crate::format::perfdata::render(
+                        &format!("{prefix}{name}"),
+                        &secs(d),
+                    ));
+                }
+            }
+            for d in &o.detail.perf {
+                perf.push(crate::format::perfdata::render(
+                    &format!("{prefix}{}", d.label),
+                    d,
+                ));
+            }
+            long.push(format!(
+                "{}: {}{}: {}",
+                c.spec.name,
+                WORDS[status.nagios_code() as usize],
+                o.reason.map_or(String::new(), |r| format!(" {}", r.code())),
+                o.message
+            ));
+        }
+        let text = if self.disabled {
+            format!(
+                "maintenance{}: nothing is alarmed",
+                self.maintenance
+                    .as_ref()
+                    .map_or(String::new(), |f| format!(" {}", f.describe()))
+            )
+        } else if let (true, Some(o)) = (
+            single,
+            self.checks.first().and_then(|c| c.health.last.as_ref()),
+        ) {
+            match o.reason {
+                Some(r) => format!("{}: {}", r.code(), o.message),
+                None => o.message.clone(),
+            }
+        } else {
+            let mut parts = Vec::new();
+            for (i, label) in [(2, "critical"), (3, "unknown"), (1, "warning"), (0, "ok")] {
+                let names = &by_status[i];
+                if names.is_empty() {
+                    continue;
+                }
+                parts.push(if i == 0 {
+                    format!("{} {label}", names.len())
+                } else {
+                    format!("{} {label} ({})", names.len(), names.join(", "))
+                });
+            }
+            format!(
+                "{} {} ({}): {}",
+                self.agent,
+                self.status.as_str(),
+                self.severity.as_str(),
+                if parts.is_empty() {
+                    "no checks".into()
+                } else {
+                    parts.join(", ")
+                }
+            )
+        };
+        let service = match (single, self.checks.first()) {
+            (true, Some(c)) => c.spec.name.clone(),
+            _ => "TETHER".into(),
+        };
+        // One line: a `|` or a newline in a message would end the text.
+        let text = text.replace(['|', '\n', '\r'], " ");
+        let mut out = format!("{service} {word}: {text}");
+        if !perf.is_empty() {
+            out.push_str(" | ");
+            out.push_str(&perf.join(" "));
+        }
+        out.push('\n');
+        if !single {
+            for l in long {
+                out.push_str(&l.replace(['|', '\n', '\r'], " "));
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Nagios plugin exit code over the checks' states: crit 2, else unknown
+    /// 3, else warn 1, else 0. In maintenance nothing is alarmed: 0.
+    pub fn exit_code(&self) -> i32 {
+        if self.disabled {
+            return 0;
+        }
+        self.checks
+            .iter()
+            .map(|c| c.health.status.unwrap_or(Status::Unknown))
+            .max_by_key(|s| s.badness())
+            .map_or(0, Status::nagios_code)
+    }
+}
+
+fn ago(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7_200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3_600),
+        s => format!("{}d", s / 86_400),
+    }
+}

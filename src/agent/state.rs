@@ -1,0 +1,530 @@
+//! The agent's live state, shared by the scheduler, the local endpoint and the
+//! reload path on the one thread (`Rc` + `RefCell`, no locks): the running
+//! configuration, each check's schedule and health, and process-wide flags.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::agent::health::{overall, AgentStatus, CheckHealth, Severity};
+use crate::agent::history::{History, Transition};
+use crate::agent::lateness::Lateness;
+use crate::agent::limit::Limit;
+use crate::agent::maintenance;
+use crate::agent::on_change::OnChange;
+use crate::config::{Check, Config};
+use crate::net::resolve::Resolver;
+use crate::os::clock::unix_millis;
+use crate::os::notify::Notifier;
+use crate::os::wake::Notify;
+use crate::probe::Outcome;
+use crate::uplink::link::{LinkState, Uplink};
+use crate::uplink::record;
+
+pub struct CheckState {
+    /// Shared with the check's in-flight run and with snapshots; a run
+    /// records into this state only if it is still the same `Rc`, so a run
+    /// of a check that a reload changed or removed is dropped.
+    pub spec: Rc<Check>,
+    pub health: CheckHealth,
+    /// A run is in flight: the check never overlaps itself.
+    pub running: bool,
+    /// The next slot: t0 + offset + k·interval, never moved by probe duration.
+    pub next: Instant,
+}
+
+pub struct AgentState {
+    pub config: RefCell<Config>,
+    pub checks: RefCell<Vec<CheckState>>,
+    pub resolver: RefCell<Rc<Resolver>>,
+    pub limit: RefCell<Rc<Limit>>,
+    /// Last time the scheduler loop turned; `/health` goes 503 after three
+    /// agent intervals without a turn.
+    pub last_turn: Cell<Instant>,
+    pub started: SystemTime,
+    /// Maintenance mode, refreshed from the state directory every turn.
+    pub disabled: Cell<bool>,
+    /// The maintenance flag in force (why, who, until when).
+    pub maintenance: RefCell<Option<maintenance::Flag>>,
+    /// How the last maintenance ended, for the transition out of it.
+    pub maintenance_ended: RefCell<Option<String>>,
+    pub reloads: Cell<u64>,
+    pub reload_failures: Cell<u64>,
+    /// Wakes the scheduler early after a reload.
+    pub wake: Notify,
+    /// The upstream side, created by the delivery loop when `[upstream]` is
+    /// configured.
+    pub uplink: RefCell<Option<Uplink>>,
+    /// Wakes the delivery loop.
+    pub deliver: Notify,
+    /// The last agent status seen, to notice changes.
+    pub last_status: Cell<Option<(AgentStatus, Severity)>>,
+    /// PRETTY_NAME from /etc/os-release, for heartbeats.
+    pub os_release: String,
+    /// systemd's notify socket (a no-op when not run by systemd).
+    pub systemd: Notifier,
+    /// When the agent's status last changed (or the agent started).
+    pub status_since: Cell<SystemTime>,
+    /// Status transitions, agent and checks: in memory, and on disk once
+    /// the agent opens it ([`History::open`]).
+    pub history: RefCell<History>,
+    /// The `on_change` command's queue.
+    pub on_change: OnChange,
+    /// How late probes start after their slots.
+    pub lateness: Lateness,
+    /// Slots that came while the check's previous run was still going, so
+    /// no run started (an overloaded agent or a slow target).
+    pub skipped: Cell<u64>,
+}
+
+impl AgentState {
+    pub fn new(config: Config, resolver: Resolver, systemd: Notifier) -> Rc<AgentState> {
+        let now = Instant::now();
+        let checks = schedule(&config, Vec::new(), now);
+        Rc::new(AgentState {
+            limit: RefCell::new(Rc::new(Limit::new(config.agent.max_in_flight))),
+            disabled: Cell::new(maintenance::is_disabled(&config.agent.state_dir)),
+            maintenance: RefCell::new(
+                maintenance::read(&config.agent.state_dir)
+                    .filter(|f| !f.expired(SystemTime::now())),
+            ),
+            maintenance_ended: RefCell::new(None),
+            config: RefCell::new(config),
+            checks: RefCell::new(checks),
+            resolver: RefCell::new(Rc::new(resolver)),
+            last_turn: Cell::new(now),
+            started: SystemTime::now(),
+            reloads: Cell::new(0),
+            reload_failures: Cell::new(0),
+            wake: Notify::default(),
+            uplink: RefCell::new(None),
+            deliver: Notify::default(),
+            last_status: Cell::new(None),
+            os_release: os_release(),
+            systemd,
+            status_since: Cell::new(SystemTime::now()),
+            history: RefCell::new(History::memory()),
+            on_change: OnChange::default(),
+            lateness: Lateness::default(),
+            skipped: Cell::new(0),
+        })
+    }
+
+    /// Replaces the configuration. A check whose name and whole definition are
+    /// unchanged keeps its health, counters and in-flight run.
+    pub fn apply(&self, config: Config, resolver: Resolver) {
+        let old = std::mem::take(&mut *self.checks.borrow_mut());
+        *self.checks.borrow_mut() = schedule(&config, old, Instant::now());
+        *self.limit.borrow_mut() = Rc::new(Limit::new(config.agent.max_in_flight));
+        *self.resolver.borrow_mut() = Rc::new(resolver);
+        *self.config.borrow_mut() = config;
+        self.reloads.set(self.reloads.get() + 1);
+        self.wake.notify();
+        // SIGHUP retries the upstream and a failed disk at once, and picks
+        // up an identity made by `tether enroll`.
+        if let Some(u) = self.uplink.borrow_mut().as_mut() {
+            u.not_before = Instant::now();
+            u.urgent.set(true);
+            u.outbox.retry_disk_now();
+            // A new identity (`tether enroll`) applies from the next upload,
+            // which is a fresh heartbeat; a missing or damaged file does not
+            // replace the one in use (the next start reports it).
+            let dir = self.config.borrow().agent.state_dir.clone();
+            if let Ok(Some(i)) = crate::uplink::identity::read(&dir) {
+                if u.identity.as_ref().ok() != Some(&i.id) {
+                    log::info!("agent identity {} read from {}", i.id, dir.display());
+                    u.identity = Ok(i.id);
+                    u.state = LinkState::Connecting;
+                }
+            }
+        }
+        self.deliver.notify();
+    }
+
+    /// Stores a finished run, unless the check was removed or redefined
+    /// while the run was in flight.
+    pub fn record(&self, spec: &Rc<Check>, outcome: Outcome) {
+        self.lateness.observe(outcome.late);
+        let mut checks = self.checks.borrow_mut();
+        if let Some(c) = checks.iter_mut().find(|c| Rc::ptr_eq(&c.spec, spec)) {
+            c.running = false;
+            let (before, flapping) = (c.health.status, c.health.flapping);
+            let mut uplink = self.uplink.borrow_mut();
+            if let Some(u) = uplink.as_mut() {
+                let now_ms = unix_millis(outcome.at);
+                u.outbox.push(record::result(spec, &outcome, now_ms));
+            }
+            c.health.record(outcome, spec.fall, spec.rise);
+            let changed = before != c.health.status || flapping != c.health.flapping;
+            if let (Some(u), Some(after)) = (uplink.as_mut(), c.health.status) {
+                if before != Some(after) {
+                    let from = before.map_or("pending", |b| b.as_str());
+                    if let Some(o) = c.health.last.as_ref() {
+                        let body = record::check_transition(
+                            &spec.name,
+                            from,
+                            o,
+                            after.as_str(),
+                            unix_millis(o.at),
+                        );
+                        u.outbox.push(body);
+                    }
+                }
+            }
+            drop(uplink);
+            // State changes are what an operator reads in the journal; every
+            // single result is at debug level (scheduler).
+            if let Some(after) = c.health.status.filter(|a| before != Some(*a)) {
+                let from = before.map_or("pending", |b| b.as_str());
+                let cause = c
+                    .health
+                    .last
+                    .as_ref()
+                    .and_then(|o| Some(format!("{}: {}", o.reason?.code(), o.message)))
+                    .unwrap_or_default();
+                // A first result that is ok is not news; a first failure is.
+                if before.is_some() || after != crate::probe::Status::Ok {
+                    self.history.borrow_mut().push(Transition {
+                        at_ms: unix_millis(c.health.since),
+                        check: Some(spec.name.clone()),
+                        from: from.into(),
+                        to: after.as_str().into(),
+                        why: cause.clone(),
+                    });
+                }
+                let why = if cause.is_empty() {
+                    cause
+                } else {
+                    format!(" ({cause})")
+                };
+                let level = if after == crate::probe::Status::Ok {
+                    log::Level::Info
+                } else {
+                    log::Level::Warn
+                };
+                log::log!(
+                    level,
+                    "check {}: {from} -> {}{why}",
+                    spec.name,
+                    after.as_str()
+                );
+            }
+            if c.health.flapping != flapping {
+                let what = if c.health.flapping {
+                    "started"
+                } else {
+                    "stopped"
+                };
+                log::warn!(
+                    "check {}: {what} flapping ({:.0}% state changes)",
+                    spec.name,
+                    c.health.flap_percent
+                );
+                let (from, to) = if c.health.flapping {
+                    ("steady", "flapping")
+                } else {
+                    ("flapping", "steady")
+                };
+                self.history.borrow_mut().push(Transition {
+                    at_ms: unix_millis(SystemTime::now()),
+                    check: Some(spec.name.clone()),
+                    from: from.into(),
+                    to: to.into(),
+                    why: format!("{:.0}% state changes", c.health.flap_percent),
+                });
+            }
+            drop(checks);
+            if changed {
+                self.observe_status();
+            }
+            self.notify_ready();
+        }
+    }
+
+    /// `READY=1` to systemd once `/ready` would answer 200. Counting the
+    /// pending checks is O(checks), so it is done only until then.
+    pub fn notify_ready(&self) {
+        if self.systemd.enabled() && !self.systemd.is_ready() && self.ready() {
+            self.systemd.ready();
+            self.notify_status();
+        }
+    }
+
+    /// `STATUS=` to systemd, if the line changed: `online · 12 checks ·
+    /// backlog 0`, with `(3 pending)` after the count until every check has
+    /// run once.
+    pub fn notify_status(&self) {
+        if !self.systemd.enabled() {
+            return;
+        }
+        let (status, _) = self.agent_status();
+        let (pending, total) = self.pending();
+        let backlog = self
+            .uplink
+            .borrow()
+            .as_ref()
+            .map_or(0, |u| u.outbox.backlog_records());
+        let pending = if pending > 0 {
+            format!(" ({pending} pending)")
+        } else {
+            String::new()
+        };
+        let s = if total == 1 { "" } else { "s" };
+        self.systemd.status(&format!(
+            "{} · {total} check{s}{pending} · backlog {backlog}",
+            status.as_str()
+        ));
+    }
+
+    /// The agent's status: the checks' verdict, overridden by the upstream
+    /// link (maintenance first, then needs_recovery, version_unsupported,
+    /// offline).
+    pub fn agent_status(&self) -> (AgentStatus, Severity) {
+        let disabled = self.disabled.get();
+        let checks = self.checks.borrow();
+        let (status, severity) = overall(checks.iter().map(|c| (c.spec.role, &c.health)), disabled);
+        if disabled {
+            return (status, severity);
+        }
+        let uplink = self.uplink.borrow();
+        let Some(u) = uplink.as_ref() else {
+            return (status, severity);
+        };
+        let offline_after = self
+            .config
+            .borrow()
+            .upstream
+            .as_ref()
+            .map_or(Duration::MAX, |up| up.offline_after);
+        match u.state {
+            LinkState::NoIdentity | LinkState::CredentialsRejected => {
+                (AgentStatus::NeedsRecovery, Severity::Critical)
+            }
+            LinkState::VersionUnsupported => (AgentStatus::VersionUnsupported, Severity::Critical),
+            _ if u.offline(offline_after, Instant::now()) => {
+                (AgentStatus::Offline, Severity::Critical)
+            }
+            // Refused uploads: the control plane hears nothing of use.
+            LinkState::Rejected => (status, severity.max(Severity::Unhealthy)),
+            _ => (status, severity),
+        }
+    }
+
+    /// Notices a change of the agent's status: logs it and, with an
+    /// upstream, queues a transition record and asks for an upload now.
+    pub fn observe_status(&self) {
+        let now = self.agent_status();
+        self.notify_status();
+        let label =
+            |(s, sev): (AgentStatus, Severity)| format!("{} ({})", s.as_str(), sev.as_str());
+        let at = SystemTime::now();
+        let Some(before) = self.last_status.replace(Some(now)) else {
+            // The first status after a start: history only.
+            self.status_since.set(at);
+            self.history.borrow_mut().push(Transition {
+                at_ms: unix_millis(at),
+                check: None,
+                from: "started".into(),
+                to: label(now),
+                why: self.status_reason(now.0),
+            });
+            return;
+        };
+        if before == now {
+            return;
+        }
+        let why = self.status_reason(now.0);
+        self.status_since.set(at);
+        self.history.borrow_mut().push(Transition {
+            at_ms: unix_millis(at),
+            check: None,
+            from: label(before),
+            to: label(now),
+            why: why.clone(),
+        });
+        if self.config.borrow().agent.on_change.is_some() {
+            self.on_change.push(before, now, &why);
+        }
+        log::warn!(
+            "agent: {} -> {} ({}){}",
+            before.0.as_str(),
+            now.0.as_str(),
+            now.1.as_str(),
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(": {why}")
+            }
+        );
+        if let Some(u) = self.uplink.borrow_mut().as_mut() {
+            let body = record::agent_transition(
+                before.0.as_str(),
+                now.0.as_str(),
+                now.1.as_str(),
+                &why,
+                unix_millis(SystemTime::now()),
+            );
+            u.outbox.push(body);
+            u.urgent.set(true);
+        }
+        self.deliver.notify();
+    }
+
+    /// One line on why the agent has this status.
+    fn status_reason(&self, status: AgentStatus) -> String {
+        let uplink = self.uplink.borrow();
+        let link_error = uplink.as_ref().and_then(|u| match &u.identity {
+            Err(why) => Some(why.clone()),
+            Ok(_) => u.last_error.clone(),
+        });
+        if status != AgentStatus::Disabled {
+            let ended = self.maintenance_ended.borrow_mut().take();
+            if let Some(ended) = ended {
+                drop(uplink);
+                let rest = self.status_reason(status);
+                return if rest.is_empty() {
+                    ended
+                } else {
+                    format!("{ended}; {rest}")
+                };
+            }
+        }
+        match status {
+            AgentStatus::Disabled => match self.maintenance.borrow().as_ref() {
+                Some(f) => format!("maintenance: {}", f.describe()),
+                None => "maintenance".into(),
+            },
+            AgentStatus::NeedsRecovery | AgentStatus::VersionUnsupported => {
+                link_error.unwrap_or_default()
+            }
+            AgentStatus::Offline if uplink.as_ref().is_some_and(|u| u.failing_since.is_some()) => {
+                format!(
+                    "the upstream has not answered: {}",
+                    link_error.unwrap_or_default()
+                )
+            }
+            _ => {
+                let checks = self.checks.borrow();
+                let failing: Vec<&str> = checks
+                    .iter()
+                    .filter(|c| c.health.status.is_some_and(|s| s.is_failing()))
+                    .map(|c| c.spec.name.as_str())
+                    .collect();
+                if failing.is_empty() {
+                    String::new()
+                } else {
+                    format!("failing: {}", failing.join(", "))
+                }
+            }
+        }
+    }
+
+    /// (checks without a completed first run, all checks).
+    pub fn pending(&self) -> (usize, usize) {
+        let checks = self.checks.borrow();
+        let pending = checks.iter().filter(|c| c.health.status.is_none()).count();
+        (pending, checks.len())
+    }
+
+    /// Ready once every check has completed its first run.
+    pub fn ready(&self) -> bool {
+        self.pending().0 == 0
+    }
+}
+
+/// Offsets are rounded down to a grid: checks that fall in the same slot
+/// start together, so 100 checks at 1 s wake the process 4 times a second
+/// instead of 100, and checks with a 30 s interval are still spread over 120
+/// slots. Every wake-up has a fixed cost (two threads woken, caches refilled;
+/// about 350 µs on the 2-core VM of `benches/compare`): measured there, a
+/// 100 ms grid cost ~74 µs per probe with 100 checks, 250 ms ~53 µs.
+pub const SPREAD_GRID: Duration = Duration::from_millis(250);
+
+/// At most this many checks share a slot: a slot's probes start one after
+/// the other on the one thread (~50 µs each), so the last of a group of
+/// 2,500 (10,000 checks at 1 s on a 250 ms grid) started 125 ms late. With
+/// 100 a slot the last starts within a few milliseconds, and the wake-up
+/// cost is still shared by 100 probes (docs/benchmarks.md, scale).
+pub const SLOT_CHECKS: u32 = 100;
+
+/// The grid for `n` checks spread over `spread`: [`SPREAD_GRID`], finer when
+/// more than [`SLOT_CHECKS`] would share a slot, and never under 1 ms.
+pub fn spread_grid(n: usize, spread: Duration) -> Duration {
+    let fine = spread * SLOT_CHECKS / (n.max(1) as u32);
+    fine.clamp(Duration::from_millis(1), SPREAD_GRID)
+}
+
+/// Builds the schedule for `config`, carrying over unchanged checks from `old`.
+/// Check i of n first runs at t0 + min(interval, agent interval)·i/n
+/// (rounded down to [`spread_grid`]), spreading checks over their interval
+/// instead of bursting together, and every check has run once within one
+/// agent interval plus its timeout.
+fn schedule(config: &Config, mut old: Vec<CheckState>, t0: Instant) -> Vec<CheckState> {
+    let n = config.checks.len().max(1) as u32;
+    // Spread over the agent interval at most, so that readiness (and
+    // systemd's READY=1) never waits for an hourly check's slot.
+    let spread = |spec: &Check| spec.interval.min(config.agent.interval);
+    let shortest = config.checks.iter().map(spread).min();
+    let grid = spread_grid(n as usize, shortest.unwrap_or(SPREAD_GRID)).as_nanos();
+    config
+        .checks
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            let offset = spread(spec) * i as u32 / n;
+            let next = t0 + Duration::from_nanos((offset.as_nanos() / grid * grid) as u64);
+            match old.iter().position(|c| *c.spec == *spec) {
+                Some(pos) => {
+                    let mut c = old.swap_remove(pos);
+                    c.next = next;
+                    c
+                }
+                None => CheckState {
+                    spec: Rc::new(spec.clone()),
+                    health: CheckHealth::new(SystemTime::now()),
+                    running: false,
+                    next,
+                },
+            }
+        })
+        .collect()
+}
+
+/// PRETTY_NAME from /etc/os-release (or NAME, or "unknown").
+pub fn os_release() -> String {
+    let text = std::fs::read_to_string("/etc/os-release")
+        .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
+        .unwrap_or_default();
+    let field = |k: &str| {
+        text.lines().find_map(|l| {
+            let v = l.strip_prefix(k)?.strip_prefix('=')?;
+            Some(v.trim().trim_matches('"').to_string())
+        })
+    };
+    field("PRETTY_NAME")
+        .or_else(|| field("NAME"))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// How long `/health` tolerates the scheduler not turning.
+pub fn stall_limit(config: &Config) -> Duration {
+    config.agent.interval * 3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_is_finer_when_more_than_a_slot_of_checks_share_it() {
+        let s = Duration::from_secs(1);
+        assert_eq!(spread_grid(100, s), SPREAD_GRID);
+        assert_eq!(spread_grid(400, s), SPREAD_GRID);
+        assert_eq!(spread_grid(1000, s), Duration::from_millis(100));
+        assert_eq!(spread_grid(10_000, s), Duration::from_millis(10));
+        assert_eq!(spread_grid(1_000_000, s), Duration::from_millis(1));
+        assert_eq!(spread_grid(0, s), SPREAD_GRID);
+        // 10,000 checks at 30 s: 120 slots of 250 ms hold 83 each.
+        assert_eq!(spread_grid(10_000, Duration::from_secs(30)), SPREAD_GRID);
+    }
+}

@@ -1,0 +1,655 @@
+//! `GET /metrics`: Prometheus text exposition format 0.0.4, every name prefixed
+//! `tether_`, checked by `promtool check metrics` in the tests.
+
+use std::fmt::Write;
+use std::time::{Duration, Instant};
+
+use crate::agent::health::{AgentStatus, Severity};
+use crate::agent::lateness::{LatenessView, BUCKETS};
+use crate::agent::snapshot::Snapshot;
+use crate::os::clock::unix_seconds;
+use crate::os::procfs::ProcessFigures;
+use crate::probe::{Phase, Status};
+
+/// Figures that are not part of a snapshot.
+pub struct Extra {
+    pub in_flight: usize,
+    pub reloads: u64,
+    pub reload_failures: u64,
+    pub process: ProcessFigures,
+    pub lateness: LatenessView,
+    pub skipped: u64,
+}
+
+/// Rendering yields to the executor after this long.
+const SLICE: Duration = Duration::from_millis(1);
+
+/// The text, and when rendering last yielded.
+struct Out(String, Instant);
+
+impl Out {
+    /// Called once per check in each family: yields after each [`SLICE`].
+    async fn step(&mut self) {
+        if self.1.elapsed() >= SLICE {
+            futures_lite::future::yield_now().await;
+            self.1 = Instant::now();
+        }
+    }
+
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = write!(
+            self.0,
+            "# HELP tether_{name} {help}\n# TYPE tether_{name} {kind}\n"
+        );
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.0.push_str("tether_");
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                let _ = write!(self.0, "{k}=\"{}\"", escape(v));
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {}", number(value));
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn number(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        format!("{v}")
+    }
+}
+
+fn flag(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// (check name, part) for each check whose last result carries that part.
+fn with_detail<'a, T>(
+    s: &'a Snapshot,
+    part: impl Fn(&'a crate::probe::Detail) -> Option<&'a T>,
+) -> Vec<(&'a str, &'a T)> {
+    s.checks
+        .iter()
+        .filter_map(|c| Some((c.spec.name.as_str(), part(&c.health.last.as_ref()?.detail)?)))
+        .collect()
+}
+
+/// The `tether_upstream_*` and `tether_spool_*` families.
+fn upstream(o: &mut Out, u: &crate::uplink::link::UpstreamView) {
+    o.family(
+        "upstream_state",
+        "gauge",
+        "The upstream link's state: 1 for the current one.",
+    );
+    for st in crate::uplink::link::LinkState::ALL {
+        o.sample(
+            "upstream_state",
+            &[("state", st.as_str())],
+            flag(u.state == st),
+        );
+    }
+    o.family(
+        "upstream_last_success_timestamp_seconds",
+        "gauge",
+        "When the upstream last acknowledged a batch (0: never).",
+    );
+    o.sample(
+        "upstream_last_success_timestamp_seconds",
+        &[],
+        u.last_success.map_or(0.0, unix_seconds),
+    );
+    let gauges: [(&str, &str, f64); 5] = [
+        (
+            "upstream_consecutive_failures",
+            "Uploads that failed in a row.",
+            f64::from(u.consecutive_failures),
+        ),
+        (
+            "upstream_backlog_records",
+            "Records not yet acknowledged, in memory and on disk.",
+            u.backlog_records as f64,
+        ),
+        (
+            "upstream_backlog_bytes",
+            "Bytes of records not yet acknowledged.",
+            u.backlog_bytes as f64,
+        ),
+        (
+            "upstream_oldest_unsent_age_seconds",
+            "Age of the oldest record not yet acknowledged (0: none).",
+            u.oldest_age_seconds.unwrap_or(0.0),
+        ),
+        (
+            "spool_degraded",
+            "1 while the disk spool cannot be written: records are kept in memory only.",
+            flag(u.spool_degraded.is_some()),
+        ),
+    ];
+    for (name, help, v) in gauges {
+        o.family(name, "gauge", help);
+        o.sample(name, &[], v);
+    }
+    let counters: [(&str, &str, u64); 5] = [
+        ("upstream_records_sent_total", "Records the upstream acknowledged.", u.sent),
+        ("upstream_records_dropped_total", "Records dropped because the ring or the spool was full (each reported by a gap record).", u.dropped),
+        ("upstream_records_dead_lettered_total", "Records the upstream refused for good, set aside in the dead-letter file.", u.dead_lettered),
+        ("upstream_dead_letters_discarded_total", "Dead letters deleted when the dead-letter file rotated or could not take them (reported upstream as rejected gaps when refused).", u.dead_letters_discarded),
+        ("upstream_records_retried_total", "Records in uploads that failed and are sent again.", u.retried),
+    ];
+    for (name, help, v) in counters {
+        o.family(name, "counter", help);
+        o.sample(name, &[], v as f64);
+    }
+}
+
+/// The exposition text. It yields to the executor every millisecond:
+/// 10,000 checks take ~120 ms to render on the static build, which would
+/// otherwise hold every probe due meanwhile (docs/benchmarks.md, scale).
+pub async fn render(s: &Snapshot, x: &Extra) -> String {
+    let mut o = Out(
+        String::with_capacity(4096 + s.checks.len() * 1536),
+        Instant::now(),
+    );
+    o.family(
+        "build_info",
+        "gauge",
+        "Always 1; the version label says which tether is running.",
+    );
+    o.sample("build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
+    o.family(
+        "agent_info",
+        "gauge",
+        "Always 1; the name label is the agent's [agent] name.",
+    );
+    o.sample("agent_info", &[("name", &s.agent)], 1.0);
+    o.family(
+        "agent_status",
+        "gauge",
+        "The agent's overall status: 1 for the current one.",
+    );
+    for st in AgentStatus::ALL {
+        o.sample(
+            "agent_status",
+            &[("status", st.as_str())],
+            flag(s.status == st),
+        );
+    }
+    o.family("agent_severity", "gauge", "The overall severity (healthy green, unhealthy yellow, critical red): 1 for the current one.");
+    for sv in Severity::ALL {
+        o.sample(
+            "agent_severity",
+            &[("severity", sv.as_str())],
+            flag(s.severity == sv),
+        );
+    }
+    o.family(
+        "agent_ready",
+        "gauge",
+        "1 once every check has completed its first run.",
+    );
+    o.sample("agent_ready", &[], flag(s.ready));
+    o.family(
+        "agent_disabled",
+        "gauge",
+        "1 while in maintenance mode (tether disable).",
+    );
+    o.sample("agent_disabled", &[], flag(s.disabled));
+    o.family(
+        "agent_overloaded",
+        "gauge",
+        "1 while a system check's CPU average is at or above its warn_percent.",
+    );
+    o.sample("agent_overloaded", &[], flag(s.overloaded()));
+    if let Some(u) = &s.upstream {
+        upstream(&mut o, u);
+    }
+    o.family(
+        "check_start_lateness_seconds",
+        "histogram",
+        "How long after its slot on the schedule each probe started.",
+    );
+    let l = &x.lateness;
+    for (le, n) in BUCKETS
+        .iter()
+        .map(|b| number(*b))
+        .chain(["+Inf".into()])
+        .zip(l.cumulative)
+    {
+        o.sample(
+            "check_start_lateness_seconds_bucket",
+            &[("le", &le)],
+            n as f64,
+        );
+    }
+    o.sample("check_start_lateness_seconds_sum", &[], l.sum_seconds);
+    o.sample(
+        "check_start_lateness_seconds_count",
+        &[],
+        l.cumulative[BUCKETS.len()] as f64,
+    );
+    o.family(
+        "check_slots_skipped_total",
+        "counter",
+        "Slots on the schedule where no run started: the check's previous run was still going.",
+    );
+    o.sample("check_slots_skipped_total", &[], x.skipped as f64);
+    o.family("probes_in_flight", "gauge", "Probes running now.");
+    o.sample("probes_in_flight", &[], x.in_flight as f64);
+    o.family(
+        "config_reloads_total",
+        "counter",
+        "Configuration reloads applied (SIGHUP).",
+    );
+    o.sample("config_reloads_total", &[], x.reloads as f64);
+    o.family(
+        "config_reload_failures_total",
+        "counter",
+        "Reloads refused because the new file was invalid.",
+    );
+    o.sample(
+        "config_reload_failures_total",
+        &[],
+        x.reload_failures as f64,
+    );
+
+    o.family(
+        "check_info",
+        "gauge",
+        "Always 1; labels describe the check.",
+    );
+    for c in &s.checks {
+        o.step().await;
+        let target = c.spec.probe.target();
+        o.sample(
+            "check_info",
+            &[
+                ("check", &c.spec.name),
+                ("kind", c.spec.probe.kind()),
+                ("role", c.spec.role.as_str()),
+                ("target", &target),
+            ],
+            1.0,
+        );
+    }
+    o.family(
+        "check_http_status_code",
+        "gauge",
+        "An http check's last response status (after redirects), 0 when none came; like blackbox's probe_http_status_code.",
+    );
+    for c in &s.checks {
+        o.step().await;
+        if c.spec.probe.kind() == "http" {
+            let code = c.health.last.as_ref().and_then(|l| l.detail.http_status);
+            o.sample(
+                "check_http_status_code",
+                &[("check", &c.spec.name)],
+                f64::from(code.unwrap_or(0)),
+            );
+        }
+    }
+    o.family(
+        "check_up",
+        "gauge",
+        "1 if the check's last result was ok, like blackbox's probe_success.",
+    );
+    for c in &s.checks {
+        o.step().await;
+        let up = c
+            .health
+            .last
+            .as_ref()
+            .is_some_and(|l| l.status == Status::Ok);
+        o.sample("check_up", &[("check", &c.spec.name)], flag(up));
+    }
+    o.family(
+        "check_status",
+        "gauge",
+        "The check's damped state (after rise/fall): 1 for the current one.",
+    );
+    for c in &s.checks {
+        o.step().await;
+        for st in ["ok", "warn", "crit", "unknown", "pending"] {
+            let cur = c.health.status.map_or("pending", Status::as_str);
+            o.sample(
+                "check_status",
+                &[("check", &c.spec.name), ("status", st)],
+                flag(cur == st),
+            );
+        }
+    }
+    o.family(
+        "check_flapping",
+        "gauge",
+        "1 while the check is flapping (over 50% weighted state changes, until under 25%).",
+    );
+    for c in &s.checks {
+        o.step().await;
+        o.sample(
+            "check_flapping",
+            &[("check", &c.spec.name)],
+            flag(c.health.flapping),
+        );
+    }
+    o.family(
+        "check_consecutive_failures",
+        "gauge",
+        "Non-ok results in a row.",
+    );
+    for c in &s.checks {
+        o.step().await;
+        o.sample(
+            "check_consecutive_failures",
+            &[("check", &c.spec.name)],
+            f64::from(c.health.consecutive_fail),
+        );
+    }
+    o.family(
+        "check_duration_seconds",
+        "gauge",
+        "Duration of the last run.",
+    );
+    for c in &s.checks {
+        o.step().await;
+        if let Some(l) = &c.health.last {
+            o.sample(
+                "check_duration_seconds",
+                &[("check", &c.spec.name)],
+                l.duration.as_secs_f64(),
+            );
+        }
+    }
+    o.family(
+        "check_phase_duration_seconds",
+        "gauge",
+        "Duration of each phase of the last run (0 when not reached).",
+    );
+    for c in &s.checks {
+        o.step().await;
+        if let Some(l) = &c.health.last {
+            for p in Phase::ALL {
+                o.sample(
+                    "check_phase_duration_seconds",
+                    &[("check", &c.spec.name), ("phase", p.as_str())],
+                    l.phases.get(p).as_secs_f64(),
+                );
+            }
+        }
+    }
+    o.family(
+        "check_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time of the last ok result.",
+    );
+    for c in &s.checks {
+        o.step().await;
+        if let Some(t) = c.health.last_success {
+            o.sample(
+                "check_last_success_timestamp_seconds",
+                &[("check", &c.spec.name)],
+                unix_seconds(t),
+            );
+        }
+    }
+    o.family(
+        "check_last_success_age_seconds",
+        "gauge",
+        "Seconds since the last ok result.",
+    );
+    for c in &s.checks {
+        o.step().await;
+        if let Some(age) = c.health.last_success_age(s.now) {
+            o.sample(
+                "check_last_success_age_seconds",
+                &[("check", &c.spec.name)],
+                age,
+            );
+        }
+    }
+    o.family(
+        "check_runs_total",
+        "counter",
+        "Completed runs of the check.",
+    );
+    for c in &s.checks {
+        o.step().await;
+        o.sample(
+            "check_runs_total",
+            &[("check", &c.spec.name)],
+            c.health.runs as f64,
+        );
+    }
+    o.family(
+        "check_tls_verify_skipped",
+        "gauge",
+        "1 for a check with insecure_skip_verify = true: its certificates are not enforced.",
+    );
+    for c in &s.checks {
+        o.step().await;
+        if let Some(t) = c.spec.probe.tls() {
+            o.sample(
+                "check_tls_verify_skipped",
+                &[("check", &c.spec.name)],
+                flag(t.insecure_skip_verify),
+            );
+        }
+    }
+    let certs = with_detail(s, |d| d.cert.as_deref());
+    o.family(
+        "check_cert_not_after_timestamp_seconds",
+        "gauge",
+        "notAfter of the certificate last seen (tls, https) or read (cert_file), Unix time.",
+    );
+    for (name, cert) in &certs {
+        o.sample(
+            "check_cert_not_after_timestamp_seconds",
+            &[("check", name)],
+            cert.info.not_after as f64,
+        );
+    }
+    o.family(
+        "check_cert_verified",
+        "gauge",
+        "1 if the certificate last seen verified (chain, dates, name), 0 if not.",
+    );
+    for (name, cert) in &certs {
+        if let Some(v) = cert.verified {
+            o.sample("check_cert_verified", &[("check", name)], flag(v));
+        }
+    }
+    let files = with_detail(s, |d| d.file.as_deref());
+    o.family(
+        "check_file_age_seconds",
+        "gauge",
+        "Seconds since a file check's file was last modified.",
+    );
+    for (name, f) in &files {
+        o.sample("check_file_age_seconds", &[("check", name)], f.age_seconds);
+    }
+    o.family(
+        "check_file_size_bytes",
+        "gauge",
+        "Size of a file check's file.",
+    );
+    for (name, f) in &files {
+        o.sample("check_file_size_bytes", &[("check", name)], f.size as f64);
+    }
+    let systems = with_detail(s, |d| d.system.as_deref());
+    type SysPick = fn(&crate::probe::SystemDetail) -> f64;
+    let sys: [(&str, &str, SysPick); 5] = [
+        (
+            "check_cpu_busy_percent",
+            "A system check's CPU busy percent over its window.",
+            |d| d.cpu_percent,
+        ),
+        (
+            "check_memory_available_bytes",
+            "MemAvailable at a system check's last run.",
+            |d| d.memory_available_bytes as f64,
+        ),
+        (
+            "check_memory_total_bytes",
+            "MemTotal at a system check's last run.",
+            |d| d.memory_total_bytes as f64,
+        ),
+        (
+            "check_disk_free_bytes",
+            "Bytes available to the agent on a system check's disk_path.",
+            |d| d.disk_free_bytes as f64,
+        ),
+        (
+            "check_disk_total_bytes",
+            "Size of the filesystem of a system check's disk_path.",
+            |d| d.disk_total_bytes as f64,
+        ),
+    ];
+    for (name, help, pick) in sys {
+        o.family(name, "gauge", help);
+        for (check, d) in &systems {
+            o.sample(name, &[("check", check)], pick(d));
+        }
+    }
+    // Performance data of exec checks, first occurrence of each label.
+    let mut perf: Vec<(&str, &crate::format::perfdata::PerfDatum)> = Vec::new();
+    for c in &s.checks {
+        o.step().await;
+        if let Some(l) = &c.health.last {
+            for d in &l.detail.perf {
+                if !perf
+                    .iter()
+                    .any(|(n, p)| *n == c.spec.name && p.label == d.label)
+                {
+                    perf.push((&c.spec.name, d));
+                }
+            }
+        }
+    }
+    type Pick = fn(&crate::format::perfdata::PerfDatum) -> Option<f64>;
+    let families: [(&str, &str, Pick); 5] = [
+        (
+            "check_perfdata",
+            "Performance data of an exec check's plugin, in the plugin's unit (label uom).",
+            |d| d.value,
+        ),
+        (
+            "check_perfdata_warn",
+            "The plugin's warning threshold, when a plain number.",
+            |d| d.warn,
+        ),
+        (
+            "check_perfdata_crit",
+            "The plugin's critical threshold, when a plain number.",
+            |d| d.crit,
+        ),
+        (
+            "check_perfdata_min",
+            "The plugin's minimum for the value.",
+            |d| d.min,
+        ),
+        (
+            "check_perfdata_max",
+            "The plugin's maximum for the value.",
+            |d| d.max,
+        ),
+    ];
+    for (name, help, pick) in families {
+        o.family(name, "gauge", help);
+        for (check, d) in &perf {
+            if let Some(v) = pick(d) {
+                o.sample(
+                    name,
+                    &[("check", check), ("label", &d.label), ("uom", &d.uom)],
+                    v,
+                );
+            }
+        }
+    }
+    o.family(
+        "check_failures_total",
+        "counter",
+        "Non-ok results by reason code.",
+    );
+    for c in &s.checks {
+        o.step().await;
+        for (r, n) in &c.health.failures {
+            o.sample(
+                "check_failures_total",
+                &[("check", &c.spec.name), ("reason", r.code())],
+                *n as f64,
+            );
+        }
+    }
+
+    let p = &x.process;
+    o.family(
+        "process_cpu_seconds_total",
+        "counter",
+        "User and system CPU time of the agent process.",
+    );
+    o.sample("process_cpu_seconds_total", &[], p.cpu_seconds);
+    o.family(
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident set size.",
+    );
+    o.sample(
+        "process_resident_memory_bytes",
+        &[],
+        p.resident_bytes as f64,
+    );
+    o.family(
+        "process_max_resident_memory_bytes",
+        "gauge",
+        "Peak resident set size (VmHWM).",
+    );
+    o.sample(
+        "process_max_resident_memory_bytes",
+        &[],
+        p.max_resident_bytes as f64,
+    );
+    o.family(
+        "process_threads",
+        "gauge",
+        "OS threads of the process (at most 2 by design).",
+    );
+    o.sample("process_threads", &[], p.threads as f64);
+    o.family("process_open_fds", "gauge", "Open file descriptors.");
+    o.sample("process_open_fds", &[], p.open_fds as f64);
+    o.family(
+        "process_start_time_seconds",
+        "gauge",
+        "Unix time the process started.",
+    );
+    o.sample("process_start_time_seconds", &[], p.start_time_seconds);
+    o.0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escapes_label_values() {
+        assert_eq!(super::escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(super::number(f64::INFINITY), "+Inf");
+        assert_eq!(super::number(0.5), "0.5");
+    }
+}

@@ -1,0 +1,189 @@
+//! The upstream side of the agent, as data: the outbox, the identity in use
+//! and what the link is doing ([`LinkState`]), with the figures `/status`
+//! and `/metrics` show ([`UpstreamView`]). The delivery loop changes it;
+//! the agent state holds it; neither this nor the outbox knows either.
+
+use std::cell::Cell;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::Upstream;
+use crate::os::clock::unix_millis;
+use crate::uplink::outbox::Outbox;
+use crate::uplink::record;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    /// No answer yet since start.
+    Connecting,
+    Up,
+    /// Uploads fail (network, 5xx, timeouts, 429/503).
+    Failing,
+    CredentialsRejected,
+    VersionUnsupported,
+    /// The identity file is unusable: records are spooled, nothing is sent.
+    NoIdentity,
+    /// The upstream refuses what it is sent (a 4xx other than 401, 403,
+    /// 409 and a 413 that halving can fix).
+    Rejected,
+}
+
+impl LinkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Connecting => "connecting",
+            LinkState::Up => "up",
+            LinkState::Failing => "failing",
+            LinkState::CredentialsRejected => "credentials_rejected",
+            LinkState::VersionUnsupported => "version_unsupported",
+            LinkState::NoIdentity => "no_identity",
+            LinkState::Rejected => "rejected",
+        }
+    }
+
+    pub const ALL: [LinkState; 7] = [
+        LinkState::Connecting,
+        LinkState::Up,
+        LinkState::Failing,
+        LinkState::CredentialsRejected,
+        LinkState::VersionUnsupported,
+        LinkState::NoIdentity,
+        LinkState::Rejected,
+    ];
+}
+
+/// The upstream side of the agent: its outbox and what the link is doing.
+pub struct Uplink {
+    pub outbox: Outbox,
+    /// The agent id, or why there is none (`needs_recovery`).
+    pub identity: Result<String, String>,
+    pub state: LinkState,
+    /// The first failure of the current outage.
+    pub failing_since: Option<Instant>,
+    pub last_success: Option<SystemTime>,
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    /// What the upstream said the minimum version is (409).
+    pub min_version: Option<String>,
+    /// Records acknowledged.
+    pub sent: u64,
+    /// Records in uploads that failed (they are sent again).
+    pub retried: u64,
+    /// Records the upstream refused for good (set aside in the dead-letter file).
+    pub dead_lettered: u64,
+    /// Dead letters deleted when the dead-letter file rotated (their
+    /// numbers were reported by `rejected` gaps when they were refused).
+    pub dead_letters_discarded: u64,
+    /// The batch size after 413s.
+    pub batch_limit: usize,
+    /// An upload should go now: the agent status changed, or SIGHUP.
+    pub urgent: Cell<bool>,
+    /// Not before this (backoff, Retry-After, refused credentials).
+    pub not_before: Instant,
+    /// Records made for the upload in flight and kept nowhere else (the
+    /// reconnect heartbeat): queued at shutdown if the upload was cut.
+    pub in_flight: Vec<record::Rec>,
+}
+
+impl Uplink {
+    pub fn new(state_dir: &Path, up: &Upstream, spool: &crate::config::SpoolConfig) -> Uplink {
+        let now_ms = unix_millis(SystemTime::now());
+        let (identity, fresh) = match crate::uplink::identity::load_or_create(state_dir) {
+            crate::uplink::identity::Loaded::Existing(i) => (Ok(i.id), false),
+            crate::uplink::identity::Loaded::Created(i) => {
+                log::info!("new agent identity {} in {}", i.id, state_dir.display());
+                (Ok(i.id), true)
+            }
+            crate::uplink::identity::Loaded::Broken(why) => {
+                log::error!(
+                    "{why}. Reports are kept in the spool and not sent. Run `tether enroll` to create a new identity (then restart or reload the agent)"
+                );
+                (Err(why), false)
+            }
+        };
+        let outbox = Outbox::open(spool, state_dir, fresh, now_ms);
+        Uplink {
+            outbox,
+            state: if identity.is_ok() {
+                LinkState::Connecting
+            } else {
+                LinkState::NoIdentity
+            },
+            identity,
+            failing_since: None,
+            last_success: None,
+            consecutive_failures: 0,
+            last_error: None,
+            min_version: None,
+            sent: 0,
+            retried: 0,
+            dead_lettered: 0,
+            dead_letters_discarded: 0,
+            batch_limit: up.batch_max_records,
+            urgent: Cell::new(false),
+            not_before: Instant::now(),
+            in_flight: Vec::new(),
+        }
+    }
+
+    /// Uploads have failed for longer than `offline_after`.
+    pub fn offline(&self, offline_after: Duration, now: Instant) -> bool {
+        self.failing_since
+            .is_some_and(|t| now.duration_since(t) >= offline_after)
+    }
+}
+
+/// The upstream figures of `/status` and `/metrics`.
+#[derive(Clone, Debug)]
+pub struct UpstreamView {
+    pub url: String,
+    pub state: LinkState,
+    pub agent_id: Option<String>,
+    pub last_success: Option<SystemTime>,
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    pub min_version: Option<String>,
+    pub backlog_records: u64,
+    pub backlog_bytes: u64,
+    /// Of the backlog, on disk.
+    pub spool_records: u64,
+    pub oldest_age_seconds: Option<f64>,
+    pub sent: u64,
+    pub dropped: u64,
+    pub dead_lettered: u64,
+    pub dead_letters_discarded: u64,
+    pub retried: u64,
+    /// Why the spool is not usable, when it is not (`spool_degraded`).
+    pub spool_degraded: Option<String>,
+}
+
+impl Uplink {
+    pub fn view(&self, url: String, now: SystemTime) -> UpstreamView {
+        let now_ms = unix_millis(now);
+        UpstreamView {
+            url,
+            state: self.state,
+            agent_id: self.identity.as_ref().ok().cloned(),
+            last_success: self.last_success,
+            consecutive_failures: self.consecutive_failures,
+            last_error: match &self.identity {
+                Err(why) => Some(why.clone()),
+                Ok(_) => self.last_error.clone(),
+            },
+            min_version: self.min_version.clone(),
+            backlog_records: self.outbox.backlog_records(),
+            backlog_bytes: self.outbox.backlog_bytes(),
+            spool_records: self.outbox.spool_records(),
+            oldest_age_seconds: self
+                .outbox
+                .oldest_ms()
+                .map(|t| now_ms.saturating_sub(t) as f64 / 1000.0),
+            sent: self.sent,
+            dropped: self.outbox.dropped,
+            dead_lettered: self.dead_lettered,
+            dead_letters_discarded: self.dead_letters_discarded,
+            retried: self.retried,
+            spool_degraded: self.outbox.disk_error.clone(),
+        }
+    }
+}
