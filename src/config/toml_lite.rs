@@ -1041,7 +1041,7 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut files = vec![
             root.join("packaging/tether.toml"),
-            root.join("src/default.toml"),
+            root.join("src/config/default.toml"),
         ];
         for e in std::fs::read_dir(root.join("tests/fixtures/config")).unwrap() {
             files.push(e.unwrap().path());

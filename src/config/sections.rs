@@ -1,0 +1,322 @@
+//! The `[agent]`, `[upstream]` and `[spool]` sections and the document
+//! around them.
+
+use super::walk::{absolute_path, format_size, parse_size, Scope, Walker};
+use super::*;
+
+pub(super) const TOP_KEYS: &[&str] = &["agent", "upstream", "spool", "check"];
+pub(super) const UPSTREAM_KEYS: &[&str] = &[
+    "url",
+    "allow_plaintext",
+    "token_file",
+    "ca_file",
+    "timeout",
+    "flush_interval",
+    "batch_max_records",
+    "batch_max_bytes",
+    "offline_after",
+];
+pub(super) const SPOOL_KEYS: &[&str] = &["dir", "max_bytes", "sync", "ring_records"];
+pub(super) const AGENT_KEYS: &[&str] = &[
+    "name",
+    "interval",
+    "timeout",
+    "listen",
+    "log_level",
+    "state_dir",
+    "max_in_flight",
+    "fall",
+    "rise",
+    "hosts_file",
+    "resolv_conf",
+    "on_change",
+    "on_change_timeout",
+];
+
+impl Walker<'_> {
+    pub(super) fn document(&mut self, doc: &DeTable) -> Config {
+        let top = Scope {
+            table: doc,
+            what: "the top level".into(),
+        };
+        self.unknown_keys(&top, &[TOP_KEYS]);
+        let empty = DeTable::default();
+        let agent_table = self.table(&top, "agent").unwrap_or(&empty);
+        let agent = self.agent(&Scope {
+            table: agent_table,
+            what: "[agent]".into(),
+        });
+        let upstream = self.table(&top, "upstream").and_then(|t| {
+            self.upstream(
+                &Scope {
+                    table: t,
+                    what: "[upstream]".into(),
+                },
+                top.get("upstream").map(|v| v.span()).unwrap_or_default(),
+            )
+        });
+        let spool_table = self.table(&top, "spool").unwrap_or(&empty);
+        let spool = self.spool(
+            &Scope {
+                table: spool_table,
+                what: "[spool]".into(),
+            },
+            &agent,
+        );
+        let mut checks = Vec::new();
+        if let Some(list) = self.array(&top, "check") {
+            let mut names: std::collections::BTreeMap<String, usize> =
+                std::collections::BTreeMap::new();
+            for (i, v) in list.iter().enumerate() {
+                let DeValue::Table(t) = v.get_ref() else {
+                    self.error(
+                        v.span(),
+                        format!("check #{} must be a table ([[check]])", i + 1),
+                    );
+                    continue;
+                };
+                if let Some(c) = self.check(t, v.span(), i + 1, &agent) {
+                    if let Some(first) = names.get(&c.name) {
+                        let first = *first;
+                        self.error(
+                            v.span(),
+                            format!(
+                                "duplicate check name \"{}\" (first defined on line {first})",
+                                c.name
+                            ),
+                        );
+                    } else {
+                        names.insert(c.name.clone(), self.line(&v.span()));
+                        checks.push(c);
+                    }
+                }
+            }
+        }
+        Config {
+            source: self.source.to_string(),
+            agent,
+            upstream,
+            spool,
+            checks,
+        }
+    }
+
+    /// A `[name]` table at the top level, if present and a table.
+    pub(super) fn table<'a>(&mut self, top: &Scope<'a>, key: &str) -> Option<&'a DeTable> {
+        let v = top.get(key)?;
+        match v.get_ref() {
+            DeValue::Table(t) => Some(t),
+            _ => {
+                self.wrong_type(top, key, v, &format!("a table ([{key}])"));
+                None
+            }
+        }
+    }
+
+    /// A byte count: an integer, or a string like "64MiB" / "512KiB".
+    pub(super) fn size(&mut self, s: &Scope, key: &str, min: u64, max: u64) -> Option<u64> {
+        let v = s.get(key)?;
+        let n = match v.get_ref() {
+            DeValue::Integer(i) => u64::try_from(*i).ok(),
+            DeValue::String(t) => parse_size(t),
+            _ => {
+                self.wrong_type(s, key, v, "a size like \"64MiB\" or a number of bytes");
+                return None;
+            }
+        };
+        match n {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                let msg = format!(
+                    "{}: `{key}` must be a size between {} and {} (like \"64MiB\"), found {}",
+                    s.what,
+                    format_size(min),
+                    format_size(max),
+                    self.snippet(&v.span())
+                );
+                self.error(v.span(), msg);
+                None
+            }
+        }
+    }
+
+    pub(super) fn upstream(&mut self, s: &Scope, span: Range<usize>) -> Option<Upstream> {
+        self.unknown_keys(s, &[UPSTREAM_KEYS]);
+        let allow_plaintext = self.boolean(s, "allow_plaintext").unwrap_or(false);
+        let url = match self.parsed(s, "url", Url::parse) {
+            Some(u) if u.scheme == crate::net::url::Scheme::Http && !allow_plaintext => {
+                let at = s.get("url").map(|v| v.span()).unwrap_or_default();
+                self.error(
+                    at,
+                    format!(
+                        "{}: `url` is plain http: the token and every report would cross the network unencrypted; use https, or set allow_plaintext = true",
+                        s.what
+                    ),
+                );
+                None
+            }
+            Some(u) if u.path.contains('?') => {
+                let at = s.get("url").map(|v| v.span()).unwrap_or_default();
+                let msg = format!("{}: `url` must not have a query string", s.what);
+                self.error(at, msg);
+                None
+            }
+            Some(u) => Some(u),
+            None => {
+                if s.get("url").is_none() {
+                    self.error(
+                        span.clone(),
+                        format!("{}: missing required key `url`", s.what),
+                    );
+                }
+                None
+            }
+        };
+        let token = match self.parsed(s, "token_file", read_token_file) {
+            Some(t) => Some(t),
+            None if s.get("token_file").is_some() => None,
+            None => match std::env::var("TETHER_TOKEN") {
+                Ok(t) => match check_token(&t) {
+                    Ok(t) => Some(Token::new(t, "TETHER_TOKEN".into())),
+                    Err(e) => {
+                        self.error(span.clone(), format!("{}: TETHER_TOKEN {e}", s.what));
+                        None
+                    }
+                },
+                Err(_) => {
+                    self.error(
+                        span.clone(),
+                        format!(
+                            "{}: no token: set `token_file` (mode 0600) or the TETHER_TOKEN environment variable",
+                            s.what
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        let ca_file = self.ca_file(s);
+        let timeout = self.duration(
+            s,
+            "timeout",
+            Duration::from_millis(100),
+            Duration::from_secs(300),
+        );
+        let flush_interval = self.duration(
+            s,
+            "flush_interval",
+            Duration::from_millis(100),
+            Duration::from_secs(3_600),
+        );
+        let batch_max_records = self.integer(s, "batch_max_records", 1, 100_000);
+        let batch_max_bytes = self.size(s, "batch_max_bytes", 1024, 64 << 20);
+        let offline_after = self.duration(
+            s,
+            "offline_after",
+            Duration::from_secs(1),
+            Duration::from_secs(86_400),
+        );
+        Some(Upstream {
+            url: url?,
+            allow_plaintext,
+            token: token?,
+            ca_file,
+            timeout: timeout.unwrap_or(Duration::from_secs(10)),
+            flush_interval: flush_interval.unwrap_or(Duration::from_secs(10)),
+            batch_max_records: batch_max_records.unwrap_or(500) as usize,
+            batch_max_bytes: batch_max_bytes.unwrap_or(1 << 20) as usize,
+            offline_after: offline_after.unwrap_or(Duration::from_secs(30)),
+        })
+    }
+
+    pub(super) fn spool(&mut self, s: &Scope, agent: &Agent) -> SpoolConfig {
+        self.unknown_keys(s, &[SPOOL_KEYS]);
+        let dir = self.parsed(s, "dir", absolute_path);
+        let max_bytes = self.size(s, "max_bytes", 64 << 10, 1 << 40);
+        let sync = self.choice(s, "sync", &["batch", "always", "none"]);
+        let ring_records = self.integer(s, "ring_records", 16, 10_000_000);
+        SpoolConfig {
+            dir: dir.unwrap_or_else(|| agent.state_dir.join("spool")),
+            max_bytes: max_bytes.unwrap_or(64 << 20),
+            sync: match sync.as_deref() {
+                Some("always") => SyncPolicy::Always,
+                Some("none") => SyncPolicy::Never,
+                _ => SyncPolicy::Batch,
+            },
+            ring_records: ring_records.unwrap_or(10_000) as usize,
+        }
+    }
+
+    pub(super) fn agent(&mut self, s: &Scope) -> Agent {
+        self.unknown_keys(s, &[AGENT_KEYS]);
+        let name = self.parsed(s, "name", |n| {
+            if n.is_empty() || n.len() > 64 || n.chars().any(char::is_control) {
+                Err("must be 1 to 64 printable characters".into())
+            } else {
+                Ok(n.to_string())
+            }
+        });
+        let interval = self.duration(
+            s,
+            "interval",
+            Duration::from_secs(1),
+            Duration::from_secs(86_400),
+        );
+        let timeout = self.duration(
+            s,
+            "timeout",
+            Duration::from_millis(10),
+            Duration::from_secs(3_600),
+        );
+        let listen = self.parsed(s, "listen", |l| {
+            l.parse::<SocketAddr>().map_err(|_| {
+                format!("`{l}` is not an address:port like 127.0.0.1:8080 or [::1]:8080")
+            })
+        });
+        let log_level = self.choice(
+            s,
+            "log_level",
+            &["off", "error", "warn", "info", "debug", "trace"],
+        );
+        let state_dir = self.parsed(s, "state_dir", absolute_path);
+        let max_in_flight = self.integer(s, "max_in_flight", 1, 4096);
+        let fall = self.integer(s, "fall", 1, 100);
+        let rise = self.integer(s, "rise", 1, 100);
+        let hosts_file = self.parsed(s, "hosts_file", absolute_path);
+        let resolv_conf = self.parsed(s, "resolv_conf", absolute_path);
+        let on_change = self
+            .array(s, "on_change")
+            .and_then(|list| self.command(s, "on_change", list));
+        let on_change_timeout = self.duration(
+            s,
+            "on_change_timeout",
+            Duration::from_millis(100),
+            Duration::from_secs(600),
+        );
+        Agent {
+            name: name.unwrap_or_else(default_agent_name),
+            interval: interval.unwrap_or(Duration::from_secs(30)),
+            timeout: timeout.unwrap_or(Duration::from_secs(5)),
+            listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))),
+            log_level: log_level
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(log::LevelFilter::Info),
+            state_dir: state_dir.unwrap_or_else(|| PathBuf::from("/var/lib/tether")),
+            max_in_flight: max_in_flight.unwrap_or(64) as usize,
+            fall: fall.unwrap_or(3) as u32,
+            rise: rise.unwrap_or(2) as u32,
+            hosts_file: hosts_file.unwrap_or_else(|| PathBuf::from("/etc/hosts")),
+            resolv_conf: resolv_conf.unwrap_or_else(|| PathBuf::from("/etc/resolv.conf")),
+            on_change,
+            on_change_timeout: on_change_timeout.unwrap_or(Duration::from_secs(10)),
+        }
+    }
+}
+
+fn default_agent_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty() && h.len() <= 64)
+        .unwrap_or_else(|| "tether".into())
+}
