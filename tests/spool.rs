@@ -389,7 +389,11 @@ fn model_based_random_operations() {
                     drop(s);
                     if let Some(last) = segments(&dir).last() {
                         let mut frame = Vec::new();
-                        tether::uplink::spool::encode(&mut frame, extra.seq, extra.body.as_bytes());
+                        tether::uplink::spool::frame::encode(
+                            &mut frame,
+                            extra.seq,
+                            extra.body.as_bytes(),
+                        );
                         let mut bytes = fs::read(last).unwrap();
                         bytes.extend_from_slice(&frame[..frame.len() / 2]);
                         fs::write(last, bytes).unwrap();

@@ -1,0 +1,424 @@
+//! The disk spool: records the upstream has not acknowledged, kept in
+//! segment files under `[spool] dir` while the upstream cannot be reached,
+//! bounded by `max_bytes`, checksummed, and recovered on start.
+//!
+//! This file holds the spool and its reading and acknowledging; the frame
+//! bytes and segment names are in [`frame`] (`docs/spool.md` is the same
+//! format for a reader of the disk), opening and recovery in `recover.rs`,
+//! appending in `write.rs`.
+//!
+//! # On-disk format (version 1)
+//!
+//! A segment is a file named after the sequence number of its first record,
+//! twenty decimal digits and `.seg` (`00000000000000000042.seg`), so a
+//! directory listing sorts oldest first. It holds:
+//!
+//! ```text
+//! header, 16 bytes:
+//!   0..8    magic  54 53 50 4F 4F 4C 00 01   ("TSPOOL", 0, format version 1)
+//!   8..16   u64 LE the sequence number of the last record written to the
+//!                  segment before this one (0 if none): a segment deleted
+//!                  from the middle of the spool is noticed and reported.
+//! then records, back to back:
+//!   0..4    u32 LE payload length N, 1 ..= 1 MiB
+//!   4..8    u32 LE CRC-32C (Castagnoli) of bytes 8 .. 16+N: the sequence
+//!                  number and the payload
+//!   8..16   u64 LE sequence number
+//!   16..16+N       payload: the record body, UTF-8 JSON from `"time"` on
+//!                  (see `uplink/record.rs`), no newline
+//! ```
+//!
+//! `acked` in the same directory holds two decimal lines, `acked=N` (every
+//! spooled record up to seq N was acknowledged) and `dropped=N` (records up
+//! to N were dropped and a gap record was queued for them). It is written by
+//! rename, without fsync: losing it only means records are sent again, and
+//! the receiver drops duplicates by (agent id, seq).
+//!
+//! Records are appended in increasing sequence order; the backlog drains
+//! oldest first, so what has been acknowledged is always a prefix. A segment
+//! is deleted only when every record in it is acknowledged, or when the
+//! spool is full and it is the oldest (then a `spool_full` gap is returned
+//! for its unacknowledged records).
+//!
+//! # Recovery
+//!
+//! [`Spool::open`] reads every segment and checks every frame. A frame whose
+//! length is out of range or whose checksum fails is skipped: tether looks
+//! for the next valid frame byte by byte and reports the sequence numbers in
+//! between as a `spool_corrupt` gap. Bytes after the last valid frame (a
+//! write torn by a crash) are truncated. A segment with a bad header is
+//! removed and reported. Nothing here refuses to start.
+//!
+//! # fsync (`[spool] sync`)
+//!
+//! `batch` (default) fdatasyncs once per append call, `always` after every
+//! record, `none` never (the kernel writes back within about 30 s). A new
+//! segment's directory entry is synced under `batch` and `always`.
+
+pub mod frame;
+mod recover;
+mod write;
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use frame::{
+    encode, frame_at, parse_segment_name, segment_bytes, segment_name, Step, Walk, FRAME, HEADER,
+    MAGIC, MAX_RECORD,
+};
+
+use crate::config::SyncPolicy;
+use crate::uplink::record::{read_back, Gap, GapReason, Rec};
+
+#[derive(Clone, Debug)]
+struct Segment {
+    /// From the file name.
+    first_seq: u64,
+    last_seq: u64,
+    /// Valid records in the file.
+    records: u64,
+    /// File length.
+    bytes: u64,
+    /// Time of its first record (Unix ms).
+    first_ms: u64,
+    /// Gap records inside it, merged: if the segment is dropped, the ranges
+    /// they reported are reported again.
+    gaps: Option<Gap>,
+}
+
+/// The first unacknowledged record: in the oldest segment, at `offset`,
+/// after `records` acknowledged ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pos {
+    seg: u64,
+    offset: u64,
+    records: u64,
+    /// The highest sequence number read up to here.
+    last_seq: u64,
+    /// The time of the record at this position, if it was seen.
+    next_ms: Option<u64>,
+}
+
+impl Pos {
+    /// The start of `seg` (or of the next segment to be made, if `None`),
+    /// with everything up to `last_seq` behind it.
+    fn start_of(seg: Option<&Segment>, last_seq: u64) -> Pos {
+        Pos {
+            seg: seg.map_or(0, |s| s.first_seq),
+            offset: HEADER,
+            records: 0,
+            last_seq,
+            next_ms: seg.map(|s| s.first_ms),
+        }
+    }
+}
+
+/// A batch read from the backlog, oldest first.
+pub struct Batch {
+    pub recs: Vec<Rec>,
+    /// Damage found while reading (after recovery: the disk changed under us).
+    pub gaps: Vec<Gap>,
+    /// Pass to [`Spool::ack`] once the upstream acknowledged `recs`.
+    pub end: Pos,
+}
+
+/// What [`Spool::open`] found.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    pub segments: usize,
+    pub records: u64,
+    /// Bytes cut from the end of segments (torn writes).
+    pub truncated: u64,
+    pub gaps: Vec<Gap>,
+    pub max_seq: u64,
+}
+
+/// The outcome of [`Spool::append`].
+#[derive(Debug, Default)]
+pub struct Appended {
+    /// How many of the records are on disk (a prefix of those given).
+    pub written: usize,
+    /// Oldest segments dropped to make room.
+    pub gaps: Vec<Gap>,
+    pub error: Option<io::Error>,
+}
+
+pub struct Spool {
+    dir: PathBuf,
+    max_bytes: u64,
+    segment_bytes: u64,
+    sync: SyncPolicy,
+    segments: VecDeque<Segment>,
+    /// The newest segment, open for appending.
+    tail: Option<File>,
+    cursor: Pos,
+    acked: u64,
+    dropped: u64,
+    /// The sequence number of the last record ever written (segment headers).
+    last_written: u64,
+    total_bytes: u64,
+}
+
+impl Spool {
+    /// Opens (creating it, mode 0700) and recovers the spool in `dir`.
+    pub fn open(dir: &Path, max_bytes: u64, sync: SyncPolicy) -> io::Result<(Spool, Recovered)> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let (acked, dropped) = read_acked(dir);
+        let mut names: Vec<u64> = fs::read_dir(dir)?
+            .filter_map(|e| parse_segment_name(e.ok()?.file_name().to_str()?))
+            .collect();
+        names.sort_unstable();
+        let mut spool = Spool {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            segment_bytes: segment_bytes(max_bytes),
+            sync,
+            segments: VecDeque::new(),
+            tail: None,
+            cursor: Pos::start_of(None, acked),
+            acked,
+            dropped,
+            // Numbers up to `acked` and `dropped` were written here once,
+            // even when no segment is left: the floor for the sequence
+            // numbers and for the next segment's header.
+            last_written: acked.max(dropped),
+            total_bytes: 0,
+        };
+        let mut rec = Recovered::default();
+        let mut buf = Vec::new();
+        for (i, first_seq) in names.iter().copied().enumerate() {
+            let next_first = names.get(i + 1).copied();
+            spool.recover_segment(first_seq, next_first, &mut buf, &mut rec)?;
+        }
+        // Leading segments that were wholly acknowledged before a crash.
+        while spool.segments.len() > 1 && spool.segments[0].last_seq <= acked {
+            let s = spool.segments.pop_front().expect("checked");
+            spool.total_bytes -= s.bytes;
+            remove(&spool.dir.join(segment_name(s.first_seq)));
+        }
+        spool.position_cursor(&mut buf)?;
+        rec.segments = spool.segments.len();
+        rec.records = spool.backlog_records();
+        rec.max_seq = spool.last_written;
+        Ok((spool, rec))
+    }
+
+    pub fn backlog_records(&self) -> u64 {
+        let total: u64 = self.segments.iter().map(|s| s.records).sum();
+        total.saturating_sub(self.cursor.records)
+    }
+
+    pub fn backlog_bytes(&self) -> u64 {
+        if self.segments.is_empty() {
+            0
+        } else {
+            self.total_bytes.saturating_sub(self.cursor.offset)
+        }
+    }
+
+    /// Bytes on disk, headers included.
+    pub fn disk_bytes(&self) -> u64 {
+        self.total_bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.backlog_records() == 0
+    }
+
+    /// Time of the oldest unacknowledged record (Unix ms).
+    pub fn oldest_ms(&self) -> Option<u64> {
+        if self.is_empty() {
+            return None;
+        }
+        self.cursor
+            .next_ms
+            .or_else(|| self.segments.front().map(|s| s.first_ms))
+    }
+
+    pub fn max_seq(&self) -> u64 {
+        self.last_written
+    }
+
+    /// Reads up to `max_records` / `max_bytes` of payload from the backlog,
+    /// stopping where gap records start or end (they travel alone).
+    pub fn read(&self, max_records: usize, max_bytes: usize) -> io::Result<Batch> {
+        let mut batch = Batch {
+            recs: Vec::new(),
+            gaps: Vec::new(),
+            end: self.cursor,
+        };
+        let mut bytes = 0usize;
+        let mut buf = Vec::new();
+        for seg in self.segments.iter() {
+            if seg.first_seq < batch.end.seg {
+                continue;
+            }
+            if seg.first_seq > batch.end.seg {
+                batch.end = Pos::start_of(Some(seg), batch.end.last_seq);
+            }
+            let start = batch.end.offset;
+            if start >= seg.bytes {
+                continue;
+            }
+            // Read what the limits can take, plus one frame header to learn
+            // the next record's time.
+            let want = ((seg.bytes - start) as usize).min(max_bytes.saturating_add(64 * 1024));
+            buf.resize(want, 0);
+            let mut f = File::open(self.dir.join(segment_name(seg.first_seq)))?;
+            f.seek(SeekFrom::Start(start))?;
+            f.read_exact(&mut buf)?;
+            for step in (Walk { buf: &buf, at: 0 }) {
+                match step {
+                    Step::Record { at, seq, payload } => {
+                        let parsed = std::str::from_utf8(payload)
+                            .ok()
+                            .and_then(|b| Some((b, read_back(b)?)));
+                        // Gap records go in batches of their own.
+                        let kind_changes = batch.recs.first().is_some_and(|r| {
+                            r.gap.is_some() != parsed.is_some_and(|(_, (_, g))| g.is_some())
+                        });
+                        let full = batch.recs.len() >= max_records
+                            || kind_changes
+                            || (!batch.recs.is_empty() && bytes + payload.len() > max_bytes);
+                        if full {
+                            batch.end.next_ms = parsed.map(|(_, (ms, _))| ms);
+                            return Ok(batch);
+                        }
+                        let Some((body, (time_ms, gap))) = parsed else {
+                            // A valid frame whose payload is not a record of
+                            // ours: never send it.
+                            batch.gaps.push(corrupt_gap(seq, seq));
+                            batch.end.offset = start + (at + FRAME + payload.len()) as u64;
+                            continue;
+                        };
+                        if seq <= batch.end.last_seq && seq <= self.acked {
+                            batch.end.offset = start + (at + FRAME + payload.len()) as u64;
+                            continue;
+                        }
+                        bytes += payload.len();
+                        batch.recs.push(Rec {
+                            seq,
+                            time_ms,
+                            body: body.into(),
+                            gap,
+                        });
+                        batch.end.offset = start + (at + FRAME + payload.len()) as u64;
+                        batch.end.records += 1;
+                        batch.end.last_seq = seq;
+                    }
+                    Step::Skipped { from, to } => {
+                        if to == buf.len() && want < (seg.bytes - start) as usize {
+                            // Cut by our own read window, not damage.
+                            batch.end.next_ms = None;
+                            return Ok(batch);
+                        }
+                        let next = frame_at(&buf, to).map(|(s, _)| s);
+                        let last = next.map_or(seg.last_seq, |n| n.saturating_sub(1));
+                        if last > batch.end.last_seq {
+                            batch.gaps.push(corrupt_gap(batch.end.last_seq + 1, last));
+                        }
+                        log::error!(
+                            "spool: segment {}: {} damaged bytes at offset {} skipped while reading",
+                            seg.first_seq,
+                            to - from,
+                            start + from as u64
+                        );
+                        batch.end.offset = start + to as u64;
+                        batch.end.last_seq = batch.end.last_seq.max(last);
+                    }
+                }
+            }
+            if want < (seg.bytes - start) as usize {
+                return Ok(batch);
+            }
+        }
+        batch.end.next_ms = None;
+        Ok(batch)
+    }
+
+    /// Everything before `end` is acknowledged: moves the cursor and deletes
+    /// the segments wholly behind it.
+    pub fn ack(&mut self, end: Pos) {
+        while let Some(front) = self.segments.front() {
+            let behind = front.first_seq < end.seg
+                || (front.first_seq == end.seg
+                    && end.offset >= front.bytes
+                    && self.segments.len() > 1);
+            if !behind {
+                break;
+            }
+            let s = self.segments.pop_front().expect("checked");
+            self.total_bytes -= s.bytes;
+            remove(&self.dir.join(segment_name(s.first_seq)));
+        }
+        match self.segments.front() {
+            Some(front) if front.first_seq == end.seg => {
+                if end.offset >= front.bytes && self.segments.len() == 1 {
+                    // The newest segment is all acknowledged: delete it too;
+                    // the next record starts a new one.
+                    let s = self.segments.pop_front().expect("checked");
+                    self.total_bytes -= s.bytes;
+                    self.tail = None;
+                    remove(&self.dir.join(segment_name(s.first_seq)));
+                    self.cursor = Pos::start_of(None, end.last_seq);
+                } else {
+                    self.cursor = end;
+                }
+            }
+            Some(front) => self.cursor = Pos::start_of(Some(front), end.last_seq),
+            None => {}
+        }
+        self.acked = self.acked.max(end.last_seq);
+        self.save_acked();
+    }
+
+    fn save_acked(&self) {
+        let tmp = self.dir.join("acked.tmp");
+        let text = format!("acked={}\ndropped={}\n", self.acked, self.dropped);
+        let r = fs::write(&tmp, text).and_then(|()| fs::rename(&tmp, self.dir.join("acked")));
+        if let Err(e) = r {
+            log::debug!("spool: cannot save the acknowledged position: {e}");
+        }
+    }
+
+    /// fsyncs the open segment (shutdown under `sync = "none"`).
+    pub fn sync(&self) -> io::Result<()> {
+        match &self.tail {
+            Some(f) => f.sync_data(),
+            None => Ok(()),
+        }
+    }
+}
+
+fn corrupt_gap(first: u64, last: u64) -> Gap {
+    Gap {
+        first,
+        last,
+        count: last.saturating_sub(first) + 1,
+        reason: GapReason::SpoolCorrupt,
+    }
+}
+
+fn read_acked(dir: &Path) -> (u64, u64) {
+    let text = fs::read_to_string(dir.join("acked")).unwrap_or_default();
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix('=')?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("acked"), field("dropped"))
+}
+
+fn remove(path: &Path) {
+    if let Err(e) = fs::remove_file(path) {
+        if e.kind() != io::ErrorKind::NotFound {
+            log::warn!("spool: cannot remove {}: {e}", path.display());
+        }
+    }
+}
