@@ -1,0 +1,140 @@
+//! Step 1, the status: the agent's status and severity and since when,
+//! what the history file last recorded, and the agent's own uploads.
+
+use super::*;
+
+pub(super) fn status_step(snap: &Snapshot, live: bool) -> Vec<Finding> {
+    let level = match snap.severity {
+        crate::agent::health::Severity::Healthy => Level::Ok,
+        crate::agent::health::Severity::Unhealthy => Level::Warning,
+        crate::agent::health::Severity::Critical => Level::Critical,
+    };
+    let mut out = Vec::new();
+    let history = snap.history.as_ref();
+    if live {
+        let changes = history.map_or(0, |h| h.iter().filter(|t| t.check.is_none()).count());
+        out.push(
+            Finding::new(
+                Step::Status,
+                level,
+                snap.status.as_str(),
+                format!(
+                    "{} ({}) since {}",
+                    snap.status.as_str(),
+                    snap.severity.as_str(),
+                    rfc3339(snap.since)
+                ),
+            )
+            .evidence(format!(
+                "{} checks; {changes} agent status changes recorded (tether status --history)",
+                snap.checks.len()
+            )),
+        );
+    } else {
+        out.push(
+            Finding::new(
+                Step::Status,
+                Level::Warning,
+                "agent_not_running",
+                "no agent answers on the local endpoint",
+            )
+            .evidence(last_recorded(history))
+            .fix("start it: systemctl start tether (and read journalctl -u tether), or tether run"),
+        );
+        out.push(
+            Finding::new(
+                Step::Status,
+                level,
+                snap.status.as_str(),
+                format!(
+                    "this run's checks say {} ({})",
+                    snap.status.as_str(),
+                    snap.severity.as_str()
+                ),
+            )
+            .evidence(format!("{} checks, each run once", snap.checks.len())),
+        );
+    }
+    if snap.disabled {
+        out.push(
+            Finding::new(
+                Step::Status,
+                Level::Warning,
+                "maintenance",
+                "maintenance mode: probes run, nothing is alarmed",
+            )
+            .fix("tether enable, when the maintenance is over"),
+        );
+    }
+    out
+}
+
+/// The agent's last recorded status, from the history file.
+pub(super) fn last_recorded(history: Option<&VecDeque<Transition>>) -> String {
+    match history.and_then(|h| h.iter().rev().find(|t| t.check.is_none())) {
+        Some(t) => format!(
+            "the history file last recorded the agent {} at {} ({})",
+            t.to,
+            rfc3339_millis(t.at_ms),
+            if t.why.is_empty() { "-" } else { &t.why }
+        ),
+        None => "no status recorded in the state directory's history".into(),
+    }
+}
+
+/// The running agent's own uploads.
+pub(super) fn link_finding(u: &UpstreamView, up: &Upstream) -> Finding {
+    let last = u
+        .last_success
+        .map_or("never".into(), |t| format!("last success {}", rfc3339(t)));
+    let evidence = format!(
+        "{last}; {} consecutive failures; backlog {} records ({} on disk){}",
+        u.consecutive_failures,
+        u.backlog_records,
+        u.spool_records,
+        u.last_error
+            .as_ref()
+            .map(|e| format!("; last error: {e}"))
+            .unwrap_or_default()
+    );
+    let f = |level, code, title: &str| {
+        Finding::new(Step::Offline, level, code, title).evidence(evidence.clone())
+    };
+    match u.state {
+        LinkState::Up => Finding::ok(Step::Offline, "uploads are acknowledged").evidence(evidence),
+        LinkState::Connecting => f(Level::Ok, "ok", "no upload answered yet since the start"),
+        LinkState::Failing => f(
+            Level::Critical,
+            "upload_failing",
+            "uploads to the control plane fail",
+        )
+        .fix("fix the first failing step above; the backlog is spooled and sent when the upstream answers"),
+        LinkState::CredentialsRejected => f(
+            Level::Critical,
+            "credentials_rejected",
+            "the control plane rejects this agent's token (HTTP 401/403)",
+        )
+        .fix(format!(
+            "install a valid token ({}) with `tether enroll --token-file FILE`, then systemctl reload tether",
+            up.token.source
+        )),
+        LinkState::VersionUnsupported => f(
+            Level::Critical,
+            "version_unsupported",
+            "the control plane no longer accepts this version (HTTP 409)",
+        )
+        .fix("upgrade tether (see Version below)"),
+        LinkState::Rejected => f(
+            Level::Critical,
+            "upload_rejected",
+            "the control plane refuses what this agent sends (HTTP 4xx)",
+        )
+        .fix("read the server's answer in the last error; refused records are in the spool's dead-letter.ndjson, and their numbers were reported as rejected gaps. Fix the receiver or the agent version, then systemctl reload tether"),
+        LinkState::NoIdentity => f(
+            Level::Critical,
+            "no_identity",
+            "the agent has no usable identity: nothing is sent",
+        )
+        .fix("tether enroll (as the agent's user), then systemctl reload tether"),
+    }
+}
