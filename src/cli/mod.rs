@@ -1,8 +1,20 @@
 //! The command line (pico-args). Every usage error names the problem and
 //! exits 2; `check` exits like a Nagios plugin (0 ok, 1 warning, 2 critical,
 //! 3 unknown) so tether can serve as a plugin for Nagios, Icinga or Zabbix.
+//!
+//! This file parses the arguments and dispatches; each command is a file:
+//! `run` (the daemon), `check`, `status`, `doctor`, `bundle`, `enroll`,
+//! `maintenance` (disable and enable), with `ask` for the commands that
+//! ask the running agent. The top of the crate: it may import everything.
 
+mod ask;
+mod bundle;
+mod check;
+mod doctor;
+mod enroll;
+mod maintenance;
 pub mod run;
+mod status;
 
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
@@ -11,9 +23,7 @@ use std::time::{Duration, Instant};
 
 use async_executor::LocalExecutor;
 use async_io::Async;
-use futures_lite::StreamExt;
 
-use crate::agent::maintenance;
 use crate::agent::scheduler::run_all_once;
 use crate::agent::state::AgentState;
 use crate::config::{self, Config};
@@ -21,7 +31,6 @@ use crate::net::http1::{exchange, Limits, Request, MAX_HEAD};
 use crate::os::alarm::until;
 use crate::os::logger;
 use crate::probe::Trace;
-use run::Control;
 
 pub const USAGE: &str = "\
 tether: a connector health agent
@@ -108,7 +117,7 @@ fn command_of(args: &[OsString]) -> Option<String> {
     None
 }
 
-struct Opts {
+pub(super) struct Opts {
     config: Option<PathBuf>,
     check: Option<String>,
     json: bool,
@@ -120,26 +129,26 @@ struct Opts {
     token_file: Option<PathBuf>,
 }
 
-fn usage_error(msg: &str) -> i32 {
+pub(super) fn usage_error(msg: &str) -> i32 {
     eprintln_safe(&format!("tether: {msg}\nRun `tether help` for usage."));
     2
 }
 
 /// `check` is a Nagios plugin: what stops it is UNKNOWN (3), said in one
 /// line on stdout (what Nagios shows) and on stderr.
-fn plugin_error(msg: &str) -> i32 {
+pub(super) fn plugin_error(msg: &str) -> i32 {
     print(&format!("TETHER UNKNOWN: {}\n", msg.replace('\n', "; ")));
     eprintln_safe(&format!("tether: {msg}"));
     3
 }
 
 /// Writes to stderr, ignoring a closed stream (never panics).
-fn eprintln_safe(msg: &str) {
+pub(super) fn eprintln_safe(msg: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{msg}");
 }
 
-fn print(msg: &str) {
+pub(super) fn print(msg: &str) {
     use std::io::Write;
     let _ = std::io::stdout().write_all(msg.as_bytes());
 }
@@ -231,9 +240,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
             0
         }
         (_, [extra, ..]) => usage_error(&format!("unexpected argument `{extra}`")),
-        ("run", []) => with_config(&opts, run),
+        ("run", []) => with_config(&opts, run::command),
         ("check", []) => match config::resolve_and_load(opts.config.as_deref()) {
-            Ok(c) => check(c, &opts),
+            Ok(c) => check::command(c, &opts),
             Err(e) => plugin_error(&format!("invalid configuration: {e}")),
         },
         ("validate", []) => with_config(&opts, |c| {
@@ -242,38 +251,19 @@ pub fn main(args: Vec<OsString>) -> i32 {
             print(&format!("{}: ok, {n} check{s}\n", c.source));
             0
         }),
-        ("status", []) => with_config(&opts, |c| status(&c, opts.json, opts.history)),
-        ("doctor", []) => with_config(&opts, |c| doctor(c, opts.json)),
-        ("bundle", []) => with_config(&opts, |c| bundle(c, opts.output.as_deref())),
+        ("status", []) => with_config(&opts, |c| status::command(&c, opts.json, opts.history)),
+        ("doctor", []) => with_config(&opts, |c| doctor::command(c, opts.json)),
+        ("bundle", []) => with_config(&opts, |c| bundle::command(c, opts.output.as_deref())),
         ("disable", []) => with_config(&opts, |c| {
-            let reason = opts
-                .reason
-                .clone()
-                .unwrap_or_else(|| "no reason given".into());
-            let for_ = match opts.for_.as_deref().map(crate::config::duration::parse) {
-                None => None,
-                Some(Ok(d)) => Some(d),
-                Some(Err(e)) => return usage_error(&format!("--for: {e}")),
-            };
-            let r = maintenance::disable(&c.agent.state_dir, &reason, for_);
-            let done = match &r {
-                Ok(f) => format!(
-                    "disabled: probes keep running, nothing is alarmed; {}",
-                    f.describe()
-                ),
-                Err(_) => String::new(),
-            };
-            switch(&c, r.map(|_| ()), &done)
+            maintenance::disable(&c, opts.reason.as_deref(), opts.for_.as_deref())
         }),
-        ("enroll", []) => with_config(&opts, |c| enroll(&c, opts.token_file.as_deref())),
-        ("enable", []) => with_config(&opts, |c| {
-            switch(&c, maintenance::enable(&c.agent.state_dir), "enabled")
-        }),
+        ("enroll", []) => with_config(&opts, |c| enroll::command(&c, opts.token_file.as_deref())),
+        ("enable", []) => with_config(&opts, |c| maintenance::enable(&c)),
         (other, _) => usage_error(&format!("unknown command `{other}`")),
     }
 }
 
-fn with_config(opts: &Opts, f: impl FnOnce(Config) -> i32) -> i32 {
+pub(super) fn with_config(opts: &Opts, f: impl FnOnce(Config) -> i32) -> i32 {
     match config::resolve_and_load(opts.config.as_deref()) {
         Ok(c) => f(c),
         Err(e) => {
@@ -283,415 +273,17 @@ fn with_config(opts: &Opts, f: impl FnOnce(Config) -> i32) -> i32 {
     }
 }
 
-/// `tether enroll`: a new identity, on purpose; optionally a new token.
-fn enroll(c: &Config, token_file: Option<&std::path::Path>) -> i32 {
-    if let Some(src) = token_file {
-        let Some(up) = &c.upstream else {
-            return usage_error(&format!(
-                "--token-file needs an [upstream] section with token_file in {}",
-                c.source
-            ));
-        };
-        if up.token.source == "TETHER_TOKEN" {
-            return usage_error("--token-file: the token comes from TETHER_TOKEN; set [upstream] token_file to install one");
-        }
-        let token = match config::read_token_file(&src.to_string_lossy()) {
-            Ok(t) => t,
-            Err(e) => return usage_error(&format!("--token-file: {e}")),
-        };
-        let dest = PathBuf::from(&up.token.source);
-        let write = || -> std::io::Result<()> {
-            let tmp = dest.with_extension("tmp");
-            crate::uplink::identity::write_private(
-                &tmp,
-                format!("{}\n", token.expose()).as_bytes(),
-            )?;
-            std::fs::rename(&tmp, &dest)
-        };
-        if let Err(e) = write() {
-            eprintln_safe(&format!(
-                "tether: cannot install the token at {}: {e}",
-                dest.display()
-            ));
-            return 1;
-        }
-        print(&format!("token installed at {}\n", dest.display()));
-    }
-    match crate::uplink::identity::write(&c.agent.state_dir, true) {
-        Ok(i) => {
-            print(&format!(
-                "new agent identity {} in {}; reload (systemctl reload tether) or restart the agent\n",
-                i.id,
-                crate::uplink::identity::path(&c.agent.state_dir).display()
-            ));
-            0
-        }
-        Err(e) => {
-            eprintln_safe(&format!(
-                "tether: cannot write {}: {e} (run as root or as the agent's user)",
-                crate::uplink::identity::path(&c.agent.state_dir).display()
-            ));
-            1
-        }
-    }
-}
-
-fn switch(c: &Config, r: std::io::Result<()>, done: &str) -> i32 {
-    match r {
-        Ok(()) => {
-            print(&format!(
-                "tether {done} ({})\n",
-                maintenance::flag_path(&c.agent.state_dir).display()
-            ));
-            0
-        }
-        Err(e) => {
-            eprintln_safe(&format!(
-                "tether: cannot change {}: {e} (run as root or as the agent's user)",
-                maintenance::flag_path(&c.agent.state_dir).display()
-            ));
-            1
-        }
-    }
-}
-
-fn run(config: Config) -> i32 {
-    logger::init(config.agent.log_level);
-    let listener = match std::net::TcpListener::bind(config.agent.listen).and_then(Async::new) {
-        Ok(l) => l,
-        Err(e) => {
-            log::error!("cannot listen on {}: {e}", config.agent.listen);
-            return 1;
-        }
-    };
-    if !config.agent.listen.ip().is_loopback() {
-        log::warn!("the local endpoint listens on {}, beyond loopback: /status and /metrics are readable from the network", config.agent.listen);
-    }
-    let signals = match async_signal::Signals::new([
-        async_signal::Signal::Term,
-        async_signal::Signal::Int,
-        async_signal::Signal::Hup,
-    ]) {
-        Ok(s) => s,
-        Err(e) => {
-            log::error!("cannot install signal handlers: {e}");
-            return 1;
-        }
-    };
-    let explicit = if config.source == config::BUILTIN_SOURCE {
-        None
-    } else {
-        Some(PathBuf::from(&config.source))
-    };
-    let control = signals.filter_map(move |sig| match sig {
-        Ok(async_signal::Signal::Hup) => {
-            log::info!("SIGHUP: reloading the configuration");
-            let loaded = config::resolve_and_load(explicit.as_deref());
-            Some(Control::Reload(Box::new(loaded)))
-        }
-        Ok(_) => Some(Control::Shutdown),
-        Err(_) => None,
-    });
-    let ex = executor();
-    // futures_lite's block_on, not async_io's: with async_io::block_on the
-    // async-io thread still takes the reactor whenever this thread is busy
-    // for 50 µs, then polls it with a backoff; measured, that cost 5 µs more
-    // per probe than letting that thread be the reactor's only driver, which
-    // wakes this one when a task is ready (benches/compare, footprint).
-    futures_lite::future::block_on(ex.run(run::run(ex, config, listener, control)));
-    0
-}
-
 /// The process's one executor, living as long as the process.
 pub fn executor() -> &'static LocalExecutor<'static> {
     Box::leak(Box::new(LocalExecutor::new()))
 }
 
-fn check(mut config: Config, opts: &Opts) -> i32 {
-    logger::init(log::LevelFilter::Warn);
-    if let Some(name) = &opts.check {
-        if !config.checks.iter().any(|c| &c.name == name) {
-            let names: Vec<&str> = config.checks.iter().map(|c| c.name.as_str()).collect();
-            return plugin_error(&format!(
-                "no check named \"{name}\" in {} (checks: {})",
-                config.source,
-                names.join(", ")
-            ));
-        }
-        config.checks.retain(|c| &c.name == name);
-    }
-    let state = one_shot(&config);
-    let ex = executor();
-    async_io::block_on(ex.run(run_all_once(ex, &state)));
-    let snap = crate::agent::snapshot::Snapshot::of(&state);
-    print(&if opts.json {
-        snap.to_json()
-    } else if opts.table {
-        snap.to_table()
-    } else {
-        snap.to_nagios()
-    });
-    snap.exit_code()
-}
-
-/// Why a request to the running agent got no answer.
-enum Fetch {
-    /// Nothing accepts connections there: no agent is running.
-    NotRunning(String),
-    /// Something answered, but not usefully, or not in time.
-    Failed(String),
-}
-
-/// The agent that answered is the one `config` names: its name, and its id
-/// when this host has one for that configuration. Another agent (or
-/// another program) holding the port is not reported as ours.
-fn same_agent(
-    config: &Config,
-    r: &crate::net::http1::Response,
-    addr: SocketAddr,
-) -> Result<(), Fetch> {
-    let want = crate::format::text::clip(&config.agent.name, 200);
-    let Some(name) = r.header("tether-agent").map(str::trim) else {
-        return Err(Fetch::Failed(format!(
-            "what answers on {addr} is not a tether agent (no Tether-Agent header); is another program using the port?"
-        )));
-    };
-    if name != want {
-        return Err(Fetch::Failed(format!(
-            "the agent answering on {addr} is \"{name}\", not \"{want}\" as {} names: another agent holds the port, or this is not its configuration",
-            config.source
-        )));
-    }
-    if config.upstream.is_some() {
-        if let (Some(theirs), Ok(Some(ours))) = (
-            r.header("tether-agent-id").map(str::trim),
-            crate::uplink::identity::read(&config.agent.state_dir),
-        ) {
-            if theirs != ours.id {
-                return Err(Fetch::Failed(format!(
-                    "the agent answering on {addr} has id {theirs}, not {} (from {}): another agent holds the port",
-                    ours.id,
-                    crate::uplink::identity::path(&config.agent.state_dir).display()
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `GET path` from the agent's local endpoint.
-fn fetch(
-    config: &Config,
-    path: &str,
-    limit: Duration,
-) -> Result<crate::net::http1::Response, Fetch> {
-    let mut addr = config.agent.listen;
-    if addr.ip().is_unspecified() {
-        let lo = if addr.is_ipv4() {
-            IpAddr::V4(Ipv4Addr::LOCALHOST)
-        } else {
-            IpAddr::V6(Ipv6Addr::LOCALHOST)
-        };
-        addr = SocketAddr::new(lo, addr.port());
-    }
-    let get = async {
-        let mut s = Async::<TcpStream>::connect(addr)
-            .await
-            .map_err(|e| Fetch::NotRunning(format!("no agent answering on {addr} ({e})")))?;
-        let host = addr.to_string();
-        let req = Request {
-            method: "GET",
-            path,
-            host: &host,
-            headers: &[],
-            body: &[],
-        };
-        let limits = Limits {
-            head: MAX_HEAD,
-            body: 4 << 20,
-        };
-        exchange(&mut s, &req, &Trace::new(Instant::now()), limits)
-            .await
-            .map_err(|e| Fetch::Failed(format!("the agent on {addr}: {e}")))
-    };
-    match async_io::block_on(until(Instant::now() + limit, get)) {
-        Some(Ok(r)) if r.status == 200 => {
-            same_agent(config, &r, addr)?;
-            Ok(r)
-        }
-        Some(Ok(r)) => Err(Fetch::Failed(format!(
-            "the agent on {addr} answered HTTP {} to {path}: {}",
-            r.status,
-            String::from_utf8_lossy(&r.body).trim()
-        ))),
-        Some(Err(e)) => Err(e),
-        None => Err(Fetch::Failed(format!(
-            "the agent on {addr} did not answer {path} within {}",
-            crate::config::duration::format(limit)
-        ))),
-    }
-}
-
-fn status(config: &Config, json: bool, history: bool) -> i32 {
-    let path = match (json, history) {
-        (true, false) => "/status",
-        (true, true) => "/status?history=1",
-        (false, false) => "/status?format=table",
-        (false, true) => "/status?format=table&history=1",
-    };
-    match fetch(config, path, Duration::from_secs(5)) {
-        Ok(r) => {
-            print(&String::from_utf8_lossy(&r.body));
-            // Like `check` and `doctor`: 0 healthy, 1 unhealthy, 2 critical.
-            match r.header("tether-severity").map(str::trim) {
-                Some("healthy") => 0,
-                Some("unhealthy") => 1,
-                Some("critical") => 2,
-                _ => 3,
-            }
-        }
-        Err(Fetch::NotRunning(e)) => {
-            eprintln_safe(&format!(
-                "tether: {e}; is `tether run` running with this configuration?"
-            ));
-            3
-        }
-        Err(Fetch::Failed(e)) => {
-            eprintln_safe(&format!("tether: {e}"));
-            3
-        }
-    }
-}
-
-/// `tether doctor`: asks the running agent, or runs the runbook itself.
-fn doctor(config: Config, json: bool) -> i32 {
-    let path = if json {
-        "/doctor?format=json"
-    } else {
-        "/doctor"
-    };
-    let limit = crate::serve::endpoint::DOCTOR_DEADLINE + Duration::from_secs(5);
-    match fetch(&config, path, limit) {
-        Ok(r) => {
-            print(&String::from_utf8_lossy(&r.body));
-            return r
-                .header("tether-verdict")
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(3);
-        }
-        Err(Fetch::Failed(e)) => {
-            eprintln_safe(&format!("tether: {e}"));
-            return 3;
-        }
-        Err(Fetch::NotRunning(_)) => {}
-    }
-    let d = doctor_here(config);
-    print(&if json { d.to_json() } else { d.to_text() });
-    d.exit_code()
-}
-
-/// The runbook in this process: every check once, the history file read.
 /// The agent's state for one run of every check in this process (`check`,
 /// the doctor without an agent): no systemd, no history file.
-fn one_shot(config: &Config) -> std::rc::Rc<AgentState> {
+pub(super) fn one_shot(config: &Config) -> std::rc::Rc<AgentState> {
     AgentState::new(
         config.clone(),
         run::resolver_for(config),
         crate::os::notify::Notifier::none(),
     )
-}
-
-fn doctor_here(config: Config) -> crate::diagnose::doctor::Diagnosis {
-    logger::init(log::LevelFilter::Error);
-    crate::net::tls::load_system_roots();
-    let state_dir = config.agent.state_dir.clone();
-    let state = one_shot(&config);
-    let ex = executor();
-    async_io::block_on(ex.run(async {
-        run_all_once(ex, &state).await;
-        // What the agent recorded, not what this run just saw.
-        *state.history.borrow_mut() = crate::agent::history::History::read_only(&state_dir);
-        crate::diagnose::doctor::diagnose(&state, false).await
-    }))
-}
-
-/// `tether bundle`: a support file from the running agent, or from what
-/// this host has when it is not running.
-fn bundle(config: Config, output: Option<&std::path::Path>) -> i32 {
-    use crate::diagnose::bundle::{render, Live, Local};
-    let now = crate::os::clock::rfc3339(std::time::SystemTime::now());
-    let short = Duration::from_secs(10);
-    let live = fetch(&config, "/status?format=table&history=1", short).map(|status| {
-        let doctor = fetch(
-            &config,
-            "/doctor?format=json",
-            crate::serve::endpoint::DOCTOR_DEADLINE + Duration::from_secs(5),
-        );
-        let body = |r: crate::net::http1::Response| String::from_utf8_lossy(&r.body).into_owned();
-        let or_why = |r: Result<crate::net::http1::Response, Fetch>| match r {
-            Ok(r) => body(r),
-            Err(Fetch::NotRunning(e) | Fetch::Failed(e)) => format!("not available: {e}\n"),
-        };
-        Live {
-            status_table: body(status),
-            doctor_json: or_why(doctor),
-            logs: or_why(fetch(&config, "/logs?n=200", short)),
-            metrics: or_why(fetch(&config, "/metrics", short)),
-        }
-    });
-    let text = match &live {
-        Ok(l) => render(&config, Some(l), None, &now),
-        Err(_) => {
-            let history = crate::agent::history::History::read_only(&config.agent.state_dir);
-            let history_table = crate::agent::history::to_table(history.entries());
-            let d = doctor_here(config.clone());
-            let local = Local {
-                history_table,
-                doctor_json: d.to_json(),
-            };
-            render(&config, None, Some(&local), &now)
-        }
-    };
-    let stamp: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    let name: String = config
-        .agent
-        .name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let path = output.map_or_else(
-        || PathBuf::from(format!("tether-bundle-{name}-{stamp}.txt")),
-        PathBuf::from,
-    );
-    if path.as_os_str() == "-" {
-        print(&text);
-        return 0;
-    }
-    match crate::uplink::identity::write_private(&path, text.as_bytes()) {
-        Ok(()) => {
-            print(&format!(
-                "support bundle written to {} ({} bytes{})\n",
-                path.display(),
-                text.len(),
-                match &live {
-                    Ok(_) => String::new(),
-                    Err(Fetch::NotRunning(_)) =>
-                        "; no agent was running, so it holds no live log".into(),
-                    Err(Fetch::Failed(e)) =>
-                        format!("; the agent could not be asked ({e}), so it holds no live log"),
-                }
-            ));
-            0
-        }
-        Err(e) => {
-            eprintln_safe(&format!("tether: cannot write {}: {e}", path.display()));
-            1
-        }
-    }
 }

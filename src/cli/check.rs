@@ -1,0 +1,30 @@
+//! `tether check`: every check (or one) once, as a Nagios plugin.
+
+use super::*;
+
+pub fn command(mut config: Config, opts: &Opts) -> i32 {
+    logger::init(log::LevelFilter::Warn);
+    if let Some(name) = &opts.check {
+        if !config.checks.iter().any(|c| &c.name == name) {
+            let names: Vec<&str> = config.checks.iter().map(|c| c.name.as_str()).collect();
+            return plugin_error(&format!(
+                "no check named \"{name}\" in {} (checks: {})",
+                config.source,
+                names.join(", ")
+            ));
+        }
+        config.checks.retain(|c| &c.name == name);
+    }
+    let state = one_shot(&config);
+    let ex = executor();
+    async_io::block_on(ex.run(run_all_once(ex, &state)));
+    let snap = crate::agent::snapshot::Snapshot::of(&state);
+    print(&if opts.json {
+        snap.to_json()
+    } else if opts.table {
+        snap.to_table()
+    } else {
+        snap.to_nagios()
+    });
+    snap.exit_code()
+}
