@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
-use tether::probe::{Outcome, Reason, Status};
+use tether::outcome::{Outcome, Reason, Status};
 
 fn resolver() -> tether::net::resolve::Resolver {
     hosts_resolver("")

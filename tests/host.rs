@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
 use tether::config::ProbeSpec;
-use tether::probe::{Outcome, Reason, Status};
+use tether::outcome::{Outcome, Reason, Status};
 
 fn resolver() -> tether::net::resolve::Resolver {
     hosts_resolver("")

@@ -10,7 +10,7 @@ use common::*;
 use tether::net::resolve::conf::ResolvConf;
 use tether::net::resolve::hosts::Hosts;
 use tether::net::resolve::Resolver;
-use tether::probe::{Phase, Reason, Status};
+use tether::outcome::{Phase, Reason, Status};
 
 fn resolver(nameserver: Option<SocketAddr>) -> Resolver {
     let conf = ResolvConf {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use common::pki::{ca_leaf, leaf, tls_server, Ca};
 use common::*;
-use tether::probe::{Outcome, Phase, Reason, Status};
+use tether::outcome::{Outcome, Phase, Reason, Status};
 
 fn resolver() -> tether::net::resolve::Resolver {
     hosts_resolver("127.0.0.1 svc.test\n")

@@ -20,10 +20,12 @@ use crate::agent::limit::Limit;
 use crate::agent::maintenance;
 use crate::agent::state::AgentState;
 use crate::config::Check;
+use crate::net::connect::Context;
 use crate::net::resolve::Resolver;
 use crate::os::alarm::until;
 use crate::os::alarm::Alarm;
-use crate::probe::{self, Context, Outcome, Phase, Reason, Report, Status, Trace};
+use crate::outcome::{Outcome, Phase, Reason, Report, Status, Trace};
+use crate::probe;
 
 /// Runs forever; drop the task to stop it.
 pub async fn run(ex: &'static LocalExecutor<'static>, state: Rc<AgentState>) {

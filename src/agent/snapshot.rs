@@ -11,7 +11,7 @@ use crate::config::Check;
 use crate::format::json::Json;
 use crate::format::perfdata::PerfDatum;
 use crate::os::clock::{rfc3339, rfc3339_unix};
-use crate::probe::{Phase, Status};
+use crate::outcome::{Phase, Status};
 
 pub struct CheckView {
     pub spec: Rc<Check>,

@@ -17,7 +17,7 @@ use crate::net::resolve::Resolver;
 use crate::os::clock::unix_millis;
 use crate::os::notify::Notifier;
 use crate::os::wake::Notify;
-use crate::probe::Outcome;
+use crate::outcome::Outcome;
 use crate::uplink::link::{LinkState, Uplink};
 use crate::uplink::record;
 
@@ -183,7 +183,7 @@ impl AgentState {
                     .and_then(|o| Some(format!("{}: {}", o.reason?.code(), o.message)))
                     .unwrap_or_default();
                 // A first result that is ok is not news; a first failure is.
-                if before.is_some() || after != crate::probe::Status::Ok {
+                if before.is_some() || after != crate::outcome::Status::Ok {
                     self.history.borrow_mut().push(Transition {
                         at_ms: unix_millis(c.health.since),
                         check: Some(spec.name.clone()),
@@ -197,7 +197,7 @@ impl AgentState {
                 } else {
                     format!(" ({cause})")
                 };
-                let level = if after == crate::probe::Status::Ok {
+                let level = if after == crate::outcome::Status::Ok {
                     log::Level::Info
                 } else {
                     log::Level::Warn

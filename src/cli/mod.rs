@@ -30,7 +30,7 @@ use crate::config::{self, Config};
 use crate::net::http1::{exchange, Limits, Request, MAX_HEAD};
 use crate::os::alarm::until;
 use crate::os::logger;
-use crate::probe::Trace;
+use crate::outcome::Trace;
 
 pub const USAGE: &str = "\
 tether: a connector health agent

@@ -7,8 +7,8 @@
 use std::time::SystemTime;
 
 use crate::config::CertFileSpec;
+use crate::outcome::{path_error, CertDetail, Reason, Report};
 use crate::probe::tls::judge_expiry;
-use crate::probe::{path_error, CertDetail, Reason, Report};
 
 pub fn probe(s: &CertFileSpec) -> Report {
     let path = s.path.display();

@@ -3,8 +3,9 @@
 //! require each of `expect_addresses` among the answers.
 
 use crate::config::DnsSpec;
+use crate::net::connect::Context;
 use crate::net::resolve::Source;
-use crate::probe::{Context, Phase, Reason, Report, Trace};
+use crate::outcome::{Phase, Reason, Report, Trace};
 
 pub async fn probe(s: &DnsSpec, ctx: &Context<'_>, trace: &Trace) -> Report {
     trace.enter(Phase::Resolve);

@@ -8,7 +8,7 @@
 use crate::config::ExecSpec;
 use crate::format::perfdata;
 use crate::os::process;
-use crate::probe::{Reason, Report, Status};
+use crate::outcome::{Reason, Report, Status};
 
 /// Output kept per stream; a plugin's status line and perfdata fit easily.
 const MAX_OUTPUT: usize = 16 * 1024;

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use crate::config::duration;
 use crate::config::FileSpec;
 use crate::os::clock::rfc3339;
-use crate::probe::{path_error, FileDetail, Reason, Report, Status};
+use crate::outcome::{path_error, FileDetail, Reason, Report, Status};
 
 pub fn probe(s: &FileSpec) -> Report {
     let path = s.path.display();

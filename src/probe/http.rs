@@ -9,10 +9,12 @@ use futures_lite::{AsyncRead, AsyncWrite};
 
 use crate::config::{HttpSpec, MAX_REDIRECTS};
 use crate::net::connect::connect;
+use crate::net::connect::Context;
 use crate::net::http1::{exchange, HttpError, Limits, Request, MAX_HEAD};
 use crate::net::tls::Verify;
 use crate::net::url::{Scheme, Url};
-use crate::probe::{io_reason, tls, Context, Phase, Reason, Report, Trace};
+use crate::outcome::{io_reason, Phase, Reason, Report, Trace};
+use crate::probe::tls;
 
 /// Bytes of body read at most; `body_contains` looks only here.
 pub const MAX_BODY: usize = 64 * 1024;

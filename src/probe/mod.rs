@@ -12,8 +12,8 @@ pub mod tcp;
 pub mod tls;
 pub mod writable;
 
-pub use crate::net::connect::Context;
-pub use crate::outcome::*;
+use crate::net::connect::Context;
+use crate::outcome::{Report, Trace};
 
 use crate::config::ProbeSpec;
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::config::SystemSpec;
 use crate::os::cpu;
-use crate::probe::{Reason, Report, Status, SystemDetail};
+use crate::outcome::{Reason, Report, Status, SystemDetail};
 
 pub fn probe(s: &SystemSpec) -> Report {
     probe_at(s, Path::new("/proc"), Instant::now())

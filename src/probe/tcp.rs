@@ -6,7 +6,8 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::TcpSpec;
 use crate::net::connect::connect;
-use crate::probe::{io_reason, Context, Phase, Reason, Report, Trace};
+use crate::net::connect::Context;
+use crate::outcome::{io_reason, Phase, Reason, Report, Trace};
 
 pub async fn probe(s: &TcpSpec, ctx: &Context<'_>, trace: &Trace) -> Report {
     let conn = match connect(&s.target.host, s.target.port, s.family, ctx, trace).await {

@@ -10,10 +10,11 @@ use std::time::SystemTime;
 
 use crate::config::{Expiry, TlsOptions, TlsSpec};
 use crate::net::connect::connect;
+use crate::net::connect::Context;
 use crate::net::tls::{describe_verdict, Client, Seen, Verify};
 use crate::os::clock::{rfc3339_unix, unix_secs};
 use crate::outcome::CertInfo;
-use crate::probe::{io_reason, CertDetail, Context, Phase, Reason, Report, Status, Trace};
+use crate::outcome::{io_reason, CertDetail, Phase, Reason, Report, Status, Trace};
 
 pub async fn probe(s: &TlsSpec, ctx: &Context<'_>, trace: &Trace) -> Report {
     let conn = match connect(&s.target.host, s.target.port, s.family, ctx, trace).await {

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 
 use crate::config::WritableSpec;
-use crate::probe::{Reason, Report};
+use crate::outcome::{Reason, Report};
 
 thread_local! {
     static N: Cell<u64> = const { Cell::new(0) };

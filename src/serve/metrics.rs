@@ -9,7 +9,7 @@ use crate::agent::lateness::{LatenessView, BUCKETS};
 use crate::agent::snapshot::Snapshot;
 use crate::os::clock::unix_seconds;
 use crate::os::procfs::ProcessFigures;
-use crate::probe::{Phase, Status};
+use crate::outcome::{Phase, Status};
 
 /// Figures that are not part of a snapshot.
 pub struct Extra {
@@ -87,7 +87,7 @@ fn flag(b: bool) -> f64 {
 /// (check name, part) for each check whose last result carries that part.
 fn with_detail<'a, T>(
     s: &'a Snapshot,
-    part: impl Fn(&'a crate::probe::Detail) -> Option<&'a T>,
+    part: impl Fn(&'a crate::outcome::Detail) -> Option<&'a T>,
 ) -> Vec<(&'a str, &'a T)> {
     s.checks
         .iter()
@@ -495,7 +495,7 @@ pub async fn render(s: &Snapshot, x: &Extra) -> String {
         o.sample("check_file_size_bytes", &[("check", name)], f.size as f64);
     }
     let systems = with_detail(s, |d| d.system.as_deref());
-    type SysPick = fn(&crate::probe::SystemDetail) -> f64;
+    type SysPick = fn(&crate::outcome::SystemDetail) -> f64;
     let sys: [(&str, &str, SysPick); 5] = [
         (
             "check_cpu_busy_percent",

@@ -13,12 +13,13 @@ use futures_lite::{AsyncRead, AsyncWrite};
 
 use crate::config::Upstream;
 use crate::net::connect::connect;
+use crate::net::connect::Context;
 use crate::net::http1::{exchange, Limits, Response};
 use crate::net::resolve::Resolver;
 use crate::net::tls::{Client, Verify};
 use crate::net::url::Scheme;
 use crate::os::alarm::until;
-use crate::probe::{Context, Trace};
+use crate::outcome::Trace;
 
 pub const MAX_RESPONSE_HEAD: usize = crate::net::http1::MAX_HEAD;
 pub const MAX_RESPONSE_BODY: usize = 64 * 1024;

@@ -55,7 +55,7 @@ pub fn hosts_resolver(hosts: &str) -> tether::net::resolve::Resolver {
 pub fn run(
     c: &tether::config::Check,
     r: &tether::net::resolve::Resolver,
-) -> tether::probe::Outcome {
+) -> tether::outcome::Outcome {
     async_io::block_on(tether::agent::scheduler::run_check(
         c,
         r,
@@ -64,9 +64,9 @@ pub fn run(
     ))
 }
 
-pub fn assert_reason(o: &tether::probe::Outcome, reason: tether::probe::Reason) {
+pub fn assert_reason(o: &tether::outcome::Outcome, reason: tether::outcome::Reason) {
     assert_eq!(o.reason, Some(reason), "{o:?}");
-    assert_eq!(o.status, tether::probe::Status::Crit, "{o:?}");
+    assert_eq!(o.status, tether::outcome::Status::Crit, "{o:?}");
 }
 
 /// A fresh directory under the system temp dir.

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use super::network::CERT_WARN_DAYS;
 use super::{Finding, Level, Step};
 use crate::config::{Config, ProbeSpec, WritableSpec};
-use crate::probe::Status;
+use crate::outcome::Status;
 
 /// Clock skew against the upstream beyond this is a finding.
 pub const MAX_SKEW: Duration = Duration::from_secs(60);

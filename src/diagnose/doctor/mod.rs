@@ -41,7 +41,7 @@ use crate::agent::state::AgentState;
 use crate::config::{Role, Upstream};
 use crate::format::json::Json;
 use crate::os::clock::{rfc3339, rfc3339_millis};
-use crate::probe::{Reason, Status};
+use crate::outcome::{Reason, Status};
 use crate::uplink::link::{LinkState, UpstreamView};
 
 use degraded::degraded_step;

@@ -19,7 +19,7 @@ use crate::net::resolve::{ResolveError, Resolver};
 use crate::net::target::Host;
 use crate::net::tls::{describe_verdict, Client, Verify};
 use crate::os::alarm::until;
-use crate::probe::{connect_reason, Reason, Trace};
+use crate::outcome::{connect_reason, Reason, Trace};
 
 /// A certificate expiring within this many days is a warning.
 pub const CERT_WARN_DAYS: i64 = 10;
@@ -72,7 +72,7 @@ pub async fn control_plane_check(c: &CheckView, resolver: &Resolver) -> Vec<Find
     let failing = c
         .health
         .status
-        .is_some_and(|s| s != crate::probe::Status::Ok);
+        .is_some_and(|s| s != crate::outcome::Status::Ok);
     if !failing {
         let took = last.map_or(String::new(), |o| {
             format!(" (took {})", crate::config::duration::format_ms(o.duration))

@@ -53,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
             headers: &[],
             body: b"",
         };
-        let trace = tether::probe::Trace::new(Instant::now());
+        let trace = tether::outcome::Trace::new(Instant::now());
         let limits = Limits {
             head: 64 * 1024,
             body: 64 * 1024,
