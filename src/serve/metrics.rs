@@ -171,6 +171,20 @@ pub async fn render(s: &Snapshot, x: &Extra) -> String {
         String::with_capacity(4096 + s.checks.len() * 1536),
         Instant::now(),
     );
+    agent(&mut o, s);
+    scheduler(&mut o, x);
+    checks(&mut o, s).await;
+    check_timings(&mut o, s).await;
+    details(&mut o, s);
+    perfdata(&mut o, s).await;
+    failures(&mut o, s).await;
+    process(&mut o, &x.process);
+    o.0
+}
+
+/// The agent's own families: build, identity, status, severity, readiness,
+/// maintenance, overload, and the upstream link.
+fn agent(o: &mut Out, s: &Snapshot) {
     o.family(
         "build_info",
         "gauge",
@@ -222,8 +236,13 @@ pub async fn render(s: &Snapshot, x: &Extra) -> String {
     );
     o.sample("agent_overloaded", &[], flag(s.overloaded()));
     if let Some(u) = &s.upstream {
-        upstream(&mut o, u);
+        upstream(o, u);
     }
+}
+
+/// The scheduler's families: start lateness, skipped slots, probes in
+/// flight, reloads.
+fn scheduler(o: &mut Out, x: &Extra) {
     o.family(
         "check_start_lateness_seconds",
         "histogram",
@@ -272,7 +291,11 @@ pub async fn render(s: &Snapshot, x: &Extra) -> String {
         &[],
         x.reload_failures as f64,
     );
+}
 
+/// Per check: its labels, last HTTP status, up, damped status, flapping and
+/// failures in a row.
+async fn checks(o: &mut Out, s: &Snapshot) {
     o.family(
         "check_info",
         "gauge",
@@ -364,6 +387,11 @@ pub async fn render(s: &Snapshot, x: &Extra) -> String {
             f64::from(c.health.consecutive_fail),
         );
     }
+}
+
+/// Per check: how long the last run and its phases took, when it last
+/// succeeded, and its TLS figures.
+async fn check_timings(o: &mut Out, s: &Snapshot) {
     o.family(
         "check_duration_seconds",
         "gauge",
@@ -454,6 +482,10 @@ pub async fn render(s: &Snapshot, x: &Extra) -> String {
             );
         }
     }
+}
+
+/// Families from what some results carry: certificates, files, the system.
+fn details(o: &mut Out, s: &Snapshot) {
     let certs = with_detail(s, |d| d.cert.as_deref());
     o.family(
         "check_cert_not_after_timestamp_seconds",
@@ -529,7 +561,10 @@ pub async fn render(s: &Snapshot, x: &Extra) -> String {
             o.sample(name, &[("check", check)], pick(d));
         }
     }
-    // Performance data of exec checks, first occurrence of each label.
+}
+
+/// Performance data of exec checks, first occurrence of each label.
+async fn perfdata(o: &mut Out, s: &Snapshot) {
     let mut perf: Vec<(&str, &crate::format::perfdata::PerfDatum)> = Vec::new();
     for c in &s.checks {
         o.step().await;
@@ -584,6 +619,10 @@ pub async fn render(s: &Snapshot, x: &Extra) -> String {
             }
         }
     }
+}
+
+/// Non-ok results by check and reason code.
+async fn failures(o: &mut Out, s: &Snapshot) {
     o.family(
         "check_failures_total",
         "counter",
@@ -599,8 +638,10 @@ pub async fn render(s: &Snapshot, x: &Extra) -> String {
             );
         }
     }
+}
 
-    let p = &x.process;
+/// The process's own figures (the `process_*` names of the client libraries).
+fn process(o: &mut Out, p: &ProcessFigures) {
     o.family(
         "process_cpu_seconds_total",
         "counter",
@@ -641,7 +682,6 @@ pub async fn render(s: &Snapshot, x: &Extra) -> String {
         "Unix time the process started.",
     );
     o.sample("process_start_time_seconds", &[], p.start_time_seconds);
-    o.0
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! the outbox ([`outbox`]: a memory ring over the disk [`spool`], with its
 //! [`crc32c`] checksum and the crash mirror [`at_risk`]), the link's state
 //! as data ([`link`]) and the upload itself ([`upstream`]). The delivery
-//! loop that drives these lives in `agent`. May import `probe`, `config`,
+//! loop that drives these lives in `agent`. May import `config`,
 //! `net`, `outcome`, `os`, `format`.
 
 pub mod at_risk;
