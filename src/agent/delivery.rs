@@ -39,7 +39,7 @@ use crate::config::Upstream;
 use crate::os::alarm::Alarm;
 use crate::os::clock::{rfc3339_millis, unix_millis};
 use crate::uplink::link::{LinkState, Uplink};
-use crate::uplink::outbox::Source;
+use crate::uplink::outbox::{Outgoing, Source};
 use crate::uplink::record::{self, Body, Gap, GapReason};
 use crate::uplink::upstream::{self, Answer, Upload};
 
@@ -108,6 +108,45 @@ pub async fn run(state: Rc<AgentState>) {
 /// One decision: queue a heartbeat if due, upload if there is reason to.
 /// `None` after an upload; otherwise when to look again.
 async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) -> Option<Instant> {
+    let (out, id) = match prepare(state, up, next_tick) {
+        Ok(batch) => batch,
+        Err(wake) => return Some(wake),
+    };
+    let mut body = Vec::with_capacity(out.recs.iter().map(|r| r.body.len() + 64).sum());
+    for r in &out.recs {
+        record::write_line(&mut body, &id, r.seq, &r.body);
+    }
+    let upload = Upload {
+        agent_id: &id,
+        first_seq: out.recs.first().map_or(0, |r| r.seq),
+        last_seq: out.recs.last().map_or(0, |r| r.seq),
+        body: &body,
+    };
+    let resolver = state.resolver.borrow().clone();
+    let answer = upstream::post(up, &resolver, &upload).await;
+    let sent = Sent {
+        first_seq: upload.first_seq,
+        last_seq: upload.last_seq,
+        id: &id,
+        spool_dir: state.config.borrow().spool.dir.clone(),
+    };
+    {
+        let mut guard = state.uplink.borrow_mut();
+        let u = guard.as_mut().expect("created in prepare");
+        u.in_flight.clear();
+        answered(u, up, out, &sent, answer, Instant::now());
+    }
+    state.observe_status();
+    None
+}
+
+/// The batch to upload now and the id to send it under, or when to wake:
+/// queues the tick's heartbeat and reports drops on the way.
+fn prepare(
+    state: &Rc<AgentState>,
+    up: &Upstream,
+    next_tick: &mut Instant,
+) -> Result<(Outgoing, String), Instant> {
     if state.uplink.borrow().is_none() {
         let state_dir = state.config.borrow().agent.state_dir.clone();
         let spool_cfg = state.config.borrow().spool.clone();
@@ -120,7 +159,7 @@ async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) ->
         *next_tick = now + up.flush_interval;
     }
     let status = state.agent_status();
-    let out = {
+    {
         let mut guard = state.uplink.borrow_mut();
         let u = guard.as_mut().expect("created above");
         let probe_now = u.state != LinkState::Up && u.identity.is_ok() && now >= u.not_before;
@@ -142,7 +181,7 @@ async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) ->
                 }
                 drop(guard);
                 state.observe_status();
-                return Some(*next_tick);
+                return Err(*next_tick);
             }
         };
         let urgent = u.urgent.replace(false);
@@ -156,7 +195,7 @@ async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) ->
             let wake = (*next_tick).min(u.not_before);
             drop(guard);
             state.observe_status();
-            return Some(offline_at.map_or(wake, |o| wake.min(o)));
+            return Err(offline_at.map_or(wake, |o| wake.min(o)));
         }
         let due = tick
             || urgent
@@ -164,7 +203,7 @@ async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) ->
             || u.outbox.ring_len() >= u.batch_limit
             || u.outbox.spool_records() > 0;
         if !due {
-            return Some(*next_tick);
+            return Err(*next_tick);
         }
         let batch = if probe_now {
             let hb = heartbeat(state, status, u, now_ms);
@@ -178,60 +217,32 @@ async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) ->
                 u.in_flight = b.recs.clone();
             }
         }
-        batch.map(|b| (b, id))
-    };
-    let Some((out, id)) = out else {
-        return Some(*next_tick);
-    };
-    let mut body = Vec::with_capacity(out.recs.iter().map(|r| r.body.len() + 64).sum());
-    for r in &out.recs {
-        record::write_line(&mut body, &id, r.seq, &r.body);
+        batch.map(|b| (b, id)).ok_or(*next_tick)
     }
-    let upload = Upload {
-        agent_id: &id,
-        first_seq: out.recs.first().map_or(0, |r| r.seq),
-        last_seq: out.recs.last().map_or(0, |r| r.seq),
-        body: &body,
-    };
-    let resolver = state.resolver.borrow().clone();
-    let answer = upstream::post(up, &resolver, &upload).await;
-    let now = Instant::now();
-    let mut guard = state.uplink.borrow_mut();
-    let u = guard.as_mut().expect("created above");
-    u.in_flight.clear();
+}
+
+/// What went up, for the answer's bookkeeping.
+struct Sent<'a> {
+    first_seq: u64,
+    last_seq: u64,
+    id: &'a str,
+    spool_dir: std::path::PathBuf,
+}
+
+/// Applies the upstream's answer to the link and the outbox (the table at
+/// the top of this file).
+fn answered(
+    u: &mut Uplink,
+    up: &Upstream,
+    out: Outgoing,
+    sent: &Sent,
+    answer: Answer,
+    now: Instant,
+) {
     let n = out.recs.len() as u64;
-    let range = format!("{}-{}", upload.first_seq, upload.last_seq);
+    let range = format!("{}-{}", sent.first_seq, sent.last_seq);
     match answer {
-        Answer::Acked => {
-            if u.state != LinkState::Up {
-                let outage = u
-                    .failing_since
-                    .map(|t| {
-                        format!(
-                            " after {}",
-                            crate::config::duration::format_coarse(now.duration_since(t))
-                        )
-                    })
-                    .unwrap_or_default();
-                log::info!(
-                    "upstream {} answers{outage}; {} records to send",
-                    up.url,
-                    u.outbox.backlog_records()
-                );
-            }
-            u.outbox.acked(&out);
-            u.state = LinkState::Up;
-            u.failing_since = None;
-            u.consecutive_failures = 0;
-            u.last_error = None;
-            u.min_version = None;
-            u.last_success = Some(SystemTime::now());
-            u.sent += n;
-            if u.batch_limit < up.batch_max_records && n as usize >= u.batch_limit {
-                // Grow back slowly after a 413.
-                u.batch_limit = (u.batch_limit * 2).min(up.batch_max_records);
-            }
-        }
+        Answer::Acked => acked(u, up, &out, now),
         Answer::TooLarge(_) if n > 1 => {
             u.batch_limit = (n as usize / 2).max(1);
             log::warn!(
@@ -242,97 +253,132 @@ async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) ->
                 u.outbox.failed(out);
             }
         }
-        Answer::TooLarge(_) | Answer::Rejected(..) => {
-            let why = match &answer {
-                Answer::Rejected(_, m) => m.clone(),
-                Answer::TooLarge(m) => format!("{m} (for a single record)"),
-                _ => unreachable!("matched above"),
-            };
-            let only_gaps = out.recs.iter().all(|r| r.gap.is_some());
-            if only_gaps {
-                // Gap records are never set aside: they are what tells the
-                // receiver about loss. Kept, and tried again after the wait.
-                log::error!(
-                    "upstream refused gap records {range} ({why}); they are kept and sent again"
-                );
-            } else {
-                let dir = state.config.borrow().spool.dir.clone();
-                u.dead_letters_discarded += dead_letter(&dir, &out.recs, &id, &why);
-                log::error!(
-                    "upstream refused records {range} for good ({why}); they are set aside in {}",
-                    dir.join("dead-letter.ndjson").display()
-                );
-                u.dead_lettered += n;
-                u.outbox.acked(&out);
-                let g = Gap {
-                    first: upload.first_seq,
-                    last: upload.last_seq,
-                    count: n,
-                    reason: GapReason::Rejected,
-                };
-                u.outbox.push_gap(g, unix_millis(SystemTime::now()));
-            }
-            if u.state != LinkState::Rejected {
-                log::warn!("upstream {}: {why}; retrying after a backoff", up.url);
-            }
-            u.state = LinkState::Rejected;
-            u.last_error = Some(format!("refused: {why}"));
-            u.not_before = now + upstream::backoff(u.consecutive_failures);
-            u.consecutive_failures += 1;
-            if only_gaps {
-                u.outbox.failed(out);
-            } else {
-                u.outbox.spool_from_now();
-            }
-        }
-        other => {
-            let failures = u.consecutive_failures;
-            let (state_now, wait, why) = match other {
-                Answer::Busy(after) => (
-                    LinkState::Failing,
-                    after.unwrap_or_else(|| upstream::backoff(failures)),
-                    format!("busy (HTTP 429/503{})", after.map(|d| format!(", Retry-After {}s", d.as_secs())).unwrap_or_default()),
-                ),
-                Answer::CredentialsRejected(code) => (
-                    LinkState::CredentialsRejected,
-                    REFUSED_RETRY,
-                    format!("HTTP {code}: the token was rejected; install a valid token ({}) and reload (SIGHUP)", up.token.source),
-                ),
-                Answer::VersionUnsupported(min) => {
-                    u.min_version = min.clone();
-                    (
-                        LinkState::VersionUnsupported,
-                        REFUSED_RETRY,
-                        format!(
-                            "HTTP 409: tether {} is no longer accepted{}; upgrade the agent",
-                            env!("CARGO_PKG_VERSION"),
-                            min.map(|m| format!(" (minimum {m})")).unwrap_or_default()
-                        ),
-                    )
-                }
-                Answer::Failed(m) => (LinkState::Failing, upstream::backoff(failures), m),
-                _ => unreachable!("handled above"),
-            };
-            if u.consecutive_failures == 0 || u.state != state_now {
-                log::warn!(
-                    "upstream {}: {why}; records are spooled and sent later",
-                    up.url
-                );
-            } else {
-                log::debug!("upstream {}: {why}", up.url);
-            }
-            u.state = state_now;
-            u.failing_since.get_or_insert(now);
-            u.consecutive_failures += 1;
-            u.retried += n;
-            u.last_error = Some(why);
-            u.not_before = now + wait;
-            u.outbox.failed(out);
-        }
+        Answer::TooLarge(m) => refused(u, up, out, sent, format!("{m} (for a single record)"), now),
+        Answer::Rejected(_, m) => refused(u, up, out, sent, m, now),
+        other => failed(u, up, out, other, now),
     }
-    drop(guard);
-    state.observe_status();
-    None
+}
+
+/// 2xx: the link is up.
+fn acked(u: &mut Uplink, up: &Upstream, out: &Outgoing, now: Instant) {
+    let n = out.recs.len() as u64;
+    if u.state != LinkState::Up {
+        let outage = u
+            .failing_since
+            .map(|t| {
+                format!(
+                    " after {}",
+                    crate::config::duration::format_coarse(now.duration_since(t))
+                )
+            })
+            .unwrap_or_default();
+        log::info!(
+            "upstream {} answers{outage}; {} records to send",
+            up.url,
+            u.outbox.backlog_records()
+        );
+    }
+    u.outbox.acked(out);
+    u.state = LinkState::Up;
+    u.failing_since = None;
+    u.consecutive_failures = 0;
+    u.last_error = None;
+    u.min_version = None;
+    u.last_success = Some(SystemTime::now());
+    u.sent += n;
+    if u.batch_limit < up.batch_max_records && n as usize >= u.batch_limit {
+        // Grow back slowly after a 413.
+        u.batch_limit = (u.batch_limit * 2).min(up.batch_max_records);
+    }
+}
+
+/// Refused for good (a 4xx the agent cannot fix): the records go to the
+/// dead-letter file and a `rejected` gap is queued; gap records are kept.
+fn refused(u: &mut Uplink, up: &Upstream, out: Outgoing, sent: &Sent, why: String, now: Instant) {
+    let n = out.recs.len() as u64;
+    let range = format!("{}-{}", sent.first_seq, sent.last_seq);
+    let only_gaps = out.recs.iter().all(|r| r.gap.is_some());
+    if only_gaps {
+        // Gap records are never set aside: they are what tells the
+        // receiver about loss. Kept, and tried again after the wait.
+        log::error!("upstream refused gap records {range} ({why}); they are kept and sent again");
+    } else {
+        let dir = &sent.spool_dir;
+        u.dead_letters_discarded += dead_letter(dir, &out.recs, sent.id, &why);
+        log::error!(
+            "upstream refused records {range} for good ({why}); they are set aside in {}",
+            dir.join("dead-letter.ndjson").display()
+        );
+        u.dead_lettered += n;
+        u.outbox.acked(&out);
+        let g = Gap {
+            first: sent.first_seq,
+            last: sent.last_seq,
+            count: n,
+            reason: GapReason::Rejected,
+        };
+        u.outbox.push_gap(g, unix_millis(SystemTime::now()));
+    }
+    if u.state != LinkState::Rejected {
+        log::warn!("upstream {}: {why}; retrying after a backoff", up.url);
+    }
+    u.state = LinkState::Rejected;
+    u.last_error = Some(format!("refused: {why}"));
+    u.not_before = now + upstream::backoff(u.consecutive_failures);
+    u.consecutive_failures += 1;
+    if only_gaps {
+        u.outbox.failed(out);
+    } else {
+        u.outbox.spool_from_now();
+    }
+}
+
+/// Not taken this time (network, 5xx, busy, credentials, version): the
+/// records stay, the link waits.
+fn failed(u: &mut Uplink, up: &Upstream, out: Outgoing, answer: Answer, now: Instant) {
+    let n = out.recs.len() as u64;
+    let failures = u.consecutive_failures;
+    let (state_now, wait, why) = match answer {
+        Answer::Busy(after) => (
+            LinkState::Failing,
+            after.unwrap_or_else(|| upstream::backoff(failures)),
+            format!("busy (HTTP 429/503{})", after.map(|d| format!(", Retry-After {}s", d.as_secs())).unwrap_or_default()),
+        ),
+        Answer::CredentialsRejected(code) => (
+            LinkState::CredentialsRejected,
+            REFUSED_RETRY,
+            format!("HTTP {code}: the token was rejected; install a valid token ({}) and reload (SIGHUP)", up.token.source),
+        ),
+        Answer::VersionUnsupported(min) => {
+            u.min_version = min.clone();
+            (
+                LinkState::VersionUnsupported,
+                REFUSED_RETRY,
+                format!(
+                    "HTTP 409: tether {} is no longer accepted{}; upgrade the agent",
+                    env!("CARGO_PKG_VERSION"),
+                    min.map(|m| format!(" (minimum {m})")).unwrap_or_default()
+                ),
+            )
+        }
+        Answer::Failed(m) => (LinkState::Failing, upstream::backoff(failures), m),
+        _ => unreachable!("handled above"),
+    };
+    if u.consecutive_failures == 0 || u.state != state_now {
+        log::warn!(
+            "upstream {}: {why}; records are spooled and sent later",
+            up.url
+        );
+    } else {
+        log::debug!("upstream {}: {why}", up.url);
+    }
+    u.state = state_now;
+    u.failing_since.get_or_insert(now);
+    u.consecutive_failures += 1;
+    u.retried += n;
+    u.last_error = Some(why);
+    u.not_before = now + wait;
+    u.outbox.failed(out);
 }
 
 /// Appends a refused batch to `<dir>/dead-letter.ndjson` after one line
