@@ -9,6 +9,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
+use async_io::Async;
+
 use super::{Finding, Level, Step};
 use crate::agent::snapshot::CheckView;
 use crate::config::{ProbeSpec, Upstream};
@@ -131,9 +133,24 @@ fn crit(code: &'static str, title: String) -> Finding {
 
 async fn ladder(t: &Target<'_>, resolver: &Resolver, seen: &mut Seen) -> Vec<Finding> {
     let mut out = Vec::new();
-    let port = t.port;
-    // 1. DNS
-    let addrs = match t.host {
+    let Some(addrs) = dns_rung(t, resolver, seen, &mut out).await else {
+        return out;
+    };
+    let Some(stream) = tcp_rung(t, &addrs, seen, &mut out).await else {
+        return out;
+    };
+    tls_rung(t, stream, seen, &mut out).await;
+    out
+}
+
+/// Rung 1, DNS: the addresses of the target, or `None` (the failure said).
+async fn dns_rung(
+    t: &Target<'_>,
+    resolver: &Resolver,
+    seen: &mut Seen,
+    out: &mut Vec<Finding>,
+) -> Option<Vec<std::net::IpAddr>> {
+    Some(match t.host {
         Host::Ip(ip) => vec![*ip],
         Host::Name(name) => {
             let t0 = Instant::now();
@@ -159,12 +176,21 @@ async fn ladder(t: &Target<'_>, resolver: &Resolver, seen: &mut Seen) -> Vec<Fin
                     };
                     out.push(dns_failure(t, name, &e, t0.elapsed()));
                     seen.connect_failed = true;
-                    return out;
+                    return None;
                 }
             }
         }
-    };
-    // 2. TCP, each address
+    })
+}
+
+/// Rung 2, TCP: each address in turn (at most four), until one connects.
+async fn tcp_rung(
+    t: &Target<'_>,
+    addrs: &[std::net::IpAddr],
+    seen: &mut Seen,
+    out: &mut Vec<Finding>,
+) -> Option<Async<std::net::TcpStream>> {
+    let port = t.port;
     let mut conn: Option<(Connection, SocketAddr)> = None;
     let mut failed: Vec<(SocketAddr, Reason, String)> = Vec::new();
     for ip in addrs.iter().take(4) {
@@ -206,7 +232,7 @@ async fn ladder(t: &Target<'_>, resolver: &Resolver, seen: &mut Seen) -> Vec<Fin
             String::new(),
         ));
         out.push(tcp_failure(t, reason).evidence(tried.join("\n")));
-        return out;
+        return None;
     };
     if !failed.is_empty() {
         out.push(
@@ -230,21 +256,30 @@ async fn ladder(t: &Target<'_>, resolver: &Resolver, seen: &mut Seen) -> Vec<Fin
             "io_error",
             format!("TCP {port} to {}: the socket cannot be used", t.host),
         ));
-        return out;
+        return None;
     };
-    // 3. TLS
+    Some(stream)
+}
+
+/// Rung 3, TLS (when the target speaks it), then the `GET` if there is one.
+async fn tls_rung(
+    t: &Target<'_>,
+    stream: Async<std::net::TcpStream>,
+    seen: &mut Seen,
+    out: &mut Vec<Finding>,
+) {
     let Some((roots, name)) = &t.tls else {
         if let Some(path) = &t.get {
             let mut s = stream;
             out.extend(get(t, path, &mut s, seen).await);
         }
-        return out;
+        return;
     };
     let client = match Client::new(roots, Verify::Record, &[b"http/1.1"]) {
         Ok(c) => c,
         Err(e) => {
             out.push(crit("tls_handshake", format!("TLS: {e}")));
-            return out;
+            return;
         }
     };
     let t0 = Instant::now();
@@ -255,7 +290,7 @@ async fn ladder(t: &Target<'_>, resolver: &Resolver, seen: &mut Seen) -> Vec<Fin
                 .evidence(format!("no handshake within {}", crate::config::duration::format(t.timeout)))
                 .fix("something on the path accepts TCP but does not speak TLS (a proxy or a load balancer without a backend), or the server is overloaded"),
         );
-        return out;
+        return;
     };
     let facts = client.seen().and_then(|s| {
         let i = s.leaf.as_ref().ok()?.clone();
@@ -285,7 +320,7 @@ async fn ladder(t: &Target<'_>, resolver: &Resolver, seen: &mut Seen) -> Vec<Fin
                 .evidence(evidence)
                 .fix(tls_fix(reason)),
             );
-            return out;
+            return;
         }
         (Err(e), _) => {
             out.push(
@@ -293,7 +328,7 @@ async fn ladder(t: &Target<'_>, resolver: &Resolver, seen: &mut Seen) -> Vec<Fin
                     .evidence(evidence)
                     .fix("check that the port speaks TLS and that no TLS-inspecting proxy sits on the path"),
             );
-            return out;
+            return;
         }
         (Ok(_), _) => {}
     }
@@ -322,7 +357,6 @@ async fn ladder(t: &Target<'_>, resolver: &Resolver, seen: &mut Seen) -> Vec<Fin
     if let (Some(path), Ok(mut tls)) = (&t.get, handshake) {
         out.extend(get(t, path, &mut tls, seen).await);
     }
-    out
 }
 
 /// `GET path` over an open connection; reads `Date` and `Tether-Min-Version`.
