@@ -279,3 +279,36 @@ fn files_in_src_import_each_other_one_way() {
             .join("\n\n")
     );
 }
+
+/// The README's map names every file of `src/`: by its whole path, or by
+/// its name on a row that names another file of its folder by whole path.
+/// A folder's `mod.rs` is named by any row of its folder (the map says
+/// each folder's `mod.rs` holds its header).
+#[test]
+fn the_readme_map_names_every_file_of_src() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let map = &readme[readme.find("## Map").expect("README has a Map section")..];
+    let rows: Vec<&str> = map.lines().filter(|l| l.starts_with('|')).collect();
+    let mut all = Vec::new();
+    files(&root.join("src"), &mut all);
+    let mut missing = Vec::new();
+    for f in &all {
+        let rel = f.strip_prefix(root).unwrap().display().to_string();
+        let dir = &rel[..rel.rfind('/').unwrap() + 1];
+        let name = &rel[dir.len()..];
+        let named = rows.iter().any(|r| {
+            r.contains(&format!("`{rel}`"))
+                || (name == "mod.rs" && r.contains(&format!("`{dir}")))
+                || (r.contains(&format!("`{name}`")) && r.contains(&format!("`{dir}")))
+        });
+        if !named {
+            missing.push(rel);
+        }
+    }
+    missing.sort();
+    assert!(
+        missing.is_empty(),
+        "files of src/ the README map does not name: {missing:?}"
+    );
+}

@@ -1,5 +1,5 @@
 //! The records tether sends upstream, one JSON object per NDJSON line (the
-//! README's "Protocol" section documents every field).
+//! protocol is documented field by field in `docs/protocol.md`).
 //!
 //! A record is kept as its *body*: the JSON object from `"time"` on, without
 //! the agent id and the sequence number. Those two are written in front at
