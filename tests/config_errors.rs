@@ -177,3 +177,37 @@ fn the_reference_examples_validate_once_uncommented() {
     );
     assert_eq!(config.agent.name, "edge-connector-1");
 }
+
+/// Every key the walker accepts (its `*_KEYS` lists) is in the annotated
+/// reference, `packaging/tether.toml`, and in the documents
+/// (`docs/configuration.md` or, for a kind's keys, `docs/checks.md`).
+#[test]
+fn every_key_the_walker_accepts_is_documented() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    let src = read("src/config/sections.rs") + &read("src/config/checks.rs");
+    let reference = read("packaging/tether.toml");
+    let docs = read("docs/configuration.md") + &read("docs/checks.md");
+    let mut keys = Vec::new();
+    let mut rest = src.as_str();
+    while let Some(i) = rest.find("_KEYS: &[&str] = &[") {
+        let list = &rest[i..];
+        let end = list.find("];").unwrap();
+        for k in list[..end].split('"').skip(1).step_by(2) {
+            keys.push(k.to_string());
+        }
+        rest = &list[end..];
+    }
+    assert!(keys.len() > 40, "found only {keys:?}");
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|k| {
+            let in_docs = docs.contains(&format!("`{k}"))
+                || docs.contains(&format!("{k} ="))
+                || docs.contains(&format!("`[{k}]`"))
+                || docs.contains(&format!("`[[{k}]]`"));
+            !in_docs || !reference.contains(k.as_str())
+        })
+        .collect();
+    assert!(missing.is_empty(), "keys not documented: {missing:?}");
+}

@@ -1,6 +1,8 @@
 //! Probes: one file per kind, each an `async fn` with the same shape, dispatched
 //! by the one `match` in [`run`]. A probe reports *what it found*; the scheduler
 //! owns the deadline, the total duration and the phase clock ([`Trace`]).
+//! A probe fills the contract of [`crate::outcome`]; it may import
+//! `config` (its spec), `net`, `outcome`, `os` and `format`.
 
 pub mod cert_file;
 pub mod dns;
