@@ -124,13 +124,14 @@ async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) ->
     };
     let resolver = state.resolver.borrow().clone();
     let answer = upstream::post(up, &resolver, &upload).await;
-    let sent = Sent {
-        first_seq: upload.first_seq,
-        last_seq: upload.last_seq,
-        id: &id,
-        spool_dir: state.config.borrow().spool.dir.clone(),
-    };
     {
+        let config = state.config.borrow();
+        let sent = Sent {
+            first_seq: upload.first_seq,
+            last_seq: upload.last_seq,
+            id: &id,
+            spool_dir: &config.spool.dir,
+        };
         let mut guard = state.uplink.borrow_mut();
         let u = guard.as_mut().expect("created in prepare");
         u.in_flight.clear();
@@ -159,66 +160,64 @@ fn prepare(
         *next_tick = now + up.flush_interval;
     }
     let status = state.agent_status();
-    {
-        let mut guard = state.uplink.borrow_mut();
-        let u = guard.as_mut().expect("created above");
-        let probe_now = u.state != LinkState::Up && u.identity.is_ok() && now >= u.not_before;
-        // A probe carries a fresh heartbeat itself.
-        if tick && !probe_now {
-            let hb = heartbeat(state, status, u, now_ms);
-            u.outbox.push(hb);
-            if u.outbox.spooling() {
-                u.outbox.spill();
-            }
+    let mut guard = state.uplink.borrow_mut();
+    let u = guard.as_mut().expect("created above");
+    let probe_now = u.state != LinkState::Up && u.identity.is_ok() && now >= u.not_before;
+    // A probe carries a fresh heartbeat itself.
+    if tick && !probe_now {
+        let hb = heartbeat(state, status, u, now_ms);
+        u.outbox.push(hb);
+        if u.outbox.spooling() {
+            u.outbox.spill();
         }
-        u.outbox.report_drops(now_ms);
-        let id = match &u.identity {
-            Ok(id) => id.clone(),
-            Err(_) => {
-                // Nothing can be sent: keep everything on disk.
-                if !u.outbox.spooling() {
-                    u.outbox.spool_from_now();
-                }
-                drop(guard);
-                state.observe_status();
-                return Err(*next_tick);
+    }
+    u.outbox.report_drops(now_ms);
+    let id = match &u.identity {
+        Ok(id) => id.clone(),
+        Err(_) => {
+            // Nothing can be sent: keep everything on disk.
+            if !u.outbox.spooling() {
+                u.outbox.spool_from_now();
             }
-        };
-        let urgent = u.urgent.replace(false);
-        if now < u.not_before {
-            // Wake for the next tick, the end of the wait, or the moment the
-            // outage turns the agent offline.
-            let offline_at = u
-                .failing_since
-                .map(|t| t + up.offline_after)
-                .filter(|t| *t > now);
-            let wake = (*next_tick).min(u.not_before);
             drop(guard);
             state.observe_status();
-            return Err(offline_at.map_or(wake, |o| wake.min(o)));
-        }
-        let due = tick
-            || urgent
-            || probe_now
-            || u.outbox.ring_len() >= u.batch_limit
-            || u.outbox.spool_records() > 0;
-        if !due {
             return Err(*next_tick);
         }
-        let batch = if probe_now {
-            let hb = heartbeat(state, status, u, now_ms);
-            Some(u.outbox.make_fresh(hb))
-        } else {
-            u.outbox
-                .next_batch(u.batch_limit, up.batch_max_bytes, now_ms)
-        };
-        if let Some(b) = &batch {
-            if let Source::Fresh = b.source {
-                u.in_flight = b.recs.clone();
-            }
-        }
-        batch.map(|b| (b, id)).ok_or(*next_tick)
+    };
+    let urgent = u.urgent.replace(false);
+    if now < u.not_before {
+        // Wake for the next tick, the end of the wait, or the moment the
+        // outage turns the agent offline.
+        let offline_at = u
+            .failing_since
+            .map(|t| t + up.offline_after)
+            .filter(|t| *t > now);
+        let wake = (*next_tick).min(u.not_before);
+        drop(guard);
+        state.observe_status();
+        return Err(offline_at.map_or(wake, |o| wake.min(o)));
     }
+    let due = tick
+        || urgent
+        || probe_now
+        || u.outbox.ring_len() >= u.batch_limit
+        || u.outbox.spool_records() > 0;
+    if !due {
+        return Err(*next_tick);
+    }
+    let batch = if probe_now {
+        let hb = heartbeat(state, status, u, now_ms);
+        Some(u.outbox.make_fresh(hb))
+    } else {
+        u.outbox
+            .next_batch(u.batch_limit, up.batch_max_bytes, now_ms)
+    };
+    if let Some(b) = &batch {
+        if let Source::Fresh = b.source {
+            u.in_flight = b.recs.clone();
+        }
+    }
+    batch.map(|b| (b, id)).ok_or(*next_tick)
 }
 
 /// What went up, for the answer's bookkeeping.
@@ -226,7 +225,14 @@ struct Sent<'a> {
     first_seq: u64,
     last_seq: u64,
     id: &'a str,
-    spool_dir: std::path::PathBuf,
+    spool_dir: &'a Path,
+}
+
+impl Sent<'_> {
+    /// `first-last`, for log lines.
+    fn range(&self) -> String {
+        format!("{}-{}", self.first_seq, self.last_seq)
+    }
 }
 
 /// Applies the upstream's answer to the link and the outbox (the table at
@@ -240,13 +246,13 @@ fn answered(
     now: Instant,
 ) {
     let n = out.recs.len() as u64;
-    let range = format!("{}-{}", sent.first_seq, sent.last_seq);
     match answer {
         Answer::Acked => acked(u, up, &out, now),
         Answer::TooLarge(_) if n > 1 => {
             u.batch_limit = (n as usize / 2).max(1);
             log::warn!(
-                "upstream: HTTP 413 for {n} records ({range}); batches are now at most {}",
+                "upstream: HTTP 413 for {n} records ({}); batches are now at most {}",
+                sent.range(),
                 u.batch_limit
             );
             if let Source::Fresh = out.source {
@@ -296,14 +302,14 @@ fn acked(u: &mut Uplink, up: &Upstream, out: &Outgoing, now: Instant) {
 /// dead-letter file and a `rejected` gap is queued; gap records are kept.
 fn refused(u: &mut Uplink, up: &Upstream, out: Outgoing, sent: &Sent, why: String, now: Instant) {
     let n = out.recs.len() as u64;
-    let range = format!("{}-{}", sent.first_seq, sent.last_seq);
+    let range = sent.range();
     let only_gaps = out.recs.iter().all(|r| r.gap.is_some());
     if only_gaps {
         // Gap records are never set aside: they are what tells the
         // receiver about loss. Kept, and tried again after the wait.
         log::error!("upstream refused gap records {range} ({why}); they are kept and sent again");
     } else {
-        let dir = &sent.spool_dir;
+        let dir = sent.spool_dir;
         u.dead_letters_discarded += dead_letter(dir, &out.recs, sent.id, &why);
         log::error!(
             "upstream refused records {range} for good ({why}); they are set aside in {}",
