@@ -241,10 +241,7 @@ fn certificate_files(config: &Config, now: SystemTime) -> Vec<Finding> {
     let mut out = Vec::new();
     for p in &paths {
         let shown = p.display();
-        let certs = std::fs::read(p)
-            .map_err(|e| e.to_string())
-            .and_then(|pem| crate::net::x509::load_pem_certs(&pem));
-        let certs = match certs {
+        let certs = match crate::net::x509::read_pem_file(p) {
             Ok(c) => c,
             Err(e) => {
                 out.push(
