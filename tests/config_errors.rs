@@ -185,7 +185,9 @@ fn the_reference_examples_validate_once_uncommented() {
 fn every_key_the_walker_accepts_is_documented() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
-    let src = read("src/config/sections.rs") + &read("src/config/checks.rs");
+    let src = read("src/config/sections.rs")
+        + &read("src/config/checks.rs")
+        + &read("src/config/remote_write.rs");
     let reference = read("packaging/tether.toml");
     let docs = read("docs/configuration.md") + &read("docs/checks.md");
     let mut keys = Vec::new();

@@ -322,6 +322,7 @@ fn refused(u: &mut Uplink, up: &Upstream, out: Outgoing, sent: &Sent, why: Strin
             last: sent.last_seq,
             count: n,
             reason: GapReason::Rejected,
+            dests: crate::uplink::spool::Dest::Upstream.bit(),
         };
         u.outbox.push_gap(g, unix_millis(SystemTime::now()));
     }

@@ -1,7 +1,7 @@
 //! The `[[check]]` tables: the keys every check has, then one reader per
 //! kind.
 
-use super::walk::{absolute_path, Scope, Value, Walker};
+use super::walk::{absolute_path, header_ok, Scope, Value, Walker};
 use super::*;
 
 const CHECK_KEYS: &[&str] = &[
@@ -235,13 +235,7 @@ impl Walker<'_> {
                 "header",
                 "must be a token name with a string value without line breaks",
             ),
-            |name, val| {
-                !name.is_empty()
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-                    && !val.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
-            },
+            header_ok,
         );
         let follow_redirects = self.boolean(s, "follow_redirects").unwrap_or(false);
         let family = self.family(s, "family", ["any", "ipv4", "ipv6"]);

@@ -13,6 +13,7 @@
 
 mod checks;
 pub mod duration;
+mod remote_write;
 mod sections;
 pub mod toml_lite;
 mod walk;
@@ -44,6 +45,8 @@ pub struct Config {
     pub agent: Agent,
     /// Where results are reported; `None`: they stay local.
     pub upstream: Option<Upstream>,
+    /// Where samples are pushed (Prometheus remote-write); `None`: nowhere.
+    pub remote_write: Option<RemoteWrite>,
     pub spool: SpoolConfig,
     pub checks: Vec<Check>,
 }
@@ -92,6 +95,34 @@ impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Token(<redacted>, from {})", self.source)
     }
+}
+
+/// `[remote_write]`: a Prometheus remote-write 1.0 receiver (Prometheus,
+/// VictoriaMetrics, Mimir, Thanos, Cortex) that every result is pushed to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemoteWrite {
+    /// The full write URL (`…/api/v1/write`); nothing is appended.
+    pub url: Url,
+    pub allow_plaintext: bool,
+    pub auth: Option<RemoteAuth>,
+    /// Trusted in addition to the system CA bundle.
+    pub ca_file: Option<CaFile>,
+    /// Sent with every request (a tenant header); never a protocol header.
+    pub headers: Vec<(String, String)>,
+    /// The whole of one request.
+    pub timeout: Duration,
+    /// Samples are batched for this long.
+    pub flush_interval: Duration,
+    pub batch_max_samples: usize,
+    /// Added to every series, sorted with the series' own labels.
+    pub labels: Vec<(String, String)>,
+}
+
+/// How a remote-write request proves who sends it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RemoteAuth {
+    Bearer(Token),
+    Basic { user: String, password: Token },
 }
 
 /// `[spool]`: the memory ring and the disk spool.

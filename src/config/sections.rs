@@ -4,7 +4,7 @@
 use super::walk::{absolute_path, format_size, parse_size, Scope, Walker};
 use super::*;
 
-pub(super) const TOP_KEYS: &[&str] = &["agent", "upstream", "spool", "check"];
+pub(super) const TOP_KEYS: &[&str] = &["agent", "upstream", "remote_write", "spool", "check"];
 pub(super) const UPSTREAM_KEYS: &[&str] = &[
     "url",
     "allow_plaintext",
@@ -55,6 +55,17 @@ impl Walker<'_> {
                 top.get("upstream").map(|v| v.span()).unwrap_or_default(),
             )
         });
+        let remote_write = self.table(&top, "remote_write").and_then(|t| {
+            self.remote_write(
+                &Scope {
+                    table: t,
+                    what: "[remote_write]".into(),
+                },
+                top.get("remote_write")
+                    .map(|v| v.span())
+                    .unwrap_or_default(),
+            )
+        });
         let spool_table = self.table(&top, "spool").unwrap_or(&empty);
         let spool = self.spool(
             &Scope {
@@ -96,6 +107,7 @@ impl Walker<'_> {
             source: self.source.to_string(),
             agent,
             upstream,
+            remote_write,
             spool,
             checks,
         }

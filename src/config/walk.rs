@@ -294,6 +294,16 @@ impl Walker<'_> {
     }
 }
 
+/// An HTTP header a config may set: a token name, a value without line
+/// breaks.
+pub(super) fn header_ok(name: &str, val: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && !val.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+}
+
 pub(super) fn absolute_path(p: &str) -> Result<PathBuf, String> {
     if p.starts_with('/') {
         Ok(PathBuf::from(p))

@@ -1,5 +1,6 @@
-//! A minimal JSON writer for `/status` and `tether check --json`. Output only:
-//! tether never needs to parse JSON in this version, so no JSON crate is linked.
+//! A minimal JSON writer for `/status`, `tether check --json` and the
+//! records. What tether reads back (its own stored records) is read by
+//! `json_fields`; no JSON crate is linked.
 //! Non-finite floats are written as `null` (nanoserde writes bare `NaN`).
 
 use std::fmt::Write;

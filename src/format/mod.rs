@@ -1,8 +1,10 @@
 //! Text formats every layer writes, with no knowledge of the agent: a JSON
-//! writer and reader ([`json`]), Nagios performance data ([`perfdata`]),
+//! writer ([`json`]) and a reader of one object's top-level fields
+//! ([`json_fields`]), Nagios performance data ([`perfdata`]),
 //! clipped, redacted words for operators ([`text`]). Imports nothing else
 //! of the crate.
 
 pub mod json;
+pub mod json_fields;
 pub mod perfdata;
 pub mod text;

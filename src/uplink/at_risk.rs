@@ -94,6 +94,7 @@ impl Mirror {
                     last,
                     count,
                     reason: GapReason::UncleanShutdown,
+                    dests: crate::uplink::record::ALL_DESTS,
                 });
             }
         }
@@ -183,6 +184,7 @@ impl Mirror {
                 last: get(at + 16),
                 count: get(at + 24),
                 reason: reason_from(get(at + 32))?,
+                dests: crate::uplink::record::ALL_DESTS,
             };
             if g.first > g.last {
                 return None;
@@ -320,6 +322,7 @@ mod tests {
             last,
             count,
             reason,
+            dests: crate::uplink::record::ALL_DESTS,
         }
     }
 

@@ -220,6 +220,7 @@ impl Sequence {
                             last: lease - 1,
                             count: lease - first,
                             reason: GapReason::UncleanShutdown,
+                            dests: crate::uplink::record::ALL_DESTS,
                         });
                         (lease.max(floor + 1), gap.into_iter().collect())
                     }

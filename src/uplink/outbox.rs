@@ -20,6 +20,19 @@
 //!
 //! Records enter the spool in increasing sequence order, which the spool's
 //! acknowledgement bookkeeping relies on.
+//!
+//! # Two destinations
+//!
+//! With `[remote_write]` configured beside (or instead of) `[upstream]`,
+//! each destination is a [`Lane`] over the same ring and spool. A record
+//! leaves the ring when every configured destination has it; while either
+//! destination fails, records are spooled, and each reads the spool at its
+//! own cursor. A lane remembers the numbers it took from the ring
+//! (`done`), so a record spooled for the other destination is not sent to
+//! it twice. The remote-write lane reads strictly oldest first (the spool,
+//! then the ring), and never past a record that is only in an upload of
+//! its own (the reconnect heartbeat), so one series' samples go out in
+//! time order.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -30,7 +43,7 @@ use crate::config::SyncPolicy;
 use crate::uplink::at_risk::{AtRisk, Mirror};
 use crate::uplink::identity::Sequence;
 use crate::uplink::record::{self, Body, Gap, GapReason, Rec};
-use crate::uplink::spool::{Pos, Spool};
+use crate::uplink::spool::{Dest, Pos, Spool};
 
 pub const DISK_RETRY: Duration = Duration::from_secs(30);
 
@@ -51,6 +64,65 @@ pub struct Outgoing {
     pub source: Source,
 }
 
+/// Ranges of sequence numbers, sorted and merged: what a lane took from
+/// the ring. Bounded: past [`Done::MAX`] ranges the oldest is forgotten,
+/// which can only make a record go to that destination twice.
+#[derive(Default)]
+struct Done(Vec<(u64, u64)>);
+
+impl Done {
+    const MAX: usize = 1024;
+
+    fn contains(&self, seq: u64) -> bool {
+        let i = self.0.partition_point(|(_, last)| *last < seq);
+        self.0.get(i).is_some_and(|(first, _)| *first <= seq)
+    }
+
+    fn insert(&mut self, seq: u64) {
+        let i = self
+            .0
+            .partition_point(|(_, last)| last.saturating_add(1) < seq);
+        match self.0.get_mut(i) {
+            Some((first, last)) if *first <= seq.saturating_add(1) => {
+                *first = (*first).min(seq);
+                *last = (*last).max(seq);
+                // Now touching the next range: one range.
+                if let Some(&(f2, l2)) = self.0.get(i + 1) {
+                    if f2 <= self.0[i].1.saturating_add(1) {
+                        self.0[i].1 = self.0[i].1.max(l2);
+                        self.0.remove(i + 1);
+                    }
+                }
+            }
+            _ => self.0.insert(i, (seq, seq)),
+        }
+        if self.0.len() > Done::MAX {
+            self.0.remove(0);
+        }
+    }
+
+    /// Forgets ranges wholly below `seq`.
+    fn forget_below(&mut self, seq: u64) {
+        self.0.retain(|(_, last)| *last >= seq);
+    }
+
+    fn max(&self) -> Option<u64> {
+        self.0.last().map(|(_, l)| *l)
+    }
+}
+
+/// One destination's side of the outbox.
+#[derive(Default)]
+struct Lane {
+    on: bool,
+    /// Its last send failed: records go to disk.
+    failing: bool,
+    /// Numbers it took from the ring (or its own uploads).
+    done: Done,
+    /// The upstream alternates backlog and ring batches.
+    last_from_spool: bool,
+}
+
 pub struct Outbox {
     ring: VecDeque<Rec>,
     ring_bytes: usize,
@@ -59,14 +131,15 @@ pub struct Outbox {
     /// Why the spool cannot be used right now: `spool_degraded`.
     pub disk_error: Option<String>,
     disk_retry: Option<Instant>,
-    /// The upstream has failed since its last success: new records go to disk.
-    spooling: bool,
+    /// Per destination (`Dest as usize`).
+    lanes: [Lane; 2],
     /// Records dropped from the ring, not yet reported by a gap record.
     pending_gap: Option<Gap>,
     pub seq: Sequence,
     /// Records dropped (ring and spool), for `/metrics`.
     pub dropped: u64,
-    last_from_spool: bool,
+    /// Of those, the ones each destination missed (`Dest as usize`).
+    pub lost: [u64; 2],
     /// What only memory holds, mirrored for the next run after a crash
     /// (`None` if the file could not be made: a crash then reports the
     /// lease window).
@@ -78,10 +151,22 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Opens the spool and the sequence numbers; the gaps recovery found are
-    /// queued as records.
+    /// Opens the spool and the sequence numbers for the upstream alone; the
+    /// gaps recovery found are queued as records.
     pub fn open(cfg: &SpoolConfig, state_dir: &Path, fresh_identity: bool, now_ms: u64) -> Outbox {
-        let (spool, disk_error, mut gaps) = match Spool::open(&cfg.dir, cfg.max_bytes, cfg.sync) {
+        Outbox::open_for(cfg, state_dir, fresh_identity, now_ms, &[Dest::Upstream])
+    }
+
+    /// [`Outbox::open`] for these destinations.
+    pub fn open_for(
+        cfg: &SpoolConfig,
+        state_dir: &Path,
+        fresh_identity: bool,
+        now_ms: u64,
+        dests: &[Dest],
+    ) -> Outbox {
+        let opened = Spool::open_for(&cfg.dir, cfg.max_bytes, cfg.sync, dests);
+        let (spool, disk_error, mut gaps) = match opened {
             Ok((s, r)) => {
                 if r.records > 0 || r.truncated > 0 || !r.gaps.is_empty() {
                     log::info!(
@@ -124,20 +209,78 @@ impl Outbox {
             spool,
             disk_retry: disk_error.as_ref().map(|_| Instant::now() + DISK_RETRY),
             disk_error,
-            spooling: false,
+            lanes: Default::default(),
             pending_gap: None,
             seq,
             dropped: 0,
-            last_from_spool: false,
+            lost: [0; 2],
             mirror,
             fresh: Vec::new(),
             ring_gaps: VecDeque::new(),
         };
+        for d in dests {
+            out.lanes[*d as usize].on = true;
+        }
         out.sync_mirror(None);
         for g in gaps {
             out.push_gap(g, now_ms);
         }
         out
+    }
+
+    /// Which destinations are configured (a reload may change them).
+    pub fn set_dests(&mut self, dests: &[Dest]) {
+        for d in Dest::ALL {
+            let on = dests.contains(&d);
+            self.lanes[d as usize].on = on;
+            if !on {
+                self.lanes[d as usize].failing = false;
+                self.lanes[d as usize].done = Done::default();
+            }
+            if let Some(s) = self.spool.as_mut() {
+                s.set_on(d, on);
+            }
+        }
+        self.pop_done();
+    }
+
+    pub fn has(&self, d: Dest) -> bool {
+        self.lanes[d as usize].on
+    }
+
+    /// The configured destinations as gap bits.
+    fn dest_bits(&self) -> u8 {
+        Dest::ALL
+            .iter()
+            .filter(|d| self.has(**d))
+            .fold(0, |m, d| m | d.bit())
+    }
+
+    /// `d` has record `seq` (it took it from memory).
+    fn done(&self, d: Dest, seq: u64) -> bool {
+        let lane = &self.lanes[d as usize];
+        !lane.on || lane.done.contains(seq)
+    }
+
+    /// Drops from the ring what every configured destination has, and the
+    /// lanes' memory of numbers no longer anywhere they could meet them.
+    fn pop_done(&mut self) {
+        while let Some(front) = self.ring.front() {
+            if !Dest::ALL.iter().all(|d| self.done(*d, front.seq)) {
+                break;
+            }
+            let r = self.ring.pop_front().expect("checked");
+            self.ring_bytes -= r.body.len();
+        }
+        let ring_min = self.ring.front().map_or(u64::MAX, |r| r.seq);
+        let fresh_min = self.fresh.iter().copied().min().unwrap_or(u64::MAX);
+        for d in Dest::ALL {
+            if self.spool_records_of(d) == 0 {
+                self.lanes[d as usize]
+                    .done
+                    .forget_below(ring_min.min(fresh_min));
+            }
+        }
     }
 
     /// Numbers and queues a record.
@@ -146,8 +289,13 @@ impl Outbox {
         self.queue(rec);
     }
 
-    /// Queues a gap record for `g`.
-    pub fn push_gap(&mut self, g: Gap, now_ms: u64) {
+    /// Queues a gap record for `g` (naming, of the destinations it names,
+    /// those configured).
+    pub fn push_gap(&mut self, mut g: Gap, now_ms: u64) {
+        g.dests &= self.dest_bits();
+        if g.dests == 0 {
+            g.dests = self.dest_bits();
+        }
         log::warn!("records lost: {g}; a gap record tells the control plane");
         // Until the gap record is delivered or spooled, a crash must name
         // its numbers again.
@@ -232,6 +380,11 @@ impl Outbox {
             };
             self.ring_bytes -= old.body.len();
             self.dropped += 1;
+            for d in Dest::ALL {
+                if !self.done(d, old.seq) {
+                    self.lost[d as usize] += 1;
+                }
+            }
             self.pending_gap = Some(Gap::absorb(self.pending_gap, &old, GapReason::RingFull));
         }
         self.ring_bytes += rec.body.len();
@@ -243,7 +396,7 @@ impl Outbox {
         let at = self.ring.partition_point(|r| r.seq < rec.seq);
         self.ring.insert(at, rec);
         self.sync_mirror(None);
-        if self.spooling && self.cfg.sync == SyncPolicy::Always {
+        if self.spooling() && self.cfg.sync == SyncPolicy::Always {
             self.spill();
         }
     }
@@ -260,31 +413,70 @@ impl Outbox {
         self.ring_gaps.iter().copied().collect()
     }
 
+    /// A destination failed since its last success: new records go to disk.
     pub fn spooling(&self) -> bool {
-        self.spooling
+        self.lanes.iter().any(|l| l.on && l.failing)
     }
 
+    /// Records in memory the upstream has not taken.
     pub fn ring_len(&self) -> usize {
-        self.ring.len()
+        self.ring_len_of(self.primary())
+    }
+
+    pub fn ring_len_of(&self, d: Dest) -> usize {
+        self.ring.iter().filter(|r| !self.done(d, r.seq)).count()
+    }
+
+    /// The destination the heartbeat's backlog figures are about: the
+    /// upstream when configured.
+    fn primary(&self) -> Dest {
+        if self.has(Dest::Upstream) || !self.has(Dest::RemoteWrite) {
+            Dest::Upstream
+        } else {
+            Dest::RemoteWrite
+        }
     }
 
     pub fn spool_records(&self) -> u64 {
-        self.spool.as_ref().map_or(0, |s| s.backlog_records())
+        self.spool_records_of(self.primary())
+    }
+
+    pub fn spool_records_of(&self, d: Dest) -> u64 {
+        self.spool.as_ref().map_or(0, |s| s.backlog_of(d))
     }
 
     /// Records not yet acknowledged, in memory and on disk.
     pub fn backlog_records(&self) -> u64 {
-        self.ring.len() as u64 + self.spool_records()
+        self.backlog_of(self.primary())
+    }
+
+    pub fn backlog_of(&self, d: Dest) -> u64 {
+        self.ring_len_of(d) as u64 + self.spool_records_of(d)
     }
 
     pub fn backlog_bytes(&self) -> u64 {
-        self.ring_bytes as u64 + self.spool.as_ref().map_or(0, |s| s.backlog_bytes())
+        let d = self.primary();
+        let ring: usize = self
+            .ring
+            .iter()
+            .filter(|r| !self.done(d, r.seq))
+            .map(|r| r.body.len())
+            .sum();
+        ring as u64 + self.spool.as_ref().map_or(0, |s| s.backlog_bytes_of(d))
     }
 
     /// Time (Unix ms) of the oldest record not yet acknowledged.
     pub fn oldest_ms(&self) -> Option<u64> {
-        let spool = self.spool.as_ref().and_then(|s| s.oldest_ms());
-        let ring = self.ring.front().map(|r| r.time_ms);
+        self.oldest_ms_of(self.primary())
+    }
+
+    pub fn oldest_ms_of(&self, d: Dest) -> Option<u64> {
+        let spool = self.spool.as_ref().and_then(|s| s.oldest_ms_of(d));
+        let ring = self
+            .ring
+            .iter()
+            .find(|r| !self.done(d, r.seq))
+            .map(|r| r.time_ms);
         match (spool, ring) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -299,35 +491,25 @@ impl Outbox {
         max_bytes: usize,
         now_ms: u64,
     ) -> Option<Outgoing> {
-        let backlog = self.spool_records() > 0;
-        if backlog && (!self.last_from_spool || self.ring.is_empty()) {
-            let spool = self.spool.as_ref().expect("backlog implies a spool");
-            match spool.read(max_records, max_bytes) {
-                Ok(b) => {
-                    for g in &b.gaps {
-                        self.push_gap(*g, now_ms);
-                    }
-                    self.last_from_spool = true;
-                    if b.recs.is_empty() {
-                        // Only damage was found: skip past it.
-                        self.spool.as_mut().expect("checked").ack(b.end);
-                        return self.next_batch(max_records, max_bytes, now_ms);
-                    }
-                    return Some(Outgoing {
-                        recs: b.recs,
-                        source: Source::Spool(b.end),
-                    });
+        const D: Dest = Dest::Upstream;
+        let backlog = self.spool_records_of(D) > 0;
+        let ring_empty = self.ring_len_of(D) == 0;
+        if backlog && (!self.lanes[D as usize].last_from_spool || ring_empty) {
+            match self.read_spool(D, max_records, max_bytes, now_ms) {
+                Ok(Some(out)) => {
+                    self.lanes[D as usize].last_from_spool = true;
+                    return Some(out);
                 }
+                Ok(None) => return self.next_batch(max_records, max_bytes, now_ms),
                 Err(e) => self.disk_failed(format!("cannot read the spool: {e}")),
             }
         }
-        self.last_from_spool = false;
+        self.lanes[D as usize].last_from_spool = false;
         let mut bytes = 0;
         // Gap records go in batches of their own (see delivery.rs).
-        let gaps = self.ring.front()?.gap.is_some();
-        let recs: Vec<Rec> = self
-            .ring
-            .iter()
+        let mut todo = self.ring.iter().filter(|r| !self.done(D, r.seq)).peekable();
+        let gaps = todo.peek()?.gap.is_some();
+        let recs: Vec<Rec> = todo
             .take(max_records)
             .take_while(|r| r.gap.is_some() == gaps)
             .take_while(|r| {
@@ -343,42 +525,125 @@ impl Outbox {
         })
     }
 
+    /// A batch of `d`'s backlog; `None` if what was read held nothing to
+    /// send (damage, or records `d` already has): the cursor moved past it.
+    fn read_spool(
+        &mut self,
+        d: Dest,
+        max_records: usize,
+        max_bytes: usize,
+        now_ms: u64,
+    ) -> std::io::Result<Option<Outgoing>> {
+        let spool = self.spool.as_ref().expect("a backlog implies a spool");
+        let done = &self.lanes[d as usize].done;
+        let b = spool.read_for(d, max_records, max_bytes, &|seq| done.contains(seq))?;
+        for g in &b.gaps {
+            self.push_gap(*g, now_ms);
+        }
+        if b.recs.is_empty() {
+            self.spool.as_mut().expect("checked").ack_for(d, b.end);
+            self.pop_done();
+            return Ok(None);
+        }
+        Ok(Some(Outgoing {
+            recs: b.recs,
+            source: Source::Spool(b.end),
+        }))
+    }
+
+    /// The next batch for the remote-write receiver, oldest first: its
+    /// backlog on disk, then the ring, never past a record that is in an
+    /// upload of its own.
+    pub fn next_remote(&mut self, max_records: usize, now_ms: u64) -> Option<Outgoing> {
+        const D: Dest = Dest::RemoteWrite;
+        while self.spool_records_of(D) > 0 {
+            match self.read_spool(D, max_records, usize::MAX / 2, now_ms) {
+                Ok(Some(out)) => return Some(out),
+                Ok(None) => continue,
+                Err(e) => {
+                    self.disk_failed(format!("cannot read the spool: {e}"));
+                    return None;
+                }
+            }
+        }
+        let barrier = self.fresh.iter().copied().min().unwrap_or(u64::MAX);
+        let recs: Vec<Rec> = self
+            .ring
+            .iter()
+            .filter(|r| !self.done(D, r.seq))
+            .take_while(|r| r.seq < barrier)
+            .take(max_records)
+            .cloned()
+            .collect();
+        let last = recs.last()?.seq;
+        Some(Outgoing {
+            recs,
+            source: Source::Ring(last),
+        })
+    }
+
     /// The upstream acknowledged `out`; the upstream is live again.
     pub fn acked(&mut self, out: &Outgoing) {
-        self.spooling = false;
+        self.acked_for(Dest::Upstream, out);
+    }
+
+    /// `d` acknowledged `out`: it is live again.
+    pub fn acked_for(&mut self, d: Dest, out: &Outgoing) {
+        self.lanes[d as usize].failing = false;
         match &out.source {
-            Source::Ring(last) => {
-                while self.ring.front().is_some_and(|r| r.seq <= *last) {
-                    let r = self.ring.pop_front().expect("checked");
-                    self.ring_bytes -= r.body.len();
+            Source::Ring(_) => {
+                for r in &out.recs {
+                    self.lanes[d as usize].done.insert(r.seq);
+                }
+                if d == Dest::RemoteWrite && self.spool_records_of(d) == 0 {
+                    // Everything up to here is delivered, in order: a copy
+                    // spooled for the upstream is passed over, also after
+                    // a restart.
+                    if let (Some(s), Some(m)) = (self.spool.as_mut(), self.lanes[1].done.max()) {
+                        s.acked_up_to(d, m);
+                    }
                 }
             }
             Source::Spool(end) => {
                 if let Some(s) = self.spool.as_mut() {
-                    s.ack(*end);
+                    s.ack_for(d, *end);
                 }
             }
             Source::Fresh => {
                 self.fresh.retain(|s| !out.recs.iter().any(|r| r.seq == *s));
+                if self.has(Dest::RemoteWrite) && d == Dest::Upstream {
+                    // The other destination still needs it.
+                    for r in &out.recs {
+                        self.lanes[d as usize].done.insert(r.seq);
+                        self.queue(r.clone());
+                    }
+                }
             }
         }
+        self.pop_done();
         self.sync_mirror(None);
     }
 
     /// An upload failed: from now on records go to disk.
     pub fn failed(&mut self, out: Outgoing) {
+        self.failed_for(Dest::Upstream, out);
+    }
+
+    /// A send to `d` failed: from now on records go to disk.
+    pub fn failed_for(&mut self, d: Dest, out: Outgoing) {
         if let Source::Fresh = out.source {
             for r in out.recs {
                 self.queue(r);
             }
         }
-        self.spool_from_now();
+        self.lanes[d as usize].failing = true;
+        self.spill();
     }
 
     /// From now on records go to disk (the upstream failed, or nothing can
     /// be sent); the ring goes first.
     pub fn spool_from_now(&mut self) {
-        self.spooling = true;
+        self.lanes[Dest::Upstream as usize].failing = true;
         self.spill();
     }
 
@@ -414,8 +679,16 @@ impl Outbox {
             self.ring_bytes -= r.body.len();
         }
         self.sync_mirror(None);
+        let primary = self.primary().bit();
         for g in &a.gaps {
-            self.dropped += g.count;
+            if g.dests & primary != 0 {
+                self.dropped += g.count;
+            }
+            for d in Dest::ALL {
+                if g.dests & d.bit() != 0 {
+                    self.lost[d as usize] += g.count;
+                }
+            }
         }
         match a.error {
             Some(e) => self.disk_failed(format!(
@@ -458,7 +731,9 @@ impl Outbox {
     /// Shutdown: everything still in memory goes to disk, synced, and the
     /// next sequence number is saved as a clean stop.
     pub fn close(&mut self) {
-        self.spooling = true;
+        for l in self.lanes.iter_mut() {
+            l.failing |= l.on;
+        }
         self.disk_retry = None;
         self.spill();
         // Drops not yet reported become a gap record that is kept too.

@@ -80,7 +80,17 @@ pub struct Gap {
     pub last: u64,
     pub count: u64,
     pub reason: GapReason,
+    /// The destinations that miss these records: bits of
+    /// `spool::Dest::bit` (upstream 1, remote_write 2).
+    pub dests: u8,
 }
+
+/// Every destination: a loss before the spool (ring full, a crash, damage
+/// on disk) misses them all.
+pub const ALL_DESTS: u8 = 0b11;
+
+/// The names of the destinations in a gap's `dests`, for its record.
+const DEST_NAMES: [(u8, &str); 2] = [(1, "upstream"), (2, "remote_write")];
 
 impl Gap {
     /// One gap covering both; the reason of the larger loss wins.
@@ -94,6 +104,7 @@ impl Gap {
             } else {
                 self.reason
             },
+            dests: self.dests | other.dests,
         }
     }
 
@@ -105,6 +116,7 @@ impl Gap {
             last: r.seq,
             count: 1,
             reason,
+            dests: ALL_DESTS,
         };
         let own = match r.gap {
             Some(g) => own.merge(g),
@@ -217,7 +229,14 @@ pub fn gap(g: &Gap, time_ms: u64) -> Body {
         .uint(Some("first_seq"), g.first)
         .uint(Some("last_seq"), g.last)
         .uint(Some("count"), g.count)
-        .str(Some("reason"), g.reason.as_str());
+        .str(Some("reason"), g.reason.as_str())
+        .begin_array(Some("destinations"));
+    for (bit, name) in DEST_NAMES {
+        if g.dests & bit != 0 {
+            b.json().str(None, name);
+        }
+    }
+    b.json().end_array();
     b
 }
 
@@ -252,6 +271,17 @@ pub fn read_back(body: &str) -> Option<(u64, Option<Gap>)> {
             last: field("last_seq")?.parse().ok()?,
             count: field("count")?.parse().ok()?,
             reason: GapReason::parse(field("reason")?.trim_matches('"'))?,
+            dests: match rest.find("\"destinations\":[") {
+                Some(at) => {
+                    let list = &rest[at..];
+                    let list = &list[..list.find(']')?];
+                    DEST_NAMES
+                        .iter()
+                        .filter(|(_, n)| list.contains(&format!("\"{n}\"")))
+                        .fold(0, |m, (b, _)| m | b)
+                }
+                None => ALL_DESTS,
+            },
         })
     } else {
         None
@@ -270,12 +300,14 @@ mod tests {
             last: 20,
             count: 7,
             reason: GapReason::SpoolFull,
+            dests: ALL_DESTS,
         };
         let r = gap(&g, 1_795_290_810_123).finish(99, Some(g));
         assert_eq!(
             &*r.body,
             "\"time\":\"2026-11-21T19:53:30.123Z\",\"type\":\"gap\",\"first_seq\":10,\
-             \"last_seq\":20,\"count\":7,\"reason\":\"spool_full\"}"
+             \"last_seq\":20,\"count\":7,\"reason\":\"spool_full\",\
+             \"destinations\":[\"upstream\",\"remote_write\"]}"
         );
         assert_eq!(read_back(&r.body), Some((1_795_290_810_123, Some(g))));
         let mut line = Vec::new();
@@ -291,6 +323,7 @@ mod tests {
             last: 5,
             count: 5,
             reason: GapReason::SpoolFull,
+            dests: ALL_DESTS,
         };
         let dropped = gap(&old, 0).finish(6, Some(old));
         let g = Gap::absorb(None, &dropped, GapReason::RingFull);

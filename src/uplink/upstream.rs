@@ -1,28 +1,18 @@
 //! One upload to the control plane: `POST <url>/v1/reports` with an NDJSON
-//! body, over the same resolver, connect and TLS code as the probes, raced
-//! against `[upstream] timeout` as a whole, and the answer sorted into what
-//! the delivery loop must do about it ([`Answer`]).
+//! body (sent by [`crate::uplink::post`], raced against `[upstream] timeout`
+//! as a whole), and the answer sorted into what the delivery loop must do
+//! about it ([`Answer`]).
 //!
 //! The response head may be at most 64 KiB and the body is read up to 64 KiB;
 //! more fails the attempt (head) or is ignored (body). The token goes in the
 //! `Authorization` header and nowhere else: no message built here contains it.
 
-use std::time::{Duration, Instant, SystemTime};
-
-use futures_lite::{AsyncRead, AsyncWrite};
+use std::time::{Duration, SystemTime};
 
 use crate::config::Upstream;
-use crate::net::connect::connect;
-use crate::net::connect::Context;
-use crate::net::http1::{exchange, Limits, Response};
+use crate::net::http1::Response;
 use crate::net::resolve::Resolver;
-use crate::net::tls::{Client, Verify};
-use crate::net::url::Scheme;
-use crate::os::alarm::until;
-use crate::outcome::Trace;
-
-pub const MAX_RESPONSE_HEAD: usize = crate::net::http1::MAX_HEAD;
-pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
+use crate::uplink::post::Destination;
 /// `Retry-After` is obeyed up to this.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
@@ -57,58 +47,13 @@ pub struct Upload<'a> {
 
 /// Posts one batch; never takes longer than `up.timeout`.
 pub async fn post(up: &Upstream, resolver: &Resolver, u: &Upload<'_>) -> Answer {
-    let deadline = Instant::now() + up.timeout;
-    match until(deadline, attempt(up, resolver, u, deadline)).await {
-        Some(Ok(resp)) => classify(&resp, SystemTime::now()),
-        Some(Err(e)) => Answer::Failed(e),
-        None => Answer::Failed(format!(
-            "no answer within {} (timeout)",
-            crate::config::duration::format(up.timeout)
-        )),
-    }
-}
-
-async fn attempt(
-    up: &Upstream,
-    resolver: &Resolver,
-    u: &Upload<'_>,
-    deadline: Instant,
-) -> Result<Response, String> {
-    let trace = Trace::new(Instant::now());
-    let ctx = Context { resolver, deadline };
-    let url = &up.url;
-    let conn = connect(
-        &url.host,
-        url.port,
-        crate::net::resolve::Family::Any,
-        &ctx,
-        &trace,
-    )
-    .await
-    .map_err(|r| r.message)?;
-    let stream = conn.into_async().map_err(|e| format!("{url}: {e}"))?;
-    if url.scheme == Scheme::Https {
-        let extra = up.ca_file.as_ref().map_or(&[][..], |c| &c.certs[..]);
-        let client = Client::new(extra, Verify::Enforce, &[b"http/1.1"])?;
-        let mut tls = client
-            .connect(&url.host.tls_name(), stream)
-            .await
-            .map_err(|e| format!("{} ({})", e.message, e.reason.code()))?;
-        send(up, u, &mut tls, &trace).await
-    } else {
-        let mut stream = stream;
-        send(up, u, &mut stream, &trace).await
-    }
-}
-
-async fn send<S: AsyncRead + AsyncWrite + Unpin>(
-    up: &Upstream,
-    u: &Upload<'_>,
-    stream: &mut S,
-    trace: &Trace,
-) -> Result<Response, String> {
     let path = format!("{}/v1/reports", up.url.path.trim_end_matches('/'));
-    let host = up.url.host_header();
+    let to = Destination {
+        url: &up.url,
+        path: &path,
+        ca_file: up.ca_file.as_ref(),
+        timeout: up.timeout,
+    };
     let headers = [
         (
             "Content-Type".to_string(),
@@ -124,20 +69,10 @@ async fn send<S: AsyncRead + AsyncWrite + Unpin>(
             format!("{}-{}", u.first_seq, u.last_seq),
         ),
     ];
-    let req = crate::net::http1::Request {
-        method: "POST",
-        path: &path,
-        host: &host,
-        headers: &headers,
-        body: u.body,
-    };
-    let limits = Limits {
-        head: MAX_RESPONSE_HEAD,
-        body: MAX_RESPONSE_BODY,
-    };
-    exchange(stream, &req, trace, limits)
-        .await
-        .map_err(|e| format!("{}: {e}", up.url))
+    match crate::uplink::post::post(&to, resolver, &headers, u.body).await {
+        Ok(resp) => classify(&resp, SystemTime::now()),
+        Err(e) => Answer::Failed(e),
+    }
 }
 
 /// Sorts a response into an [`Answer`].

@@ -377,7 +377,7 @@ where
         body: &[],
     };
     let limits = Limits {
-        head: crate::uplink::upstream::MAX_RESPONSE_HEAD,
+        head: crate::uplink::post::MAX_RESPONSE_HEAD,
         body: 4096,
     };
     let t0 = Instant::now();

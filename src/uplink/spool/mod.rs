@@ -28,17 +28,24 @@
 //!                  (see `uplink/record.rs`), no newline
 //! ```
 //!
-//! `acked` in the same directory holds two decimal lines, `acked=N` (every
-//! spooled record up to seq N was acknowledged) and `dropped=N` (records up
-//! to N were dropped and a gap record was queued for them). It is written by
-//! rename, without fsync: losing it only means records are sent again, and
-//! the receiver drops duplicates by (agent id, seq).
+//! `acked` in the same directory holds decimal lines: `acked=N` (every
+//! spooled record up to seq N was acknowledged by the upstream),
+//! `remote_acked=N` (the same for the remote-write receiver) and
+//! `dropped=N` (records up to N were dropped and a gap record was queued
+//! for them). It is written by rename, without fsync: losing it only means
+//! records are sent again, and the receivers drop duplicates (the upstream
+//! by agent id and seq, a Prometheus store by series and timestamp).
 //!
-//! Records are appended in increasing sequence order; the backlog drains
-//! oldest first, so what has been acknowledged is always a prefix. A segment
-//! is deleted only when every record in it is acknowledged, or when the
-//! spool is full and it is the oldest (then a `spool_full` gap is returned
-//! for its unacknowledged records).
+//! # Destinations
+//!
+//! Each configured destination ([`Dest`]) has its own cursor: the upstream
+//! and the remote-write receiver read the same segments, each at its own
+//! pace. Records are appended in increasing sequence order; each backlog
+//! drains oldest first, so what a destination has acknowledged is a prefix.
+//! A segment is deleted only when every configured destination has
+//! acknowledged every record in it, or when the spool is full and it is
+//! the oldest (then a `spool_full` gap is returned, per destination, for
+//! what each had not acknowledged).
 //!
 //! # Recovery
 //!
@@ -71,7 +78,42 @@ use frame::{
 };
 
 use crate::config::SyncPolicy;
-use crate::uplink::record::{read_back, Gap, GapReason, Rec};
+use crate::uplink::record::{read_back, Gap, GapReason, Rec, ALL_DESTS};
+
+/// A destination with its own cursor in the spool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dest {
+    /// The control plane (`[upstream]`).
+    Upstream = 0,
+    /// The Prometheus remote-write receiver (`[remote_write]`).
+    RemoteWrite = 1,
+}
+
+impl Dest {
+    pub const ALL: [Dest; 2] = [Dest::Upstream, Dest::RemoteWrite];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dest::Upstream => "upstream",
+            Dest::RemoteWrite => "remote_write",
+        }
+    }
+
+    /// The bit of this destination in [`Gap::dests`].
+    pub fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// One destination's place in the spool.
+#[derive(Clone, Copy, Debug)]
+struct Cursor {
+    pos: Pos,
+    /// Every spooled record up to this seq is acknowledged.
+    acked: u64,
+    /// Configured: its cursor holds segments.
+    on: bool,
+}
 
 #[derive(Clone, Debug)]
 struct Segment {
@@ -154,8 +196,7 @@ pub struct Spool {
     segments: VecDeque<Segment>,
     /// The newest segment, open for appending.
     tail: Option<File>,
-    cursor: Pos,
-    acked: u64,
+    cursors: [Cursor; 2],
     dropped: u64,
     /// The sequence number of the last record ever written (segment headers).
     last_written: u64,
@@ -163,13 +204,29 @@ pub struct Spool {
 }
 
 impl Spool {
-    /// Opens (creating it, mode 0700) and recovers the spool in `dir`.
+    /// Opens (creating it, mode 0700) and recovers the spool in `dir`, for
+    /// the upstream alone.
     pub fn open(dir: &Path, max_bytes: u64, sync: SyncPolicy) -> io::Result<(Spool, Recovered)> {
+        Spool::open_for(dir, max_bytes, sync, &[Dest::Upstream])
+    }
+
+    /// [`Spool::open`] for these destinations: each gets its cursor back.
+    pub fn open_for(
+        dir: &Path,
+        max_bytes: u64,
+        sync: SyncPolicy,
+        dests: &[Dest],
+    ) -> io::Result<(Spool, Recovered)> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
-        let (acked, dropped) = read_acked(dir);
+        let (acked, remote_acked, dropped) = read_acked(dir);
+        let cursor = |acked: u64, d: Dest| Cursor {
+            pos: Pos::start_of(None, acked),
+            acked,
+            on: dests.contains(&d),
+        };
         let mut names: Vec<u64> = fs::read_dir(dir)?
             .filter_map(|e| parse_segment_name(e.ok()?.file_name().to_str()?))
             .collect();
@@ -181,13 +238,15 @@ impl Spool {
             sync,
             segments: VecDeque::new(),
             tail: None,
-            cursor: Pos::start_of(None, acked),
-            acked,
+            cursors: [
+                cursor(acked, Dest::Upstream),
+                cursor(remote_acked, Dest::RemoteWrite),
+            ],
             dropped,
             // Numbers up to `acked` and `dropped` were written here once,
             // even when no segment is left: the floor for the sequence
             // numbers and for the next segment's header.
-            last_written: acked.max(dropped),
+            last_written: acked.max(remote_acked).max(dropped),
             total_bytes: 0,
         };
         let mut rec = Recovered::default();
@@ -197,29 +256,77 @@ impl Spool {
             spool.recover_segment(first_seq, next_first, &mut buf, &mut rec)?;
         }
         // Leading segments that were wholly acknowledged before a crash.
-        while spool.segments.len() > 1 && spool.segments[0].last_seq <= acked {
+        let floor = spool.on().map(|c| c.acked).min().unwrap_or(u64::MAX);
+        while spool.segments.len() > 1 && spool.segments[0].last_seq <= floor {
             let s = spool.segments.pop_front().expect("checked");
             spool.total_bytes -= s.bytes;
             remove(&spool.dir.join(segment_name(s.first_seq)));
         }
-        spool.position_cursor(&mut buf)?;
+        for d in Dest::ALL {
+            let acked = spool.cursors[d as usize].acked;
+            spool.cursors[d as usize].pos = spool.position(acked, &mut buf)?;
+        }
         rec.segments = spool.segments.len();
-        rec.records = spool.backlog_records();
+        rec.records = dests
+            .iter()
+            .map(|d| spool.backlog_of(*d))
+            .max()
+            .unwrap_or(0);
         rec.max_seq = spool.last_written;
         Ok((spool, rec))
     }
 
-    pub fn backlog_records(&self) -> u64 {
-        let total: u64 = self.segments.iter().map(|s| s.records).sum();
-        total.saturating_sub(self.cursor.records)
+    /// The configured destinations' cursors.
+    fn on(&self) -> impl Iterator<Item = &Cursor> {
+        self.cursors.iter().filter(|c| c.on)
     }
 
+    /// Configures or unconfigures a destination (a reload); an
+    /// unconfigured one holds no segment.
+    pub fn set_on(&mut self, d: Dest, on: bool) {
+        self.cursors[d as usize].on = on;
+        self.collect();
+    }
+
+    /// The upstream's backlog.
+    pub fn backlog_records(&self) -> u64 {
+        self.backlog_of(Dest::Upstream)
+    }
+
+    /// Records not yet acknowledged by `d`.
+    pub fn backlog_of(&self, d: Dest) -> u64 {
+        let pos = &self.cursors[d as usize].pos;
+        self.segments
+            .iter()
+            .filter(|s| s.first_seq >= pos.seg)
+            .map(|s| {
+                if s.first_seq == pos.seg {
+                    s.records.saturating_sub(pos.records)
+                } else {
+                    s.records
+                }
+            })
+            .sum()
+    }
+
+    /// The upstream's backlog in bytes.
     pub fn backlog_bytes(&self) -> u64 {
-        if self.segments.is_empty() {
-            0
-        } else {
-            self.total_bytes.saturating_sub(self.cursor.offset)
-        }
+        self.backlog_bytes_of(Dest::Upstream)
+    }
+
+    pub fn backlog_bytes_of(&self, d: Dest) -> u64 {
+        let pos = &self.cursors[d as usize].pos;
+        self.segments
+            .iter()
+            .filter(|s| s.first_seq >= pos.seg)
+            .map(|s| {
+                if s.first_seq == pos.seg {
+                    s.bytes.saturating_sub(pos.offset)
+                } else {
+                    s.bytes
+                }
+            })
+            .sum()
     }
 
     /// Bytes on disk, headers included.
@@ -231,27 +338,50 @@ impl Spool {
         self.backlog_records() == 0
     }
 
-    /// Time of the oldest unacknowledged record (Unix ms).
+    /// Time of the oldest record the upstream has not acknowledged (Unix ms).
     pub fn oldest_ms(&self) -> Option<u64> {
-        if self.is_empty() {
+        self.oldest_ms_of(Dest::Upstream)
+    }
+
+    pub fn oldest_ms_of(&self, d: Dest) -> Option<u64> {
+        if self.backlog_of(d) == 0 {
             return None;
         }
-        self.cursor
-            .next_ms
-            .or_else(|| self.segments.front().map(|s| s.first_ms))
+        let pos = &self.cursors[d as usize].pos;
+        pos.next_ms.or_else(|| {
+            self.segments
+                .iter()
+                .find(|s| s.first_seq >= pos.seg)
+                .map(|s| s.first_ms)
+        })
     }
 
     pub fn max_seq(&self) -> u64 {
         self.last_written
     }
 
-    /// Reads up to `max_records` / `max_bytes` of payload from the backlog,
-    /// stopping where gap records start or end (they travel alone).
+    /// Reads up to `max_records` / `max_bytes` of payload from the
+    /// upstream's backlog, stopping where gap records start or end (they
+    /// travel alone).
     pub fn read(&self, max_records: usize, max_bytes: usize) -> io::Result<Batch> {
+        self.read_for(Dest::Upstream, max_records, max_bytes, &|_| false)
+    }
+
+    /// [`Spool::read`] from `d`'s backlog, passing over the records `done`
+    /// says `d` already has (it took them from memory before they were
+    /// spooled for another destination).
+    pub fn read_for(
+        &self,
+        d: Dest,
+        max_records: usize,
+        max_bytes: usize,
+        done: &dyn Fn(u64) -> bool,
+    ) -> io::Result<Batch> {
+        let acked = self.cursors[d as usize].acked;
         let mut batch = Batch {
             recs: Vec::new(),
             gaps: Vec::new(),
-            end: self.cursor,
+            end: self.cursors[d as usize].pos,
         };
         let mut bytes = 0usize;
         let mut buf = Vec::new();
@@ -297,7 +427,7 @@ impl Spool {
                             batch.end.offset = start + (at + FRAME + payload.len()) as u64;
                             continue;
                         };
-                        if seq <= batch.end.last_seq && seq <= self.acked {
+                        if (seq <= batch.end.last_seq && seq <= acked) || done(seq) {
                             batch.end.offset = start + (at + FRAME + payload.len()) as u64;
                             continue;
                         }
@@ -342,45 +472,67 @@ impl Spool {
         Ok(batch)
     }
 
-    /// Everything before `end` is acknowledged: moves the cursor and deletes
-    /// the segments wholly behind it.
+    /// Everything before `end` is acknowledged by the upstream.
     pub fn ack(&mut self, end: Pos) {
+        self.ack_for(Dest::Upstream, end);
+    }
+
+    /// Everything before `end` is acknowledged by `d`: moves its cursor and
+    /// deletes the segments wholly behind every configured cursor.
+    pub fn ack_for(&mut self, d: Dest, end: Pos) {
+        let c = &mut self.cursors[d as usize];
+        c.pos = end;
+        c.acked = c.acked.max(end.last_seq);
+        self.collect();
+        self.save_acked();
+    }
+
+    /// `d` has every record up to `seq` (it took them from memory): spooled
+    /// copies of them are passed over, also after a restart.
+    pub fn acked_up_to(&mut self, d: Dest, seq: u64) {
+        let c = &mut self.cursors[d as usize];
+        if seq > c.acked {
+            c.acked = seq;
+            self.save_acked();
+        }
+    }
+
+    /// Deletes the leading segments every configured cursor has passed, and
+    /// moves cursors that pointed into them to what is left.
+    fn collect(&mut self) {
         while let Some(front) = self.segments.front() {
-            let behind = front.first_seq < end.seg
-                || (front.first_seq == end.seg
-                    && end.offset >= front.bytes
-                    && self.segments.len() > 1);
-            if !behind {
+            let passed = |p: &Pos| {
+                front.first_seq < p.seg || (front.first_seq == p.seg && p.offset >= front.bytes)
+            };
+            if self.on().count() == 0 || !self.on().all(|c| passed(&c.pos)) {
                 break;
             }
             let s = self.segments.pop_front().expect("checked");
             self.total_bytes -= s.bytes;
+            if self.segments.is_empty() {
+                // The next record starts a new segment.
+                self.tail = None;
+            }
             remove(&self.dir.join(segment_name(s.first_seq)));
         }
-        match self.segments.front() {
-            Some(front) if front.first_seq == end.seg => {
-                if end.offset >= front.bytes && self.segments.len() == 1 {
-                    // The newest segment is all acknowledged: delete it too;
-                    // the next record starts a new one.
-                    let s = self.segments.pop_front().expect("checked");
-                    self.total_bytes -= s.bytes;
-                    self.tail = None;
-                    remove(&self.dir.join(segment_name(s.first_seq)));
-                    self.cursor = Pos::start_of(None, end.last_seq);
-                } else {
-                    self.cursor = end;
+        let front = self.segments.front().cloned();
+        for c in self.cursors.iter_mut() {
+            match &front {
+                Some(f) if c.pos.seg < f.first_seq => {
+                    c.pos = Pos::start_of(Some(f), c.pos.last_seq);
                 }
+                None => c.pos = Pos::start_of(None, c.pos.last_seq),
+                _ => {}
             }
-            Some(front) => self.cursor = Pos::start_of(Some(front), end.last_seq),
-            None => {}
         }
-        self.acked = self.acked.max(end.last_seq);
-        self.save_acked();
     }
 
     fn save_acked(&self) {
         let tmp = self.dir.join("acked.tmp");
-        let text = format!("acked={}\ndropped={}\n", self.acked, self.dropped);
+        let text = format!(
+            "acked={}\nremote_acked={}\ndropped={}\n",
+            self.cursors[0].acked, self.cursors[1].acked, self.dropped
+        );
         let r = fs::write(&tmp, text).and_then(|()| fs::rename(&tmp, self.dir.join("acked")));
         if let Err(e) = r {
             log::debug!("spool: cannot save the acknowledged position: {e}");
@@ -402,17 +554,19 @@ fn corrupt_gap(first: u64, last: u64) -> Gap {
         last,
         count: last.saturating_sub(first) + 1,
         reason: GapReason::SpoolCorrupt,
+        dests: ALL_DESTS,
     }
 }
 
-fn read_acked(dir: &Path) -> (u64, u64) {
+/// `acked`, `remote_acked`, `dropped` (0 when missing).
+fn read_acked(dir: &Path) -> (u64, u64, u64) {
     let text = fs::read_to_string(dir.join("acked")).unwrap_or_default();
     let field = |k: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(k)?.strip_prefix('=')?.trim().parse().ok())
             .unwrap_or(0)
     };
-    (field("acked"), field("dropped"))
+    (field("acked"), field("remote_acked"), field("dropped"))
 }
 
 fn remove(path: &Path) {

@@ -15,7 +15,7 @@ impl Spool {
         let path = self.dir.join(segment_name(first_seq));
         buf.clear();
         File::open(&path)?.read_to_end(buf)?;
-        let floor = self.acked.max(self.dropped).max(self.last_written);
+        let floor = self.dropped.max(self.last_written);
         if buf.len() < HEADER as usize || buf[..8] != MAGIC {
             // Not a segment we can read: report what it must have held.
             let last = next_first.map_or(first_seq, |n| n.saturating_sub(1).max(first_seq));
@@ -25,6 +25,7 @@ impl Spool {
                     last,
                     count: last - first_seq.max(floor + 1) + 1,
                     reason: GapReason::SpoolCorrupt,
+                    dests: ALL_DESTS,
                 });
             }
             self.last_written = self.last_written.max(last);
@@ -53,6 +54,7 @@ impl Spool {
                 last: prev_last,
                 count: prev_last - first + 1,
                 reason: GapReason::SpoolCorrupt,
+                dests: ALL_DESTS,
             });
             log::error!(
                 "spool: records {first}-{prev_last} are missing (a segment before {} was removed)",
@@ -136,33 +138,47 @@ impl Spool {
         Ok(())
     }
 
-    /// Puts the cursor on the first record after `acked` in the oldest segment.
-    pub(super) fn position_cursor(&mut self, buf: &mut Vec<u8>) -> io::Result<()> {
-        let Some(first) = self.segments.front() else {
-            return Ok(());
-        };
-        self.cursor = Pos::start_of(Some(first), self.acked);
-        if first.first_seq > self.acked {
-            return Ok(());
-        }
-        buf.clear();
-        File::open(self.dir.join(segment_name(first.first_seq)))?.read_to_end(buf)?;
-        for step in (Walk {
-            buf,
-            at: HEADER as usize,
-        }) {
-            if let Step::Record { at, seq, payload } = step {
-                if seq > self.acked {
-                    self.cursor.next_ms = std::str::from_utf8(payload)
-                        .ok()
-                        .and_then(read_back)
-                        .map(|(ms, _)| ms);
-                    break;
-                }
-                self.cursor.offset = (at + FRAME + payload.len()) as u64;
-                self.cursor.records += 1;
+    /// Where a cursor that has every record up to `acked` stands: on the
+    /// first later record, or past the end.
+    pub(super) fn position(&self, acked: u64, buf: &mut Vec<u8>) -> io::Result<Pos> {
+        for seg in self.segments.iter() {
+            if seg.last_seq <= acked && seg.records > 0 {
+                continue;
             }
+            let mut pos = Pos::start_of(Some(seg), acked);
+            if seg.first_seq > acked {
+                return Ok(pos);
+            }
+            buf.clear();
+            File::open(self.dir.join(segment_name(seg.first_seq)))?.read_to_end(buf)?;
+            for step in (Walk {
+                buf,
+                at: HEADER as usize,
+            }) {
+                if let Step::Record { at, seq, payload } = step {
+                    if seq > acked {
+                        pos.next_ms = std::str::from_utf8(payload)
+                            .ok()
+                            .and_then(read_back)
+                            .map(|(ms, _)| ms);
+                        break;
+                    }
+                    pos.offset = (at + FRAME + payload.len()) as u64;
+                    pos.records += 1;
+                }
+            }
+            return Ok(pos);
         }
-        Ok(())
+        // Everything is behind it: past the end of the newest segment.
+        Ok(match self.segments.back() {
+            Some(last) => Pos {
+                seg: last.first_seq,
+                offset: last.bytes,
+                records: last.records,
+                last_seq: acked,
+                next_ms: None,
+            },
+            None => Pos::start_of(None, acked),
+        })
     }
 }

@@ -99,8 +99,10 @@ impl Spool {
         for r in pending.iter() {
             if seg.records == 0 {
                 seg.first_ms = r.time_ms;
-                if self.cursor.seg == seg.first_seq && self.cursor.records == 0 {
-                    self.cursor.next_ms = Some(r.time_ms);
+                for c in self.cursors.iter_mut() {
+                    if c.pos.seg == seg.first_seq && c.pos.records == 0 {
+                        c.pos.next_ms = Some(r.time_ms);
+                    }
                 }
             }
             if let Some(g) = r.gap {
@@ -158,46 +160,74 @@ impl Spool {
             gaps: None,
         });
         if self.segments.len() == 1 {
-            self.cursor = Pos::start_of(self.segments.front(), self.acked);
+            for c in self.cursors.iter_mut() {
+                c.pos = Pos::start_of(self.segments.front(), c.acked);
+            }
         }
         self.total_bytes += HEADER;
         self.tail = Some(f);
         Ok(())
     }
 
-    /// Drops the oldest segment; the gap for what in it was not acknowledged.
-    pub(super) fn drop_oldest(&mut self) -> Option<Gap> {
-        let s = self.segments.pop_front()?;
+    /// Drops the oldest segment; the gaps, per configured destination, for
+    /// what in it that destination had not acknowledged (the upstream's
+    /// also carries the ranges of the gap records inside: they are its).
+    pub(super) fn drop_oldest(&mut self) -> Vec<Gap> {
+        let Some(s) = self.segments.pop_front() else {
+            return Vec::new();
+        };
         if self.segments.is_empty() {
             self.tail = None;
         }
         self.total_bytes -= s.bytes;
         remove(&self.dir.join(segment_name(s.first_seq)));
-        let unacked = if self.cursor.seg == s.first_seq {
-            s.records.saturating_sub(self.cursor.records)
-        } else {
-            s.records
-        };
-        let first = if self.cursor.seg == s.first_seq && self.cursor.records > 0 {
-            self.cursor.last_seq + 1
-        } else {
-            s.first_seq
-        };
         self.dropped = self.dropped.max(s.last_seq);
-        self.cursor = Pos::start_of(self.segments.front(), s.last_seq);
-        let own = (unacked > 0).then_some(Gap {
-            first,
-            last: s.last_seq,
-            count: unacked,
-            reason: GapReason::SpoolFull,
-        });
-        let gap = match (own, s.gaps) {
-            (Some(a), Some(b)) => Some(a.merge(b)),
-            (a, b) => a.or(b),
-        };
-        if let Some(g) = gap {
+        let mut gaps: Vec<Gap> = Vec::new();
+        let front = self.segments.front().cloned();
+        for d in Dest::ALL {
+            let c = &mut self.cursors[d as usize];
+            if c.pos.seg > s.first_seq && c.pos.seg != 0 {
+                continue; // Past this segment already.
+            }
+            let inside = c.pos.seg == s.first_seq;
+            let unacked = if inside {
+                s.records.saturating_sub(c.pos.records)
+            } else {
+                s.records
+            };
+            let first = if inside && c.pos.records > 0 {
+                c.pos.last_seq + 1
+            } else {
+                s.first_seq
+            };
+            c.pos = Pos::start_of(front.as_ref(), c.pos.last_seq.max(s.last_seq));
+            if !c.on {
+                continue;
+            }
+            let own = (unacked > 0).then_some(Gap {
+                first,
+                last: s.last_seq,
+                count: unacked,
+                reason: GapReason::SpoolFull,
+                dests: d.bit(),
+            });
+            let gap = match (own, s.gaps.filter(|_| d == Dest::Upstream)) {
+                (Some(a), Some(b)) => Some(a.merge(b)),
+                (a, b) => a.or(b),
+            };
+            let Some(g) = gap else { continue };
+            // The same loss for both destinations is one gap naming both.
+            match gaps
+                .iter_mut()
+                .find(|h| (h.first, h.last, h.count) == (g.first, g.last, g.count))
+            {
+                Some(h) => h.dests |= g.dests,
+                None => gaps.push(g),
+            }
+        }
+        for g in &gaps {
             log::warn!("spool full ({} bytes): dropped {g}", self.max_bytes);
         }
-        gap
+        gaps
     }
 }

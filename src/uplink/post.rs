@@ -1,0 +1,104 @@
+//! One HTTP POST to a report destination (the control plane's upload, a
+//! remote-write receiver): the same resolver, connect and TLS code as the
+//! probes, the whole exchange raced against one deadline. Messages built
+//! here name the URL and what failed, never a header value (the
+//! credentials travel in headers).
+
+use std::time::{Duration, Instant};
+
+use futures_lite::{AsyncRead, AsyncWrite};
+
+use crate::config::CaFile;
+use crate::net::connect::{connect, Context};
+use crate::net::http1::{exchange, Limits, Request, Response};
+use crate::net::resolve::Resolver;
+use crate::net::tls::{Client, Verify};
+use crate::net::url::{Scheme, Url};
+use crate::os::alarm::until;
+use crate::outcome::Trace;
+
+pub const MAX_RESPONSE_HEAD: usize = crate::net::http1::MAX_HEAD;
+pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
+
+/// Where a POST goes.
+pub struct Destination<'a> {
+    pub url: &'a Url,
+    /// Path and query on the wire.
+    pub path: &'a str,
+    pub ca_file: Option<&'a CaFile>,
+    pub timeout: Duration,
+}
+
+/// Posts `body`; never takes longer than `to.timeout`. `Err` is a sentence
+/// for the log and `/status`.
+pub async fn post(
+    to: &Destination<'_>,
+    resolver: &Resolver,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Result<Response, String> {
+    let deadline = Instant::now() + to.timeout;
+    match until(deadline, attempt(to, resolver, headers, body, deadline)).await {
+        Some(r) => r,
+        None => Err(format!(
+            "no answer within {} (timeout)",
+            crate::config::duration::format(to.timeout)
+        )),
+    }
+}
+
+async fn attempt(
+    to: &Destination<'_>,
+    resolver: &Resolver,
+    headers: &[(String, String)],
+    body: &[u8],
+    deadline: Instant,
+) -> Result<Response, String> {
+    let trace = Trace::new(Instant::now());
+    let ctx = Context { resolver, deadline };
+    let url = to.url;
+    let conn = connect(
+        &url.host,
+        url.port,
+        crate::net::resolve::Family::Any,
+        &ctx,
+        &trace,
+    )
+    .await
+    .map_err(|r| r.message)?;
+    let stream = conn.into_async().map_err(|e| format!("{url}: {e}"))?;
+    let req = Request {
+        method: "POST",
+        path: to.path,
+        host: &url.host_header(),
+        headers,
+        body,
+    };
+    if url.scheme == Scheme::Https {
+        let extra = to.ca_file.map_or(&[][..], |c| &c.certs[..]);
+        let client = Client::new(extra, Verify::Enforce, &[b"http/1.1"])?;
+        let mut tls = client
+            .connect(&url.host.tls_name(), stream)
+            .await
+            .map_err(|e| format!("{} ({})", e.message, e.reason.code()))?;
+        send(url, &req, &mut tls, &trace).await
+    } else {
+        let mut stream = stream;
+        send(url, &req, &mut stream, &trace).await
+    }
+}
+
+async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+    url: &Url,
+    req: &Request<'_>,
+    stream: &mut S,
+    trace: &Trace,
+) -> Result<Response, String> {
+    let limits = Limits {
+        head: MAX_RESPONSE_HEAD,
+        body: MAX_RESPONSE_BODY,
+    };
+    exchange(stream, req, trace, limits)
+        .await
+        .map_err(|e| format!("{url}: {e}"))
+}

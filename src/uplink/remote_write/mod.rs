@@ -1,0 +1,145 @@
+//! Prometheus remote-write 1.0: the request ([`push`]) and what its answer
+//! means ([`Answer`]), the body ([`wire`]) and the samples a record stands
+//! for ([`series`]). The loop that drives it is `agent/remote_write.rs`.
+//!
+//! Retries follow the spec: 5xx and 429 are retried (`Retry-After`
+//! honoured up to five minutes), every other 4xx is final for that batch.
+//! The credentials go in the `Authorization` header and nowhere else.
+
+pub mod series;
+pub mod wire;
+
+use std::time::{Duration, SystemTime};
+
+use crate::config::{RemoteAuth, RemoteWrite};
+use crate::net::resolve::Resolver;
+use crate::uplink::post::Destination;
+use crate::uplink::upstream::{retry_after, MAX_RETRY_AFTER};
+
+/// Backoff between retries: full jitter over 1 s doubling to this.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+/// What a push came to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    /// 2xx: every sample is stored.
+    Stored,
+    /// 5xx, 429, or no usable answer: the same batch goes again after the
+    /// wait (`Retry-After`, if the receiver said).
+    Retry(Option<Duration>, String),
+    /// Any other 4xx: the receiver will never take this batch.
+    Rejected(u16, String),
+}
+
+/// Posts one snappy-compressed `WriteRequest`; never takes longer than
+/// `rw.timeout`.
+pub async fn push(rw: &RemoteWrite, resolver: &Resolver, body: &[u8]) -> Answer {
+    let to = Destination {
+        url: &rw.url,
+        path: &rw.url.path,
+        ca_file: rw.ca_file.as_ref(),
+        timeout: rw.timeout,
+    };
+    let mut headers: Vec<(String, String)> = vec![
+        ("Content-Type".into(), "application/x-protobuf".into()),
+        ("Content-Encoding".into(), "snappy".into()),
+        ("X-Prometheus-Remote-Write-Version".into(), "0.1.0".into()),
+    ];
+    match &rw.auth {
+        Some(RemoteAuth::Bearer(t)) => {
+            headers.push(("Authorization".into(), format!("Bearer {}", t.expose())));
+        }
+        Some(RemoteAuth::Basic { user, password }) => {
+            let pair = format!("{user}:{}", password.expose());
+            headers.push((
+                "Authorization".into(),
+                format!("Basic {}", base64(pair.as_bytes())),
+            ));
+        }
+        None => {}
+    }
+    headers.extend(rw.headers.iter().cloned());
+    let resp = match crate::uplink::post::post(&to, resolver, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => return Answer::Retry(None, e),
+    };
+    let s = resp.status;
+    let said = || {
+        let line = resp.body_line();
+        let line = crate::format::text::clip(&line, 300);
+        if line.is_empty() {
+            format!("HTTP {s} {}", resp.reason)
+        } else {
+            format!("HTTP {s} {}: {line}", resp.reason)
+        }
+    };
+    match s {
+        200..=299 => Answer::Stored,
+        429 | 500..=599 => Answer::Retry(
+            resp.header("retry-after")
+                .and_then(|v| retry_after(v, SystemTime::now()))
+                .map(|d| d.min(MAX_RETRY_AFTER)),
+            said(),
+        ),
+        400..=499 => Answer::Rejected(s, said()),
+        _ => Answer::Retry(None, said()),
+    }
+}
+
+/// The wait before retry `failures + 1`: full jitter over 1 s doubling
+/// to [`BACKOFF_CAP`], at least 1 s.
+pub fn backoff(failures: u32) -> Duration {
+    let cap = BACKOFF_CAP.min(Duration::from_secs(1) * 2u32.saturating_pow(failures.min(16)));
+    let ms = fastrand::u64(1000..=cap.as_millis().max(1000) as u64);
+    Duration::from_millis(ms)
+}
+
+/// Standard base64 with padding (RFC 4648), for Basic credentials.
+fn base64(b: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn backoff_stays_between_one_and_thirty_seconds() {
+        for f in 0..40 {
+            let d = backoff(f);
+            assert!(
+                d >= Duration::from_secs(1) && d <= BACKOFF_CAP,
+                "{f}: {d:?}"
+            );
+        }
+    }
+}

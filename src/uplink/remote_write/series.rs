@@ -1,0 +1,275 @@
+//! From stored records to series: the samples a result, a heartbeat or a
+//! removed check stands for, named and labelled as `/metrics` names them
+//! (`docs/fleet.md` has the table), grouped into series for one request.
+//!
+//! Records are read back from their JSON bodies (the spool keeps nothing
+//! else), so a record written by an older tether, or damaged past its
+//! checksum, gives fewer samples or none, never a panic.
+
+use std::collections::HashMap;
+
+use crate::format::json_fields::{bool_of, fields, num_of, str_of, Field};
+use crate::uplink::remote_write::wire::{Series, STALE_NAN};
+
+/// The check states of `tether_check_status`, as in `/metrics`.
+pub const CHECK_STATES: [&str; 5] = ["ok", "warn", "crit", "unknown", "pending"];
+
+/// What every series of this agent carries, and the vocabularies of the
+/// agent's enum-style series (owned by the agent, which this layer may not
+/// import).
+pub struct Context<'a> {
+    pub agent: &'a str,
+    pub agent_id: &'a str,
+    /// `[remote_write] labels`.
+    pub labels: &'a [(String, String)],
+    pub agent_statuses: &'a [&'a str],
+    pub severities: &'a [&'a str],
+}
+
+/// Samples grouped by series, in the order series were first seen.
+#[derive(Default)]
+pub struct Batch {
+    series: Vec<Series>,
+    index: HashMap<Vec<(String, String)>, usize>,
+    pub samples: usize,
+}
+
+impl Batch {
+    fn push(&mut self, name: &str, labels: &[(&str, &str)], ctx: &Context, value: f64, t: i64) {
+        let mut all: Vec<(String, String)> =
+            Vec::with_capacity(labels.len() + ctx.labels.len() + 2);
+        all.push(("__name__".into(), name.into()));
+        all.push(("agent".into(), ctx.agent.into()));
+        all.extend(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        all.extend(ctx.labels.iter().cloned());
+        all.sort();
+        self.samples += 1;
+        match self.index.get(&all) {
+            Some(i) => self.series[*i].samples.push((value, t)),
+            None => {
+                self.index.insert(all.clone(), self.series.len());
+                self.series.push(Series {
+                    labels: all,
+                    samples: vec![(value, t)],
+                });
+            }
+        }
+    }
+
+    pub fn series(&self) -> &[Series] {
+        &self.series
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples == 0
+    }
+
+    /// Adds the samples of one stored record body; how many it gave.
+    pub fn add(&mut self, body: &str, time_ms: u64, ctx: &Context) -> usize {
+        let before = self.samples;
+        let Some(f) = fields(body) else {
+            return 0;
+        };
+        let t = time_ms as i64;
+        match str_of(&f, "type") {
+            Some("result") => self.result(&f, t, ctx),
+            Some("heartbeat") => self.heartbeat(&f, t, ctx),
+            Some("transition") if str_of(&f, "to") == Some("removed") => self.removed(&f, t, ctx),
+            _ => {}
+        }
+        self.samples - before
+    }
+
+    fn result(&mut self, f: &[(String, Field)], t: i64, ctx: &Context) {
+        let (Some(check), Some(kind), Some(role), Some(status)) = (
+            str_of(f, "check"),
+            str_of(f, "kind"),
+            str_of(f, "role"),
+            str_of(f, "status"),
+        ) else {
+            return;
+        };
+        let labels = [("check", check), ("kind", kind), ("role", role)];
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        self.push("tether_check_up", &labels, ctx, flag(status == "ok"), t);
+        let health = str_of(f, "health").unwrap_or(status);
+        for st in CHECK_STATES {
+            let l = [labels[0], labels[1], labels[2], ("status", st)];
+            self.push("tether_check_status", &l, ctx, flag(health == st), t);
+        }
+        if let Some(ms) = num_of(f, "duration_ms") {
+            self.push("tether_check_duration_seconds", &labels, ctx, ms / 1e3, t);
+        }
+        for (key, name) in DETAILS {
+            if let Some(v) = num_of(f, key) {
+                self.push(name, &labels, ctx, v, t);
+            }
+        }
+    }
+
+    fn heartbeat(&mut self, f: &[(String, Field)], t: i64, ctx: &Context) {
+        let (Some(status), Some(severity)) = (str_of(f, "status"), str_of(f, "severity")) else {
+            return;
+        };
+        let info = [
+            ("agent_id", ctx.agent_id),
+            ("version", str_of(f, "version").unwrap_or("")),
+            ("os_release", str_of(f, "os_release").unwrap_or("")),
+        ];
+        self.push("tether_agent_info", &info, ctx, 1.0, t);
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        for st in ctx.agent_statuses {
+            self.push(
+                "tether_agent_status",
+                &[("status", st)],
+                ctx,
+                flag(status == *st),
+                t,
+            );
+        }
+        for sv in ctx.severities {
+            self.push(
+                "tether_agent_severity",
+                &[("severity", sv)],
+                ctx,
+                flag(severity == *sv),
+                t,
+            );
+        }
+        if let Some(o) = bool_of(f, "overloaded") {
+            self.push("tether_agent_overloaded", &[], ctx, flag(o), t);
+        }
+        for (key, name) in COUNTS {
+            if let Some(v) = num_of(f, key) {
+                self.push(name, &[], ctx, v, t);
+            }
+        }
+    }
+
+    /// A check a reload removed: a stale marker on each of its series.
+    fn removed(&mut self, f: &[(String, Field)], t: i64, ctx: &Context) {
+        let (Some(check), Some(kind), Some(role)) =
+            (str_of(f, "check"), str_of(f, "kind"), str_of(f, "role"))
+        else {
+            return;
+        };
+        let labels = [("check", check), ("kind", kind), ("role", role)];
+        let stale = f64::from_bits(STALE_NAN);
+        self.push("tether_check_up", &labels, ctx, stale, t);
+        for st in CHECK_STATES {
+            let l = [labels[0], labels[1], labels[2], ("status", st)];
+            self.push("tether_check_status", &l, ctx, stale, t);
+        }
+        self.push("tether_check_duration_seconds", &labels, ctx, stale, t);
+        for (_, name) in DETAILS {
+            self.push(name, &labels, ctx, stale, t);
+        }
+    }
+}
+
+/// Result fields that become a series of their own, where they apply.
+const DETAILS: [(&str, &str); 3] = [
+    (
+        "cert_not_after",
+        "tether_check_cert_not_after_timestamp_seconds",
+    ),
+    ("file_age_seconds", "tether_check_file_age_seconds"),
+    ("cpu_busy_percent", "tether_check_cpu_busy_percent"),
+];
+
+/// Heartbeat counts, named as in `/metrics`.
+const COUNTS: [(&str, &str); 2] = [
+    ("backlog_records", "tether_upstream_backlog_records"),
+    ("dropped", "tether_upstream_records_dropped_total"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx<'a>(labels: &'a [(String, String)]) -> Context<'a> {
+        Context {
+            agent: "edge-1",
+            agent_id: "00ff",
+            labels,
+            agent_statuses: &["ok", "offline"],
+            severities: &["healthy", "critical"],
+        }
+    }
+
+    fn names(b: &Batch) -> Vec<String> {
+        b.series()
+            .iter()
+            .map(|s| {
+                s.labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_result_gives_the_check_series_sorted_and_labelled() {
+        let labels = vec![
+            ("Zone".to_string(), "z".to_string()),
+            ("group".into(), "eu".into()),
+        ];
+        let mut b = Batch::default();
+        let body = "\"time\":\"x\",\"type\":\"result\",\"check\":\"db\",\"kind\":\"tcp\",\
+                    \"role\":\"resource\",\"status\":\"crit\",\"health\":\"warn\",\
+                    \"message\":\"m\",\"duration_ms\":1.5,\"cert_not_after\":1800000000}";
+        assert_eq!(b.add(body, 1000, &ctx(&labels)), 1 + 5 + 1 + 1);
+        let n = names(&b);
+        assert_eq!(
+            n[0],
+            "Zone=z,__name__=tether_check_up,agent=edge-1,check=db,group=eu,kind=tcp,role=resource"
+        );
+        assert_eq!(b.series()[0].samples, vec![(0.0, 1000)]);
+        let warn = b
+            .series()
+            .iter()
+            .find(|s| s.labels.contains(&("status".into(), "warn".into())))
+            .unwrap();
+        assert_eq!(warn.samples, vec![(1.0, 1000)]);
+        let d = b
+            .series()
+            .iter()
+            .find(|s| s.labels[1].1 == "tether_check_duration_seconds")
+            .unwrap();
+        assert_eq!(d.samples, vec![(0.0015, 1000)]);
+        // The same series again: one series, two samples in order.
+        b.add(body, 2000, &ctx(&labels));
+        assert_eq!(b.series().len(), 8);
+        assert_eq!(b.series()[0].samples, vec![(0.0, 1000), (0.0, 2000)]);
+    }
+
+    #[test]
+    fn a_heartbeat_and_a_removal() {
+        let mut b = Batch::default();
+        let hb =
+            "\"time\":\"x\",\"type\":\"heartbeat\",\"agent\":\"edge-1\",\"version\":\"0.1.0\",\
+                  \"os_release\":\"Debian 12\",\"status\":\"offline\",\"severity\":\"critical\",\
+                  \"overloaded\":false,\"backlog_records\":3,\"dropped\":0,\"checks\":[]}";
+        assert_eq!(b.add(hb, 5, &ctx(&[])), 1 + 2 + 2 + 1 + 2);
+        assert!(names(&b)[0].contains("agent_id=00ff"));
+        let gone = "\"time\":\"x\",\"type\":\"transition\",\"scope\":\"check\",\"check\":\"db\",\
+                    \"kind\":\"tcp\",\"role\":\"resource\",\"from\":\"ok\",\"to\":\"removed\"}";
+        let mut b = Batch::default();
+        assert_eq!(b.add(gone, 9, &ctx(&[])), 1 + 5 + 1 + 3);
+        assert!(b
+            .series()
+            .iter()
+            .all(|s| s.samples[0].0.to_bits() == STALE_NAN));
+        // Damaged or foreign bodies give nothing.
+        for bad in [
+            "",
+            "\"type\":\"result\"}",
+            "garbage",
+            "\"type\":\"gap\",\"count\":1}",
+        ] {
+            assert_eq!(Batch::default().add(bad, 1, &ctx(&[])), 0, "{bad}");
+        }
+    }
+}
