@@ -53,7 +53,7 @@ pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(2);
 /// `type = "heartbeat"`: the whole current state.
 /// `status` comes from [`AgentState::agent_status`], read before `u` was
 /// borrowed.
-fn heartbeat(
+pub fn heartbeat(
     state: &AgentState,
     (status, severity): (AgentStatus, Severity),
     u: &Uplink,
@@ -71,7 +71,19 @@ fn heartbeat(
         .uint(Some("dropped"), u.outbox.dropped)
         .uint(Some("dead_lettered"), u.dead_lettered)
         .bool(Some("spool_degraded"), u.outbox.disk_error.is_some())
-        .begin_array(Some("checks"));
+        .bool(Some("overloaded"), overloaded(state));
+    if let Some(rw) = &state.config.borrow().remote_write {
+        let v = u.remote_view(rw.url.to_string(), SystemTime::now());
+        j.begin_object(Some("remote_write"))
+            .str(Some("state"), v.state.as_str())
+            .uint(Some("backlog_records"), v.backlog_records)
+            .uint(Some("samples_sent"), v.samples_sent)
+            .uint(Some("samples_retried"), v.samples_retried)
+            .uint(Some("samples_rejected"), u.remote.rejected_total())
+            .uint(Some("records_lost"), v.records_lost)
+            .end_object();
+    }
+    j.begin_array(Some("checks"));
     for c in state.checks.borrow().iter() {
         j.begin_object(None)
             .str(Some("name"), &c.spec.name)
@@ -83,6 +95,17 @@ fn heartbeat(
     }
     j.end_array();
     b
+}
+
+/// A system check's CPU is at or above its `warn_percent`.
+fn overloaded(state: &AgentState) -> bool {
+    state.checks.borrow().iter().any(|c| {
+        c.health
+            .last
+            .as_ref()
+            .and_then(|o| o.detail.system.as_ref())
+            .is_some_and(|s| s.overloaded)
+    })
 }
 
 /// Runs for the life of the agent; idles while there is no `[upstream]`.
@@ -149,9 +172,7 @@ fn prepare(
     next_tick: &mut Instant,
 ) -> Result<(Outgoing, String), Instant> {
     if state.uplink.borrow().is_none() {
-        let state_dir = state.config.borrow().agent.state_dir.clone();
-        let spool_cfg = state.config.borrow().spool.clone();
-        *state.uplink.borrow_mut() = Some(Uplink::new(&state_dir, up, &spool_cfg));
+        state.ensure_uplink();
     }
     let now = Instant::now();
     let now_ms = unix_millis(SystemTime::now());
@@ -472,19 +493,17 @@ fn dead_letter(dir: &Path, recs: &[record::Rec], id: &str, why: &str) -> u64 {
 /// SIGTERM: one last upload (at most [`SHUTDOWN_DEADLINE`]), then everything
 /// unacknowledged goes to disk, synced.
 pub async fn shutdown(state: &Rc<AgentState>) {
-    let Some(up) = state.config.borrow().upstream.clone() else {
-        return;
-    };
     if state.uplink.borrow().is_none() {
         return;
     }
+    let up = state.config.borrow().upstream.clone();
     let mut tick = Instant::now() + Duration::from_secs(3600);
     let up_now = state.uplink.borrow().as_ref().is_some_and(|u| {
         // `urgent` makes the turn upload whatever the ring holds.
         u.urgent.set(true);
         u.state == LinkState::Up && u.outbox.ring_len() > 0
     });
-    if up_now {
+    if let Some(up) = up.filter(|_| up_now) {
         let mut short = up.clone();
         short.timeout = short.timeout.min(SHUTDOWN_DEADLINE);
         crate::os::alarm::until(

@@ -21,6 +21,8 @@ pub struct CheckView {
 pub struct Snapshot {
     /// `None` without `[upstream]`.
     pub upstream: Option<crate::uplink::link::UpstreamView>,
+    /// `None` without `[remote_write]`.
+    pub remote_write: Option<crate::uplink::link::RemoteView>,
     pub agent: String,
     pub status: AgentStatus,
     pub severity: Severity,
@@ -50,8 +52,13 @@ impl Snapshot {
             let url = state.config.borrow().upstream.as_ref()?.url.to_string();
             Some(u.view(url, SystemTime::now()))
         });
+        let remote_write = state.uplink.borrow().as_ref().and_then(|u| {
+            let url = state.config.borrow().remote_write.as_ref()?.url.to_string();
+            Some(u.remote_view(url, SystemTime::now()))
+        });
         Snapshot {
             upstream,
+            remote_write,
             agent: state.config.borrow().agent.name.clone(),
             status,
             severity,
@@ -138,6 +145,34 @@ impl Snapshot {
                     .uint(Some("retried"), u.retried)
                     .bool(Some("spool_degraded"), u.spool_degraded.is_some())
                     .opt_str(Some("spool_error"), u.spool_degraded.as_deref())
+                    .end_object();
+            }
+        }
+        match &self.remote_write {
+            None => {
+                j.opt_str(Some("remote_write"), None);
+            }
+            Some(r) => {
+                j.begin_object(Some("remote_write"))
+                    .str(Some("url"), &r.url)
+                    .str(Some("state"), r.state.as_str())
+                    .opt_str(Some("last_success"), r.last_success.map(rfc3339).as_deref())
+                    .uint(
+                        Some("consecutive_failures"),
+                        u64::from(r.consecutive_failures),
+                    )
+                    .opt_str(Some("last_error"), r.last_error.as_deref())
+                    .uint(Some("backlog_records"), r.backlog_records)
+                    .uint(Some("spool_records"), r.spool_records)
+                    .opt_float(Some("oldest_unsent_age_seconds"), r.oldest_age_seconds)
+                    .uint(Some("samples_sent"), r.samples_sent)
+                    .uint(Some("samples_retried"), r.samples_retried)
+                    .begin_object(Some("samples_rejected"));
+                for (reason, n) in &r.samples_rejected {
+                    j.uint(Some(reason), *n);
+                }
+                j.end_object()
+                    .uint(Some("records_lost"), r.records_lost)
                     .end_object();
             }
         }
@@ -334,6 +369,19 @@ impl Snapshot {
             }
             if let Some(e) = &u.spool_degraded {
                 out.push_str(&format!("  spool degraded: {e}\n"));
+            }
+        }
+        if let Some(r) = &self.remote_write {
+            let last = r.last_success.map_or("never".into(), |t| {
+                ago(self.now.duration_since(t).unwrap_or_default().as_secs())
+            });
+            let rejected: u64 = r.samples_rejected.iter().map(|(_, n)| n).sum();
+            out.push_str(&format!(
+                "remote_write {}: {}, last success {last}, backlog {} records ({} on disk), samples sent {}, retried {}, rejected {rejected}, records lost {}\n",
+                r.url, r.state.as_str(), r.backlog_records, r.spool_records, r.samples_sent, r.samples_retried, r.records_lost
+            ));
+            if let Some(e) = &r.last_error {
+                out.push_str(&format!("  last error: {e}\n"));
             }
         }
         if let Some(h) = &self.history {

@@ -20,6 +20,7 @@ use crate::os::wake::Notify;
 use crate::outcome::Outcome;
 use crate::uplink::link::{LinkState, Uplink};
 use crate::uplink::record;
+use crate::uplink::spool::Dest;
 
 pub struct CheckState {
     /// Shared with the check's in-flight run and with snapshots; a run
@@ -52,11 +53,13 @@ pub struct AgentState {
     pub reload_failures: Cell<u64>,
     /// Wakes the scheduler early after a reload.
     pub wake: Notify,
-    /// The upstream side, created by the delivery loop when `[upstream]` is
-    /// configured.
+    /// The outbox and both links, created by [`AgentState::ensure_uplink`]
+    /// when `[upstream]` or `[remote_write]` is configured.
     pub uplink: RefCell<Option<Uplink>>,
     /// Wakes the delivery loop.
     pub deliver: Notify,
+    /// Wakes the remote-write loop.
+    pub remote: Notify,
     /// The last agent status seen, to notice changes.
     pub last_status: Cell<Option<(AgentStatus, Severity)>>,
     /// PRETTY_NAME from /etc/os-release, for heartbeats.
@@ -99,6 +102,7 @@ impl AgentState {
             wake: Notify::default(),
             uplink: RefCell::new(None),
             deliver: Notify::default(),
+            remote: Notify::default(),
             last_status: Cell::new(None),
             os_release: os_release(),
             systemd,
@@ -114,16 +118,33 @@ impl AgentState {
     /// unchanged keeps its health, counters and in-flight run.
     pub fn apply(&self, config: Config, resolver: Resolver) {
         let old = std::mem::take(&mut *self.checks.borrow_mut());
+        // Series of checks that are gone (or now another kind or role) end
+        // with a stale marker: a `removed` transition record.
+        let gone: Vec<(String, &'static str, &'static str)> = old
+            .iter()
+            .map(|c| (c.spec.name.clone(), c.spec.probe.kind(), c.spec.role.as_str()))
+            .filter(|(name, kind, role)| {
+                !config.checks.iter().any(|n| {
+                    &n.name == name && n.probe.kind() == *kind && n.role.as_str() == *role
+                })
+            })
+            .collect();
         *self.checks.borrow_mut() = schedule(&config, old, Instant::now());
         *self.limit.borrow_mut() = Rc::new(Limit::new(config.agent.max_in_flight));
         *self.resolver.borrow_mut() = Rc::new(resolver);
         *self.config.borrow_mut() = config;
         self.reloads.set(self.reloads.get() + 1);
         self.wake.notify();
+        self.ensure_uplink();
         // SIGHUP retries the upstream and a failed disk at once, and picks
         // up an identity made by `tether enroll`.
         if let Some(u) = self.uplink.borrow_mut().as_mut() {
+            let now_ms = unix_millis(std::time::SystemTime::now());
+            for (name, kind, role) in &gone {
+                u.outbox.push(record::removed(name, kind, role, now_ms));
+            }
             u.not_before = Instant::now();
+            u.remote.not_before = Instant::now();
             u.urgent.set(true);
             u.outbox.retry_disk_now();
             // A new identity (`tether enroll`) applies from the next upload,
@@ -139,6 +160,36 @@ impl AgentState {
             }
         }
         self.deliver.notify();
+        self.remote.notify();
+    }
+
+    /// The destinations the configuration names.
+    pub fn dests(&self) -> Vec<Dest> {
+        let c = self.config.borrow();
+        let mut d = Vec::new();
+        if c.upstream.is_some() {
+            d.push(Dest::Upstream);
+        }
+        if c.remote_write.is_some() {
+            d.push(Dest::RemoteWrite);
+        }
+        d
+    }
+
+    /// Creates the outbox (on the first need of either loop), or tells it
+    /// which destinations the configuration names now.
+    pub fn ensure_uplink(&self) {
+        let dests = self.dests();
+        let mut uplink = self.uplink.borrow_mut();
+        match uplink.as_mut() {
+            Some(u) => u.outbox.set_dests(&dests),
+            None if dests.is_empty() => {}
+            None => {
+                let c = self.config.borrow();
+                let batch = c.upstream.as_ref().map_or(500, |u| u.batch_max_records);
+                *uplink = Some(Uplink::new(&c.agent.state_dir, batch, &c.spool, &dests));
+            }
+        }
     }
 
     /// Stores a finished run, unless the check was removed or redefined
@@ -150,11 +201,11 @@ impl AgentState {
             c.running = false;
             let (before, flapping) = (c.health.status, c.health.flapping);
             let mut uplink = self.uplink.borrow_mut();
-            if let Some(u) = uplink.as_mut() {
-                let now_ms = unix_millis(outcome.at);
-                u.outbox.push(record::result(spec, &outcome, now_ms));
-            }
+            let now_ms = unix_millis(outcome.at);
             c.health.record(outcome, spec.fall, spec.rise);
+            if let (Some(u), Some(o)) = (uplink.as_mut(), c.health.last.as_ref()) {
+                u.outbox.push(record::result(spec, o, c.health.status, now_ms));
+            }
             let changed = before != c.health.status || flapping != c.health.flapping;
             if let (Some(u), Some(after)) = (uplink.as_mut(), c.health.status) {
                 if before != Some(after) {
@@ -287,7 +338,10 @@ impl AgentState {
             return (status, severity);
         }
         let uplink = self.uplink.borrow();
-        let Some(u) = uplink.as_ref() else {
+        // Only the control plane's link decides offline and the like; a
+        // remote-write receiver is a store, not the control plane.
+        let upstream = self.config.borrow().upstream.is_some();
+        let Some(u) = uplink.as_ref().filter(|_| upstream) else {
             return (status, severity);
         };
         let offline_after = self

@@ -64,6 +64,7 @@ pub async fn run(
     let _scheduler = ex.spawn(scheduler::run(ex, state.clone()));
     let _endpoint = ex.spawn(endpoint::serve(ex, listener, state.clone()));
     let delivery = ex.spawn(delivery::run(state.clone()));
+    let _remote_write = ex.spawn(crate::agent::remote_write::run(state.clone()));
     let _on_change = ex.spawn({
         let state = state.clone();
         async move {

@@ -163,6 +163,75 @@ fn upstream(o: &mut Out, u: &crate::uplink::link::UpstreamView) {
     }
 }
 
+/// The `tether_remote_write_*` families.
+fn remote_write(o: &mut Out, r: &crate::uplink::link::RemoteView) {
+    o.family(
+        "remote_write_state",
+        "gauge",
+        "The remote-write link's state: 1 for the current one.",
+    );
+    for st in [
+        crate::uplink::link::LinkState::Connecting,
+        crate::uplink::link::LinkState::Up,
+        crate::uplink::link::LinkState::Failing,
+        crate::uplink::link::LinkState::Rejected,
+    ] {
+        o.sample(
+            "remote_write_state",
+            &[("state", st.as_str())],
+            flag(r.state == st),
+        );
+    }
+    let gauges: [(&str, &str, f64); 4] = [
+        (
+            "remote_write_last_success_timestamp_seconds",
+            "When the remote-write receiver last stored a request (0: never).",
+            r.last_success.map_or(0.0, unix_seconds),
+        ),
+        (
+            "remote_write_backlog_records",
+            "Records the remote-write receiver does not have yet, in memory and on disk.",
+            r.backlog_records as f64,
+        ),
+        (
+            "remote_write_oldest_unsent_age_seconds",
+            "Age of the oldest record the remote-write receiver does not have (0: none).",
+            r.oldest_age_seconds.unwrap_or(0.0),
+        ),
+        (
+            "remote_write_consecutive_failures",
+            "Remote-write requests that failed in a row.",
+            f64::from(r.consecutive_failures),
+        ),
+    ];
+    for (name, help, v) in gauges {
+        o.family(name, "gauge", help);
+        o.sample(name, &[], v);
+    }
+    let counters: [(&str, &str, u64); 3] = [
+        ("remote_write_samples_sent_total", "Samples the remote-write receiver stored.", r.samples_sent),
+        ("remote_write_samples_retried_total", "Samples in remote-write requests that failed and went again.", r.samples_retried),
+        ("remote_write_records_dropped_total", "Records dropped (ring or spool full) before the remote-write receiver had them.", r.records_lost),
+    ];
+    for (name, help, v) in counters {
+        o.family(name, "counter", help);
+        o.sample(name, &[], v as f64);
+    }
+    o.family(
+        "remote_write_samples_rejected_total",
+        "counter",
+        "Samples the remote-write receiver refused for good (a 4xx), by reason; set aside in the dead-letter file.",
+    );
+    for reason in crate::agent::remote_write::REASONS {
+        let n = r
+            .samples_rejected
+            .iter()
+            .find(|(k, _)| *k == reason)
+            .map_or(0, |(_, n)| *n);
+        o.sample("remote_write_samples_rejected_total", &[("reason", reason)], n as f64);
+    }
+}
+
 /// The exposition text. It yields to the executor every millisecond:
 /// 10,000 checks take ~120 ms to render on the static build, which would
 /// otherwise hold every probe due meanwhile (docs/benchmarks.md, scale).
@@ -237,6 +306,9 @@ fn agent(o: &mut Out, s: &Snapshot) {
     o.sample("agent_overloaded", &[], flag(s.overloaded()));
     if let Some(u) = &s.upstream {
         upstream(o, u);
+    }
+    if let Some(r) = &s.remote_write {
+        remote_write(o, r);
     }
 }
 

@@ -7,10 +7,10 @@ use std::cell::Cell;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::Upstream;
 use crate::os::clock::unix_millis;
 use crate::uplink::outbox::Outbox;
 use crate::uplink::record;
+use crate::uplink::spool::Dest;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkState {
@@ -83,10 +83,112 @@ pub struct Uplink {
     /// Records made for the upload in flight and kept nowhere else (the
     /// reconnect heartbeat): queued at shutdown if the upload was cut.
     pub in_flight: Vec<record::Rec>,
+    /// The remote-write receiver's side.
+    pub remote: RemoteLink,
+}
+
+/// What the remote-write link is doing, and its counts.
+#[derive(Debug)]
+pub struct RemoteLink {
+    /// `Connecting`, `Up`, `Failing` (5xx, 429, network) or `Rejected`
+    /// (its last batch had samples refused for good).
+    pub state: LinkState,
+    pub last_success: Option<SystemTime>,
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    pub not_before: Instant,
+    pub samples_sent: u64,
+    /// Samples in requests that failed and went again.
+    pub samples_retried: u64,
+    /// Samples refused for good, by reason (`too_old`, `out_of_order`,
+    /// `duplicate`, `http_4xx`), sorted.
+    pub samples_rejected: Vec<(&'static str, u64)>,
+    pub requests: u64,
+}
+
+impl Default for RemoteLink {
+    fn default() -> RemoteLink {
+        RemoteLink {
+            state: LinkState::Connecting,
+            last_success: None,
+            consecutive_failures: 0,
+            last_error: None,
+            not_before: Instant::now(),
+            samples_sent: 0,
+            samples_retried: 0,
+            samples_rejected: Vec::new(),
+            requests: 0,
+        }
+    }
+}
+
+impl RemoteLink {
+    pub fn reject(&mut self, reason: &'static str, n: u64) {
+        match self.samples_rejected.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, c)) => *c += n,
+            None => {
+                self.samples_rejected.push((reason, n));
+                self.samples_rejected.sort();
+            }
+        }
+    }
+
+    pub fn rejected_total(&self) -> u64 {
+        self.samples_rejected.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// The remote-write figures of `/status`, `/metrics` and the heartbeat.
+#[derive(Clone, Debug)]
+pub struct RemoteView {
+    pub url: String,
+    pub state: LinkState,
+    pub last_success: Option<SystemTime>,
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    pub backlog_records: u64,
+    pub spool_records: u64,
+    pub oldest_age_seconds: Option<f64>,
+    pub samples_sent: u64,
+    pub samples_retried: u64,
+    pub samples_rejected: Vec<(&'static str, u64)>,
+    /// Records dropped (ring or spool full) before this receiver had them.
+    pub records_lost: u64,
 }
 
 impl Uplink {
-    pub fn new(state_dir: &Path, up: &Upstream, spool: &crate::config::SpoolConfig) -> Uplink {
+    pub fn remote_view(&self, url: String, now: SystemTime) -> RemoteView {
+        let r = &self.remote;
+        let d = Dest::RemoteWrite;
+        RemoteView {
+            url,
+            state: r.state,
+            last_success: r.last_success,
+            consecutive_failures: r.consecutive_failures,
+            last_error: r.last_error.clone(),
+            backlog_records: self.outbox.backlog_of(d),
+            spool_records: self.outbox.spool_records_of(d),
+            oldest_age_seconds: self
+                .outbox
+                .oldest_ms_of(d)
+                .map(|t| unix_millis(now).saturating_sub(t) as f64 / 1000.0),
+            samples_sent: r.samples_sent,
+            samples_retried: r.samples_retried,
+            samples_rejected: r.samples_rejected.clone(),
+            records_lost: self.outbox.lost[d as usize],
+        }
+    }
+}
+
+impl Uplink {
+    /// The outbox and identity for these destinations; `batch_max_records`
+    /// is the upstream's batch size.
+    pub fn new(
+        state_dir: &Path,
+        batch_max_records: usize,
+        spool: &crate::config::SpoolConfig,
+        dests: &[Dest],
+    ) -> Uplink {
         let now_ms = unix_millis(SystemTime::now());
         let (identity, fresh) = match crate::uplink::identity::load_or_create(state_dir) {
             crate::uplink::identity::Loaded::Existing(i) => (Ok(i.id), false),
@@ -101,7 +203,7 @@ impl Uplink {
                 (Err(why), false)
             }
         };
-        let outbox = Outbox::open(spool, state_dir, fresh, now_ms);
+        let outbox = Outbox::open_for(spool, state_dir, fresh, now_ms, dests);
         Uplink {
             outbox,
             state: if identity.is_ok() {
@@ -119,10 +221,11 @@ impl Uplink {
             retried: 0,
             dead_lettered: 0,
             dead_letters_discarded: 0,
-            batch_limit: up.batch_max_records,
+            batch_limit: batch_max_records,
             urgent: Cell::new(false),
             not_before: Instant::now(),
             in_flight: Vec::new(),
+            remote: RemoteLink::default(),
         }
     }
 

@@ -640,6 +640,13 @@ impl Outbox {
         self.spill();
     }
 
+    /// `d` cannot be reached, with its batch still in hand: from now on
+    /// records go to disk.
+    pub fn failing(&mut self, d: Dest) {
+        self.lanes[d as usize].failing = true;
+        self.spill();
+    }
+
     /// From now on records go to disk (the upstream failed, or nothing can
     /// be sent); the ring goes first.
     pub fn spool_from_now(&mut self) {

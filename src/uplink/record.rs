@@ -15,7 +15,7 @@ use std::fmt;
 use crate::config::Check;
 use crate::format::json::Json;
 use crate::os::clock::rfc3339_millis;
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, Status};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rec {
@@ -179,14 +179,16 @@ impl Body {
     }
 }
 
-/// `type = "result"`: one run of one check.
-pub fn result(spec: &Check, o: &Outcome, time_ms: u64) -> Body {
+/// `type = "result"`: one run of one check, with `health`, the check's
+/// damped status after it (`None`: still pending).
+pub fn result(spec: &Check, o: &Outcome, health: Option<Status>, time_ms: u64) -> Body {
     let mut b = Body::new(time_ms, "result");
     b.json()
         .str(Some("check"), &spec.name)
         .str(Some("kind"), spec.probe.kind())
         .str(Some("role"), spec.role.as_str())
         .str(Some("status"), o.status.as_str())
+        .str(Some("health"), health.map_or("pending", Status::as_str))
         .opt_str(Some("reason"), o.reason.map(|r| r.code()))
         .str(Some("message"), &o.message)
         .float(
@@ -194,6 +196,32 @@ pub fn result(spec: &Check, o: &Outcome, time_ms: u64) -> Body {
             (o.duration.as_secs_f64() * 1e6).round() / 1e3,
         )
         .opt_str(Some("peer"), o.peer.map(|p| p.to_string()).as_deref());
+    // The figures remote-write sends as series of their own.
+    let d = &o.detail;
+    if let Some(c) = &d.cert {
+        b.json().int(Some("cert_not_after"), c.info.not_after);
+    }
+    if let Some(f) = &d.file {
+        b.json().float(Some("file_age_seconds"), f.age_seconds);
+    }
+    if let Some(s) = &d.system {
+        b.json()
+            .float(Some("cpu_busy_percent"), s.cpu_percent)
+            .bool(Some("overloaded"), s.overloaded);
+    }
+    b
+}
+
+/// `type = "transition"`, `scope = "check"`, `to = "removed"`: a reload
+/// removed the check (or changed its kind or role).
+pub fn removed(name: &str, kind: &str, role: &str, time_ms: u64) -> Body {
+    let mut b = Body::new(time_ms, "transition");
+    b.json()
+        .str(Some("scope"), "check")
+        .str(Some("check"), name)
+        .str(Some("kind"), kind)
+        .str(Some("role"), role)
+        .str(Some("to"), "removed");
     b
 }
 
