@@ -97,7 +97,8 @@ async fn turn(
             let status = state.agent_status();
             let mut guard = state.uplink.borrow_mut();
             let u = guard.as_mut()?;
-            let hb = crate::agent::delivery::heartbeat(state, status, u, unix_millis(SystemTime::now()));
+            let hb =
+                crate::agent::delivery::heartbeat(state, status, u, unix_millis(SystemTime::now()));
             u.outbox.push(hb);
             if u.outbox.spooling() {
                 u.outbox.spill();
@@ -115,9 +116,7 @@ async fn turn(
         }
     }
     let h = held.as_mut().expect("taken above");
-    let Some(request) = h.todo.last() else {
-        return None;
-    };
+    let request = h.todo.last()?;
     let n: usize = request.iter().map(|s| s.samples.len()).sum();
     let body = wire::body(request);
     let resolver = state.resolver.borrow().clone();
@@ -170,7 +169,10 @@ async fn turn(
                 let (a, b) = halves(request);
                 h.todo.push(b);
                 h.todo.push(a);
-                log::debug!("remote_write {}: {why}; {n} samples sent again in halves", rw.url);
+                log::debug!(
+                    "remote_write {}: {why}; {n} samples sent again in halves",
+                    rw.url
+                );
             } else {
                 let reason = reason_of(code, &why);
                 u.remote.reject(reason, n as u64);
@@ -181,7 +183,10 @@ async fn turn(
                     "remote_write {} refused {n} samples for good ({why}, counted as {reason}){}",
                     rw.url,
                     if kept {
-                        format!("; they are set aside in {}", spool_dir.join(DEAD_LETTER).display())
+                        format!(
+                            "; they are set aside in {}",
+                            spool_dir.join(DEAD_LETTER).display()
+                        )
                     } else {
                         String::new()
                     }
@@ -265,7 +270,13 @@ fn halves(mut request: Vec<Series>) -> (Vec<Series>, Vec<Series>) {
 }
 
 /// Every reason [`reason_of`] gives.
-pub const REASONS: [&str; 5] = ["too_old", "out_of_order", "duplicate", "bad_request", "http_4xx"];
+pub const REASONS: [&str; 5] = [
+    "too_old",
+    "out_of_order",
+    "duplicate",
+    "bad_request",
+    "http_4xx",
+];
 
 /// The counter label for a refusal, from what the receiver said.
 fn reason_of(code: u16, why: &str) -> &'static str {
@@ -298,12 +309,23 @@ fn dead_letter(dir: &Path, request: &[Series], why: &str) -> bool {
         crate::format::text::clip(why, 400).replace('\n', " ")
     );
     for s in request {
-        let name = s.labels.iter().find(|(k, _)| k == "__name__").map_or("", |(_, v)| v);
+        let name = s
+            .labels
+            .iter()
+            .find(|(k, _)| k == "__name__")
+            .map_or("", |(_, v)| v);
         let labels: Vec<String> = s
             .labels
             .iter()
             .filter(|(k, _)| k != "__name__")
-            .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")))
+            .map(|(k, v)| {
+                format!(
+                    "{k}=\"{}\"",
+                    v.replace('\\', "\\\\")
+                        .replace('"', "\\\"")
+                        .replace('\n', "\\n")
+                )
+            })
             .collect();
         for (v, t) in &s.samples {
             text.push_str(&format!("{name}{{{}}} {v} {t}\n", labels.join(",")));
@@ -355,7 +377,10 @@ mod tests {
     fn refusals_are_named_by_what_the_store_said() {
         assert_eq!(reason_of(400, "HTTP 400: out of bounds"), "too_old");
         assert_eq!(reason_of(400, "out of order sample"), "out_of_order");
-        assert_eq!(reason_of(400, "duplicate sample for timestamp"), "duplicate");
+        assert_eq!(
+            reason_of(400, "duplicate sample for timestamp"),
+            "duplicate"
+        );
         assert_eq!(reason_of(400, "nonsense"), "bad_request");
         assert_eq!(reason_of(422, "x"), "http_4xx");
     }

@@ -120,15 +120,21 @@ impl AgentState {
         let old = std::mem::take(&mut *self.checks.borrow_mut());
         // Series of checks that are gone (or now another kind or role) end
         // with a stale marker: a `removed` transition record.
-        let gone: Vec<(String, &'static str, &'static str)> = old
-            .iter()
-            .map(|c| (c.spec.name.clone(), c.spec.probe.kind(), c.spec.role.as_str()))
-            .filter(|(name, kind, role)| {
-                !config.checks.iter().any(|n| {
-                    &n.name == name && n.probe.kind() == *kind && n.role.as_str() == *role
+        let gone: Vec<(String, &'static str, &'static str)> =
+            old.iter()
+                .map(|c| {
+                    (
+                        c.spec.name.clone(),
+                        c.spec.probe.kind(),
+                        c.spec.role.as_str(),
+                    )
                 })
-            })
-            .collect();
+                .filter(|(name, kind, role)| {
+                    !config.checks.iter().any(|n| {
+                        &n.name == name && n.probe.kind() == *kind && n.role.as_str() == *role
+                    })
+                })
+                .collect();
         *self.checks.borrow_mut() = schedule(&config, old, Instant::now());
         *self.limit.borrow_mut() = Rc::new(Limit::new(config.agent.max_in_flight));
         *self.resolver.borrow_mut() = Rc::new(resolver);
@@ -204,7 +210,8 @@ impl AgentState {
             let now_ms = unix_millis(outcome.at);
             c.health.record(outcome, spec.fall, spec.rise);
             if let (Some(u), Some(o)) = (uplink.as_mut(), c.health.last.as_ref()) {
-                u.outbox.push(record::result(spec, o, c.health.status, now_ms));
+                u.outbox
+                    .push(record::result(spec, o, c.health.status, now_ms));
             }
             let changed = before != c.health.status || flapping != c.health.flapping;
             if let (Some(u), Some(after)) = (uplink.as_mut(), c.health.status) {

@@ -209,9 +209,21 @@ fn remote_write(o: &mut Out, r: &crate::uplink::link::RemoteView) {
         o.sample(name, &[], v);
     }
     let counters: [(&str, &str, u64); 3] = [
-        ("remote_write_samples_sent_total", "Samples the remote-write receiver stored.", r.samples_sent),
-        ("remote_write_samples_retried_total", "Samples in remote-write requests that failed and went again.", r.samples_retried),
-        ("remote_write_records_dropped_total", "Records dropped (ring or spool full) before the remote-write receiver had them.", r.records_lost),
+        (
+            "remote_write_samples_sent_total",
+            "Samples the remote-write receiver stored.",
+            r.samples_sent,
+        ),
+        (
+            "remote_write_samples_retried_total",
+            "Samples in remote-write requests that failed and went again.",
+            r.samples_retried,
+        ),
+        (
+            "remote_write_records_dropped_total",
+            "Records dropped (ring or spool full) before the remote-write receiver had them.",
+            r.records_lost,
+        ),
     ];
     for (name, help, v) in counters {
         o.family(name, "counter", help);
@@ -228,7 +240,11 @@ fn remote_write(o: &mut Out, r: &crate::uplink::link::RemoteView) {
             .iter()
             .find(|(k, _)| *k == reason)
             .map_or(0, |(_, n)| *n);
-        o.sample("remote_write_samples_rejected_total", &[("reason", reason)], n as f64);
+        o.sample(
+            "remote_write_samples_rejected_total",
+            &[("reason", reason)],
+            n as f64,
+        );
     }
 }
 

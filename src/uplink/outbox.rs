@@ -495,12 +495,19 @@ impl Outbox {
         let backlog = self.spool_records_of(D) > 0;
         let ring_empty = self.ring_len_of(D) == 0;
         if backlog && (!self.lanes[D as usize].last_from_spool || ring_empty) {
+            let before = self.spool_records_of(D);
             match self.read_spool(D, max_records, max_bytes, now_ms) {
                 Ok(Some(out)) => {
                     self.lanes[D as usize].last_from_spool = true;
                     return Some(out);
                 }
-                Ok(None) => return self.next_batch(max_records, max_bytes, now_ms),
+                Ok(None) if self.spool_records_of(D) < before => {
+                    return self.next_batch(max_records, max_bytes, now_ms)
+                }
+                Ok(None) => {
+                    // Never spin on a backlog that reading does not shrink.
+                    log::error!("spool: the upstream backlog does not move; sending the ring");
+                }
                 Err(e) => self.disk_failed(format!("cannot read the spool: {e}")),
             }
         }
@@ -557,9 +564,15 @@ impl Outbox {
     pub fn next_remote(&mut self, max_records: usize, now_ms: u64) -> Option<Outgoing> {
         const D: Dest = Dest::RemoteWrite;
         while self.spool_records_of(D) > 0 {
+            let before = self.spool_records_of(D);
             match self.read_spool(D, max_records, usize::MAX / 2, now_ms) {
                 Ok(Some(out)) => return Some(out),
-                Ok(None) => continue,
+                Ok(None) if self.spool_records_of(D) < before => continue,
+                Ok(None) => {
+                    // Never spin on a backlog that reading does not shrink.
+                    log::error!("spool: the remote-write backlog does not move; reading the ring");
+                    break;
+                }
                 Err(e) => {
                     self.disk_failed(format!("cannot read the spool: {e}"));
                     return None;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 pub mod pki;
 pub mod request;
+pub mod store;
 pub mod upstream;
 
 /// Polls `cond` until it holds or `limit` passes; panics with `what` on timeout.

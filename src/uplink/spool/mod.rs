@@ -425,10 +425,14 @@ impl Spool {
                             // ours: never send it.
                             batch.gaps.push(corrupt_gap(seq, seq));
                             batch.end.offset = start + (at + FRAME + payload.len()) as u64;
+                            batch.end.records += 1;
                             continue;
                         };
                         if (seq <= batch.end.last_seq && seq <= acked) || done(seq) {
+                            // Passed over, but behind the cursor like any
+                            // other: the backlog count must not keep it.
                             batch.end.offset = start + (at + FRAME + payload.len()) as u64;
+                            batch.end.records += 1;
                             continue;
                         }
                         bytes += payload.len();

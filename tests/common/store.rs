@@ -1,0 +1,244 @@
+//! Real Prometheus-compatible stores on loopback, as child processes with
+//! their data in a temporary directory: Prometheus with its remote-write
+//! receiver, VictoriaMetrics single-node. Read back through each store's own
+//! query API.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::{http_raw, parse_response, temp_dir, wait_for};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    Prometheus,
+    Victoria,
+}
+
+pub struct Store {
+    pub kind: Kind,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// One series as the store returns it: its labels (without `__name__`)
+/// and its samples (Unix ms, value), in time order.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub labels: BTreeMap<String, String>,
+    pub samples: Vec<(i64, f64)>,
+}
+
+impl Store {
+    /// Starts the store on a free loopback port; waits until it is ready.
+    pub fn start(kind: Kind) -> Store {
+        let dir = temp_dir(match kind {
+            Kind::Prometheus => "prometheus",
+            Kind::Victoria => "victoria",
+        });
+        // A port the kernel just handed out: if another process takes it
+        // before the store binds, the start is tried on another one.
+        for _ in 0..5 {
+            let addr = {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap()
+            };
+            let mut s = Store {
+                kind,
+                addr,
+                dir: dir.clone(),
+                child: None,
+            };
+            if s.run() {
+                return s;
+            }
+        }
+        panic!("{kind:?} did not start on any of five ports");
+    }
+
+    /// Starts the process (again) on the same port and data; `false` if
+    /// it exited before it was ready (port taken).
+    fn run(&mut self) -> bool {
+        let data = self.dir.join("data");
+        let log = std::fs::File::create(self.dir.join("store.log")).unwrap();
+        let mut cmd = match self.kind {
+            Kind::Prometheus => {
+                let cfg = self.dir.join("prometheus.yml");
+                std::fs::write(&cfg, "global:\n  scrape_interval: 1h\n").unwrap();
+                let mut c = Command::new("prometheus");
+                c.arg(format!("--config.file={}", cfg.display()))
+                    .arg(format!("--storage.tsdb.path={}", data.display()))
+                    .arg(format!("--web.listen-address={}", self.addr))
+                    .arg("--web.enable-remote-write-receiver")
+                    .arg("--web.enable-lifecycle");
+                c
+            }
+            Kind::Victoria => {
+                let mut c = Command::new("victoria-metrics");
+                c.arg(format!("-httpListenAddr={}", self.addr))
+                    .arg(format!("-storageDataPath={}", data.display()))
+                    .arg("-retentionPeriod=100y")
+                    .arg("-search.latencyOffset=0s")
+                    .arg("-search.disableCache");
+                c
+            }
+        };
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", self.kind));
+        self.child = Some(child);
+        let ready = match self.kind {
+            Kind::Prometheus => "/-/ready",
+            Kind::Victoria => "/health",
+        };
+        let addr = self.addr;
+        let child = self.child.as_mut().unwrap();
+        wait_for(
+            &format!("{:?} to be ready", self.kind),
+            Duration::from_secs(30),
+            || {
+                if child.try_wait().unwrap().is_some() {
+                    return Some(false);
+                }
+                let up = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                    .is_ok()
+                    && get(addr, ready).0 == 200;
+                up.then_some(true)
+            },
+        )
+    }
+
+    /// The remote-write URL.
+    pub fn write_url(&self) -> String {
+        format!("http://{}/api/v1/write", self.addr)
+    }
+
+    /// Stops the store (SIGTERM, waited for): an outage.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            wait_for("the store to exit", Duration::from_secs(30), || {
+                c.try_wait().unwrap()
+            });
+        }
+    }
+
+    /// Starts it again on the same port and data.
+    pub fn restart(&mut self) {
+        assert!(
+            self.run(),
+            "{:?} did not restart on {}",
+            self.kind,
+            self.addr
+        );
+    }
+
+    /// Every sample of the series `selector` matches (NaN stale markers
+    /// left out), through the store's own API: a range query over the
+    /// last day for Prometheus, `/api/v1/export` for VictoriaMetrics.
+    pub fn samples(&self, selector: &str) -> Vec<Stored> {
+        let path = match self.kind {
+            Kind::Prometheus => {
+                format!("/api/v1/query?query={}", encode(&format!("{selector}[1d]")))
+            }
+            Kind::Victoria => format!("/api/v1/export?match%5B%5D={}", encode(selector)),
+        };
+        let (code, body) = get(self.addr, &path);
+        assert_eq!(code, 200, "{path}: {body}");
+        let mut out = Vec::new();
+        let series: Vec<serde_json::Value> = match self.kind {
+            Kind::Prometheus => {
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                v["data"]["result"].as_array().unwrap().clone()
+            }
+            Kind::Victoria => body
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect(),
+        };
+        for s in series {
+            let labels: BTreeMap<String, String> = s["metric"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| *k != "__name__")
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect();
+            let samples: Vec<(i64, f64)> = match self.kind {
+                Kind::Prometheus => s["values"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| {
+                        let t = (p[0].as_f64().unwrap() * 1000.0).round() as i64;
+                        (t, p[1].as_str().unwrap().parse().unwrap())
+                    })
+                    .collect(),
+                Kind::Victoria => s["timestamps"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .zip(s["values"].as_array().unwrap())
+                    .map(|(t, v)| {
+                        let v = v.as_f64().unwrap_or(f64::NAN);
+                        (t.as_i64().unwrap(), v)
+                    })
+                    .collect(),
+            };
+            let samples: Vec<(i64, f64)> =
+                samples.into_iter().filter(|(_, v)| !v.is_nan()).collect();
+            out.push(Stored { labels, samples });
+        }
+        out
+    }
+
+    /// An instant query's result count (what is current now).
+    pub fn current(&self, selector: &str) -> usize {
+        let path = format!("/api/v1/query?query={}", encode(selector));
+        let (code, body) = get(self.addr, &path);
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["data"]["result"].as_array().unwrap().len()
+    }
+}
+
+/// A GET as HTTP/1.0: the store answers without chunks and closes.
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let raw = http_raw(
+        addr,
+        format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes(),
+    );
+    parse_response(&raw)
+}
+
+/// Percent-encodes a query parameter.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"_-.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,366 @@
+//! `[remote_write]` against real stores: Prometheus 2.42 with its
+//! remote-write receiver and VictoriaMetrics single-node, each a child
+//! process on loopback with its data in a temporary directory, read back
+//! through the store's own query API. The fake control plane records every
+//! record the agent made: it is the ground truth the stores are compared
+//! with (the agent's own run count, with each run's timestamp).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::store::{Kind, Store, Stored};
+use common::upstream::{field, token_file, Fake, Req};
+use common::{wait_for, Agent};
+
+/// A config with the fake upstream (recording) and the store, two TCP
+/// checks (one ok, one refused) at 1 s.
+fn config(upstream: SocketAddr, write_url: &str, extra_rw: &str, extra: &str) -> String {
+    let (listener, open) = common::open_port();
+    std::mem::forget(listener);
+    let closed = common::closed_port();
+    format!(
+        r#"[agent]
+name = "edge-1"
+interval = "1s"
+timeout = "500ms"
+
+[upstream]
+url = "http://{upstream}/"
+allow_plaintext = true
+token_file = "{}"
+timeout = "1s"
+flush_interval = "500ms"
+
+[remote_write]
+url = "{write_url}"
+allow_plaintext = true
+timeout = "2s"
+flush_interval = "500ms"
+labels = {{ site = "fra1", group = "eu-west" }}
+{extra_rw}
+
+{extra}
+
+[[check]]
+name = "open"
+kind = "tcp"
+target = "{open}"
+
+[[check]]
+name = "refused"
+kind = "tcp"
+target = "{closed}"
+role = "control_plane"
+"#,
+        token_file("t0ken-for-tests").display()
+    )
+}
+
+/// Drains what the fake received so far into `all`.
+fn collect(fake: &Fake, all: &mut Vec<Req>) {
+    while let Ok(r) = fake.requests.try_recv() {
+        all.push(r);
+    }
+}
+
+/// Result times (Unix ms) per check from everything the fake acknowledged,
+/// each record once (the upstream may see one twice).
+fn results(reqs: &[Req]) -> BTreeMap<String, BTreeSet<i64>> {
+    let mut seen = BTreeSet::new();
+    let mut out: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    for r in reqs.iter().filter(|r| r.acked()) {
+        for l in &r.lines {
+            // `old` is the record a test spooled by hand for the store to refuse.
+            if field(l, "type") != "result"
+                || field(l, "check") == "old"
+                || !seen.insert(field(l, "seq"))
+            {
+                continue;
+            }
+            let t = field(l, "time");
+            let ms = tether::os::clock::parse_rfc3339_millis(&t).unwrap() as i64;
+            out.entry(field(l, "check")).or_default().insert(ms);
+        }
+    }
+    out
+}
+
+/// `tether_check_up` per check in the store: sample times, and whether any
+/// time is there twice.
+fn stored_up(store: &Store) -> BTreeMap<String, Vec<i64>> {
+    store
+        .samples("tether_check_up")
+        .into_iter()
+        .map(|s| {
+            (
+                s.labels["check"].clone(),
+                s.samples.iter().map(|p| p.0).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Removes every check by a reload: no more results, stale markers for
+/// the old series.
+fn remove_checks(a: &Agent) {
+    let text = std::fs::read_to_string(&a.config).unwrap();
+    let cut = text.find("[[check]]").unwrap();
+    std::fs::write(&a.config, &text[..cut]).unwrap();
+    a.signal("HUP");
+    a.wait_log("reloaded", Duration::from_secs(10));
+}
+
+/// Waits until the store holds exactly the results the fake recorded,
+/// per check, each once.
+fn wait_exact(store: &Store, fake: &Fake, all: &mut Vec<Req>, limit: Duration) {
+    wait_for("the store to hold every result exactly once", limit, || {
+        collect(fake, all);
+        let want = results(all);
+        let got = stored_up(store);
+        let same = want.len() == got.len()
+            && want.iter().all(|(check, times)| {
+                got.get(check).is_some_and(|g| {
+                    g.len() == times.len() && g.iter().copied().collect::<BTreeSet<_>>() == *times
+                })
+            });
+        same.then_some(())
+    });
+}
+
+fn rw_field(a: &Agent, key: &str) -> String {
+    let (code, s) = a.get("/status");
+    assert_eq!(code, 200, "{s}");
+    let rw = &s[s.find("\"remote_write\":{").expect("a remote_write object")..];
+    field(rw, key)
+}
+
+#[test]
+fn prometheus_holds_every_result_with_its_labels_and_time() {
+    let prom = Store::start(Kind::Prometheus);
+    let fake = Fake::start("127.0.0.1:0");
+    let a = Agent::start("rw-prom", &config(fake.addr, &prom.write_url(), "", ""));
+    let mut all = Vec::new();
+    wait_for("a few runs in the store", Duration::from_secs(20), || {
+        stored_up(&prom)
+            .values()
+            .all(|t| t.len() >= 4)
+            .then_some(())
+            .filter(|_| stored_up(&prom).len() == 2)
+    });
+    remove_checks(&a);
+    wait_exact(&prom, &fake, &mut all, Duration::from_secs(20));
+
+    // The labels: agent, check, kind, role and [remote_write] labels.
+    let up: Vec<Stored> = prom.samples("tether_check_up{check=\"refused\"}");
+    assert_eq!(up.len(), 1);
+    let want: BTreeMap<String, String> = [
+        ("agent", "edge-1"),
+        ("check", "refused"),
+        ("group", "eu-west"),
+        ("kind", "tcp"),
+        ("role", "control_plane"),
+        ("site", "fra1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(up[0].labels, want);
+    assert!(up[0].samples.iter().all(|(_, v)| *v == 0.0));
+    // The damped status: crit after `fall` failures, as in /metrics.
+    let crit = prom.samples("tether_check_status{check=\"refused\",status=\"crit\"}");
+    assert_eq!(crit[0].samples.last().unwrap().1, 1.0);
+    let dur = prom.samples("tether_check_duration_seconds{check=\"open\"}");
+    assert!(
+        dur[0].samples.iter().all(|(_, v)| *v > 0.0 && *v < 0.5),
+        "{dur:?}"
+    );
+    // The heartbeat's series.
+    let info = prom.samples("tether_agent_info");
+    assert_eq!(info.len(), 1, "{info:?}");
+    assert_eq!(info[0].labels["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(info[0].labels["agent_id"].len(), 32);
+    let status = prom.samples("tether_agent_status{status=\"offline\"}");
+    assert!(!status.is_empty());
+    // A removed check's series end with a stale marker: nothing current.
+    wait_for("stale markers", Duration::from_secs(10), || {
+        (prom.current("tether_check_up") == 0).then_some(())
+    });
+    assert_eq!(rw_field(&a, "state"), "up");
+    let (_, metrics) = a.get("/metrics");
+    assert!(
+        metrics.contains("tether_remote_write_state{state=\"up\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn victoriametrics_gets_the_outage_and_a_killed_agent_back_exactly_once() {
+    let mut vm = Store::start(Kind::Victoria);
+    let fake = Fake::start("127.0.0.1:0");
+    // Records are fsynced as they are queued while spooling: a SIGKILL
+    // loses nothing that was made.
+    let body = config(
+        fake.addr,
+        &vm.write_url(),
+        "",
+        "[spool]\nsync = \"always\"\n",
+    );
+    let a = Agent::start("rw-outage", &body);
+    let mut all = Vec::new();
+    wait_for("results in the store", Duration::from_secs(20), || {
+        (stored_up(&vm).values().map(Vec::len).sum::<usize>() >= 4).then_some(())
+    });
+
+    // The outage: the store is stopped while the agent probes; halfway
+    // through, the agent is killed and started again on the same spool.
+    vm.stop();
+    a.wait_log("remote_write", Duration::from_secs(10));
+    wait_for("a backlog on disk", Duration::from_secs(10), || {
+        let n: u64 = rw_field(&a, "spool_records").parse().unwrap();
+        (n > 10).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(4)); // the outage lasts: probes go on
+    collect(&fake, &mut all);
+    let dir = a.into_dir(); // SIGKILL
+    let a = Agent::start_in(dir, &body);
+    wait_for(
+        "more backlog after the restart",
+        Duration::from_secs(10),
+        || {
+            let n: u64 = rw_field(&a, "spool_records").parse().unwrap();
+            (n > 20).then_some(())
+        },
+    );
+    assert_eq!(rw_field(&a, "state"), "failing");
+    vm.restart();
+    remove_checks(&a);
+    wait_exact(&vm, &fake, &mut all, Duration::from_secs(30));
+    let got = stored_up(&vm);
+    let total: usize = got.values().map(Vec::len).sum();
+    assert!(total >= 20, "{got:?}");
+    // Each series in time order, as sent.
+    for times in got.values() {
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    }
+    wait_for("the backlog drained", Duration::from_secs(10), || {
+        (rw_field(&a, "backlog_records") == "0").then_some(())
+    });
+    assert_eq!(rw_field(&a, "records_lost"), "0");
+}
+
+#[test]
+fn one_destination_down_does_not_hold_the_other() {
+    let vm = Store::start(Kind::Victoria);
+    let fake = Fake::start("127.0.0.1:0");
+    let a = Agent::start("rw-both", &config(fake.addr, &vm.write_url(), "", ""));
+    let mut all = Vec::new();
+    // The control plane fails: the store stays current.
+    fake.set_failing(true);
+    wait_for("the upstream failing", Duration::from_secs(10), || {
+        let (_, s) = a.get("/status");
+        s.contains("\"state\":\"failing\"").then_some(())
+    });
+    let from = tether::os::clock::unix_millis(std::time::SystemTime::now()) as i64;
+    wait_for(
+        "fresh samples in the store while the upstream fails",
+        Duration::from_secs(15),
+        || {
+            let fresh: usize = stored_up(&vm)
+                .values()
+                .map(|t| t.iter().filter(|x| **x > from + 2000).count())
+                .sum();
+            (fresh >= 4).then_some(())
+        },
+    );
+    assert_eq!(rw_field(&a, "state"), "up");
+    // The store fails, the control plane is back: it is current again.
+    let mut vm = vm;
+    vm.stop();
+    fake.set_failing(false);
+    collect(&fake, &mut all);
+    let from = tether::os::clock::unix_millis(std::time::SystemTime::now()) as i64;
+    wait_for(
+        "fresh results upstream while the store is down",
+        Duration::from_secs(15),
+        || {
+            collect(&fake, &mut all);
+            let fresh: usize = results(&all)
+                .values()
+                .map(|t| t.iter().filter(|x| **x > from + 2000).count())
+                .sum();
+            (fresh >= 4).then_some(())
+        },
+    );
+    assert_eq!(rw_field(&a, "state"), "failing");
+    // And once the store is back, it gets the whole of both outages.
+    vm.restart();
+    remove_checks(&a);
+    wait_exact(&vm, &fake, &mut all, Duration::from_secs(30));
+}
+
+#[test]
+fn prometheus_refusing_a_too_old_sample_costs_that_sample_only() {
+    let prom = Store::start(Kind::Prometheus);
+    let fake = Fake::start("127.0.0.1:0");
+    let body = config(fake.addr, &prom.write_url(), "", "");
+    let a = Agent::start("rw-too-old", &body);
+    let mut all = Vec::new();
+    wait_for(
+        "current samples in Prometheus",
+        Duration::from_secs(20),
+        || (stored_up(&prom).values().map(Vec::len).sum::<usize>() >= 4).then_some(()),
+    );
+    let mut a = a;
+    assert!(a.stop("TERM").success());
+    collect(&fake, &mut all);
+    // A result from three hours ago, spooled behind the agent's back (as
+    // a clock step or an old backlog would leave it): outside Prometheus's
+    // head block, so it answers 400 "out of bounds" for any request with it.
+    let spool_dir = a.dir.join("state").join("spool");
+    {
+        use tether::uplink::spool::{Dest, Spool};
+        let (mut s, _) = Spool::open_for(
+            &spool_dir,
+            64 << 20,
+            tether::config::SyncPolicy::Batch,
+            &[Dest::Upstream, Dest::RemoteWrite],
+        )
+        .unwrap();
+        let old = tether::os::clock::unix_millis(std::time::SystemTime::now()) - 3 * 3600 * 1000;
+        let body = format!(
+            "\"time\":\"{}\",\"type\":\"result\",\"check\":\"old\",\"kind\":\"tcp\",\"role\":\"resource\",\"status\":\"ok\",\"health\":\"ok\",\"message\":\"\",\"duration_ms\":1.0}}",
+            tether::os::clock::rfc3339_millis(old)
+        );
+        let seq = s.max_seq() + 1000;
+        let rec = tether::uplink::record::Rec {
+            seq,
+            time_ms: old,
+            body: body.into(),
+            gap: None,
+        };
+        assert_eq!(s.append(&[rec]).written, 1);
+    }
+    let dir = a.into_dir();
+    let a = Agent::start_in(dir, &body);
+    wait_for(
+        "the refused samples counted",
+        Duration::from_secs(30),
+        || {
+            let (_, m) = a.get("/metrics");
+            m.contains("tether_remote_write_samples_rejected_total{reason=\"too_old\"} 7")
+                .then_some(())
+        },
+    );
+    // Everything else arrives; the old record's samples do not.
+    remove_checks(&a);
+    wait_exact(&prom, &fake, &mut all, Duration::from_secs(30));
+    assert!(prom.samples("tether_check_up{check=\"old\"}").is_empty());
+    let dead =
+        std::fs::read_to_string(a.dir.join("state/spool/remote-write-dead-letter.txt")).unwrap();
+    assert!(dead.contains("tether_check_up{"), "{dead}");
+    assert!(dead.contains("check=\"old\""), "{dead}");
+    assert_eq!(rw_field(&a, "records_lost"), "0");
+}
