@@ -280,6 +280,7 @@ fn the_deb_installs_upgrades_keeping_state_removes_and_purges() {
         "./etc/tether/tether.toml",
         "./usr/share/doc/tether/README.md",
         "./usr/share/doc/tether/copyright",
+        "./usr/share/tether/tether-rules.yml",
     ] {
         assert!(
             list.lines().any(|l| l.ends_with(path)),

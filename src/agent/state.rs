@@ -210,8 +210,12 @@ impl AgentState {
             let now_ms = unix_millis(outcome.at);
             c.health.record(outcome, spec.fall, spec.rise);
             if let (Some(u), Some(o)) = (uplink.as_mut(), c.health.last.as_ref()) {
-                u.outbox
-                    .push(record::result(spec, o, c.health.status, now_ms));
+                u.outbox.push(record::result(
+                    spec,
+                    o,
+                    (c.health.status, c.health.flapping),
+                    now_ms,
+                ));
             }
             let changed = before != c.health.status || flapping != c.health.flapping;
             if let (Some(u), Some(after)) = (uplink.as_mut(), c.health.status) {

@@ -180,8 +180,13 @@ impl Body {
 }
 
 /// `type = "result"`: one run of one check, with `health`, the check's
-/// damped status after it (`None`: still pending).
-pub fn result(spec: &Check, o: &Outcome, health: Option<Status>, time_ms: u64) -> Body {
+/// damped status after it (`None`: still pending), and whether it flaps.
+pub fn result(
+    spec: &Check,
+    o: &Outcome,
+    (health, flapping): (Option<Status>, bool),
+    time_ms: u64,
+) -> Body {
     let mut b = Body::new(time_ms, "result");
     b.json()
         .str(Some("check"), &spec.name)
@@ -189,6 +194,7 @@ pub fn result(spec: &Check, o: &Outcome, health: Option<Status>, time_ms: u64) -
         .str(Some("role"), spec.role.as_str())
         .str(Some("status"), o.status.as_str())
         .str(Some("health"), health.map_or("pending", Status::as_str))
+        .bool(Some("flapping"), flapping)
         .opt_str(Some("reason"), o.reason.map(|r| r.code()))
         .str(Some("message"), &o.message)
         .float(

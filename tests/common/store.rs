@@ -242,3 +242,62 @@ impl Drop for Store {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// vmalert evaluating `rules` against `store` (VictoriaMetrics), writing
+/// recording results back to it and notifications to `notifier`.
+pub struct Vmalert {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl Vmalert {
+    pub fn start(rules: &std::path::Path, store: &Store, notifier: SocketAddr) -> Vmalert {
+        for _ in 0..5 {
+            let addr = {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap()
+            };
+            let log = std::fs::File::create(store.dir.join("vmalert.log")).unwrap();
+            let mut child = Command::new("vmalert")
+                .arg(format!("-rule={}", rules.display()))
+                .arg(format!("-datasource.url=http://{}", store.addr))
+                .arg(format!("-remoteWrite.url=http://{}", store.addr))
+                .arg(format!("-notifier.url=http://{notifier}"))
+                .arg("-evaluationInterval=1s")
+                .arg(format!("-httpListenAddr={addr}"))
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("cannot start vmalert");
+            let ready = wait_for("vmalert to be ready", Duration::from_secs(30), || {
+                if child.try_wait().unwrap().is_some() {
+                    return Some(false);
+                }
+                let up = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                    .is_ok()
+                    && get(addr, "/health").0 == 200;
+                up.then_some(true)
+            });
+            if ready {
+                return Vmalert { addr, child };
+            }
+        }
+        panic!("vmalert did not start on any of five ports");
+    }
+
+    /// The alerts vmalert holds now (pending or firing), as JSON.
+    pub fn alerts(&self) -> Vec<serde_json::Value> {
+        let (code, body) = get(self.addr, "/api/v1/alerts");
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["data"]["alerts"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Vmalert {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -97,6 +97,9 @@ impl Batch {
             let l = [labels[0], labels[1], labels[2], ("status", st)];
             self.push("tether_check_status", &l, ctx, flag(health == st), t);
         }
+        if let Some(x) = bool_of(f, "flapping") {
+            self.push("tether_check_flapping", &labels, ctx, flag(x), t);
+        }
         if let Some(ms) = num_of(f, "duration_ms") {
             self.push("tether_check_duration_seconds", &labels, ctx, ms / 1e3, t);
         }
@@ -161,6 +164,7 @@ impl Batch {
             self.push("tether_check_status", &l, ctx, stale, t);
         }
         self.push("tether_check_duration_seconds", &labels, ctx, stale, t);
+        self.push("tether_check_flapping", &labels, ctx, stale, t);
         for (_, name) in DETAILS {
             self.push(name, &labels, ctx, stale, t);
         }
@@ -178,9 +182,13 @@ const DETAILS: [(&str, &str); 3] = [
 ];
 
 /// Heartbeat counts, named as in `/metrics`.
-const COUNTS: [(&str, &str); 2] = [
+const COUNTS: [(&str, &str); 3] = [
     ("backlog_records", "tether_upstream_backlog_records"),
     ("dropped", "tether_upstream_records_dropped_total"),
+    (
+        "heartbeat_interval_seconds",
+        "tether_agent_heartbeat_interval_seconds",
+    ),
 ];
 
 #[cfg(test)]
@@ -257,7 +265,7 @@ mod tests {
         let gone = "\"time\":\"x\",\"type\":\"transition\",\"scope\":\"check\",\"check\":\"db\",\
                     \"kind\":\"tcp\",\"role\":\"resource\",\"from\":\"ok\",\"to\":\"removed\"}";
         let mut b = Batch::default();
-        assert_eq!(b.add(gone, 9, &ctx(&[])), 1 + 5 + 1 + 3);
+        assert_eq!(b.add(gone, 9, &ctx(&[])), 1 + 5 + 1 + 1 + 3);
         assert!(b
             .series()
             .iter()
