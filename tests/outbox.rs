@@ -300,3 +300,213 @@ fn outbox_model_small_bounds_nothing_unaccounted() {
         run(seed + 100, SyncPolicy::Always, true);
     }
 }
+
+/// One destination's account in the two-destination model.
+#[derive(Default)]
+struct Account {
+    owed: BTreeSet<u64>,
+    /// Number -> the run (restarts so far) that first delivered it.
+    delivered: std::collections::BTreeMap<u64, u32>,
+    /// Numbers named by delivered gap records that name this destination.
+    named: BTreeSet<u64>,
+}
+
+/// The outbox with both destinations: random pushes, flushes, batches for
+/// each (acknowledged or failed), reconnect heartbeats, clean restarts.
+/// Checked at every step: each destination's backlog is exactly what it is
+/// owed (until a restart makes the upstream's inexact: it may get records
+/// again that it took from memory, which its protocol allows); the
+/// remote-write batches are in increasing order and never repeat a record,
+/// across restarts too; the upstream repeats one only after a restart. At
+/// the end every number reached each destination or a gap naming it.
+fn run_two(seed: u64, small: bool) {
+    use tether::uplink::spool::Dest;
+    let dir = common::temp_dir("outbox-two");
+    let both = [Dest::Upstream, Dest::RemoteWrite];
+    let cfg = SpoolConfig {
+        dir: dir.join("spool"),
+        max_bytes: if small { 64 << 10 } else { 64 << 20 },
+        sync: SyncPolicy::Batch,
+        ring_records: if small { 16 } else { 10_000 },
+    };
+    let open2 = || Outbox::open_for(&cfg, &dir, false, 1_795_290_810_000, &both);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut ob = open2();
+    let mut acc: [Account; 2] = Default::default();
+    let mut made = BTreeSet::new();
+    let mut run_no = 0u32;
+    let mut i = 0;
+    let exact = !small;
+    let deliver = |acc: &mut Account, out: &Outgoing, d: Dest, run_no: u32, ctx: &str| {
+        for r in &out.recs {
+            if let Some(first) = acc.delivered.get(&r.seq) {
+                assert!(
+                    d == Dest::Upstream && *first < run_no,
+                    "{ctx}: seq {} delivered to {d:?} twice",
+                    r.seq
+                );
+            } else {
+                acc.delivered.insert(r.seq, run_no);
+            }
+            acc.owed.remove(&r.seq);
+        }
+    };
+    let mut gaps_seen: Vec<Gap> = Vec::new();
+    let mut upstream_exact = true;
+    for step in 0..600 {
+        let what = rng.u32(0..100);
+        let ctx = format!("seed {seed} small={small} step {step} op {what}");
+        match what {
+            0..=34 => {
+                for _ in 0..rng.u64(1..8) {
+                    i += 1;
+                    let seq = ob.seq.peek();
+                    ob.push(body(i));
+                    made.insert(seq);
+                    for a in acc.iter_mut() {
+                        a.owed.insert(seq);
+                    }
+                }
+            }
+            35..=44 => {
+                ob.report_drops(0);
+                if ob.spooling() {
+                    ob.spill();
+                }
+            }
+            45..=64 => {
+                ob.report_drops(0);
+                let Some(out) = ob.next_batch(rng.usize(1..60), 1 << 20, 0) else {
+                    continue;
+                };
+                assert!(out.recs.windows(2).all(|w| w[0].seq < w[1].seq), "{ctx}");
+                if rng.u32(0..4) > 0 {
+                    gaps_seen.extend(out.recs.iter().filter_map(|r| r.gap));
+                    deliver(&mut acc[0], &out, Dest::Upstream, run_no, &ctx);
+                    ob.acked(&out);
+                } else {
+                    ob.failed(out);
+                }
+            }
+            65..=84 => {
+                let Some(out) = ob.next_remote(rng.usize(1..60), 0) else {
+                    continue;
+                };
+                assert!(out.recs.windows(2).all(|w| w[0].seq < w[1].seq), "{ctx}");
+                if exact {
+                    for r in &out.recs {
+                        assert!(
+                            acc[1].owed.contains(&r.seq),
+                            "{ctx}: seq {} not owed to remote_write",
+                            r.seq
+                        );
+                    }
+                }
+                if rng.u32(0..4) > 0 {
+                    gaps_seen.extend(out.recs.iter().filter_map(|r| r.gap));
+                    deliver(&mut acc[1], &out, Dest::RemoteWrite, run_no, &ctx);
+                    ob.acked_for(Dest::RemoteWrite, &out);
+                } else {
+                    ob.failed_for(Dest::RemoteWrite, out);
+                }
+            }
+            85..=92 => {
+                i += 1;
+                let out = ob.make_fresh(body(i));
+                let seq = out.recs[0].seq;
+                made.insert(seq);
+                acc[1].owed.insert(seq);
+                if rng.bool() {
+                    deliver(&mut acc[0], &out, Dest::Upstream, run_no, &ctx);
+                    ob.acked(&out);
+                } else {
+                    acc[0].owed.insert(seq);
+                    ob.failed(out);
+                }
+            }
+            _ => {
+                ob.close();
+                drop(ob);
+                ob = open2();
+                run_no += 1;
+                upstream_exact = false;
+            }
+        }
+        if exact {
+            assert_eq!(
+                ob.backlog_of(Dest::RemoteWrite),
+                acc[1].owed.len() as u64,
+                "{ctx}: remote_write backlog"
+            );
+            if upstream_exact {
+                assert_eq!(
+                    ob.backlog_of(Dest::Upstream),
+                    acc[0].owed.len() as u64,
+                    "{ctx}: upstream backlog"
+                );
+            }
+        }
+    }
+    // Drain both.
+    ob.report_drops(0);
+    if ob.spooling() {
+        ob.spill();
+    }
+    let mut guard = 0;
+    loop {
+        let mut any = false;
+        if let Some(out) = ob.next_batch(100, 1 << 20, 0) {
+            gaps_seen.extend(out.recs.iter().filter_map(|r| r.gap));
+            deliver(&mut acc[0], &out, Dest::Upstream, run_no, "drain");
+            ob.acked(&out);
+            any = true;
+        }
+        if let Some(out) = ob.next_remote(100, 0) {
+            gaps_seen.extend(out.recs.iter().filter_map(|r| r.gap));
+            deliver(&mut acc[1], &out, Dest::RemoteWrite, run_no, "drain");
+            ob.acked_for(Dest::RemoteWrite, &out);
+            any = true;
+        }
+        ob.report_drops(0);
+        if !any {
+            break;
+        }
+        guard += 1;
+        assert!(guard < 100_000, "seed {seed}: the drain never ends");
+    }
+    assert_eq!(ob.backlog_of(Dest::Upstream), 0);
+    assert_eq!(ob.backlog_of(Dest::RemoteWrite), 0);
+    for g in &gaps_seen {
+        for (n, d) in both.iter().enumerate() {
+            if g.dests & d.bit() != 0 {
+                acc[n].named.extend(g.first..=g.last);
+            }
+        }
+    }
+    for s in &made {
+        for (n, d) in both.iter().enumerate() {
+            assert!(
+                acc[n].delivered.contains_key(s) || acc[n].named.contains(s),
+                "seed {seed} small={small}: seq {s} neither delivered to {d:?} nor named for it by a gap"
+            );
+        }
+    }
+    if exact {
+        // With room to spare nothing is dropped: every record reached both.
+        for s in &made {
+            assert!(
+                acc[1].delivered.contains_key(s),
+                "seed {seed}: seq {s} never reached remote_write"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn outbox_model_two_destinations() {
+    for seed in 1..=seeds() {
+        run_two(seed, false);
+        run_two(seed + 500, true);
+    }
+}

@@ -119,6 +119,12 @@ struct Lane {
     failing: bool,
     /// Numbers it took from the ring (or its own uploads).
     done: Done,
+    /// Of the records spooled for the other destination, those this one
+    /// already has: on disk past its cursor, not in its backlog.
+    done_on_disk: u64,
+    /// Of those, how many its batch in flight passed over: no longer on
+    /// disk past its cursor once the batch is acknowledged.
+    passed_in_flight: u64,
     /// The upstream alternates backlog and ring batches.
     last_from_spool: bool,
 }
@@ -275,7 +281,7 @@ impl Outbox {
         let ring_min = self.ring.front().map_or(u64::MAX, |r| r.seq);
         let fresh_min = self.fresh.iter().copied().min().unwrap_or(u64::MAX);
         for d in Dest::ALL {
-            if self.spool_records_of(d) == 0 {
+            if self.spool_unread(d) == 0 {
                 self.lanes[d as usize]
                     .done
                     .forget_below(ring_min.min(fresh_min));
@@ -442,6 +448,13 @@ impl Outbox {
     }
 
     pub fn spool_records_of(&self, d: Dest) -> u64 {
+        let on_disk = self.spool.as_ref().map_or(0, |s| s.backlog_of(d));
+        on_disk.saturating_sub(self.lanes[d as usize].done_on_disk)
+    }
+
+    /// Records on disk past `d`'s cursor, those it already has included:
+    /// what reading must still pass.
+    fn spool_unread(&self, d: Dest) -> u64 {
         self.spool.as_ref().map_or(0, |s| s.backlog_of(d))
     }
 
@@ -492,16 +505,16 @@ impl Outbox {
         now_ms: u64,
     ) -> Option<Outgoing> {
         const D: Dest = Dest::Upstream;
-        let backlog = self.spool_records_of(D) > 0;
+        let backlog = self.spool_unread(D) > 0;
         let ring_empty = self.ring_len_of(D) == 0;
         if backlog && (!self.lanes[D as usize].last_from_spool || ring_empty) {
-            let before = self.spool_records_of(D);
+            let before = self.spool_unread(D);
             match self.read_spool(D, max_records, max_bytes, now_ms) {
                 Ok(Some(out)) => {
                     self.lanes[D as usize].last_from_spool = true;
                     return Some(out);
                 }
-                Ok(None) if self.spool_records_of(D) < before => {
+                Ok(None) if self.spool_unread(D) < before => {
                     return self.next_batch(max_records, max_bytes, now_ms)
                 }
                 Ok(None) => {
@@ -544,11 +557,14 @@ impl Outbox {
         let spool = self.spool.as_ref().expect("a backlog implies a spool");
         let done = &self.lanes[d as usize].done;
         let b = spool.read_for(d, max_records, max_bytes, &|seq| done.contains(seq))?;
+        let lane = &mut self.lanes[d as usize];
+        lane.passed_in_flight = b.passed;
         for g in &b.gaps {
             self.push_gap(*g, now_ms);
         }
         if b.recs.is_empty() {
             self.spool.as_mut().expect("checked").ack_for(d, b.end);
+            self.passed(d);
             self.pop_done();
             return Ok(None);
         }
@@ -563,11 +579,11 @@ impl Outbox {
     /// upload of its own.
     pub fn next_remote(&mut self, max_records: usize, now_ms: u64) -> Option<Outgoing> {
         const D: Dest = Dest::RemoteWrite;
-        while self.spool_records_of(D) > 0 {
-            let before = self.spool_records_of(D);
+        while self.spool_unread(D) > 0 {
+            let before = self.spool_unread(D);
             match self.read_spool(D, max_records, usize::MAX / 2, now_ms) {
                 Ok(Some(out)) => return Some(out),
-                Ok(None) if self.spool_records_of(D) < before => continue,
+                Ok(None) if self.spool_unread(D) < before => continue,
                 Ok(None) => {
                     // Never spin on a backlog that reading does not shrink.
                     log::error!("spool: the remote-write backlog does not move; reading the ring");
@@ -595,6 +611,16 @@ impl Outbox {
         })
     }
 
+    /// `d`'s cursor has moved past the records its last read passed over.
+    fn passed(&mut self, d: Dest) {
+        let lane = &mut self.lanes[d as usize];
+        lane.done_on_disk = lane.done_on_disk.saturating_sub(lane.passed_in_flight);
+        lane.passed_in_flight = 0;
+        if self.spool.as_ref().is_none_or(|s| s.backlog_of(d) == 0) {
+            self.lanes[d as usize].done_on_disk = 0;
+        }
+    }
+
     /// The upstream acknowledged `out`; the upstream is live again.
     pub fn acked(&mut self, out: &Outgoing) {
         self.acked_for(Dest::Upstream, out);
@@ -608,7 +634,7 @@ impl Outbox {
                 for r in &out.recs {
                     self.lanes[d as usize].done.insert(r.seq);
                 }
-                if d == Dest::RemoteWrite && self.spool_records_of(d) == 0 {
+                if d == Dest::RemoteWrite && self.spool_unread(d) == 0 {
                     // Everything up to here is delivered, in order: a copy
                     // spooled for the upstream is passed over, also after
                     // a restart.
@@ -621,6 +647,7 @@ impl Outbox {
                 if let Some(s) = self.spool.as_mut() {
                     s.ack_for(d, *end);
                 }
+                self.passed(d);
             }
             Source::Fresh => {
                 self.fresh.retain(|s| !out.recs.iter().any(|r| r.seq == *s));
@@ -697,6 +724,11 @@ impl Outbox {
         let a = spool.append(self.ring.make_contiguous());
         for r in self.ring.drain(..a.written) {
             self.ring_bytes -= r.body.len();
+            for lane in self.lanes.iter_mut() {
+                if lane.on && lane.done.contains(r.seq) {
+                    lane.done_on_disk += 1;
+                }
+            }
         }
         self.sync_mirror(None);
         let primary = self.primary().bit();

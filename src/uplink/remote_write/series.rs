@@ -6,7 +6,7 @@
 //! else), so a record written by an older tether, or damaged past its
 //! checksum, gives fewer samples or none, never a panic.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use crate::format::json_fields::{bool_of, fields, num_of, str_of, Field};
 use crate::uplink::remote_write::wire::{Series, STALE_NAN};
@@ -30,7 +30,10 @@ pub struct Context<'a> {
 #[derive(Default)]
 pub struct Batch {
     series: Vec<Series>,
-    index: HashMap<Vec<(String, String)>, usize>,
+    /// A series' labels joined with NULs (which no label holds twice in a
+    /// row) to its place in `series`. A `BTreeMap<String, usize>`: the
+    /// config reader already links one, a hash map would add its code.
+    index: BTreeMap<String, usize>,
     pub samples: usize,
 }
 
@@ -44,10 +47,17 @@ impl Batch {
         all.extend(ctx.labels.iter().cloned());
         all.sort();
         self.samples += 1;
-        match self.index.get(&all) {
+        let mut key = String::new();
+        for (k, v) in &all {
+            key.push_str(k);
+            key.push('\0');
+            key.push_str(v);
+            key.push('\0');
+        }
+        match self.index.get(&key) {
             Some(i) => self.series[*i].samples.push((value, t)),
             None => {
-                self.index.insert(all.clone(), self.series.len());
+                self.index.insert(key, self.series.len());
                 self.series.push(Series {
                     labels: all,
                     samples: vec![(value, t)],

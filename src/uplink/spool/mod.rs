@@ -165,6 +165,8 @@ pub struct Batch {
     pub gaps: Vec<Gap>,
     /// Pass to [`Spool::ack`] once the upstream acknowledged `recs`.
     pub end: Pos,
+    /// Records passed over because `done` said the destination has them.
+    pub passed: u64,
 }
 
 /// What [`Spool::open`] found.
@@ -382,6 +384,7 @@ impl Spool {
             recs: Vec::new(),
             gaps: Vec::new(),
             end: self.cursors[d as usize].pos,
+            passed: 0,
         };
         let mut bytes = 0usize;
         let mut buf = Vec::new();
@@ -428,7 +431,11 @@ impl Spool {
                             batch.end.records += 1;
                             continue;
                         };
-                        if (seq <= batch.end.last_seq && seq <= acked) || done(seq) {
+                        let passed = done(seq);
+                        if passed {
+                            batch.passed += 1;
+                        }
+                        if (seq <= batch.end.last_seq && seq <= acked) || passed {
                             // Passed over, but behind the cursor like any
                             // other: the backlog count must not keep it.
                             batch.end.offset = start + (at + FRAME + payload.len()) as u64;
