@@ -20,12 +20,18 @@ use crate::sys;
 pub const MONIT: &str = "/usr/bin/monit";
 pub const BLACKBOX: &str = "/usr/bin/prometheus-blackbox-exporter";
 
-/// Installs Monit and blackbox_exporter with apt when missing (as root);
-/// true when both are there.
+/// Installs Monit, blackbox_exporter and VictoriaMetrics (with vmagent)
+/// with apt when missing (as root); true when all are there.
 pub fn ensure_installed() -> bool {
-    let have = || Path::new(MONIT).exists() && Path::new(BLACKBOX).exists();
+    let have = || {
+        Path::new(MONIT).exists()
+            && Path::new(BLACKBOX).exists()
+            && Path::new("/usr/bin/victoria-metrics").exists()
+    };
     if !have() {
-        println!("installing monit and prometheus-blackbox-exporter with apt-get");
+        println!(
+            "installing monit, prometheus-blackbox-exporter and victoria-metrics with apt-get"
+        );
         let apt = |args: &[&str]| {
             Command::new("apt-get")
                 .args(args)
@@ -41,6 +47,8 @@ pub fn ensure_installed() -> bool {
                 "-qq",
                 "monit",
                 "prometheus-blackbox-exporter",
+                // The fleet section's store and relay.
+                "victoria-metrics",
             ]);
     }
     have()

@@ -261,11 +261,7 @@ fn halves(mut request: Vec<Series>) -> (Vec<Series>, Vec<Series>) {
         return (request, b);
     }
     let mut s = request.pop().unwrap_or_default();
-    let tail = s.samples.split_off(s.samples.len() / 2);
-    let b = Series {
-        labels: s.labels.clone(),
-        samples: tail,
-    };
+    let b = s.split_off(s.samples.len() / 2);
     (vec![s], vec![b])
 }
 
@@ -309,13 +305,12 @@ fn dead_letter(dir: &Path, request: &[Series], why: &str) -> bool {
         crate::format::text::clip(why, 400).replace('\n', " ")
     );
     for s in request {
-        let name = s
-            .labels
+        let all = s.labels();
+        let name = all
             .iter()
             .find(|(k, _)| k == "__name__")
             .map_or("", |(_, v)| v);
-        let labels: Vec<String> = s
-            .labels
+        let labels: Vec<String> = all
             .iter()
             .filter(|(k, _)| k != "__name__")
             .map(|(k, v)| {
@@ -358,10 +353,10 @@ mod tests {
     use super::*;
 
     fn s(name: &str, n: usize) -> Series {
-        Series {
-            labels: vec![("__name__".into(), name.into())],
-            samples: (0..n).map(|i| (i as f64, i as i64)).collect(),
-        }
+        Series::new(
+            [("__name__", name)],
+            (0..n).map(|i| (i as f64, i as i64)).collect(),
+        )
     }
 
     #[test]

@@ -5,10 +5,13 @@
 //! stack. Anything that is not a well-formed object gives `None`: a record
 //! read from disk is input like any other.
 
-/// A top-level value: strings unescaped, numbers as `f64`.
+use std::borrow::Cow;
+
+/// A top-level value: strings unescaped (borrowed from the text when they
+/// hold no escape), numbers as `f64`.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Field {
-    Str(String),
+pub enum Field<'a> {
+    Str(Cow<'a, str>),
     Num(f64),
     Bool(bool),
     Null,
@@ -18,7 +21,7 @@ pub enum Field {
 
 /// The fields of the object in `text`, in order; `text` may lack its
 /// opening brace (a stored record body starts at its first key).
-pub fn fields(text: &str) -> Option<Vec<(String, Field)>> {
+pub fn fields(text: &str) -> Option<Vec<(Cow<'_, str>, Field<'_>)>> {
     let b = text.as_bytes();
     let mut at = skip_ws(b, 0);
     if b.get(at) == Some(&b'{') {
@@ -47,15 +50,15 @@ pub fn fields(text: &str) -> Option<Vec<(String, Field)>> {
 }
 
 /// The string field `key`, if present and a string.
-pub fn str_of<'a>(f: &'a [(String, Field)], key: &str) -> Option<&'a str> {
+pub fn str_of<'a>(f: &'a [(Cow<'_, str>, Field<'_>)], key: &str) -> Option<&'a str> {
     f.iter().find_map(|(k, v)| match v {
-        Field::Str(s) if k == key => Some(s.as_str()),
+        Field::Str(s) if k == key => Some(s.as_ref()),
         _ => None,
     })
 }
 
 /// The number field `key`, if present and a number.
-pub fn num_of(f: &[(String, Field)], key: &str) -> Option<f64> {
+pub fn num_of(f: &[(Cow<'_, str>, Field<'_>)], key: &str) -> Option<f64> {
     f.iter().find_map(|(k, v)| match v {
         Field::Num(n) if k == key => Some(*n),
         _ => None,
@@ -63,7 +66,7 @@ pub fn num_of(f: &[(String, Field)], key: &str) -> Option<f64> {
 }
 
 /// The boolean field `key`, if present and a boolean.
-pub fn bool_of(f: &[(String, Field)], key: &str) -> Option<bool> {
+pub fn bool_of(f: &[(Cow<'_, str>, Field<'_>)], key: &str) -> Option<bool> {
     f.iter().find_map(|(k, v)| match v {
         Field::Bool(x) if k == key => Some(*x),
         _ => None,
@@ -80,7 +83,7 @@ fn skip_ws(b: &[u8], mut at: usize) -> usize {
     at
 }
 
-fn value(b: &[u8], at: usize) -> Option<(Field, usize)> {
+fn value(b: &[u8], at: usize) -> Option<(Field<'_>, usize)> {
     match *b.get(at)? {
         b'"' => string(b, at).map(|(s, n)| (Field::Str(s), n)),
         b'{' | b'[' => nested(b, at).map(|n| (Field::Nested, n)),
@@ -102,15 +105,23 @@ fn value(b: &[u8], at: usize) -> Option<(Field, usize)> {
 }
 
 /// A string starting at `at` (its quote): the text and the index after it.
-fn string(b: &[u8], at: usize) -> Option<(String, usize)> {
+fn string(b: &[u8], at: usize) -> Option<(Cow<'_, str>, usize)> {
     if b.get(at) != Some(&b'"') {
         return None;
+    }
+    // Without an escape the text is a slice of the input.
+    let plain = b[at + 1..]
+        .iter()
+        .position(|c| *c == b'"' || *c == b'\\' || *c < 0x20)?;
+    if b[at + 1 + plain] == b'"' {
+        let s = std::str::from_utf8(&b[at + 1..at + 1 + plain]).ok()?;
+        return Some((Cow::Borrowed(s), at + 2 + plain));
     }
     let mut out = Vec::new();
     let mut i = at + 1;
     loop {
         match *b.get(i)? {
-            b'"' => return Some((String::from_utf8(out).ok()?, i + 1)),
+            b'"' => return Some((Cow::Owned(String::from_utf8(out).ok()?), i + 1)),
             b'\\' => {
                 let c = *b.get(i + 1)?;
                 i += 2;

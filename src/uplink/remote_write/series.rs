@@ -30,40 +30,83 @@ pub struct Context<'a> {
 #[derive(Default)]
 pub struct Batch {
     series: Vec<Series>,
-    /// A series' labels joined with NULs (which no label holds twice in a
-    /// row) to its place in `series`. A `BTreeMap<String, usize>`: the
-    /// config reader already links one, a hash map would add its code.
+    /// A series' name, extra label and base labels joined with NULs
+    /// (which no label holds) to its place in `series`. A
+    /// `BTreeMap<String, usize>`: the config reader already links one, a
+    /// hash map would add its code.
     index: BTreeMap<String, usize>,
+    /// The key being looked up (reused: no allocation per sample).
+    key: String,
     pub samples: usize,
 }
 
-impl Batch {
-    fn push(&mut self, name: &str, labels: &[(&str, &str)], ctx: &Context, value: f64, t: i64) {
-        let mut all: Vec<(String, String)> =
-            Vec::with_capacity(labels.len() + ctx.labels.len() + 2);
-        all.push(("__name__".into(), name.into()));
-        all.push(("agent".into(), ctx.agent.into()));
-        all.extend(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        all.extend(ctx.labels.iter().cloned());
-        all.sort();
-        self.samples += 1;
+/// The labels all series of one record share, sorted, and their part of
+/// the index key: made once per record, not once per sample.
+struct Base<'a> {
+    labels: Vec<(&'a str, &'a str)>,
+    key: String,
+}
+
+impl<'a> Base<'a> {
+    fn new(own: &[(&'a str, &'a str)], ctx: &'a Context) -> Base<'a> {
+        let mut labels: Vec<(&str, &str)> = Vec::with_capacity(own.len() + ctx.labels.len() + 1);
+        labels.push(("agent", ctx.agent));
+        labels.extend_from_slice(own);
+        labels.extend(ctx.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        labels.sort_unstable();
         let mut key = String::new();
-        for (k, v) in &all {
+        for (k, v) in &labels {
             key.push_str(k);
             key.push('\0');
             key.push_str(v);
             key.push('\0');
         }
-        match self.index.get(&key) {
-            Some(i) => self.series[*i].samples.push((value, t)),
-            None => {
-                self.index.insert(key, self.series.len());
-                self.series.push(Series {
-                    labels: all,
-                    samples: vec![(value, t)],
-                });
-            }
+        Base { labels, key }
+    }
+}
+
+impl Batch {
+    fn push(&mut self, name: &str, base: &Base, extra: Option<(&str, &str)>, value: f64, t: i64) {
+        self.samples += 1;
+        // A hash of the parts first: keys then differ in their first bytes,
+        // and the map's comparisons stop there (the parts share long
+        // prefixes: measured 13% of the encoding in memcmp without it).
+        let (k, v) = extra.unwrap_or(("", ""));
+        let parts = [name, "\0", k, "\0", v, "\0", &base.key];
+        let hash = parts
+            .iter()
+            .flat_map(|p| p.bytes())
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        self.key.clear();
+        for i in 0..16 {
+            self.key.push(char::from(
+                b"0123456789abcdef"[(hash >> (60 - 4 * i)) as usize & 15],
+            ));
         }
+        for p in parts {
+            self.key.push_str(p);
+        }
+        if let Some(i) = self.index.get(self.key.as_str()) {
+            self.series[*i].samples.push((value, t));
+            return;
+        }
+        // The base labels with `__name__` and the extra one merged in, in
+        // order, without a list of their own.
+        let mut own = [Some(("__name__", name)), extra];
+        if own[1].is_some_and(|(k, _)| k < "__name__") {
+            own.swap(0, 1);
+        }
+        let mut own = own.into_iter().flatten().peekable();
+        let mut rest = base.labels.iter().copied().peekable();
+        let merged = std::iter::from_fn(|| match (own.peek(), rest.peek()) {
+            (Some(a), Some(b)) if a.0 < b.0 => own.next(),
+            (_, Some(_)) => rest.next(),
+            _ => own.next(),
+        });
+        self.index.insert(self.key.clone(), self.series.len());
+        self.series.push(Series::new(merged, vec![(value, t)]));
     }
 
     pub fn series(&self) -> &[Series] {
@@ -90,7 +133,7 @@ impl Batch {
         self.samples - before
     }
 
-    fn result(&mut self, f: &[(String, Field)], t: i64, ctx: &Context) {
+    fn result(&mut self, f: &Fields, t: i64, ctx: &Context) {
         let (Some(check), Some(kind), Some(role), Some(status)) = (
             str_of(f, "check"),
             str_of(f, "kind"),
@@ -99,87 +142,83 @@ impl Batch {
         ) else {
             return;
         };
-        let labels = [("check", check), ("kind", kind), ("role", role)];
+        let base = Base::new(&[("check", check), ("kind", kind), ("role", role)], ctx);
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
-        self.push("tether_check_up", &labels, ctx, flag(status == "ok"), t);
+        self.push("tether_check_up", &base, None, flag(status == "ok"), t);
         let health = str_of(f, "health").unwrap_or(status);
         for st in CHECK_STATES {
-            let l = [labels[0], labels[1], labels[2], ("status", st)];
-            self.push("tether_check_status", &l, ctx, flag(health == st), t);
+            let v = flag(health == st);
+            self.push("tether_check_status", &base, Some(("status", st)), v, t);
         }
         if let Some(x) = bool_of(f, "flapping") {
-            self.push("tether_check_flapping", &labels, ctx, flag(x), t);
+            self.push("tether_check_flapping", &base, None, flag(x), t);
         }
         if let Some(ms) = num_of(f, "duration_ms") {
-            self.push("tether_check_duration_seconds", &labels, ctx, ms / 1e3, t);
+            self.push("tether_check_duration_seconds", &base, None, ms / 1e3, t);
         }
         for (key, name) in DETAILS {
             if let Some(v) = num_of(f, key) {
-                self.push(name, &labels, ctx, v, t);
+                self.push(name, &base, None, v, t);
             }
         }
     }
 
-    fn heartbeat(&mut self, f: &[(String, Field)], t: i64, ctx: &Context) {
+    fn heartbeat(&mut self, f: &Fields, t: i64, ctx: &Context) {
         let (Some(status), Some(severity)) = (str_of(f, "status"), str_of(f, "severity")) else {
             return;
         };
-        let info = [
-            ("agent_id", ctx.agent_id),
-            ("version", str_of(f, "version").unwrap_or("")),
-            ("os_release", str_of(f, "os_release").unwrap_or("")),
-        ];
-        self.push("tether_agent_info", &info, ctx, 1.0, t);
+        let base = Base::new(&[], ctx);
+        let info = Base::new(
+            &[
+                ("agent_id", ctx.agent_id),
+                ("version", str_of(f, "version").unwrap_or("")),
+                ("os_release", str_of(f, "os_release").unwrap_or("")),
+            ],
+            ctx,
+        );
+        self.push("tether_agent_info", &info, None, 1.0, t);
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         for st in ctx.agent_statuses {
-            self.push(
-                "tether_agent_status",
-                &[("status", st)],
-                ctx,
-                flag(status == *st),
-                t,
-            );
+            let v = flag(status == *st);
+            self.push("tether_agent_status", &base, Some(("status", st)), v, t);
         }
         for sv in ctx.severities {
-            self.push(
-                "tether_agent_severity",
-                &[("severity", sv)],
-                ctx,
-                flag(severity == *sv),
-                t,
-            );
+            let v = flag(severity == *sv);
+            self.push("tether_agent_severity", &base, Some(("severity", sv)), v, t);
         }
         if let Some(o) = bool_of(f, "overloaded") {
-            self.push("tether_agent_overloaded", &[], ctx, flag(o), t);
+            self.push("tether_agent_overloaded", &base, None, flag(o), t);
         }
         for (key, name) in COUNTS {
             if let Some(v) = num_of(f, key) {
-                self.push(name, &[], ctx, v, t);
+                self.push(name, &base, None, v, t);
             }
         }
     }
 
     /// A check a reload removed: a stale marker on each of its series.
-    fn removed(&mut self, f: &[(String, Field)], t: i64, ctx: &Context) {
+    fn removed(&mut self, f: &Fields, t: i64, ctx: &Context) {
         let (Some(check), Some(kind), Some(role)) =
             (str_of(f, "check"), str_of(f, "kind"), str_of(f, "role"))
         else {
             return;
         };
-        let labels = [("check", check), ("kind", kind), ("role", role)];
+        let base = Base::new(&[("check", check), ("kind", kind), ("role", role)], ctx);
         let stale = f64::from_bits(STALE_NAN);
-        self.push("tether_check_up", &labels, ctx, stale, t);
+        self.push("tether_check_up", &base, None, stale, t);
         for st in CHECK_STATES {
-            let l = [labels[0], labels[1], labels[2], ("status", st)];
-            self.push("tether_check_status", &l, ctx, stale, t);
+            self.push("tether_check_status", &base, Some(("status", st)), stale, t);
         }
-        self.push("tether_check_duration_seconds", &labels, ctx, stale, t);
-        self.push("tether_check_flapping", &labels, ctx, stale, t);
+        self.push("tether_check_duration_seconds", &base, None, stale, t);
+        self.push("tether_check_flapping", &base, None, stale, t);
         for (_, name) in DETAILS {
-            self.push(name, &labels, ctx, stale, t);
+            self.push(name, &base, None, stale, t);
         }
     }
 }
+
+/// A record's top-level fields.
+type Fields<'a> = [(std::borrow::Cow<'a, str>, Field<'a>)];
 
 /// Result fields that become a series of their own, where they apply.
 const DETAILS: [(&str, &str); 3] = [
@@ -219,7 +258,7 @@ mod tests {
         b.series()
             .iter()
             .map(|s| {
-                s.labels
+                s.labels()
                     .iter()
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect::<Vec<_>>()
@@ -248,13 +287,13 @@ mod tests {
         let warn = b
             .series()
             .iter()
-            .find(|s| s.labels.contains(&("status".into(), "warn".into())))
+            .find(|s| s.labels().contains(&("status".into(), "warn".into())))
             .unwrap();
         assert_eq!(warn.samples, vec![(1.0, 1000)]);
         let d = b
             .series()
             .iter()
-            .find(|s| s.labels[1].1 == "tether_check_duration_seconds")
+            .find(|s| s.labels()[1].1 == "tether_check_duration_seconds")
             .unwrap();
         assert_eq!(d.samples, vec![(0.0015, 1000)]);
         // The same series again: one series, two samples in order.
