@@ -479,3 +479,99 @@ role = "control_plane"
         assert!(!names.iter().any(|n| n == quiet), "{names:?}");
     }
 }
+
+#[test]
+fn a_request_has_the_protocol_headers_and_the_secret_goes_nowhere_else() {
+    let fake = Fake::start("127.0.0.1:0");
+    let secret = "rw-SECRET-token-77";
+    let body = format!(
+        r#"[agent]
+interval = "1s"
+timeout = "500ms"
+
+[remote_write]
+url = "http://{}/api/v1/push?tenant=a"
+allow_plaintext = true
+bearer_token_file = "{}"
+flush_interval = "500ms"
+headers = {{ X-Scope-OrgID = "connectors" }}
+
+[[check]]
+name = "{secret}"
+kind = "tcp"
+target = "{}"
+"#,
+        fake.addr,
+        token_file(secret).display(),
+        common::closed_port()
+    );
+    let a = Agent::start("rw-headers", &body);
+    let req = wait_for("a remote-write request", Duration::from_secs(10), || {
+        fake.requests.recv_timeout(Duration::from_millis(100)).ok()
+    });
+    assert!(
+        req.head
+            .starts_with("POST /api/v1/push?tenant=a HTTP/1.1\r\n"),
+        "{}",
+        req.head
+    );
+    for (k, v) in [
+        ("Content-Encoding", "snappy".to_string()),
+        ("Content-Type", "application/x-protobuf".to_string()),
+        ("X-Prometheus-Remote-Write-Version", "0.1.0".to_string()),
+        (
+            "User-Agent",
+            format!("tether/{}", env!("CARGO_PKG_VERSION")),
+        ),
+        ("Authorization", format!("Bearer {secret}")),
+        ("X-Scope-OrgID", "connectors".to_string()),
+    ] {
+        assert_eq!(
+            req.header(k).as_deref(),
+            Some(v.as_str()),
+            "{k}: {}",
+            req.head
+        );
+    }
+    // The check is named like the secret, so the secret would show in
+    // /status and /metrics if it could: only the redacted bundle is checked
+    // for it, the endpoint for the header value.
+    let (_, status) = a.get("/status");
+    let (_, metrics) = a.get("/metrics");
+    assert!(!status.contains("Bearer"), "{status}");
+    assert!(!metrics.contains("Bearer"), "{metrics}");
+    let path = a.dir.join("bundle.txt");
+    let out = common::tether_cli(&a.cli_config(), &["bundle", "-o", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("SECRET"), "a secret in the bundle:\n{text}");
+    assert!(
+        text.contains("tether_remote_write_samples_sent_total"),
+        "{text}"
+    );
+}
+
+#[test]
+fn basic_auth_is_sent_as_the_spec_says() {
+    let fake = Fake::start("127.0.0.1:0");
+    let body = format!(
+        r#"[remote_write]
+url = "http://{}/api/v1/write"
+allow_plaintext = true
+basic_auth_user = "edge-1"
+basic_auth_password_file = "{}"
+flush_interval = "500ms"
+"#,
+        fake.addr,
+        token_file("open-sesame").display()
+    );
+    let _a = Agent::start("rw-basic", &body);
+    let req = wait_for("a remote-write request", Duration::from_secs(10), || {
+        fake.requests.recv_timeout(Duration::from_millis(100)).ok()
+    });
+    // base64("edge-1:open-sesame")
+    assert_eq!(
+        req.header("Authorization").as_deref(),
+        Some("Basic ZWRnZS0xOm9wZW4tc2VzYW1l")
+    );
+}

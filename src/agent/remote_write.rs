@@ -68,6 +68,10 @@ pub async fn run(state: Rc<AgentState>) {
         };
         if state.uplink.borrow().is_none() {
             state.ensure_uplink();
+            if state.uplink.borrow().is_none() {
+                state.remote.wait().await;
+                continue;
+            }
         }
         if let Some(wake_at) = turn(&state, &rw, &mut next_tick, &mut held).await {
             alarm

@@ -87,19 +87,36 @@ pub fn render(config: &Config, live: Option<&Live>, local: Option<&Local>, now: 
         figures.push('\n');
         for line in l.metrics.lines().filter(|m| {
             !m.starts_with('#')
-                && ["tether_upstream", "tether_spool", "process_"]
-                    .iter()
-                    .any(|p| m.starts_with(p))
+                && [
+                    "tether_upstream",
+                    "tether_remote_write",
+                    "tether_spool",
+                    "process_",
+                ]
+                .iter()
+                .any(|p| m.starts_with(p))
         }) {
             figures.push_str(line);
             figures.push('\n');
         }
     }
     section(&mut out, "spool and upstream", &figures);
-    match config.upstream.as_ref().map(|u| u.token.expose()) {
-        Some(t) if t.len() >= 4 => out.replace(t, "[redacted token]"),
-        _ => out,
+    // The secrets themselves, wherever they might have come to stand.
+    let rw = config.remote_write.as_ref().and_then(|r| match &r.auth {
+        Some(crate::config::RemoteAuth::Bearer(t)) => Some(t),
+        Some(crate::config::RemoteAuth::Basic { password, .. }) => Some(password),
+        None => None,
+    });
+    let secrets = config
+        .upstream
+        .as_ref()
+        .map(|u| &u.token)
+        .into_iter()
+        .chain(rw);
+    for t in secrets.map(|t| t.expose()).filter(|t| t.len() >= 4) {
+        out = out.replace(t, "[redacted token]");
     }
+    out
 }
 
 fn section(out: &mut String, title: &str, body: &str) {
