@@ -85,18 +85,7 @@ impl Walker<'_> {
                 header_ok(name, val) && !PROTOCOL_HEADERS.contains(&name.to_ascii_lowercase().as_str())
             },
         );
-        let timeout = self.duration(
-            s,
-            "timeout",
-            Duration::from_millis(100),
-            Duration::from_secs(300),
-        );
-        let flush_interval = self.duration(
-            s,
-            "flush_interval",
-            Duration::from_millis(100),
-            Duration::from_secs(3_600),
-        );
+        let (timeout, flush_interval) = self.link_timings(s);
         let batch_max_samples = self.integer(s, "batch_max_samples", 1, 100_000);
         let mut labels = self.string_table(
             s,

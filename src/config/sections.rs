@@ -208,18 +208,7 @@ impl Walker<'_> {
             },
         };
         let ca_file = self.ca_file(s);
-        let timeout = self.duration(
-            s,
-            "timeout",
-            Duration::from_millis(100),
-            Duration::from_secs(300),
-        );
-        let flush_interval = self.duration(
-            s,
-            "flush_interval",
-            Duration::from_millis(100),
-            Duration::from_secs(3_600),
-        );
+        let (timeout, flush_interval) = self.link_timings(s);
         let batch_max_records = self.integer(s, "batch_max_records", 1, 100_000);
         let batch_max_bytes = self.size(s, "batch_max_bytes", 1024, 64 << 20);
         let offline_after = self.duration(
@@ -239,6 +228,24 @@ impl Walker<'_> {
             batch_max_bytes: batch_max_bytes.unwrap_or(1 << 20) as usize,
             offline_after: offline_after.unwrap_or(Duration::from_secs(30)),
         })
+    }
+
+    /// `timeout` (one whole request, 100 ms–5 min) and `flush_interval`
+    /// (100 ms–1 h) of a destination, `[upstream]` or `[remote_write]`.
+    pub(super) fn link_timings(&mut self, s: &Scope) -> (Option<Duration>, Option<Duration>) {
+        let timeout = self.duration(
+            s,
+            "timeout",
+            Duration::from_millis(100),
+            Duration::from_secs(300),
+        );
+        let flush_interval = self.duration(
+            s,
+            "flush_interval",
+            Duration::from_millis(100),
+            Duration::from_secs(3_600),
+        );
+        (timeout, flush_interval)
     }
 
     pub(super) fn spool(&mut self, s: &Scope, agent: &Agent) -> SpoolConfig {

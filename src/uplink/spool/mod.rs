@@ -297,18 +297,7 @@ impl Spool {
 
     /// Records not yet acknowledged by `d`.
     pub fn backlog_of(&self, d: Dest) -> u64 {
-        let pos = &self.cursors[d as usize].pos;
-        self.segments
-            .iter()
-            .filter(|s| s.first_seq >= pos.seg)
-            .map(|s| {
-                if s.first_seq == pos.seg {
-                    s.records.saturating_sub(pos.records)
-                } else {
-                    s.records
-                }
-            })
-            .sum()
+        self.past_cursor(d, |s| s.records, |p| p.records)
     }
 
     /// The upstream's backlog in bytes.
@@ -317,15 +306,21 @@ impl Spool {
     }
 
     pub fn backlog_bytes_of(&self, d: Dest) -> u64 {
+        self.past_cursor(d, |s| s.bytes, |p| p.offset)
+    }
+
+    /// `whole` of every segment from `d`'s cursor on, less `behind` of the
+    /// cursor in its own segment.
+    fn past_cursor(&self, d: Dest, whole: fn(&Segment) -> u64, behind: fn(&Pos) -> u64) -> u64 {
         let pos = &self.cursors[d as usize].pos;
         self.segments
             .iter()
             .filter(|s| s.first_seq >= pos.seg)
             .map(|s| {
                 if s.first_seq == pos.seg {
-                    s.bytes.saturating_sub(pos.offset)
+                    whole(s).saturating_sub(behind(pos))
                 } else {
-                    s.bytes
+                    whole(s)
                 }
             })
             .sum()
