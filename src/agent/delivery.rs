@@ -114,13 +114,7 @@ fn heartbeat_interval(state: &AgentState) -> f64 {
 
 /// A system check's CPU is at or above its `warn_percent`.
 fn overloaded(state: &AgentState) -> bool {
-    state.checks.borrow().iter().any(|c| {
-        c.health
-            .last
-            .as_ref()
-            .and_then(|o| o.detail.system.as_ref())
-            .is_some_and(|s| s.overloaded)
-    })
+    state.checks.borrow().iter().any(|c| c.health.overloaded())
 }
 
 /// Runs for the life of the agent; idles while there is no `[upstream]`.

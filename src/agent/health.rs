@@ -57,6 +57,15 @@ pub struct CheckHealth {
 }
 
 impl CheckHealth {
+    /// Its last result is a `system` check's with the CPU at or above
+    /// `warn_percent`.
+    pub fn overloaded(&self) -> bool {
+        self.last
+            .as_ref()
+            .and_then(|o| o.detail.system.as_ref())
+            .is_some_and(|s| s.overloaded)
+    }
+
     pub fn new(now: SystemTime) -> Self {
         CheckHealth {
             status: None,

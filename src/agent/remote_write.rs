@@ -317,14 +317,7 @@ fn dead_letter(dir: &Path, request: &[Series], why: &str) -> bool {
         let labels: Vec<String> = all
             .iter()
             .filter(|(k, _)| k != "__name__")
-            .map(|(k, v)| {
-                format!(
-                    "{k}=\"{}\"",
-                    v.replace('\\', "\\\\")
-                        .replace('"', "\\\"")
-                        .replace('\n', "\\n")
-                )
-            })
+            .map(|(k, v)| format!("{k}=\"{}\"", crate::format::text::label_value(v)))
             .collect();
         for (v, t) in &s.samples {
             text.push_str(&format!("{name}{{{}}} {v} {t}\n", labels.join(",")));

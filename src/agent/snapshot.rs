@@ -89,13 +89,7 @@ impl Snapshot {
     /// carried beside the status, so "yellow because the host is busy" is
     /// told apart from "yellow because a resource is down".
     pub fn overloaded(&self) -> bool {
-        self.checks.iter().any(|c| {
-            c.health
-                .last
-                .as_ref()
-                .and_then(|o| o.detail.system.as_ref())
-                .is_some_and(|s| s.overloaded)
-        })
+        self.checks.iter().any(|c| c.health.overloaded())
     }
 
     pub fn to_json(&self) -> String {

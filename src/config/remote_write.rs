@@ -59,18 +59,8 @@ impl Walker<'_> {
     pub(super) fn remote_write(&mut self, s: &Scope, span: Range<usize>) -> Option<RemoteWrite> {
         self.unknown_keys(s, &[REMOTE_WRITE_KEYS]);
         let allow_plaintext = self.boolean(s, "allow_plaintext").unwrap_or(false);
-        let url = match self.parsed(s, "url", Url::parse) {
-            Some(u) if u.scheme == crate::net::url::Scheme::Http && !allow_plaintext => {
-                let at = s.get("url").map(|v| v.span()).unwrap_or_default();
-                let msg = format!(
-                    "{}: `url` is plain http: credentials and samples would cross the network unencrypted; use https, or set allow_plaintext = true",
-                    s.what
-                );
-                self.error(at, msg);
-                None
-            }
-            u => self.required(s, &span, "url", u),
-        };
+        let url = self.destination_url(s, allow_plaintext, "credentials and samples");
+        let url = self.required(s, &span, "url", url);
         let auth = self.remote_auth(s);
         let ca_file = self.ca_file(s);
         let headers = self.string_table(

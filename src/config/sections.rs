@@ -155,35 +155,17 @@ impl Walker<'_> {
     pub(super) fn upstream(&mut self, s: &Scope, span: Range<usize>) -> Option<Upstream> {
         self.unknown_keys(s, &[UPSTREAM_KEYS]);
         let allow_plaintext = self.boolean(s, "allow_plaintext").unwrap_or(false);
-        let url = match self.parsed(s, "url", Url::parse) {
-            Some(u) if u.scheme == crate::net::url::Scheme::Http && !allow_plaintext => {
-                let at = s.get("url").map(|v| v.span()).unwrap_or_default();
-                self.error(
-                    at,
-                    format!(
-                        "{}: `url` is plain http: the token and every report would cross the network unencrypted; use https, or set allow_plaintext = true",
-                        s.what
-                    ),
-                );
-                None
-            }
+        let crosses = "the token and every report";
+        let url = match self.destination_url(s, allow_plaintext, crosses) {
             Some(u) if u.path.contains('?') => {
                 let at = s.get("url").map(|v| v.span()).unwrap_or_default();
                 let msg = format!("{}: `url` must not have a query string", s.what);
                 self.error(at, msg);
                 None
             }
-            Some(u) => Some(u),
-            None => {
-                if s.get("url").is_none() {
-                    self.error(
-                        span.clone(),
-                        format!("{}: missing required key `url`", s.what),
-                    );
-                }
-                None
-            }
+            u => u,
         };
+        let url = self.required(s, &span, "url", url);
         let token = match self.parsed(s, "token_file", read_token_file) {
             Some(t) => Some(t),
             None if s.get("token_file").is_some() => None,
@@ -228,6 +210,27 @@ impl Walker<'_> {
             batch_max_bytes: batch_max_bytes.unwrap_or(1 << 20) as usize,
             offline_after: offline_after.unwrap_or(Duration::from_secs(30)),
         })
+    }
+
+    /// A destination's `url`, refused if it is plain http without
+    /// `allow_plaintext` (`crosses`: what would then cross unencrypted).
+    pub(super) fn destination_url(
+        &mut self,
+        s: &Scope,
+        allow_plaintext: bool,
+        crosses: &str,
+    ) -> Option<Url> {
+        let u = self.parsed(s, "url", Url::parse)?;
+        if u.scheme == crate::net::url::Scheme::Http && !allow_plaintext {
+            let at = s.get("url").map(|v| v.span()).unwrap_or_default();
+            let msg = format!(
+                "{}: `url` is plain http: {crosses} would cross the network unencrypted; use https, or set allow_plaintext = true",
+                s.what
+            );
+            self.error(at, msg);
+            return None;
+        }
+        Some(u)
     }
 
     /// `timeout` (one whole request, 100 ms–5 min) and `flush_interval`

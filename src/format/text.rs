@@ -1,5 +1,15 @@
 //! Text from the network, made fit for a message or a log line: bounded in
-//! length, one line, no control characters.
+//! length, one line, no control characters; and label values escaped for
+//! the Prometheus text format.
+
+/// A Prometheus label value as the text exposition format writes it:
+/// backslash, double quote and line feed escaped (`/metrics`, the
+/// remote-write dead letters).
+pub fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
 
 /// At most `max` bytes of `s` (cut at a character boundary, with `…` when
 /// cut), control characters shown as `?`.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::agent::health::{AgentStatus, Severity};
 use crate::agent::lateness::{LatenessView, BUCKETS};
 use crate::agent::snapshot::Snapshot;
+use crate::format::text::label_value;
 use crate::os::clock::unix_seconds;
 use crate::os::procfs::ProcessFigures;
 use crate::outcome::{Phase, Status};
@@ -52,18 +53,12 @@ impl Out {
                 if i > 0 {
                     self.0.push(',');
                 }
-                let _ = write!(self.0, "{k}=\"{}\"", escape(v));
+                let _ = write!(self.0, "{k}=\"{}\"", label_value(v));
             }
             self.0.push('}');
         }
         let _ = writeln!(self.0, " {}", number(value));
     }
-}
-
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 fn number(v: f64) -> String {
@@ -776,7 +771,7 @@ fn process(o: &mut Out, p: &ProcessFigures) {
 mod tests {
     #[test]
     fn escapes_label_values() {
-        assert_eq!(super::escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(super::label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
         assert_eq!(super::number(f64::INFINITY), "+Inf");
         assert_eq!(super::number(0.5), "0.5");
     }
