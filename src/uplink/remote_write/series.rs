@@ -30,54 +30,65 @@ pub struct Context<'a> {
 #[derive(Default)]
 pub struct Batch {
     series: Vec<Series>,
-    /// A series' name, extra label and base labels joined with NULs
-    /// (which no label holds) to its place in `series`. A
-    /// `BTreeMap<String, usize>`: the config reader already links one, a
-    /// hash map would add its code.
+    /// The series of one label set (one check, or the agent), found once
+    /// per record: a hash-prefixed key of the base labels to its place in
+    /// `groups`. A `BTreeMap`: the config reader already links one, a hash
+    /// map would add its code.
     index: BTreeMap<String, usize>,
-    /// The key being looked up (reused: no allocation per sample).
+    groups: Vec<Group>,
+    /// The key being looked up (reused: no allocation per record).
     key: String,
     pub samples: usize,
 }
 
-/// The labels all series of one record share, sorted, and their part of
-/// the index key: made once per record, not once per sample.
-struct Base<'a> {
-    labels: Vec<(&'a str, &'a str)>,
-    key: String,
+/// The series of one base label set: name and extra label to the place
+/// in `Batch::series`, in the order a record pushes them (so the next
+/// record of the same check finds each at the position it expects).
+#[derive(Default)]
+struct Group {
+    members: Vec<Member>,
 }
 
-impl<'a> Base<'a> {
-    fn new(own: &[(&'a str, &'a str)], ctx: &'a Context) -> Base<'a> {
+/// One series of a group: its name, its extra label, its place in
+/// `Batch::series`.
+struct Member {
+    name: String,
+    extra: Option<(String, String)>,
+    at: usize,
+}
+
+impl Member {
+    fn is(&self, name: &str, extra: Option<(&str, &str)>) -> bool {
+        self.name == name && self.extra.as_ref().map(|(k, v)| (k.as_str(), v.as_str())) == extra
+    }
+}
+
+/// The labels all series of one record share, sorted, and the group
+/// they index: made once per record, not once per sample.
+struct Base<'a> {
+    labels: Vec<(&'a str, &'a str)>,
+    group: usize,
+    /// How many samples this record has pushed into the group (where the
+    /// next is expected among its members).
+    next: usize,
+}
+
+impl Batch {
+    fn base<'a>(&mut self, own: &[(&'a str, &'a str)], ctx: &'a Context) -> Base<'a> {
         let mut labels: Vec<(&str, &str)> = Vec::with_capacity(own.len() + ctx.labels.len() + 1);
         labels.push(("agent", ctx.agent));
         labels.extend_from_slice(own);
         labels.extend(ctx.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         labels.sort_unstable();
-        let mut key = String::new();
-        for (k, v) in &labels {
-            key.push_str(k);
-            key.push('\0');
-            key.push_str(v);
-            key.push('\0');
-        }
-        Base { labels, key }
-    }
-}
-
-impl Batch {
-    fn push(&mut self, name: &str, base: &Base, extra: Option<(&str, &str)>, value: f64, t: i64) {
-        self.samples += 1;
-        // A hash of the parts first: keys then differ in their first bytes,
-        // and the map's comparisons stop there (the parts share long
-        // prefixes: measured 13% of the encoding in memcmp without it).
-        let (k, v) = extra.unwrap_or(("", ""));
-        let parts = [name, "\0", k, "\0", v, "\0", &base.key];
-        let hash = parts
+        // A hash of the labels first: keys then differ in their first
+        // bytes, and the map's comparisons stop there (label sets share
+        // long prefixes: measured 13% of the encoding in memcmp without).
+        let hash = labels
             .iter()
-            .flat_map(|p| p.bytes())
+            .flat_map(|(k, v)| [k.as_bytes(), b"\0", v.as_bytes(), b"\0"])
+            .flatten()
             .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
             });
         self.key.clear();
         for i in 0..16 {
@@ -85,11 +96,43 @@ impl Batch {
                 b"0123456789abcdef"[(hash >> (60 - 4 * i)) as usize & 15],
             ));
         }
-        for p in parts {
-            self.key.push_str(p);
+        for (k, v) in &labels {
+            for p in [k, "\0", v, "\0"] {
+                self.key.push_str(p);
+            }
         }
-        if let Some(i) = self.index.get(self.key.as_str()) {
-            self.series[*i].samples.push((value, t));
+        let group = match self.index.get(self.key.as_str()) {
+            Some(g) => *g,
+            None => {
+                self.index.insert(self.key.clone(), self.groups.len());
+                self.groups.push(Group::default());
+                self.groups.len() - 1
+            }
+        };
+        Base {
+            labels,
+            group,
+            next: 0,
+        }
+    }
+
+    fn push(
+        &mut self,
+        name: &str,
+        base: &mut Base,
+        extra: Option<(&str, &str)>,
+        value: f64,
+        t: i64,
+    ) {
+        self.samples += 1;
+        let members = &mut self.groups[base.group].members;
+        let at = match members.get(base.next) {
+            Some(m) if m.is(name, extra) => Some(base.next),
+            _ => members.iter().position(|m| m.is(name, extra)),
+        };
+        base.next += 1;
+        if let Some(at) = at {
+            self.series[members[at].at].samples.push((value, t));
             return;
         }
         // The base labels with `__name__` and the extra one merged in, in
@@ -105,7 +148,11 @@ impl Batch {
             (_, Some(_)) => rest.next(),
             _ => own.next(),
         });
-        self.index.insert(self.key.clone(), self.series.len());
+        members.push(Member {
+            name: name.to_string(),
+            extra: extra.map(|(k, v)| (k.to_string(), v.to_string())),
+            at: self.series.len(),
+        });
         self.series.push(Series::new(merged, vec![(value, t)]));
     }
 
@@ -142,23 +189,29 @@ impl Batch {
         ) else {
             return;
         };
-        let base = Base::new(&[("check", check), ("kind", kind), ("role", role)], ctx);
+        let mut base = self.base(&[("check", check), ("kind", kind), ("role", role)], ctx);
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
-        self.push("tether_check_up", &base, None, flag(status == "ok"), t);
+        self.push("tether_check_up", &mut base, None, flag(status == "ok"), t);
         let health = str_of(f, "health").unwrap_or(status);
         for st in CHECK_STATES {
             let v = flag(health == st);
-            self.push("tether_check_status", &base, Some(("status", st)), v, t);
+            self.push("tether_check_status", &mut base, Some(("status", st)), v, t);
         }
         if let Some(x) = bool_of(f, "flapping") {
-            self.push("tether_check_flapping", &base, None, flag(x), t);
+            self.push("tether_check_flapping", &mut base, None, flag(x), t);
         }
         if let Some(ms) = num_of(f, "duration_ms") {
-            self.push("tether_check_duration_seconds", &base, None, ms / 1e3, t);
+            self.push(
+                "tether_check_duration_seconds",
+                &mut base,
+                None,
+                ms / 1e3,
+                t,
+            );
         }
         for (key, name) in DETAILS {
             if let Some(v) = num_of(f, key) {
-                self.push(name, &base, None, v, t);
+                self.push(name, &mut base, None, v, t);
             }
         }
     }
@@ -167,8 +220,8 @@ impl Batch {
         let (Some(status), Some(severity)) = (str_of(f, "status"), str_of(f, "severity")) else {
             return;
         };
-        let base = Base::new(&[], ctx);
-        let info = Base::new(
+        let mut base = self.base(&[], ctx);
+        let mut info = self.base(
             &[
                 ("agent_id", ctx.agent_id),
                 ("version", str_of(f, "version").unwrap_or("")),
@@ -176,22 +229,28 @@ impl Batch {
             ],
             ctx,
         );
-        self.push("tether_agent_info", &info, None, 1.0, t);
+        self.push("tether_agent_info", &mut info, None, 1.0, t);
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         for st in ctx.agent_statuses {
             let v = flag(status == *st);
-            self.push("tether_agent_status", &base, Some(("status", st)), v, t);
+            self.push("tether_agent_status", &mut base, Some(("status", st)), v, t);
         }
         for sv in ctx.severities {
             let v = flag(severity == *sv);
-            self.push("tether_agent_severity", &base, Some(("severity", sv)), v, t);
+            self.push(
+                "tether_agent_severity",
+                &mut base,
+                Some(("severity", sv)),
+                v,
+                t,
+            );
         }
         if let Some(o) = bool_of(f, "overloaded") {
-            self.push("tether_agent_overloaded", &base, None, flag(o), t);
+            self.push("tether_agent_overloaded", &mut base, None, flag(o), t);
         }
         for (key, name) in COUNTS {
             if let Some(v) = num_of(f, key) {
-                self.push(name, &base, None, v, t);
+                self.push(name, &mut base, None, v, t);
             }
         }
     }
@@ -203,16 +262,22 @@ impl Batch {
         else {
             return;
         };
-        let base = Base::new(&[("check", check), ("kind", kind), ("role", role)], ctx);
+        let mut base = self.base(&[("check", check), ("kind", kind), ("role", role)], ctx);
         let stale = f64::from_bits(STALE_NAN);
-        self.push("tether_check_up", &base, None, stale, t);
+        self.push("tether_check_up", &mut base, None, stale, t);
         for st in CHECK_STATES {
-            self.push("tether_check_status", &base, Some(("status", st)), stale, t);
+            self.push(
+                "tether_check_status",
+                &mut base,
+                Some(("status", st)),
+                stale,
+                t,
+            );
         }
-        self.push("tether_check_duration_seconds", &base, None, stale, t);
-        self.push("tether_check_flapping", &base, None, stale, t);
+        self.push("tether_check_duration_seconds", &mut base, None, stale, t);
+        self.push("tether_check_flapping", &mut base, None, stale, t);
         for (_, name) in DETAILS {
-            self.push(name, &base, None, stale, t);
+            self.push(name, &mut base, None, stale, t);
         }
     }
 }
