@@ -7,145 +7,13 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use common::rw::*;
 use common::store::{Kind, Store, Stored};
-use common::upstream::{field, token_file, Fake, Req};
+use common::upstream::{field, token_file, Fake};
 use common::{wait_for, Agent};
-
-/// A config with the fake upstream (recording) and the store, two TCP
-/// checks (one ok, one refused) at 1 s.
-fn config(upstream: SocketAddr, write_url: &str, extra_rw: &str, extra: &str) -> String {
-    let (listener, open) = common::open_port();
-    std::mem::forget(listener);
-    let closed = common::closed_port();
-    format!(
-        r#"[agent]
-name = "edge-1"
-interval = "1s"
-timeout = "500ms"
-
-[upstream]
-url = "http://{upstream}/"
-allow_plaintext = true
-token_file = "{}"
-timeout = "1s"
-flush_interval = "500ms"
-
-[remote_write]
-url = "{write_url}"
-allow_plaintext = true
-timeout = "2s"
-flush_interval = "500ms"
-labels = {{ site = "fra1", group = "eu-west" }}
-{extra_rw}
-
-{extra}
-
-[[check]]
-name = "open"
-kind = "tcp"
-target = "{open}"
-
-[[check]]
-name = "refused"
-kind = "tcp"
-target = "{closed}"
-role = "control_plane"
-"#,
-        token_file("t0ken-for-tests").display()
-    )
-}
-
-/// Drains what the fake received so far into `all`.
-fn collect(fake: &Fake, all: &mut Vec<Req>) {
-    while let Ok(r) = fake.requests.try_recv() {
-        all.push(r);
-    }
-}
-
-/// Result times (Unix ms) per check from everything the fake acknowledged,
-/// each record once (the upstream may see one twice).
-fn results(reqs: &[Req]) -> BTreeMap<String, BTreeSet<i64>> {
-    let mut seen = BTreeSet::new();
-    let mut out: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
-    for r in reqs.iter().filter(|r| r.acked()) {
-        for l in &r.lines {
-            // `old` is the record a test spooled by hand for the store to refuse.
-            if field(l, "type") != "result"
-                || field(l, "check") == "old"
-                || !seen.insert(field(l, "seq"))
-            {
-                continue;
-            }
-            let t = field(l, "time");
-            let ms = tether::os::clock::parse_rfc3339_millis(&t).unwrap() as i64;
-            out.entry(field(l, "check")).or_default().insert(ms);
-        }
-    }
-    out
-}
-
-/// `tether_check_up` per check in the store: sample times, and whether any
-/// time is there twice.
-fn stored_up(store: &Store) -> BTreeMap<String, Vec<i64>> {
-    store
-        .samples("tether_check_up")
-        .into_iter()
-        .map(|s| {
-            (
-                s.labels["check"].clone(),
-                s.samples.iter().map(|p| p.0).collect(),
-            )
-        })
-        .collect()
-}
-
-/// Removes every check by a reload: no more results, stale markers for
-/// the old series.
-fn remove_checks(a: &Agent) {
-    let text = std::fs::read_to_string(&a.config).unwrap();
-    let cut = text.find("[[check]]").unwrap();
-    std::fs::write(&a.config, &text[..cut]).unwrap();
-    a.signal("HUP");
-    a.wait_log("reloaded", Duration::from_secs(10));
-}
-
-/// Waits until the store holds exactly the results the fake recorded,
-/// per check, each once.
-fn wait_exact(store: &Store, fake: &Fake, all: &mut Vec<Req>, limit: Duration) {
-    wait_for("the store to hold every result exactly once", limit, || {
-        collect(fake, all);
-        let want = results(all);
-        let got = stored_up(store);
-        let same = want.len() == got.len()
-            && want.iter().all(|(check, times)| {
-                got.get(check).is_some_and(|g| {
-                    g.len() == times.len() && g.iter().copied().collect::<BTreeSet<_>>() == *times
-                })
-            });
-        same.then_some(())
-    });
-}
-
-/// Until `end`: the agent's /health answers 200 every 200 ms (the outage
-/// goes on meanwhile), and what the fake receives is kept.
-fn keep_answering(a: &Agent, fake: &Fake, all: &mut Vec<Req>, end: std::time::Instant) {
-    while std::time::Instant::now() < end {
-        assert_eq!(a.get("/health").0, 200);
-        collect(fake, all);
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn rw_field(a: &Agent, key: &str) -> String {
-    let (code, s) = a.get("/status");
-    assert_eq!(code, 200, "{s}");
-    let rw = &s[s.find("\"remote_write\":{").expect("a remote_write object")..];
-    field(rw, key)
-}
 
 #[test]
 fn prometheus_holds_every_result_with_its_labels_and_time() {
@@ -206,29 +74,29 @@ fn prometheus_holds_every_result_with_its_labels_and_time() {
     );
 }
 
-#[test]
-fn victoriametrics_gets_the_outage_and_a_killed_agent_back_exactly_once() {
-    let mut vm = Store::start(Kind::Victoria);
+/// The store stopped for 60 s while the agent probes; halfway through, the
+/// agent is killed and started again on the same spool. Afterwards every
+/// series holds exactly one sample per record it stands for.
+fn outage_with_a_kill(kind: Kind) {
+    let mut store = Store::start(kind);
     let fake = Fake::start("127.0.0.1:0");
     // Records are fsynced as they are queued while spooling: a SIGKILL
     // loses nothing that was made.
     let body = config(
         fake.addr,
-        &vm.write_url(),
+        &store.write_url(),
         "",
         "[spool]\nsync = \"always\"\n",
     );
     let a = Agent::start("rw-outage", &body);
     let mut all = Vec::new();
     wait_for("results in the store", Duration::from_secs(20), || {
-        (stored_up(&vm).values().map(Vec::len).sum::<usize>() >= 4).then_some(())
+        (stored_up(&store).values().map(Vec::len).sum::<usize>() >= 4).then_some(())
     });
 
-    // The outage: the store is stopped for 60 s while the agent probes;
-    // halfway through, the agent is killed and started again on the same
-    // spool. Throughout, the agent keeps answering.
+    // Throughout the outage, the agent keeps answering.
     let outage = std::time::Instant::now();
-    vm.stop();
+    store.stop();
     a.wait_log("remote_write", Duration::from_secs(10));
     keep_answering(&a, &fake, &mut all, outage + Duration::from_secs(30));
     let spooled: u64 = rw_field(&a, "spool_records").parse().unwrap();
@@ -239,20 +107,31 @@ fn victoriametrics_gets_the_outage_and_a_killed_agent_back_exactly_once() {
     let spooled_after: u64 = rw_field(&a, "spool_records").parse().unwrap();
     assert!(spooled_after > spooled, "{spooled} then {spooled_after}");
     assert_eq!(rw_field(&a, "state"), "failing");
-    vm.restart();
+    store.restart();
     remove_checks(&a);
-    wait_exact(&vm, &fake, &mut all, Duration::from_secs(30));
-    let got = stored_up(&vm);
+    wait_exact(&store, &fake, &mut all, Duration::from_secs(30));
+    let got = stored_up(&store);
     let total: usize = got.values().map(Vec::len).sum();
     assert!(total >= 20, "{got:?}");
     // Each series in time order, as sent.
     for times in got.values() {
         assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
     }
+    wait_every_series_once(&store, &fake, &mut all, Duration::from_secs(30));
     wait_for("the backlog drained", Duration::from_secs(10), || {
         (rw_field(&a, "backlog_records") == "0").then_some(())
     });
     assert_eq!(rw_field(&a, "records_lost"), "0");
+}
+
+#[test]
+fn victoriametrics_gets_the_outage_and_a_killed_agent_back_exactly_once() {
+    outage_with_a_kill(Kind::Victoria);
+}
+
+#[test]
+fn prometheus_gets_the_outage_and_a_killed_agent_back_exactly_once() {
+    outage_with_a_kill(Kind::Prometheus);
 }
 
 #[test]
@@ -323,30 +202,8 @@ fn prometheus_refusing_a_too_old_sample_costs_that_sample_only() {
     // A result from three hours ago, spooled behind the agent's back (as
     // a clock step or an old backlog would leave it): outside Prometheus's
     // head block, so it answers 400 "out of bounds" for any request with it.
-    let spool_dir = a.dir.join("state").join("spool");
-    {
-        use tether::uplink::spool::{Dest, Spool};
-        let (mut s, _) = Spool::open_for(
-            &spool_dir,
-            64 << 20,
-            tether::config::SyncPolicy::Batch,
-            &[Dest::Upstream, Dest::RemoteWrite],
-        )
-        .unwrap();
-        let old = tether::os::clock::unix_millis(std::time::SystemTime::now()) - 3 * 3600 * 1000;
-        let body = format!(
-            "\"time\":\"{}\",\"type\":\"result\",\"check\":\"old\",\"kind\":\"tcp\",\"role\":\"resource\",\"status\":\"ok\",\"health\":\"ok\",\"flapping\":false,\"message\":\"\",\"duration_ms\":1.0}}",
-            tether::os::clock::rfc3339_millis(old)
-        );
-        let seq = s.max_seq() + 1000;
-        let rec = tether::uplink::record::Rec {
-            seq,
-            time_ms: old,
-            body: body.into(),
-            gap: None,
-        };
-        assert_eq!(s.append(&[rec]).written, 1);
-    }
+    let old = tether::os::clock::unix_millis(std::time::SystemTime::now()) - 3 * 3600 * 1000;
+    spool_results(&a.dir.join("state/spool"), &[("old".into(), old)]);
     let dir = a.into_dir();
     let a = Agent::start_in(dir, &body);
     wait_for(

@@ -376,6 +376,67 @@ fn retry_after_is_obeyed_in_seconds_and_as_a_date() {
 }
 
 #[test]
+fn retry_after_zero_never_means_at_once() {
+    let fake = Fake::start("127.0.0.1:0");
+    fake.set_default(Some(Act::Status(
+        429,
+        vec![("Retry-After", "0".into())],
+        String::new(),
+    )));
+    let _agent = Agent::start("up-retry-after-0", &config(fake.addr, ""));
+    let first = fake.next(Duration::from_secs(10)).at;
+    // Ten seconds of "429, come back at once": the backoff still holds.
+    let mut n = 1;
+    while let Ok(r) = fake
+        .requests
+        .recv_timeout((first + Duration::from_secs(10)).saturating_duration_since(Instant::now()))
+    {
+        if r.at < first + Duration::from_secs(10) {
+            n += 1;
+        }
+    }
+    assert!((2..=12).contains(&n), "{n} uploads in 10 s");
+}
+
+#[test]
+fn a_wrong_url_holds_the_records_instead_of_refusing_them() {
+    let fake = Fake::start("127.0.0.1:0");
+    fake.set_default(Some(Act::Status(404, vec![], "no such route".into())));
+    let agent = Agent::start("up-404", &config(fake.addr, ""));
+    assert_eq!(fake.next(Duration::from_secs(10)).act, "Status 404");
+    wait_status(&agent, "state", "not_found");
+    wait_status(&agent, "status", "offline");
+    // Held: no dead letters, no `rejected` gap, no retry for 5 minutes.
+    assert!(fake.requests.recv_timeout(Duration::from_secs(2)).is_err());
+    assert!(!agent.dir.join("state/spool/dead-letter.ndjson").exists());
+    let (_, metrics) = agent.get("/metrics");
+    assert!(
+        metrics.contains("tether_upstream_state{state=\"not_found\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tether_upstream_records_dead_lettered_total 0"));
+    // The URL is fixed (here: the receiver), SIGHUP: everything arrives.
+    fake.set_default(None);
+    agent.signal("HUP");
+    let mut reqs = vec![fake.next(Duration::from_secs(10))];
+    wait_status(&agent, "state", "up");
+    wait_for("the backlog sent", Duration::from_secs(10), || {
+        (upstream_field(&agent, "backlog_records") == "0").then_some(())
+    });
+    while let Ok(r) = fake.requests.try_recv() {
+        reqs.push(r);
+    }
+    let (seqs, gaps) = delivered_and_gaps(&reqs);
+    assert!(gaps.iter().all(|g| g.reason != "rejected"), "{gaps:?}");
+    let max = *seqs.iter().max().unwrap();
+    assert_eq!(
+        seqs.len() as u64,
+        max,
+        "every record from 1 to {max}: {seqs:?}"
+    );
+}
+
+#[test]
 fn rejected_credentials_need_recovery_until_a_reload() {
     let fake = Fake::start("127.0.0.1:0");
     fake.script([Act::Status(401, vec![], "bad token".into())]);

@@ -378,7 +378,7 @@ fn failed(u: &mut Uplink, up: &Upstream, out: Outgoing, answer: Answer, now: Ins
     let (state_now, wait, why) = match answer {
         Answer::Busy(after) => (
             LinkState::Failing,
-            after.unwrap_or_else(|| upstream::backoff(failures)),
+            upstream::retry_wait(after, upstream::backoff(failures)),
             format!("busy (HTTP 429/503{})", after.map(|d| format!(", Retry-After {}s", d.as_secs())).unwrap_or_default()),
         ),
         Answer::CredentialsRejected(code) => (
@@ -398,6 +398,11 @@ fn failed(u: &mut Uplink, up: &Upstream, out: Outgoing, answer: Answer, now: Ins
                 ),
             )
         }
+        Answer::NotFound(m) => (
+            LinkState::NotFound,
+            REFUSED_RETRY,
+            format!("{m}: nothing at this URL takes reports; check [upstream] url (the records are kept) and reload (SIGHUP)"),
+        ),
         Answer::Failed(m) => (LinkState::Failing, upstream::backoff(failures), m),
         _ => unreachable!("handled above"),
     };
@@ -499,9 +504,9 @@ fn dead_letter(dir: &Path, recs: &[record::Rec], id: &str, why: &str) -> u64 {
     discarded
 }
 
-/// SIGTERM: one last upload (at most [`SHUTDOWN_DEADLINE`]), then everything
-/// unacknowledged goes to disk, synced.
-pub async fn shutdown(state: &Rc<AgentState>) {
+/// SIGTERM, with the loop stopped: one last upload (at most
+/// [`SHUTDOWN_DEADLINE`]) while the upstream is up; then [`close`].
+pub async fn last_upload(state: &Rc<AgentState>) {
     if state.uplink.borrow().is_none() {
         return;
     }
@@ -521,6 +526,10 @@ pub async fn shutdown(state: &Rc<AgentState>) {
         )
         .await;
     }
+}
+
+/// The end of shutdown: everything unacknowledged goes to disk, synced.
+pub fn close(state: &Rc<AgentState>) {
     if let Some(u) = state.uplink.borrow_mut().as_mut() {
         for r in std::mem::take(&mut u.in_flight) {
             u.outbox.queue(r);

@@ -10,9 +10,20 @@
 //!
 //! | answer | what happens |
 //! |---|---|
-//! | 2xx | stored; the batch is done |
-//! | 5xx, 429, network, timeout | the same request again after the wait: `Retry-After` (≤ 5 min) or full jitter over 1 s doubling to 30 s; new records are spooled meanwhile |
-//! | other 4xx | the request is halved and each half sent (at most [`SPLITS`] times per batch), so a sample the store refuses (too old, out of order) costs that sample, not its neighbours; a single sample refused, or the budget spent, goes to the dead-letter file and is counted by reason |
+//! | 2xx | stored; the batch (or this part of it) is done |
+//! | 5xx, 429, timeout, reset | the same request again after the backoff (full jitter over 1 s doubling to 30 s), or after `Retry-After` where that is longer (at most 5 min); new records are spooled meanwhile |
+//! | no DNS answer or no TCP connection | the same, and meanwhile the receiver is watched with a bare TCP connect every 1–3 s; the request goes as soon as one succeeds |
+//! | 401, 403, 404 | not the samples' fault: nothing is split or set aside; the batch is held, the link shows `credentials_rejected` or `not_found`, the request goes again after a minute (at once after SIGHUP) |
+//! | any other 4xx (413 too) | the request is halved, series first, and each half sent, until every refused sample stands alone: it goes to the dead-letter file, counted by reason; the other samples are stored |
+//!
+//! The search for refused samples is paced: its requests go at most every
+//! [`SEARCH_PACE`], and each refusal spends one of the link's
+//! [`SEARCH_CREDIT`] requests, while each stored part earns two back and a
+//! sample refused alone for a fault of its own (too old, out of order,
+//! duplicate, too large) one; with none left it goes on once a [`HOLD`]. A
+//! batch with refused samples costs at most about refused × 2·log2(batch)
+//! requests at that pace; a receiver that refuses everything for no such
+//! reason gets [`SEARCH_CREDIT`] requests, then one a minute.
 //!
 //! Records of one series leave in the order they were made: the spool's
 //! backlog before the ring, and never past the reconnect heartbeat the
@@ -22,37 +33,46 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
 use std::rc::Rc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_lite::FutureExt;
 
+use crate::agent::delivery::SHUTDOWN_DEADLINE;
 use crate::agent::health::{AgentStatus, Severity};
 use crate::agent::state::AgentState;
 use crate::config::RemoteWrite;
 use crate::os::alarm::Alarm;
 use crate::os::clock::{rfc3339_millis, unix_millis};
-use crate::uplink::link::LinkState;
+use crate::uplink::link::{LinkState, PROBE_EVERY, SEARCH_CREDIT};
 use crate::uplink::outbox::Outgoing;
 use crate::uplink::remote_write::series::{Batch, Context};
 use crate::uplink::remote_write::wire::{self, Series};
 use crate::uplink::remote_write::{self as rw_wire, Answer};
 use crate::uplink::spool::Dest;
+use crate::uplink::upstream::retry_wait;
 
-/// Halvings allowed per batch after 4xx answers.
-pub const SPLITS: u32 = 32;
-/// The dead-letter file is rotated at this size (one older file is kept).
+/// The dead-letter file is rotated at this size; one older file is kept,
+/// so the two hold at most twice this.
 pub const DEAD_LETTER_MAX: u64 = 1 << 20;
 /// Samples a record gives at most (a heartbeat: info, status, severity,
 /// overload, counts): a batch of `batch_max_samples / this` records never
 /// holds more than `batch_max_samples` samples.
 const SAMPLES_PER_RECORD: usize = 20;
+/// The search for refused samples sends at most one request this often.
+pub const SEARCH_PACE: Duration = Duration::from_millis(25);
+/// A held batch (401, 403, 404), or a search out of credit, goes again
+/// after this.
+pub const HOLD: Duration = Duration::from_secs(60);
 
 /// The batch being delivered: the records (to give back) and the requests
 /// still to send for them, next on top.
 struct Held {
     out: Outgoing,
     todo: Vec<Vec<Series>>,
-    splits: u32,
+    /// Samples of it refused for good.
+    refused: u64,
+    /// A request of it was refused: the rest goes at the search's pace.
+    searching: bool,
 }
 
 /// Runs for the life of the agent; idles while there is no `[remote_write]`.
@@ -73,9 +93,15 @@ pub async fn run(state: Rc<AgentState>) {
                 continue;
             }
         }
-        if let Some(wake_at) = turn(&state, &rw, &mut next_tick, &mut held).await {
+        let now = Instant::now();
+        let tick = now >= next_tick;
+        if tick {
+            next_tick = now + rw.flush_interval;
+            heartbeat_without_upstream(&state);
+        }
+        if let Some(wake_at) = turn(&state, &rw, tick, &mut held).await {
             alarm
-                .sleep_until(wake_at)
+                .sleep_until(wake_at.min(next_tick))
                 .or(async {
                     state.remote.wait().await;
                 })
@@ -84,44 +110,77 @@ pub async fn run(state: Rc<AgentState>) {
     }
 }
 
-/// One step: take a batch if none is in hand and one is due, send its next
-/// request. `None` to go again at once; otherwise when to look again.
+/// Without the control plane, this loop makes the heartbeats.
+fn heartbeat_without_upstream(state: &Rc<AgentState>) {
+    if state.config.borrow().upstream.is_some() {
+        return;
+    }
+    let status = state.agent_status();
+    let mut guard = state.uplink.borrow_mut();
+    let Some(u) = guard.as_mut() else { return };
+    let hb = crate::agent::delivery::heartbeat(state, status, u, unix_millis(SystemTime::now()));
+    u.outbox.push(hb);
+    if u.outbox.spooling() {
+        u.outbox.spill();
+    }
+}
+
+/// SIGTERM, with the loop stopped: unless the receiver fails, what waits
+/// for it goes in one last flush (at most [`SHUTDOWN_DEADLINE`], every
+/// request then too); what is left stays in the outbox, which the caller
+/// closes (to the spool).
+pub async fn shutdown(state: &Rc<AgentState>) {
+    let Some(mut rw) = state.config.borrow().remote_write.clone() else {
+        return;
+    };
+    // Not while it fails or is held: a stop must not wait on a receiver
+    // that is known not to take the request.
+    let up = state.uplink.borrow().as_ref().is_some_and(|u| {
+        let r = &u.remote;
+        let failing = matches!(
+            r.state,
+            LinkState::Failing | LinkState::CredentialsRejected | LinkState::NotFound
+        );
+        !failing && !r.unreached && u.outbox.ring_len_of(Dest::RemoteWrite) > 0
+    });
+    if !up {
+        return;
+    }
+    rw.timeout = rw.timeout.min(SHUTDOWN_DEADLINE);
+    let flush = async {
+        let mut held = None;
+        while turn(state, &rw, true, &mut held).await.is_none() {}
+    };
+    crate::os::alarm::until(Instant::now() + SHUTDOWN_DEADLINE, flush).await;
+    let left = state
+        .uplink
+        .borrow()
+        .as_ref()
+        .map_or(0, |u| u.outbox.backlog_of(Dest::RemoteWrite));
+    log::info!("remote_write: last flush done, {left} records left to send");
+}
+
+/// One step: wait (or probe an unreached receiver), take a batch if none is
+/// in hand and one is due, send its next request. `None` to go again at
+/// once; otherwise when to look again at the latest.
 async fn turn(
     state: &Rc<AgentState>,
     rw: &RemoteWrite,
-    next_tick: &mut Instant,
+    tick: bool,
     held: &mut Option<Held>,
 ) -> Option<Instant> {
-    let now = Instant::now();
-    let tick = now >= *next_tick;
-    if tick {
-        *next_tick = now + rw.flush_interval;
-        if state.config.borrow().upstream.is_none() {
-            // Without the control plane, this loop makes the heartbeats.
-            let status = state.agent_status();
-            let mut guard = state.uplink.borrow_mut();
-            let u = guard.as_mut()?;
-            let hb =
-                crate::agent::delivery::heartbeat(state, status, u, unix_millis(SystemTime::now()));
-            u.outbox.push(hb);
-            if u.outbox.spooling() {
-                u.outbox.spill();
-            }
-        }
-    }
-    let not_before = state.uplink.borrow().as_ref()?.remote.not_before;
-    if now < not_before {
-        return Some((*next_tick).min(not_before));
+    if let Some(wait) = wait_or_probe(state, rw).await {
+        return Some(wait);
     }
     if held.is_none() {
         *held = take(state, rw, tick)?;
         if held.is_none() {
-            return Some(*next_tick);
+            return Some(Instant::now() + HOLD);
         }
     }
     let h = held.as_mut().expect("taken above");
     let request = h.todo.last()?;
-    let n: usize = request.iter().map(|s| s.samples.len()).sum();
+    let n = request.iter().map(|s| s.samples.len()).sum::<usize>() as u64;
     let body = wire::body(request);
     let resolver = state.resolver.borrow().clone();
     let answer = rw_wire::push(rw, &resolver, &body).await;
@@ -129,27 +188,37 @@ async fn turn(
     let mut guard = state.uplink.borrow_mut();
     let u = guard.as_mut()?;
     let now = Instant::now();
-    u.remote.requests += 1;
+    let r = &mut u.remote;
+    r.requests += 1;
     match answer {
         Answer::Stored => {
             h.todo.pop();
-            u.remote.samples_sent += n as u64;
-            if u.remote.state != LinkState::Up && u.remote.state != LinkState::Rejected {
-                if u.remote.consecutive_failures > 0 {
+            r.samples_sent += n;
+            if r.state != LinkState::Up && r.state != LinkState::Rejected {
+                if r.consecutive_failures > 0 {
                     log::info!(
                         "remote_write {} answers again; {} records to send",
                         rw.url,
                         u.outbox.backlog_of(Dest::RemoteWrite)
                     );
                 }
-                u.remote.state = LinkState::Up;
+                r.state = LinkState::Up;
             }
-            u.remote.consecutive_failures = 0;
-            u.remote.last_success = Some(SystemTime::now());
+            r.consecutive_failures = 0;
+            r.unreached = false;
+            r.last_success = Some(SystemTime::now());
+            if h.searching {
+                r.credit = (r.credit + 2).min(SEARCH_CREDIT);
+                r.not_before = now + SEARCH_PACE;
+            }
         }
-        Answer::Retry(after, why) => {
-            let wait = after.unwrap_or_else(|| rw_wire::backoff(u.remote.consecutive_failures));
-            if u.remote.consecutive_failures == 0 {
+        Answer::Retry {
+            after,
+            why,
+            reached,
+        } => {
+            let wait = retry_wait(after, rw_wire::backoff(r.consecutive_failures));
+            if r.consecutive_failures == 0 {
                 log::warn!(
                     "remote_write {}: {why}; {n} samples are sent again in {}, records are spooled meanwhile",
                     rw.url,
@@ -158,18 +227,71 @@ async fn turn(
             } else {
                 log::debug!("remote_write {}: {why}", rw.url);
             }
-            u.remote.state = LinkState::Failing;
-            u.remote.consecutive_failures += 1;
-            u.remote.samples_retried += n as u64;
-            u.remote.last_error = Some(why);
-            u.remote.not_before = now + wait;
+            r.state = LinkState::Failing;
+            r.consecutive_failures += 1;
+            r.samples_retried += n;
+            r.failed(why);
+            r.not_before = now + wait;
+            r.unreached = !reached;
+            r.probe_at = now + probe_wait();
+            let wake = if r.unreached {
+                r.probe_at
+            } else {
+                r.not_before
+            };
             u.outbox.failing(Dest::RemoteWrite);
-            return Some(u.remote.not_before);
+            return Some(wake);
+        }
+        Answer::Held(st, why) => {
+            if r.state != st {
+                log::error!(
+                    "remote_write {}: {why}: {}; nothing is set aside, the samples are held (spooled) and sent again every {}s and on SIGHUP",
+                    rw.url,
+                    if st == LinkState::NotFound {
+                        "nothing at this URL takes remote-write requests; check [remote_write] url"
+                    } else {
+                        "the receiver rejects the credentials; install valid ones and reload (systemctl reload tether)"
+                    },
+                    HOLD.as_secs()
+                );
+            }
+            r.state = st;
+            r.consecutive_failures += 1;
+            r.samples_retried += n;
+            r.failed(why);
+            r.unreached = false;
+            r.not_before = now + HOLD;
+            u.outbox.failing(Dest::RemoteWrite);
+            return Some(r.not_before);
         }
         Answer::Rejected(code, why) => {
             let request = h.todo.pop().expect("checked");
-            if n > 1 && h.splits > 0 {
-                h.splits -= 1;
+            h.searching = true;
+            if code != 413 {
+                // Too large is no refusal of the samples: the state says
+                // so only if one sample alone is too large.
+                r.state = LinkState::Rejected;
+            }
+            r.failed(format!("refused: {why}"));
+            let reason = reason_of(code, &why);
+            // A sample refused alone for a fault of its own (too old, out
+            // of order, ...) is what the search looks for: it earns, as a
+            // stored part does. A store that refuses everything for no
+            // such reason only spends.
+            r.credit = if n == 1 && names_a_sample(reason) {
+                (r.credit + 1).min(SEARCH_CREDIT)
+            } else {
+                r.credit.saturating_sub(1)
+            };
+            r.not_before = now + if r.credit > 0 { SEARCH_PACE } else { HOLD };
+            if r.credit == 0 {
+                log::warn!(
+                    "remote_write {}: the receiver refuses most of what it is sent ({why}); the search for the refused samples slows to one request every {}s",
+                    rw.url,
+                    HOLD.as_secs()
+                );
+            }
+            if n > 1 {
                 let (a, b) = halves(request);
                 h.todo.push(b);
                 h.todo.push(a);
@@ -178,17 +300,17 @@ async fn turn(
                     rw.url
                 );
             } else {
-                let reason = reason_of(code, &why);
-                u.remote.reject(reason, n as u64);
-                u.remote.state = LinkState::Rejected;
-                u.remote.last_error = Some(format!("refused: {why}"));
+                r.state = LinkState::Rejected;
+                r.reject(reason, n);
+                h.refused += n;
                 let kept = dead_letter(&spool_dir, &request, &why);
+                r.dead_letters_discarded += kept.discarded;
                 log::error!(
-                    "remote_write {} refused {n} samples for good ({why}, counted as {reason}){}",
+                    "remote_write {} refused a sample for good ({why}, counted as {reason}){}",
                     rw.url,
-                    if kept {
+                    if kept.written {
                         format!(
-                            "; they are set aside in {}",
+                            "; it is set aside in {}",
                             spool_dir.join(DEAD_LETTER).display()
                         )
                     } else {
@@ -200,9 +322,56 @@ async fn turn(
     }
     if h.todo.is_empty() {
         let done = held.take().expect("checked");
+        if done.refused == 0 {
+            u.remote.state = LinkState::Up;
+        }
         u.outbox.acked_for(Dest::RemoteWrite, &done.out);
     }
     None
+}
+
+/// `Some(when)` while the link must wait (backoff, hold, the search's
+/// pace); an unreached receiver is probed meanwhile, and a probe that
+/// connects ends the wait.
+async fn wait_or_probe(state: &Rc<AgentState>, rw: &RemoteWrite) -> Option<Instant> {
+    let now = Instant::now();
+    let (not_before, unreached, probe_at) = {
+        let g = state.uplink.borrow();
+        let r = &g.as_ref()?.remote;
+        (r.not_before, r.unreached, r.probe_at)
+    };
+    if !unreached {
+        return (now < not_before).then_some(not_before);
+    }
+    // Nothing answered: only a probe that connects lets a request go.
+    if now < probe_at {
+        return Some(probe_at);
+    }
+    let resolver = state.resolver.borrow().clone();
+    let timeout = rw.timeout.min(PROBE_EVERY * 3);
+    let back = crate::uplink::post::reachable(&rw.url, &resolver, timeout).await;
+    let mut g = state.uplink.borrow_mut();
+    let r = &mut g.as_mut()?.remote;
+    r.probes += 1;
+    if !back {
+        r.probe_at = Instant::now() + probe_wait();
+        return Some(r.probe_at);
+    }
+    log::info!(
+        "remote_write {}: the receiver takes connections again; sending now",
+        rw.url
+    );
+    // A new attempt, not the next of the outage: its backoff starts over.
+    r.unreached = false;
+    r.consecutive_failures = 0;
+    r.not_before = Instant::now();
+    None
+}
+
+/// A random wait of one to three [`PROBE_EVERY`].
+fn probe_wait() -> Duration {
+    let ms = PROBE_EVERY.as_millis() as u64;
+    Duration::from_millis(fastrand::u64(ms..=3 * ms))
 }
 
 /// The next batch and its requests, if one is due: `Some(None)` when
@@ -245,7 +414,8 @@ fn take(state: &Rc<AgentState>, rw: &RemoteWrite, tick: bool) -> Option<Option<H
         return Some(Some(Held {
             out,
             todo: vec![batch.series().to_vec()],
-            splits: SPLITS,
+            refused: 0,
+            searching: false,
         }));
     }
 }
@@ -270,10 +440,11 @@ fn halves(mut request: Vec<Series>) -> (Vec<Series>, Vec<Series>) {
 }
 
 /// Every reason [`reason_of`] gives.
-pub const REASONS: [&str; 5] = [
+pub const REASONS: [&str; 6] = [
     "too_old",
     "out_of_order",
     "duplicate",
+    "too_large",
     "bad_request",
     "http_4xx",
 ];
@@ -287,6 +458,8 @@ fn reason_of(code: u16, why: &str) -> &'static str {
         "out_of_order"
     } else if w.contains("duplicate") {
         "duplicate"
+    } else if code == 413 {
+        "too_large"
     } else if code == 400 {
         "bad_request"
     } else {
@@ -294,14 +467,31 @@ fn reason_of(code: u16, why: &str) -> &'static str {
     }
 }
 
+/// The receiver said what is wrong with the sample itself.
+fn names_a_sample(reason: &str) -> bool {
+    matches!(
+        reason,
+        "too_old" | "out_of_order" | "duplicate" | "too_large"
+    )
+}
+
 /// Where refused samples are set aside, in the spool directory.
 pub const DEAD_LETTER: &str = "remote-write-dead-letter.txt";
 
-/// Appends refused samples, one `name{labels} value timestamp_ms` line
-/// each after a `#` line saying when and why; rotated at
-/// [`DEAD_LETTER_MAX`] (one older file kept). `false` if nothing could be
-/// written (logged).
-fn dead_letter(dir: &Path, request: &[Series], why: &str) -> bool {
+/// What [`dead_letter`] did: whether the samples were written, and how
+/// many older ones the rotation deleted.
+struct Kept {
+    written: bool,
+    discarded: u64,
+}
+
+/// Appends refused samples (the search hands them over one at a time, so
+/// each call writes a few hundred bytes), one `name{labels} value
+/// timestamp_ms` line each after a `#` line saying when and why. Rotated
+/// at [`DEAD_LETTER_MAX`]: the file becomes `.1`, and the samples in the
+/// `.1` it replaces are counted as discarded. The two files are the
+/// dead letters' own disk bound, beside the spool's.
+fn dead_letter(dir: &Path, request: &[Series], why: &str) -> Kept {
     let path = dir.join(DEAD_LETTER);
     let mut text = format!(
         "# {} {}\n",
@@ -323,9 +513,19 @@ fn dead_letter(dir: &Path, request: &[Series], why: &str) -> bool {
             text.push_str(&format!("{name}{{{}}} {v} {t}\n", labels.join(",")));
         }
     }
+    let mut discarded = 0;
     let size = std::fs::metadata(&path).map_or(0, |m| m.len());
     if size + text.len() as u64 > DEAD_LETTER_MAX {
-        let _ = std::fs::rename(&path, dir.join(format!("{DEAD_LETTER}.1")));
+        let older = dir.join(format!("{DEAD_LETTER}.1"));
+        discarded = samples_in(&older);
+        if let Err(e) = std::fs::rename(&path, &older) {
+            log::error!("cannot rotate {}: {e}", path.display());
+        } else if discarded > 0 {
+            log::warn!(
+                "{} rotated: {discarded} older dead letters deleted",
+                path.display()
+            );
+        }
     }
     let r = std::fs::create_dir_all(dir).and_then(|()| {
         use std::os::unix::fs::OpenOptionsExt;
@@ -336,13 +536,22 @@ fn dead_letter(dir: &Path, request: &[Series], why: &str) -> bool {
             .open(&path)?
             .write_all(text.as_bytes())
     });
-    match r {
-        Ok(()) => true,
-        Err(e) => {
-            log::error!("cannot write {}: {e}", path.display());
-            false
-        }
+    if let Err(e) = &r {
+        log::error!("cannot write {}: {e}", path.display());
     }
+    Kept {
+        written: r.is_ok(),
+        discarded,
+    }
+}
+
+/// Sample lines in a dead-letter file (at most a little over
+/// [`DEAD_LETTER_MAX`] is read); 0 if there is none.
+fn samples_in(path: &Path) -> u64 {
+    let text = crate::os::files::read_file(path, 2 * DEAD_LETTER_MAX).unwrap_or_default();
+    text.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty() && l[0] != b'#')
+        .count() as u64
 }
 
 #[cfg(test)]

@@ -155,10 +155,19 @@ impl Snapshot {
                         Some("consecutive_failures"),
                         u64::from(r.consecutive_failures),
                     )
-                    .opt_str(Some("last_error"), r.last_error.as_deref())
+                    .opt_str(
+                        Some("last_error"),
+                        r.last_error.as_ref().map(|e| e.0.as_str()),
+                    )
+                    .opt_str(
+                        Some("last_error_time"),
+                        r.last_error.as_ref().map(|e| rfc3339(e.1)).as_deref(),
+                    )
                     .uint(Some("backlog_records"), r.backlog_records)
                     .uint(Some("spool_records"), r.spool_records)
                     .opt_float(Some("oldest_unsent_age_seconds"), r.oldest_age_seconds)
+                    .uint(Some("requests"), r.requests)
+                    .uint(Some("probes"), r.probes)
                     .uint(Some("samples_sent"), r.samples_sent)
                     .uint(Some("samples_retried"), r.samples_retried)
                     .begin_object(Some("samples_rejected"));
@@ -166,6 +175,7 @@ impl Snapshot {
                     j.uint(Some(reason), *n);
                 }
                 j.end_object()
+                    .uint(Some("dead_letters_discarded"), r.dead_letters_discarded)
                     .uint(Some("records_lost"), r.records_lost)
                     .end_object();
             }
@@ -374,8 +384,9 @@ impl Snapshot {
                 "remote_write {}: {}, last success {last}, backlog {} records ({} on disk), samples sent {}, retried {}, rejected {rejected}, records lost {}\n",
                 r.url, r.state.as_str(), r.backlog_records, r.spool_records, r.samples_sent, r.samples_retried, r.records_lost
             ));
-            if let Some(e) = &r.last_error {
-                out.push_str(&format!("  last error: {e}\n"));
+            if let Some((e, at)) = &r.last_error {
+                let when = ago(self.now.duration_since(*at).unwrap_or_default().as_secs());
+                out.push_str(&format!("  last error {when} ago: {e}\n"));
             }
         }
         if let Some(h) = &self.history {

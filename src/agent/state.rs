@@ -151,6 +151,7 @@ impl AgentState {
             }
             u.not_before = Instant::now();
             u.remote.not_before = Instant::now();
+            u.remote.unreached = false;
             u.urgent.set(true);
             u.outbox.retry_disk_now();
             // A new identity (`tether enroll`) applies from the next upload,

@@ -99,11 +99,18 @@ pub async fn run(
     }
     state.systemd.stopping();
     log::info!("tether stopping");
-    // Stop probing and the regular uploads, then one last upload and the
+    // Stop probing and the regular sends, then one last upload and one
+    // last remote-write flush side by side (each within 2 s), and the
     // spool synced.
     drop(_scheduler);
     drop(delivery);
-    delivery::shutdown(&state).await;
+    drop(_remote_write);
+    futures_lite::future::zip(
+        delivery::last_upload(&state),
+        crate::agent::remote_write::shutdown(&state),
+    )
+    .await;
+    delivery::close(&state);
 }
 
 fn reload(state: &Rc<AgentState>, new: Config) {

@@ -165,23 +165,23 @@ fn remote_write(o: &mut Out, r: &crate::uplink::link::RemoteView) {
         "gauge",
         "The remote-write link's state: 1 for the current one.",
     );
-    for st in [
-        crate::uplink::link::LinkState::Connecting,
-        crate::uplink::link::LinkState::Up,
-        crate::uplink::link::LinkState::Failing,
-        crate::uplink::link::LinkState::Rejected,
-    ] {
+    for st in crate::uplink::link::LinkState::REMOTE {
         o.sample(
             "remote_write_state",
             &[("state", st.as_str())],
             flag(r.state == st),
         );
     }
-    let gauges: [(&str, &str, f64); 4] = [
+    let gauges: [(&str, &str, f64); 5] = [
         (
             "remote_write_last_success_timestamp_seconds",
             "When the remote-write receiver last stored a request (0: never).",
             r.last_success.map_or(0.0, unix_seconds),
+        ),
+        (
+            "remote_write_last_error_timestamp_seconds",
+            "When a remote-write request last failed or was refused (0: never); /status has the error.",
+            r.last_error.as_ref().map_or(0.0, |e| unix_seconds(e.1)),
         ),
         (
             "remote_write_backlog_records",
@@ -203,7 +203,22 @@ fn remote_write(o: &mut Out, r: &crate::uplink::link::RemoteView) {
         o.family(name, "gauge", help);
         o.sample(name, &[], v);
     }
-    let counters: [(&str, &str, u64); 3] = [
+    let counters: [(&str, &str, u64); 6] = [
+        (
+            "remote_write_requests_total",
+            "Remote-write requests sent, whatever their answer.",
+            r.requests,
+        ),
+        (
+            "remote_write_probes_total",
+            "TCP connects made to see whether an unreached remote-write receiver is back (nothing is sent on them).",
+            r.probes,
+        ),
+        (
+            "remote_write_dead_letters_discarded_total",
+            "Refused samples deleted from the remote-write dead-letter files when they rotated (each was counted as rejected when refused).",
+            r.dead_letters_discarded,
+        ),
         (
             "remote_write_samples_sent_total",
             "Samples the remote-write receiver stored.",

@@ -24,8 +24,11 @@ pub enum LinkState {
     /// The identity file is unusable: records are spooled, nothing is sent.
     NoIdentity,
     /// The upstream refuses what it is sent (a 4xx other than 401, 403,
-    /// 409 and a 413 that halving can fix).
+    /// 404, 409 and a 413 that halving can fix).
     Rejected,
+    /// HTTP 404: nothing at the configured URL takes reports (a wrong
+    /// URL): held, not refused.
+    NotFound,
 }
 
 impl LinkState {
@@ -38,10 +41,11 @@ impl LinkState {
             LinkState::VersionUnsupported => "version_unsupported",
             LinkState::NoIdentity => "no_identity",
             LinkState::Rejected => "rejected",
+            LinkState::NotFound => "not_found",
         }
     }
 
-    pub const ALL: [LinkState; 7] = [
+    pub const ALL: [LinkState; 8] = [
         LinkState::Connecting,
         LinkState::Up,
         LinkState::Failing,
@@ -49,6 +53,17 @@ impl LinkState {
         LinkState::VersionUnsupported,
         LinkState::NoIdentity,
         LinkState::Rejected,
+        LinkState::NotFound,
+    ];
+
+    /// The remote-write link's states (`tether_remote_write_state`).
+    pub const REMOTE: [LinkState; 6] = [
+        LinkState::Connecting,
+        LinkState::Up,
+        LinkState::Failing,
+        LinkState::Rejected,
+        LinkState::CredentialsRejected,
+        LinkState::NotFound,
     ];
 }
 
@@ -90,19 +105,34 @@ pub struct Uplink {
 /// What the remote-write link is doing, and its counts.
 #[derive(Debug)]
 pub struct RemoteLink {
-    /// `Connecting`, `Up`, `Failing` (5xx, 429, network) or `Rejected`
-    /// (its last batch had samples refused for good).
+    /// One of [`LinkState::REMOTE`]: `Failing` (5xx, 429, network),
+    /// `Rejected` (its last batch had samples refused for good),
+    /// `CredentialsRejected` (401, 403) or `NotFound` (404) while held.
     pub state: LinkState,
     pub last_success: Option<SystemTime>,
     pub consecutive_failures: u32,
-    pub last_error: Option<String>,
+    /// The last error and when it came; kept after the link is up again.
+    pub last_error: Option<(String, SystemTime)>,
     pub not_before: Instant,
+    /// The last failure never reached the receiver (no DNS answer, no TCP
+    /// connection): it is watched with a TCP connect every
+    /// [`PROBE_EVERY`] until it takes one, then the request goes at once.
+    pub unreached: bool,
+    pub probe_at: Instant,
+    /// TCP connects made to see whether an unreached receiver is back.
+    pub probes: u64,
+    /// Requests the search for refused samples may still make at its pace
+    /// (`agent/remote_write.rs` says what spends and earns, up to
+    /// [`SEARCH_CREDIT`]); at none, it goes on once a minute.
+    pub credit: u32,
     pub samples_sent: u64,
     /// Samples in requests that failed and went again.
     pub samples_retried: u64,
     /// Samples refused for good, by reason (`too_old`, `out_of_order`,
-    /// `duplicate`, `http_4xx`), sorted.
+    /// `duplicate`, `too_large`, `bad_request`, `http_4xx`), sorted.
     pub samples_rejected: Vec<(&'static str, u64)>,
+    /// Dead letters deleted when the dead-letter file rotated.
+    pub dead_letters_discarded: u64,
     pub requests: u64,
 }
 
@@ -114,15 +144,31 @@ impl Default for RemoteLink {
             consecutive_failures: 0,
             last_error: None,
             not_before: Instant::now(),
+            unreached: false,
+            probe_at: Instant::now(),
+            probes: 0,
+            credit: SEARCH_CREDIT,
             samples_sent: 0,
             samples_retried: 0,
             samples_rejected: Vec::new(),
+            dead_letters_discarded: 0,
             requests: 0,
         }
     }
 }
 
+/// How often an unreached remote-write receiver is probed: a random wait
+/// between one and three times this.
+pub const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// The most requests the search for refused samples makes at its pace
+/// before it slows to one a minute.
+pub const SEARCH_CREDIT: u32 = 32;
+
 impl RemoteLink {
+    pub fn failed(&mut self, why: String) {
+        self.last_error = Some((why, SystemTime::now()));
+    }
+
     pub fn reject(&mut self, reason: &'static str, n: u64) {
         match self.samples_rejected.iter_mut().find(|(r, _)| *r == reason) {
             Some((_, c)) => *c += n,
@@ -145,13 +191,16 @@ pub struct RemoteView {
     pub state: LinkState,
     pub last_success: Option<SystemTime>,
     pub consecutive_failures: u32,
-    pub last_error: Option<String>,
+    pub last_error: Option<(String, SystemTime)>,
     pub backlog_records: u64,
     pub spool_records: u64,
     pub oldest_age_seconds: Option<f64>,
+    pub requests: u64,
+    pub probes: u64,
     pub samples_sent: u64,
     pub samples_retried: u64,
     pub samples_rejected: Vec<(&'static str, u64)>,
+    pub dead_letters_discarded: u64,
     /// Records dropped (ring or spool full) before this receiver had them.
     pub records_lost: u64,
 }
@@ -172,9 +221,12 @@ impl Uplink {
                 .outbox
                 .oldest_ms_of(d)
                 .map(|t| unix_millis(now).saturating_sub(t) as f64 / 1000.0),
+            requests: r.requests,
+            probes: r.probes,
             samples_sent: r.samples_sent,
             samples_retried: r.samples_retried,
             samples_rejected: r.samples_rejected.clone(),
+            dead_letters_discarded: r.dead_letters_discarded,
             records_lost: self.outbox.lost[d as usize],
         }
     }

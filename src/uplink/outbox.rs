@@ -791,7 +791,8 @@ impl Outbox {
         // Drops not yet reported become a gap record that is kept too.
         self.report_drops(crate::os::clock::unix_millis(std::time::SystemTime::now()));
         self.spill();
-        if let Some(s) = &self.spool {
+        if let Some(s) = self.spool.as_mut() {
+            s.save_acked_if_moved();
             if let Err(e) = s.sync() {
                 log::error!("cannot sync the spool: {e}");
             }

@@ -4,6 +4,7 @@
 //! here name the URL and what failed, never a header value (the
 //! credentials travel in headers).
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncWrite};
@@ -29,22 +30,51 @@ pub struct Destination<'a> {
     pub timeout: Duration,
 }
 
-/// Posts `body`; never takes longer than `to.timeout`. `Err` is a sentence
-/// for the log and `/status`.
+/// Why there is no answer: a sentence for the log and `/status`, and
+/// whether a connection to the receiver was made at all (a receiver that
+/// cannot be reached can be watched with [`reachable`] instead of full
+/// requests).
+#[derive(Debug)]
+pub struct NoAnswer {
+    pub why: String,
+    pub connected: bool,
+}
+
+/// Posts `body`; never takes longer than `to.timeout`.
 pub async fn post(
     to: &Destination<'_>,
     resolver: &Resolver,
     headers: &[(String, String)],
     body: &[u8],
-) -> Result<Response, String> {
+) -> Result<Response, NoAnswer> {
     let deadline = Instant::now() + to.timeout;
-    match until(deadline, attempt(to, resolver, headers, body, deadline)).await {
-        Some(r) => r,
-        None => Err(format!(
+    let connected = Cell::new(false);
+    let r = until(
+        deadline,
+        attempt(to, resolver, headers, body, deadline, &connected),
+    )
+    .await;
+    r.unwrap_or_else(|| {
+        Err(format!(
             "no answer within {} (timeout)",
             crate::config::duration::format(to.timeout)
-        )),
-    }
+        ))
+    })
+    .map_err(|why| NoAnswer {
+        why,
+        connected: connected.get(),
+    })
+}
+
+/// Resolves the URL's host and opens a TCP connection to it (nothing is
+/// sent): can the receiver be reached now? At most `timeout`.
+pub async fn reachable(url: &Url, resolver: &Resolver, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let ctx = Context { resolver, deadline };
+    let trace = Trace::new(Instant::now());
+    let family = crate::net::resolve::Family::Any;
+    let attempt = connect(&url.host, url.port, family, &ctx, &trace);
+    matches!(until(deadline, attempt).await, Some(Ok(_)))
 }
 
 async fn attempt(
@@ -53,6 +83,7 @@ async fn attempt(
     headers: &[(String, String)],
     body: &[u8],
     deadline: Instant,
+    connected: &Cell<bool>,
 ) -> Result<Response, String> {
     let trace = Trace::new(Instant::now());
     let ctx = Context { resolver, deadline };
@@ -66,6 +97,7 @@ async fn attempt(
     )
     .await
     .map_err(|r| r.message)?;
+    connected.set(true);
     let stream = conn.into_async().map_err(|e| format!("{url}: {e}"))?;
     let req = Request {
         method: "POST",

@@ -31,6 +31,8 @@ pub enum Answer {
     CredentialsRejected(u16),
     /// 409: this version is no longer accepted; the minimum, if said.
     VersionUnsupported(Option<String>),
+    /// 404: nothing at the URL takes reports (a wrong `url`).
+    NotFound(String),
     /// 413: the batch is too large.
     TooLarge(String),
     /// Any other 4xx: the receiver will never take this batch.
@@ -71,7 +73,7 @@ pub async fn post(up: &Upstream, resolver: &Resolver, u: &Upload<'_>) -> Answer 
     ];
     match crate::uplink::post::post(&to, resolver, &headers, u.body).await {
         Ok(resp) => classify(&resp, SystemTime::now()),
-        Err(e) => Answer::Failed(e),
+        Err(e) => Answer::Failed(e.why),
     }
 }
 
@@ -105,10 +107,19 @@ pub fn classify(resp: &Response, now: SystemTime) -> Answer {
                 .map(str::to_string)
                 .or_else(|| min_version_in_json(&resp.body)),
         ),
+        404 => Answer::NotFound(said()),
         413 => Answer::TooLarge(said()),
         400..=499 => Answer::Rejected(s, said()),
         _ => Answer::Failed(said()),
     }
+}
+
+/// The wait before a retry: the backoff, made longer by `Retry-After` where
+/// the receiver asked for more, never shorter (`Retry-After: 0`, or a date
+/// in the past, must not mean "at once": that would resend as fast as the
+/// receiver can answer).
+pub fn retry_wait(after: Option<Duration>, backoff: Duration) -> Duration {
+    after.map_or(backoff, |a| a.max(backoff))
 }
 
 /// `Retry-After`: delay-seconds or an HTTP date.
@@ -254,6 +265,9 @@ mod tests {
             matches!(classify(&resp(413, &[], ""), now), Answer::TooLarge(m) if m.starts_with("HTTP 413"))
         );
         assert!(
+            matches!(classify(&resp(404, &[], "no route"), now), Answer::NotFound(m) if m.contains("no route"))
+        );
+        assert!(
             matches!(classify(&resp(400, &[], "bad line 3"), now), Answer::Rejected(400, m) if m.contains("bad line 3"))
         );
         assert!(matches!(
@@ -285,6 +299,19 @@ mod tests {
         assert!(older_than("0.1.0", "0.2.0"));
         assert!(older_than("0.9.0", "0.10.0"));
         assert!(!older_than("1.0.0", "1.0.0"));
+    }
+
+    #[test]
+    fn retry_after_lengthens_the_backoff_and_never_shortens_it() {
+        let b = Duration::from_millis(1500);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        let past = retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now);
+        assert_eq!(past, Some(Duration::ZERO));
+        assert_eq!(retry_wait(past, b), b);
+        assert_eq!(retry_wait(Some(Duration::ZERO), b), b);
+        assert_eq!(retry_wait(None, b), b);
+        let long = Some(Duration::from_secs(20));
+        assert_eq!(retry_wait(long, b), Duration::from_secs(20));
     }
 
     #[test]

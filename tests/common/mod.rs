@@ -12,9 +12,25 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub mod pki;
+pub mod proxy;
 pub mod request;
+pub mod rw;
 pub mod store;
 pub mod upstream;
+
+/// Polls `cond` until it holds (`true`) or `limit` passes (`false`).
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
 
 /// Polls `cond` until it holds or `limit` passes; panics with `what` on timeout.
 pub fn wait_for<T>(what: &str, limit: Duration, mut cond: impl FnMut() -> Option<T>) -> T {

@@ -28,6 +28,7 @@ pub struct Store {
 /// and its samples (Unix ms, value), in time order.
 #[derive(Debug, Clone)]
 pub struct Stored {
+    pub name: String,
     pub labels: BTreeMap<String, String>,
     pub samples: Vec<(i64, f64)>,
 }
@@ -162,10 +163,15 @@ impl Store {
             Kind::Victoria => body
                 .lines()
                 .filter(|l| !l.trim().is_empty())
-                .map(|l| serde_json::from_str(l).unwrap())
+                .map(|l| {
+                    // Stale markers are exported as a bare NaN.
+                    let l = l.replace("[NaN", "[null").replace(",NaN", ",null");
+                    serde_json::from_str(&l).unwrap_or_else(|e| panic!("{e}: {}", clip(&l)))
+                })
                 .collect(),
         };
         for s in series {
+            let name = s["metric"]["__name__"].as_str().unwrap_or("").to_string();
             let labels: BTreeMap<String, String> = s["metric"]
                 .as_object()
                 .unwrap()
@@ -196,7 +202,11 @@ impl Store {
             };
             let samples: Vec<(i64, f64)> =
                 samples.into_iter().filter(|(_, v)| !v.is_nan()).collect();
-            out.push(Stored { labels, samples });
+            out.push(Stored {
+                name,
+                labels,
+                samples,
+            });
         }
         out
     }
@@ -209,6 +219,10 @@ impl Store {
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         v["data"]["result"].as_array().unwrap().len()
     }
+}
+
+fn clip(s: &str) -> &str {
+    &s[..s.len().min(2000)]
 }
 
 /// A GET as HTTP/1.0: the store answers without chunks and closes.

@@ -42,11 +42,11 @@ use crate::config::{Role, Upstream};
 use crate::format::json::Json;
 use crate::os::clock::{rfc3339, rfc3339_millis};
 use crate::outcome::{Reason, Status};
-use crate::uplink::link::{LinkState, UpstreamView};
+use crate::uplink::link::{LinkState, RemoteView, UpstreamView};
 
 use degraded::degraded_step;
 use intermittent::intermittent_step;
-use status::{link_finding, status_step};
+use status::{link_finding, remote_write_finding, status_step};
 use version::version_step;
 
 /// How bad a finding is; the exit code is the worst one's number.
@@ -287,6 +287,9 @@ pub async fn diagnose(state: &Rc<AgentState>, live: bool) -> Diagnosis {
             Step::Offline,
             "no [upstream] configured: nothing is reported to a control plane",
         ));
+    }
+    if let Some(r) = snap.remote_write.as_ref().filter(|_| live) {
+        findings.push(remote_write_finding(r));
     }
     for c in snap
         .checks

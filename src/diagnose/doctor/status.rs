@@ -136,5 +136,61 @@ pub(super) fn link_finding(u: &UpstreamView, up: &Upstream) -> Finding {
             "the agent has no usable identity: nothing is sent",
         )
         .fix("tether enroll (as the agent's user), then systemctl reload tether"),
+        LinkState::NotFound => f(
+            Level::Critical,
+            "upload_not_found",
+            "nothing at the upstream URL takes reports (HTTP 404)",
+        )
+        .fix("check [upstream] url, then systemctl reload tether; the records are kept meanwhile"),
+    }
+}
+
+/// The running agent's remote-write link, as a backup console says it:
+/// "Credentials no longer valid, please update".
+pub(super) fn remote_write_finding(r: &RemoteView) -> Finding {
+    let last = r
+        .last_success
+        .map_or("never".into(), |t| format!("last success {}", rfc3339(t)));
+    let evidence = format!(
+        "{} {last}; {} consecutive failures; backlog {} records ({} on disk); {} samples refused{}",
+        r.url,
+        r.consecutive_failures,
+        r.backlog_records,
+        r.spool_records,
+        r.samples_rejected.iter().map(|(_, n)| n).sum::<u64>(),
+        r.last_error
+            .as_ref()
+            .map(|(e, at)| format!("; last error at {}: {e}", rfc3339(*at)))
+            .unwrap_or_default()
+    );
+    let f = |level, code, title: &str| {
+        Finding::new(Step::Offline, level, code, title).evidence(evidence.clone())
+    };
+    match r.state {
+        LinkState::CredentialsRejected => f(
+            Level::Critical,
+            "remote_write_credentials_rejected",
+            "the remote-write receiver rejects the credentials (HTTP 401/403): no longer valid, please update",
+        )
+        .fix("install valid credentials ([remote_write] bearer_token_file or basic_auth_password_file), then systemctl reload tether; the samples are kept and sent then"),
+        LinkState::NotFound => f(
+            Level::Critical,
+            "remote_write_not_found",
+            "nothing at the remote-write URL takes requests (HTTP 404)",
+        )
+        .fix("check [remote_write] url (Prometheus: /api/v1/write with --web.enable-remote-write-receiver; VictoriaMetrics: /api/v1/write), then systemctl reload tether; the samples are kept meanwhile"),
+        LinkState::Failing => f(
+            Level::Warning,
+            "remote_write_failing",
+            "the remote-write receiver does not take requests now",
+        )
+        .fix("the samples are spooled and sent when it answers; look at the receiver (the last error says what it answered)"),
+        LinkState::Rejected => f(
+            Level::Warning,
+            "remote_write_rejected",
+            "the remote-write receiver refused samples of the last batch for good",
+        )
+        .fix(format!("the refused samples are in the spool directory's {}, counted by reason in tether_remote_write_samples_rejected_total", crate::agent::remote_write::DEAD_LETTER)),
+        _ => Finding::ok(Step::Offline, "the remote-write receiver stores what it is sent").evidence(evidence),
     }
 }

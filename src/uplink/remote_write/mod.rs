@@ -3,8 +3,11 @@
 //! for ([`series`]). The loop that drives it is `agent/remote_write.rs`.
 //!
 //! Retries follow the spec: 5xx and 429 are retried (`Retry-After`
-//! honoured up to five minutes), every other 4xx is final for that batch.
-//! The credentials go in the `Authorization` header and nowhere else.
+//! honoured up to five minutes, never shorter than the backoff), every
+//! other 4xx is final for the samples it refused, except those that are
+//! not about the samples: 401 and 403 (the credentials) and 404 (the URL)
+//! hold them instead. The credentials go in the `Authorization` header and
+//! nowhere else.
 
 pub mod series;
 pub mod wire;
@@ -13,6 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::{RemoteAuth, RemoteWrite};
 use crate::net::resolve::Resolver;
+use crate::uplink::link::LinkState;
 use crate::uplink::post::Destination;
 use crate::uplink::upstream::{retry_after, MAX_RETRY_AFTER};
 
@@ -25,9 +29,18 @@ pub enum Answer {
     /// 2xx: every sample is stored.
     Stored,
     /// 5xx, 429, or no usable answer: the same batch goes again after the
-    /// wait (`Retry-After`, if the receiver said).
-    Retry(Option<Duration>, String),
-    /// Any other 4xx: the receiver will never take this batch.
+    /// wait (`Retry-After`, if the receiver said). `reached`: a connection
+    /// was made (false: DNS or TCP failed, nothing was sent).
+    Retry {
+        after: Option<Duration>,
+        why: String,
+        reached: bool,
+    },
+    /// 401, 403 (`CredentialsRejected`) or 404 (`NotFound`): not the
+    /// samples' fault; they are held and asked for again later.
+    Held(LinkState, String),
+    /// Any other 4xx: the receiver will never take this request as it is
+    /// (some sample in it is refused, or 413: it is too large).
     Rejected(u16, String),
 }
 
@@ -61,7 +74,13 @@ pub async fn push(rw: &RemoteWrite, resolver: &Resolver, body: &[u8]) -> Answer 
     headers.extend(rw.headers.iter().cloned());
     let resp = match crate::uplink::post::post(&to, resolver, &headers, body).await {
         Ok(r) => r,
-        Err(e) => return Answer::Retry(None, e),
+        Err(e) => {
+            return Answer::Retry {
+                after: None,
+                why: e.why,
+                reached: e.connected,
+            }
+        }
     };
     let s = resp.status;
     let said = || {
@@ -73,16 +92,22 @@ pub async fn push(rw: &RemoteWrite, resolver: &Resolver, body: &[u8]) -> Answer 
             format!("HTTP {s} {}: {line}", resp.reason)
         }
     };
+    let retry = |after| Answer::Retry {
+        after,
+        why: said(),
+        reached: true,
+    };
     match s {
         200..=299 => Answer::Stored,
-        429 | 500..=599 => Answer::Retry(
+        429 | 500..=599 => retry(
             resp.header("retry-after")
                 .and_then(|v| retry_after(v, SystemTime::now()))
                 .map(|d| d.min(MAX_RETRY_AFTER)),
-            said(),
         ),
+        401 | 403 => Answer::Held(LinkState::CredentialsRejected, said()),
+        404 => Answer::Held(LinkState::NotFound, said()),
         400..=499 => Answer::Rejected(s, said()),
-        _ => Answer::Retry(None, said()),
+        _ => retry(None),
     }
 }
 

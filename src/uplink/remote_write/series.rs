@@ -79,6 +79,9 @@ impl Batch {
         labels.push(("agent", ctx.agent));
         labels.extend_from_slice(own);
         labels.extend(ctx.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        // An empty value is no label at all in Prometheus's model (an
+        // `agent_id` or `os_release` not yet known): left out, not sent.
+        labels.retain(|(_, v)| !v.is_empty());
         labels.sort_unstable();
         // A hash of the labels first: keys then differ in their first
         // bytes, and the map's comparisons stop there (label sets share
@@ -384,6 +387,20 @@ mod tests {
             .series()
             .iter()
             .all(|s| s.samples[0].0.to_bits() == STALE_NAN));
+        // An agent id or OS release not yet known is no label, not "".
+        let hb = hb.replace("Debian 12", "");
+        let mut b = Batch::default();
+        let none = Context {
+            agent_id: "",
+            ..ctx(&[])
+        };
+        b.add(&hb, 5, &none);
+        let info = &names(&b)[0];
+        assert!(info.contains("__name__=tether_agent_info"), "{info}");
+        assert!(
+            !info.contains("agent_id") && !info.contains("os_release"),
+            "{info}"
+        );
         // Damaged or foreign bodies give nothing.
         for bad in [
             "",

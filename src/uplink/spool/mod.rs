@@ -71,6 +71,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use frame::{
     encode, frame_at, parse_segment_name, segment_bytes, segment_name, Step, Walk, FRAME, HEADER,
@@ -203,7 +204,17 @@ pub struct Spool {
     /// The sequence number of the last record ever written (segment headers).
     last_written: u64,
     total_bytes: u64,
+    /// The cursors moved since `acked` was last written, and when that was
+    /// (see [`Spool::note_acked`]).
+    acked_dirty: bool,
+    acked_saved: Instant,
 }
+
+/// While the remote-write receiver drains a backlog, its cursor is written
+/// at most this often (and at once when a segment is deleted, with an
+/// upstream acknowledgement, and at shutdown): after a crash, at most this
+/// much of its backlog is sent again.
+pub const ACKED_EVERY: Duration = Duration::from_secs(60);
 
 impl Spool {
     /// Opens (creating it, mode 0700) and recovers the spool in `dir`, for
@@ -250,6 +261,8 @@ impl Spool {
             // numbers and for the next segment's header.
             last_written: acked.max(remote_acked).max(dropped),
             total_bytes: 0,
+            acked_dirty: false,
+            acked_saved: Instant::now(),
         };
         let mut rec = Recovered::default();
         let mut buf = Vec::new();
@@ -489,23 +502,53 @@ impl Spool {
         let c = &mut self.cursors[d as usize];
         c.pos = end;
         c.acked = c.acked.max(end.last_seq);
-        self.collect();
-        self.save_acked();
+        let deleted = self.collect();
+        // The upstream's cursor is written at every acknowledgement (a
+        // crash sends it nothing twice); the remote-write receiver's as
+        // [`Spool::note_acked`] says.
+        self.note_acked(deleted || d == Dest::Upstream);
     }
 
     /// `d` has every record up to `seq` (it took them from memory): spooled
-    /// copies of them are passed over, also after a restart.
+    /// copies of them are passed over, also after a restart. With nothing
+    /// spooled this touches no disk: it is written with the next append.
     pub fn acked_up_to(&mut self, d: Dest, seq: u64) {
         let c = &mut self.cursors[d as usize];
         if seq > c.acked {
             c.acked = seq;
+            if self.segments.is_empty() {
+                self.acked_dirty = true;
+            } else {
+                self.note_acked(false);
+            }
+        }
+    }
+
+    /// A cursor moved: `acked` is rewritten now if it must be (`now`:
+    /// segments were deleted, or the upstream's cursor moved) or the last
+    /// write is [`ACKED_EVERY`] old; otherwise later. Losing the
+    /// remote-write receiver's newer cursor to a crash only sends samples
+    /// again, which a store drops or keeps as duplicates (`docs/spool.md`).
+    fn note_acked(&mut self, now: bool) {
+        if now || self.acked_saved.elapsed() >= ACKED_EVERY {
+            self.save_acked();
+        } else {
+            self.acked_dirty = true;
+        }
+    }
+
+    /// Writes `acked` if a cursor moved since it was written (shutdown).
+    pub fn save_acked_if_moved(&mut self) {
+        if self.acked_dirty {
             self.save_acked();
         }
     }
 
     /// Deletes the leading segments every configured cursor has passed, and
-    /// moves cursors that pointed into them to what is left.
-    fn collect(&mut self) {
+    /// moves cursors that pointed into them to what is left; whether any
+    /// was deleted.
+    fn collect(&mut self) -> bool {
+        let mut deleted = false;
         while let Some(front) = self.segments.front() {
             let passed = |p: &Pos| {
                 front.first_seq < p.seg || (front.first_seq == p.seg && p.offset >= front.bytes)
@@ -520,6 +563,7 @@ impl Spool {
                 self.tail = None;
             }
             remove(&self.dir.join(segment_name(s.first_seq)));
+            deleted = true;
         }
         let front = self.segments.front().cloned();
         for c in self.cursors.iter_mut() {
@@ -531,9 +575,12 @@ impl Spool {
                 _ => {}
             }
         }
+        deleted
     }
 
-    fn save_acked(&self) {
+    fn save_acked(&mut self) {
+        self.acked_dirty = false;
+        self.acked_saved = Instant::now();
         let tmp = self.dir.join("acked.tmp");
         let text = format!(
             "acked={}\nremote_acked={}\ndropped={}\n",

@@ -62,7 +62,8 @@ impl Spool {
                 out.error = Some(e);
             }
         }
-        if !out.gaps.is_empty() {
+        // The disk is written anyway: a cursor that moved goes with it.
+        if !out.gaps.is_empty() || (self.acked_dirty && out.written > 0) {
             self.save_acked();
         }
         out
