@@ -381,30 +381,39 @@ fn metrics_pass_promtool() {
     });
     let (code, metrics) = agent.get("/metrics");
     assert_eq!(code, 200);
+    // Families that are also pushed carry the pushed labels: `agent` (the
+    // host name by default) and, on checks, `kind` and `role`.
+    let host = common::hostname();
+    let check = |name: &str, kind: &str| {
+        format!("{{agent=\"{host}\",check=\"{name}\",kind=\"{kind}\",role=\"resource\"}}")
+    };
     for needle in [
         format!(
             "tether_build_info{{version=\"{}\"}} 1",
             env!("CARGO_PKG_VERSION")
         ),
-        "tether_agent_status{status=\"degraded\"} 1".into(),
-        "tether_agent_info{name=\"".to_string() + &common::hostname() + "\"} 1",
+        format!("tether_agent_status{{agent=\"{host}\",status=\"degraded\"}} 1"),
+        format!("tether_agent_info{{agent=\"{host}\",os_release=\""),
+        format!("version=\"{}\"}} 1", env!("CARGO_PKG_VERSION")),
+        format!("tether_agent_heartbeat_interval_seconds{{agent=\"{host}\"}} 0"),
         "tether_check_http_status_code{check=\"https\"} 200".into(),
         "tether_check_failures_total{check=\"bad/quoted\",reason=\"connect_refused\"}".into(),
         "tether_check_phase_duration_seconds{check=\"ok\",phase=\"connect\"}".into(),
-        "tether_check_up{check=\"ok\"} 1".into(),
-        "tether_check_up{check=\"https\"} 1".into(),
+        format!("tether_check_up{} 1", check("ok", "tcp")),
+        format!("tether_check_up{} 1", check("https", "http")),
         "tether_check_cert_verified{check=\"https\"} 1".into(),
         "tether_check_cert_verified{check=\"skip\"} 0".into(),
         "tether_check_tls_verify_skipped{check=\"skip\"} 1".into(),
         "tether_check_tls_verify_skipped{check=\"https\"} 0".into(),
         "tether_check_file_size_bytes{check=\"marker\"}".into(),
-        "tether_check_cpu_busy_percent{check=\"host\"}".into(),
-        "tether_agent_overloaded ".into(),
+        format!("tether_check_cpu_busy_percent{}", check("host", "system")),
+        format!("tether_agent_overloaded{{agent=\"{host}\"}} "),
         "tether_check_slots_skipped_total 0".into(),
         "tether_check_perfdata{check=\"plugin\",label=\"\\\"q\\\"\",uom=\"s\"} 1.5".into(),
         "tether_check_perfdata_crit{check=\"plugin\",label=\"\\\"q\\\"\",uom=\"s\"} 3".into(),
         format!(
-            "tether_check_cert_not_after_timestamp_seconds{{check=\"https\"}} {}",
+            "tether_check_cert_not_after_timestamp_seconds{} {}",
+            check("https", "http"),
             leaf.not_after.unix_timestamp()
         ),
     ] {

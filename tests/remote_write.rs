@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::rw::*;
 use common::store::{Kind, Store, Stored};
-use common::upstream::{field, token_file, Fake};
+use common::upstream::{token_file, Fake};
 use common::{wait_for, Agent};
 
 #[test]
@@ -224,117 +224,6 @@ fn prometheus_refusing_a_too_old_sample_costs_that_sample_only() {
     assert!(dead.contains("tether_check_up{"), "{dead}");
     assert!(dead.contains("check=\"old\""), "{dead}");
     assert_eq!(rw_field(&a, "records_lost"), "0");
-}
-
-#[test]
-fn the_rules_file_passes_promtool_check_and_its_unit_tests() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/prometheus");
-    for args in [
-        vec!["check", "rules", "tether-rules.yml"],
-        vec!["test", "rules", "tether-rules.test.yml"],
-    ] {
-        let out = std::process::Command::new("promtool")
-            .args(&args)
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "promtool {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-#[test]
-fn vmalert_evaluates_the_rules_on_what_the_agent_pushed() {
-    use common::store::Vmalert;
-    let vm = Store::start(Kind::Victoria);
-    // The notifier: any POST is acknowledged.
-    let notifier = Fake::start("127.0.0.1:0");
-    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("packaging/prometheus/tether-rules.yml");
-    let vmalert = Vmalert::start(&rules, &vm, notifier.addr);
-    // No [upstream]: the remote-write loop makes the heartbeats. The
-    // control-plane check is refused, so the agent is offline.
-    let closed = common::closed_port();
-    let a = Agent::start(
-        "rw-vmalert",
-        &format!(
-            r#"[agent]
-name = "edge-9"
-interval = "1s"
-timeout = "500ms"
-fall = 1
-
-[remote_write]
-url = "{}"
-allow_plaintext = true
-flush_interval = "500ms"
-labels = {{ group = "eu-west" }}
-
-[[check]]
-name = "cp"
-kind = "tcp"
-target = "{closed}"
-role = "control_plane"
-"#,
-            vm.write_url()
-        ),
-    );
-    wait_for("the agent offline", Duration::from_secs(10), || {
-        let (_, s) = a.get("/status");
-        (field(&s, "status") == "offline").then_some(())
-    });
-    wait_for(
-        "vmalert to raise TetherConnectorOffline",
-        Duration::from_secs(30),
-        || {
-            vmalert
-                .alerts()
-                .iter()
-                .any(|al| {
-                    al["name"] == "TetherConnectorOffline"
-                        && al["labels"]["agent"] == "edge-9"
-                        && al["labels"]["group"] == "eu-west"
-                })
-                .then_some(())
-        },
-    );
-    // Recording rules are evaluated and written back: the heartbeat is
-    // fresh, the group is connected in no sense (its one member is offline).
-    wait_for(
-        "recording results in the store",
-        Duration::from_secs(30),
-        || {
-            let fresh = vm.samples("tether:connector_heartbeat_fresh{agent=\"edge-9\"}");
-            let connected = vm.samples("tether:group_connected{group=\"eu-west\"}");
-            let ok = fresh
-                .first()
-                .and_then(|s| s.samples.last())
-                .is_some_and(|p| p.1 == 1.0)
-                && connected
-                    .first()
-                    .and_then(|s| s.samples.last())
-                    .is_some_and(|p| p.1 == 0.0);
-            ok.then_some(())
-        },
-    );
-    // Nothing fires that should not: the connector is not degraded,
-    // flapping or silent.
-    let names: Vec<String> = vmalert
-        .alerts()
-        .iter()
-        .map(|al| al["name"].as_str().unwrap().to_string())
-        .collect();
-    for quiet in [
-        "TetherConnectorDegraded",
-        "TetherCheckFlapping",
-        "TetherHeartbeatMissing",
-    ] {
-        assert!(!names.iter().any(|n| n == quiet), "{names:?}");
-    }
 }
 
 #[test]

@@ -464,7 +464,10 @@ fn an_unsupported_version_is_reported_with_the_minimum() {
     wait_status(&agent, "status", "version_unsupported");
     assert_eq!(upstream_field(&agent, "min_version"), "9.8.7");
     let (_, metrics) = agent.get("/metrics");
-    assert!(metrics.contains("tether_agent_status{status=\"version_unsupported\"} 1"));
+    assert!(
+        metrics.contains("status=\"version_unsupported\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[test]

@@ -35,7 +35,6 @@ const CHECKS: usize = 10;
 /// One scenario's figures.
 pub struct Figures {
     pub agents: usize,
-    pub via_vmagent: bool,
     /// Rows the store inserted per second while everything ran.
     pub ingest_per_s: f64,
     /// From the store's restart until every agent (and vmagent) had sent
@@ -52,6 +51,18 @@ pub struct Figures {
     /// outage (KiB).
     pub vmagent_cpu_us_per_sample: Option<f64>,
     pub vmagent_rss_kib: Option<u64>,
+    /// Direct only: remote-write requests, and TCP probes, each agent sent
+    /// per 5 s against the stopped store.
+    pub outage_requests_per_5s: Option<f64>,
+    pub outage_probes_per_5s: Option<f64>,
+    /// The store's own cost in the steady window: CPU µs per row it
+    /// inserted, and its peak RSS (KiB) and data on disk (bytes per row)
+    /// at the end.
+    pub store_cpu_us_per_row: f64,
+    pub store_hwm_kib: u64,
+    pub store_disk_bytes_per_row: f64,
+    pub store_rows: u64,
+    pub store_series: u64,
 }
 
 struct Proc {
@@ -217,14 +228,33 @@ pub fn run(bin: &Path, work: &Path, agents: usize, via_vmagent: bool) -> Figures
     let rows = |addr: SocketAddr| {
         get(addr, "/metrics").map_or(0.0, |(_, m)| metric(&m, "vm_rows_inserted_total{"))
     };
-    // Steady state: the store's insert rate.
+    // Steady state: the store's insert rate, and its CPU per row.
     std::thread::sleep(Duration::from_secs(10));
-    let (r0, t0) = (rows(store_addr), Instant::now());
+    let (r0, t0, c0) = (rows(store_addr), Instant::now(), Cpu::of(store.pid()));
     std::thread::sleep(WARM);
-    let ingest_per_s = (rows(store_addr) - r0) / t0.elapsed().as_secs_f64();
-    // The outage.
+    let r1 = rows(store_addr);
+    let ingest_per_s = (r1 - r0) / t0.elapsed().as_secs_f64();
+    let store_cpu_us_per_row =
+        (Cpu::of(store.pid()).sched_ns - c0.sched_ns) as f64 / 1e3 / (r1 - r0).max(1.0);
+    // The outage: what the agents send a store that is not there.
+    let counts = |name: &str| -> f64 {
+        listens
+            .iter()
+            .filter_map(|a| get(*a, "/metrics"))
+            .map(|(_, m)| metric(&m, name))
+            .sum()
+    };
     store.term();
+    let (q0, p0) = (
+        counts("tether_remote_write_requests_total "),
+        counts("tether_remote_write_probes_total "),
+    );
     std::thread::sleep(outage());
+    let per_5s = |d: f64| d / agents as f64 / (outage().as_secs_f64() / 5.0);
+    let outage_requests_per_5s =
+        (!via_vmagent).then(|| per_5s(counts("tether_remote_write_requests_total ") - q0));
+    let outage_probes_per_5s =
+        (!via_vmagent).then(|| per_5s(counts("tether_remote_write_probes_total ") - p0));
     let agents_rss_kib: u64 = procs
         .iter()
         .map(|p| sys::status_field(p.pid(), "VmRSS"))
@@ -281,11 +311,15 @@ pub fn run(bin: &Path, work: &Path, agents: usize, via_vmagent: bool) -> Figures
     if let Some(r) = relay.as_mut() {
         r.term();
     }
+    let store_rows = rows_total(store_addr);
+    let store_series = query_number(store_addr, "count%28%7B__name__%3D~%22tether_.*%22%7D%29")
+        .unwrap_or(0.0) as u64;
+    let store_hwm_kib = sys::status_field(store.pid(), "VmHWM");
     store.term();
+    let store_disk = du(&dir.join("vm"));
     let _ = std::fs::remove_dir_all(&dir);
     Figures {
         agents,
-        via_vmagent,
         ingest_per_s,
         restore_s,
         accepted,
@@ -295,21 +329,53 @@ pub fn run(bin: &Path, work: &Path, agents: usize, via_vmagent: bool) -> Figures
         samples_sent: sent,
         vmagent_cpu_us_per_sample: relay_cpu_ns.map(|ns| ns as f64 / 1e3 / sent.max(1) as f64),
         vmagent_rss_kib,
+        outage_requests_per_5s,
+        outage_probes_per_5s,
+        store_cpu_us_per_row,
+        store_hwm_kib,
+        store_disk_bytes_per_row: store_disk as f64 / store_rows.max(1) as f64,
+        store_rows,
+        store_series,
     }
+}
+
+/// Every row the store holds: the count of samples over the last day of
+/// every series.
+fn rows_total(store: SocketAddr) -> u64 {
+    let q = "sum%28count_over_time%28%7B__name__%3D~%22.%2B%22%7D%5B1d%5D%29%29";
+    query_number(store, q).unwrap_or(0.0) as u64
+}
+
+/// The one value an instant query (URL-encoded) answers.
+fn query_number(store: SocketAddr, q: &str) -> Option<f64> {
+    let (_, body) = get(store, &format!("/api/v1/query?query={q}"))?;
+    body.split("\"value\":[")
+        .nth(1)?
+        .split('"')
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Bytes of every file under `dir`.
+fn du(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => du(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// `sum(count_over_time(tether_check_up[1d]))` in the store.
 fn stored_samples(store: SocketAddr) -> Option<u64> {
     let q = "sum%28count_over_time%28tether_check_up%5B1d%5D%29%29";
-    let (_, body) = get(store, &format!("/api/v1/query?query={q}"))?;
-    let v: f64 = body
-        .split("\"value\":[")
-        .nth(1)?
-        .split('"')
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(v as u64)
+    query_number(store, q).map(|v| v as u64)
 }
 
 /// CPU per result of the remote-write encoding, in this process: the
@@ -416,9 +482,16 @@ fn sink() -> SocketAddr {
     addr
 }
 
-/// RSS (KiB) of one agent with 100 TCP checks at 1 s, `[upstream]` (a
-/// loopback sink) and `[remote_write]` (VictoriaMetrics), after 30 s.
-pub fn rss_two_destinations(bin: &Path, work: &Path) -> u64 {
+/// One agent with 100 TCP checks at 1 s, `[upstream]` (a loopback sink)
+/// and `[remote_write]` (VictoriaMetrics): its RSS (KiB) after 30 s, then
+/// its peak (VmHWM) through a store outage of [`outage`] and the drain
+/// after it.
+pub struct Rss {
+    pub steady_kib: u64,
+    pub peak_kib: u64,
+}
+
+pub fn rss_two_destinations(bin: &Path, work: &Path) -> Rss {
     let dir = work.join("fleet-rss");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -445,13 +518,23 @@ pub fn rss_two_destinations(bin: &Path, work: &Path) -> u64 {
     }
     let mut p = start_agent(bin, &dir.join("agent"), &c);
     std::thread::sleep(Duration::from_secs(30));
-    let rss = sys::status_field(p.pid(), "VmRSS");
+    let steady_kib = sys::status_field(p.pid(), "VmRSS");
     let sent = get(listen, "/metrics").map_or(0.0, |(_, m)| {
         metric(&m, "tether_remote_write_samples_sent_total ")
     });
     assert!(sent > 0.0, "the agent sent no samples");
+    store.term();
+    std::thread::sleep(outage());
+    store = start_store(&dir, store_addr);
+    sys::wait_for(Duration::from_secs(300), Duration::from_millis(500), || {
+        drained(&[listen]).then_some(())
+    });
+    let peak_kib = sys::status_field(p.pid(), "VmHWM");
     p.term();
     store.term();
     let _ = std::fs::remove_dir_all(&dir);
-    rss
+    Rss {
+        steady_kib,
+        peak_kib,
+    }
 }

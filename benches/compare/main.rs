@@ -457,45 +457,48 @@ fn fleet_section(s: &Settings) -> String {
         .split(',')
         .filter_map(|n| n.trim().parse().ok())
         .collect();
-    let runs: Vec<[f64; 4]> = (0..5).map(|_| fleet::encode_us_per_result()).collect();
-    let part = |i: usize| median(runs.iter().map(|r| r[i]).collect());
-    let (encode, parse, protobuf, snappy) = (part(0), part(1), part(2), part(3));
     let rss = fleet::rss_two_destinations(&s.bin, &s.work);
     let vmagent_size = std::fs::metadata("/usr/bin/vmagent").map_or(0, |m| m.len());
     let tether_size = std::fs::metadata(&s.bin).map_or(0, |m| m.len());
     let mut t = format!(
         "### Fleet: agents pushing to VictoriaMetrics, a {} s outage\n\n\
          Each agent: 10 TCP checks at 5 s, `[remote_write]` with the defaults. \
-         Lost = probes the listeners accepted minus `tether_check_up` samples stored.\n\n\
-         | agents | path | ingest (rows/s) | restore to complete (s) | probes accepted | samples stored | lost | agents' CPU per sample sent | agents' RSS, summed | relay CPU per sample | relay RSS |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+         Lost = probes the listeners accepted minus `tether_check_up` samples stored. \
+         Against the stopped store: remote-write requests and TCP probes per agent per 5 s.\n\n\
+         | agents | path | ingest (rows/s) | restore to complete (s) | probes accepted | samples stored | lost | requests / probes per agent per 5 s, store down | agents' CPU per sample sent | agents' RSS, summed | relay CPU per sample | relay RSS |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
         fleet::outage().as_secs()
     );
-    let mut direct = Vec::new();
+    let mut stores = String::from(
+        "\nThe store's own cost (VictoriaMetrics single-node, in the steady window before the outage; peak RSS and data on disk at the end):\n\n\
+         | agents | path | CPU per row inserted | rows held | series | peak RSS | data on disk per row |\n|---|---|---|---|---|---|---|\n",
+    );
+    let mut direct: Vec<fleet::Figures> = Vec::new();
     for n in sizes {
         for via in [false, true] {
             let f = fleet::run(&s.bin, &s.work, n, via);
             let lost = f.accepted as i64 - f.stored as i64;
+            let path = if via {
+                "agents → vmagent → store"
+            } else {
+                "agents → store"
+            };
             println!(
-                "fleet {n} {}: ingest {:.0}/s, restore {:.1} s, accepted {}, stored {}, sent {} samples, {:.2} µs/sample",
-                if via { "via vmagent" } else { "direct" },
-                f.ingest_per_s, f.restore_s, f.accepted, f.stored, f.samples_sent, f.agent_cpu_us_per_sample
+                "fleet {n} {path}: ingest {:.0}/s, restore {:.1} s, accepted {}, stored {}, sent {} samples, {:.2} µs/sample, outage requests {:?} probes {:?} per agent per 5 s; store {:.2} µs/row, {} KiB peak, {:.2} B/row",
+                f.ingest_per_s, f.restore_s, f.accepted, f.stored, f.samples_sent, f.agent_cpu_us_per_sample,
+                f.outage_requests_per_5s, f.outage_probes_per_5s, f.store_cpu_us_per_row, f.store_hwm_kib, f.store_disk_bytes_per_row
             );
-            if !via {
-                direct.push((f.agent_cpu_us_per_sample, f.ingest_per_s / f.agents as f64));
-            }
             t.push_str(&format!(
-                "| {} | {} | {} | {:.1} | {} | {} | {lost} | {:.2} µs | {:.1} MiB | {} | {} |\n",
+                "| {} | {path} | {} | {:.1} | {} | {} | {lost} | {} | {:.2} µs | {:.1} MiB | {} | {} |\n",
                 f.agents,
-                if f.via_vmagent {
-                    "agents → vmagent → store"
-                } else {
-                    "agents → store"
-                },
                 group(f.ingest_per_s as u64),
                 f.restore_s,
                 group(f.accepted),
                 group(f.stored),
+                match (f.outage_requests_per_5s, f.outage_probes_per_5s) {
+                    (Some(q), Some(p)) => format!("{q:.2} / {p:.2}"),
+                    _ => "—".into(),
+                },
                 f.agent_cpu_us_per_sample,
                 f.agents_rss_kib as f64 / 1024.0,
                 f.vmagent_cpu_us_per_sample
@@ -503,21 +506,50 @@ fn fleet_section(s: &Settings) -> String {
                 f.vmagent_rss_kib
                     .map_or("—".into(), |r| format!("{:.1} MiB", r as f64 / 1024.0)),
             ));
+            stores.push_str(&format!(
+                "| {} | {path} | {:.2} µs | {} | {} | {:.1} MiB | {:.2} B |\n",
+                f.agents,
+                f.store_cpu_us_per_row,
+                group(f.store_rows),
+                group(f.store_series),
+                f.store_hwm_kib as f64 / 1024.0,
+                f.store_disk_bytes_per_row
+            ));
+            if !via {
+                direct.push(f);
+            }
         }
     }
+    t.push_str(&stores);
     t.push_str(&format!(
         "\n| figure | measured | goal |\n|---|---|---|\n\
-         | remote-write encoding per check result, batches of 250 (of which: reading the record {parse:.2} µs, protobuf {protobuf:.2} µs, snappy {snappy:.2} µs; the rest is grouping samples into series) | {encode:.2} µs | ≤ 10 µs |\n\
-         | RSS, 100 TCP checks at 1 s, `[upstream]` and `[remote_write]` | {:.2} MiB | ≤ 3 MiB |\n\
+         | RSS, 100 TCP checks at 1 s, `[upstream]` and `[remote_write]`, after 30 s | {:.2} MiB | — |\n\
+         | the same, peak (VmHWM) through a {} s store outage and the drain after it | {:.2} MiB | ≤ 3 MiB: {} |\n\
          | binary: tether (static, everything) / vmagent | {} B / {} B | — |\n",
-        rss as f64 / 1024.0,
+        rss.steady_kib as f64 / 1024.0,
+        fleet::outage().as_secs(),
+        rss.peak_kib as f64 / 1024.0,
+        met(rss.peak_kib as f64 / 1024.0 <= GOAL_RSS_MIB),
         group(tether_size),
         group(vmagent_size)
     ));
-    if let Some((c, per_agent)) = direct.first() {
+    if let Some(f) = direct.last() {
+        let per_agent = f.ingest_per_s / f.agents as f64;
+        let rows = per_agent * 10_000.0;
+        let series = f.store_series as f64 / f.agents as f64 * 10_000.0;
+        let rss_per_series = f.store_hwm_kib as f64 * 1024.0 / f.store_series.max(1) as f64;
         t.push_str(&format!(
-            "\nOn paper, from the measured {per_agent:.1} rows/s per agent: 10,000 such agents send the store about {} rows/s; each agent spends {c:.2} µs of CPU per sample on its own host.\n",
-            group((per_agent * 10_000.0) as u64)
+            "\nFor 10,000 such agents, from the {}-agent direct run: {} rows/s ({per_agent:.1} per agent); the store's CPU at {:.2} µs per row is {:.2} cores; its data grows {:.1} GiB a day at {:.2} B per row; {} active series, at this run's {:.0} B of peak RSS per series about {:.1} GiB of RSS (a linear estimate: VictoriaMetrics' caches do not grow linearly, so take it as an upper bound). Each agent spends {:.2} µs of CPU per sample on its own host.\n",
+            f.agents,
+            group(rows as u64),
+            f.store_cpu_us_per_row,
+            rows * f.store_cpu_us_per_row / 1e6,
+            rows * 86_400.0 * f.store_disk_bytes_per_row / (1u64 << 30) as f64,
+            f.store_disk_bytes_per_row,
+            group(series as u64),
+            rss_per_series,
+            series * rss_per_series / (1u64 << 30) as f64,
+            f.agent_cpu_us_per_sample
         ));
     }
     t

@@ -74,7 +74,7 @@ pub fn heartbeat(
         .bool(Some("overloaded"), overloaded(state))
         .float(
             Some("heartbeat_interval_seconds"),
-            heartbeat_interval(state),
+            state.heartbeat_interval(),
         );
     if let Some(rw) = &state.config.borrow().remote_write {
         let v = u.remote_view(rw.url.to_string(), SystemTime::now());
@@ -99,17 +99,6 @@ pub fn heartbeat(
     }
     j.end_array();
     b
-}
-
-/// How often heartbeats go: the upstream's `flush_interval`, or without
-/// it the remote-write one (its loop makes them then).
-fn heartbeat_interval(state: &AgentState) -> f64 {
-    let c = state.config.borrow();
-    c.upstream
-        .as_ref()
-        .map(|u| u.flush_interval)
-        .or(c.remote_write.as_ref().map(|r| r.flush_interval))
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A system check's CPU is at or above its `warn_percent`.

@@ -24,6 +24,14 @@ pub struct Snapshot {
     /// `None` without `[remote_write]`.
     pub remote_write: Option<crate::uplink::link::RemoteView>,
     pub agent: String,
+    /// The labels every pushed series carries (`[remote_write] labels`),
+    /// sorted; `/metrics` puts them on the same families.
+    pub labels: Vec<(String, String)>,
+    /// The agent id, once there is one.
+    pub agent_id: Option<String>,
+    pub os_release: String,
+    /// [`AgentState::heartbeat_interval`].
+    pub heartbeat_interval: f64,
     pub status: AgentStatus,
     pub severity: Severity,
     /// When the status (or severity) last changed, or the agent started.
@@ -60,6 +68,19 @@ impl Snapshot {
             upstream,
             remote_write,
             agent: state.config.borrow().agent.name.clone(),
+            labels: state
+                .config
+                .borrow()
+                .remote_write
+                .as_ref()
+                .map_or(Vec::new(), |r| r.labels.clone()),
+            agent_id: state
+                .uplink
+                .borrow()
+                .as_ref()
+                .and_then(|u| u.identity.as_ref().ok().cloned()),
+            os_release: state.os_release.clone(),
+            heartbeat_interval: state.heartbeat_interval(),
             status,
             severity,
             since: state.status_since.get(),

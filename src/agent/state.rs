@@ -170,6 +170,19 @@ impl AgentState {
         self.remote.notify();
     }
 
+    /// How often this agent's heartbeat series reach a store at the
+    /// latest: heartbeats are made every `[upstream] flush_interval` (or,
+    /// without an upstream, every `[remote_write] flush_interval`) and
+    /// pushed every `[remote_write] flush_interval`, so the longer of the
+    /// two; 0 when nothing is pushed (a scraped agent). The fleet rules'
+    /// "heartbeat missing" threshold is three of these (`docs/fleet.md`).
+    pub fn heartbeat_interval(&self) -> f64 {
+        let c = self.config.borrow();
+        let made = c.upstream.as_ref().map(|u| u.flush_interval);
+        let pushed = c.remote_write.as_ref().map(|r| r.flush_interval);
+        made.max(pushed).map_or(0.0, |d| d.as_secs_f64())
+    }
+
     /// The destinations the configuration names.
     pub fn dests(&self) -> Vec<Dest> {
         let c = self.config.borrow();

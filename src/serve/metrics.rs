@@ -61,6 +61,29 @@ impl Out {
     }
 }
 
+/// The labels of a family that is also pushed (`docs/fleet.md`): `agent`,
+/// the configured labels and its own, sorted, empty values left out:
+/// exactly the pushed series' labels, so one rule file reads a scraped and
+/// a pushing fleet.
+fn pushed<'a>(s: &'a Snapshot, own: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut l: Vec<(&str, &str)> = Vec::with_capacity(own.len() + s.labels.len() + 1);
+    l.push(("agent", &s.agent));
+    l.extend(s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    l.extend_from_slice(own);
+    l.retain(|(_, v)| !v.is_empty());
+    l.sort_unstable();
+    l
+}
+
+/// A check's own labels on its pushed families.
+fn check_labels(c: &crate::agent::snapshot::CheckView) -> [(&str, &str); 3] {
+    [
+        ("check", c.spec.name.as_str()),
+        ("kind", c.spec.probe.kind()),
+        ("role", c.spec.role.as_str()),
+    ]
+}
+
 fn number(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
@@ -79,14 +102,14 @@ fn flag(b: bool) -> f64 {
     }
 }
 
-/// (check name, part) for each check whose last result carries that part.
+/// (check, part) for each check whose last result carries that part.
 fn with_detail<'a, T>(
     s: &'a Snapshot,
     part: impl Fn(&'a crate::outcome::Detail) -> Option<&'a T>,
-) -> Vec<(&'a str, &'a T)> {
+) -> Vec<(&'a crate::agent::snapshot::CheckView, &'a T)> {
     s.checks
         .iter()
-        .filter_map(|c| Some((c.spec.name.as_str(), part(&c.health.last.as_ref()?.detail)?)))
+        .filter_map(|c| Some((c, part(&c.health.last.as_ref()?.detail)?)))
         .collect()
 }
 
@@ -289,9 +312,24 @@ fn agent(o: &mut Out, s: &Snapshot) {
     o.family(
         "agent_info",
         "gauge",
-        "Always 1; the name label is the agent's [agent] name.",
+        "Always 1; agent is the [agent] name, with its id, version and OS release, as pushed.",
     );
-    o.sample("agent_info", &[("name", &s.agent)], 1.0);
+    let info = [
+        ("agent_id", s.agent_id.as_deref().unwrap_or("")),
+        ("os_release", s.os_release.as_str()),
+        ("version", env!("CARGO_PKG_VERSION")),
+    ];
+    o.sample("agent_info", &pushed(s, &info), 1.0);
+    o.family(
+        "agent_heartbeat_interval_seconds",
+        "gauge",
+        "How often the agent's heartbeat series reach a store at the latest (0: nothing is pushed); the fleet rules' heartbeat threshold.",
+    );
+    o.sample(
+        "agent_heartbeat_interval_seconds",
+        &pushed(s, &[]),
+        s.heartbeat_interval,
+    );
     o.family(
         "agent_status",
         "gauge",
@@ -300,7 +338,7 @@ fn agent(o: &mut Out, s: &Snapshot) {
     for st in AgentStatus::ALL {
         o.sample(
             "agent_status",
-            &[("status", st.as_str())],
+            &pushed(s, &[("status", st.as_str())]),
             flag(s.status == st),
         );
     }
@@ -308,7 +346,7 @@ fn agent(o: &mut Out, s: &Snapshot) {
     for sv in Severity::ALL {
         o.sample(
             "agent_severity",
-            &[("severity", sv.as_str())],
+            &pushed(s, &[("severity", sv.as_str())]),
             flag(s.severity == sv),
         );
     }
@@ -329,7 +367,7 @@ fn agent(o: &mut Out, s: &Snapshot) {
         "gauge",
         "1 while a system check's CPU average is at or above its warn_percent.",
     );
-    o.sample("agent_overloaded", &[], flag(s.overloaded()));
+    o.sample("agent_overloaded", &pushed(s, &[]), flag(s.overloaded()));
     if let Some(u) = &s.upstream {
         upstream(o, u);
     }
@@ -441,7 +479,7 @@ async fn checks(o: &mut Out, s: &Snapshot) {
             .last
             .as_ref()
             .is_some_and(|l| l.status == Status::Ok);
-        o.sample("check_up", &[("check", &c.spec.name)], flag(up));
+        o.sample("check_up", &pushed(s, &check_labels(c)), flag(up));
     }
     o.family(
         "check_status",
@@ -450,11 +488,12 @@ async fn checks(o: &mut Out, s: &Snapshot) {
     );
     for c in &s.checks {
         o.step().await;
-        for st in ["ok", "warn", "crit", "unknown", "pending"] {
+        let [check, kind, role] = check_labels(c);
+        for st in crate::uplink::remote_write::series::CHECK_STATES {
             let cur = c.health.status.map_or("pending", Status::as_str);
             o.sample(
                 "check_status",
-                &[("check", &c.spec.name), ("status", st)],
+                &pushed(s, &[check, kind, role, ("status", st)]),
                 flag(cur == st),
             );
         }
@@ -468,7 +507,7 @@ async fn checks(o: &mut Out, s: &Snapshot) {
         o.step().await;
         o.sample(
             "check_flapping",
-            &[("check", &c.spec.name)],
+            &pushed(s, &check_labels(c)),
             flag(c.health.flapping),
         );
     }
@@ -500,7 +539,7 @@ async fn check_timings(o: &mut Out, s: &Snapshot) {
         if let Some(l) = &c.health.last {
             o.sample(
                 "check_duration_seconds",
-                &[("check", &c.spec.name)],
+                &pushed(s, &check_labels(c)),
                 l.duration.as_secs_f64(),
             );
         }
@@ -590,10 +629,10 @@ fn details(o: &mut Out, s: &Snapshot) {
         "gauge",
         "notAfter of the certificate last seen (tls, https) or read (cert_file), Unix time.",
     );
-    for (name, cert) in &certs {
+    for (c, cert) in &certs {
         o.sample(
             "check_cert_not_after_timestamp_seconds",
-            &[("check", name)],
+            &pushed(s, &check_labels(c)),
             cert.info.not_after as f64,
         );
     }
@@ -602,9 +641,9 @@ fn details(o: &mut Out, s: &Snapshot) {
         "gauge",
         "1 if the certificate last seen verified (chain, dates, name), 0 if not.",
     );
-    for (name, cert) in &certs {
+    for (c, cert) in &certs {
         if let Some(v) = cert.verified {
-            o.sample("check_cert_verified", &[("check", name)], flag(v));
+            o.sample("check_cert_verified", &[("check", &c.spec.name)], flag(v));
         }
     }
     let files = with_detail(s, |d| d.file.as_deref());
@@ -613,50 +652,66 @@ fn details(o: &mut Out, s: &Snapshot) {
         "gauge",
         "Seconds since a file check's file was last modified.",
     );
-    for (name, f) in &files {
-        o.sample("check_file_age_seconds", &[("check", name)], f.age_seconds);
+    for (c, f) in &files {
+        let labels = pushed(s, &check_labels(c));
+        o.sample("check_file_age_seconds", &labels, f.age_seconds);
     }
     o.family(
         "check_file_size_bytes",
         "gauge",
         "Size of a file check's file.",
     );
-    for (name, f) in &files {
-        o.sample("check_file_size_bytes", &[("check", name)], f.size as f64);
+    for (c, f) in &files {
+        o.sample(
+            "check_file_size_bytes",
+            &[("check", &c.spec.name)],
+            f.size as f64,
+        );
     }
     let systems = with_detail(s, |d| d.system.as_deref());
     type SysPick = fn(&crate::outcome::SystemDetail) -> f64;
-    let sys: [(&str, &str, SysPick); 5] = [
+    // (family, help, also pushed: it carries the pushed labels, pick)
+    let sys: [(&str, &str, bool, SysPick); 5] = [
         (
             "check_cpu_busy_percent",
             "A system check's CPU busy percent over its window.",
+            true,
             |d| d.cpu_percent,
         ),
         (
             "check_memory_available_bytes",
             "MemAvailable at a system check's last run.",
+            false,
             |d| d.memory_available_bytes as f64,
         ),
         (
             "check_memory_total_bytes",
             "MemTotal at a system check's last run.",
+            false,
             |d| d.memory_total_bytes as f64,
         ),
         (
             "check_disk_free_bytes",
             "Bytes available to the agent on a system check's disk_path.",
+            false,
             |d| d.disk_free_bytes as f64,
         ),
         (
             "check_disk_total_bytes",
             "Size of the filesystem of a system check's disk_path.",
+            false,
             |d| d.disk_total_bytes as f64,
         ),
     ];
-    for (name, help, pick) in sys {
+    for (name, help, is_pushed, pick) in sys {
         o.family(name, "gauge", help);
-        for (check, d) in &systems {
-            o.sample(name, &[("check", check)], pick(d));
+        for (c, d) in &systems {
+            let labels = if is_pushed {
+                pushed(s, &check_labels(c))
+            } else {
+                vec![("check", c.spec.name.as_str())]
+            };
+            o.sample(name, &labels, pick(d));
         }
     }
 }

@@ -21,8 +21,14 @@ pub struct Store {
     pub kind: Kind,
     pub addr: SocketAddr,
     pub dir: PathBuf,
+    /// Prometheus's configuration file (scrapes, rules); ignored for
+    /// VictoriaMetrics.
+    prometheus_yml: String,
     child: Option<Child>,
 }
+
+/// Prometheus with nothing to scrape.
+const QUIET: &str = "global:\n  scrape_interval: 1h\n";
 
 /// One series as the store returns it: its labels (without `__name__`)
 /// and its samples (Unix ms, value), in time order.
@@ -36,6 +42,15 @@ pub struct Stored {
 impl Store {
     /// Starts the store on a free loopback port; waits until it is ready.
     pub fn start(kind: Kind) -> Store {
+        Store::start_with(kind, QUIET)
+    }
+
+    /// Prometheus with this `prometheus.yml` (scrape targets, rule files).
+    pub fn prometheus(prometheus_yml: &str) -> Store {
+        Store::start_with(Kind::Prometheus, prometheus_yml)
+    }
+
+    fn start_with(kind: Kind, prometheus_yml: &str) -> Store {
         let dir = temp_dir(match kind {
             Kind::Prometheus => "prometheus",
             Kind::Victoria => "victoria",
@@ -51,6 +66,7 @@ impl Store {
                 kind,
                 addr,
                 dir: dir.clone(),
+                prometheus_yml: prometheus_yml.to_string(),
                 child: None,
             };
             if s.run() {
@@ -68,7 +84,7 @@ impl Store {
         let mut cmd = match self.kind {
             Kind::Prometheus => {
                 let cfg = self.dir.join("prometheus.yml");
-                std::fs::write(&cfg, "global:\n  scrape_interval: 1h\n").unwrap();
+                std::fs::write(&cfg, &self.prometheus_yml).unwrap();
                 let mut c = Command::new("prometheus");
                 c.arg(format!("--config.file={}", cfg.display()))
                     .arg(format!("--storage.tsdb.path={}", data.display()))
@@ -213,11 +229,45 @@ impl Store {
 
     /// An instant query's result count (what is current now).
     pub fn current(&self, selector: &str) -> usize {
-        let path = format!("/api/v1/query?query={}", encode(selector));
+        self.query(selector).len()
+    }
+
+    /// An instant query: each result's labels and value.
+    pub fn query(&self, expr: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+        let path = format!("/api/v1/query?query={}", encode(expr));
         let (code, body) = get(self.addr, &path);
         assert_eq!(code, 200, "{body}");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        v["data"]["result"].as_array().unwrap().len()
+        v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let labels = r["metric"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                    .collect();
+                (labels, r["value"][1].as_str().unwrap().parse().unwrap())
+            })
+            .collect()
+    }
+
+    /// The value of the one result `expr` has now, if it has one.
+    pub fn value(&self, expr: &str) -> Option<f64> {
+        match self.query(expr).as_slice() {
+            [(_, v)] => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// Prometheus's alerts now (pending and firing), as JSON.
+    pub fn alerts(&self) -> Vec<serde_json::Value> {
+        let (code, body) = get(self.addr, "/api/v1/alerts");
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["data"]["alerts"].as_array().cloned().unwrap_or_default()
     }
 }
 
