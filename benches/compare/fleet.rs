@@ -42,6 +42,8 @@ pub struct Figures {
     pub restore_s: f64,
     pub accepted: u64,
     pub stored: u64,
+    /// Samples the store holds twice (same series, same timestamp).
+    pub duplicates: u64,
     /// The agents' CPU (all of them), µs per sample they sent.
     pub agent_cpu_us_per_sample: f64,
     /// The agents' summed RSS at the end of the outage, KiB.
@@ -311,6 +313,7 @@ pub fn run(bin: &Path, work: &Path, agents: usize, via_vmagent: bool) -> Figures
     if let Some(r) = relay.as_mut() {
         r.term();
     }
+    let duplicates = duplicates(store_addr);
     let store_rows = rows_total(store_addr);
     let store_series = query_number(store_addr, "count%28%7B__name__%3D~%22tether_.*%22%7D%29")
         .unwrap_or(0.0) as u64;
@@ -324,6 +327,7 @@ pub fn run(bin: &Path, work: &Path, agents: usize, via_vmagent: bool) -> Figures
         restore_s,
         accepted,
         stored,
+        duplicates,
         agent_cpu_us_per_sample: cpu_ns as f64 / 1e3 / sent.max(1) as f64,
         agents_rss_kib,
         samples_sent: sent,
@@ -337,6 +341,24 @@ pub fn run(bin: &Path, work: &Path, agents: usize, via_vmagent: bool) -> Figures
         store_rows,
         store_series,
     }
+}
+
+/// `tether_check_up` samples the store holds more than once: its export,
+/// one JSON line per series, timestamps counted per series.
+fn duplicates(store: SocketAddr) -> u64 {
+    let Some((_, body)) = get(store, "/api/v1/export?match%5B%5D=tether_check_up") else {
+        return 0;
+    };
+    body.lines()
+        .filter_map(|l| {
+            let ts = l.split("\"timestamps\":[").nth(1)?.split(']').next()?;
+            let mut v: Vec<&str> = ts.split(',').collect();
+            let n = v.len();
+            v.sort_unstable();
+            v.dedup();
+            Some((n - v.len()) as u64)
+        })
+        .sum()
 }
 
 /// Every row the store holds: the count of samples over the last day of

@@ -463,10 +463,10 @@ fn fleet_section(s: &Settings) -> String {
     let mut t = format!(
         "### Fleet: agents pushing to VictoriaMetrics, a {} s outage\n\n\
          Each agent: 10 TCP checks at 5 s, `[remote_write]` with the defaults. \
-         Lost = probes the listeners accepted minus `tether_check_up` samples stored. \
+         Lost = probes the listeners accepted minus `tether_check_up` samples stored once; twice = samples stored a second time (same series and timestamp). \
          Against the stopped store: remote-write requests and TCP probes per agent per 5 s.\n\n\
-         | agents | path | ingest (rows/s) | restore to complete (s) | probes accepted | samples stored | lost | requests / probes per agent per 5 s, store down | agents' CPU per sample sent | agents' RSS, summed | relay CPU per sample | relay RSS |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         | agents | path | ingest (rows/s) | restore to complete (s) | probes accepted | samples stored | lost | twice | requests / probes per agent per 5 s, store down | agents' CPU per sample sent | agents' RSS, summed | relay CPU per sample | relay RSS |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         fleet::outage().as_secs()
     );
     let mut stores = String::from(
@@ -477,7 +477,7 @@ fn fleet_section(s: &Settings) -> String {
     for n in sizes {
         for via in [false, true] {
             let f = fleet::run(&s.bin, &s.work, n, via);
-            let lost = f.accepted as i64 - f.stored as i64;
+            let lost = f.accepted as i64 - (f.stored as i64 - f.duplicates as i64);
             let path = if via {
                 "agents → vmagent → store"
             } else {
@@ -489,12 +489,13 @@ fn fleet_section(s: &Settings) -> String {
                 f.outage_requests_per_5s, f.outage_probes_per_5s, f.store_cpu_us_per_row, f.store_hwm_kib, f.store_disk_bytes_per_row
             );
             t.push_str(&format!(
-                "| {} | {path} | {} | {:.1} | {} | {} | {lost} | {} | {:.2} µs | {:.1} MiB | {} | {} |\n",
+                "| {} | {path} | {} | {:.1} | {} | {} | {lost} | {} | {} | {:.2} µs | {:.1} MiB | {} | {} |\n",
                 f.agents,
                 group(f.ingest_per_s as u64),
                 f.restore_s,
                 group(f.accepted),
                 group(f.stored),
+                f.duplicates,
                 match (f.outage_requests_per_5s, f.outage_probes_per_5s) {
                     (Some(q), Some(p)) => format!("{q:.2} / {p:.2}"),
                     _ => "—".into(),

@@ -37,7 +37,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures_lite::FutureExt;
 
-use crate::agent::delivery::SHUTDOWN_DEADLINE;
 use crate::agent::health::{AgentStatus, Severity};
 use crate::agent::state::AgentState;
 use crate::config::RemoteWrite;
@@ -76,12 +75,20 @@ struct Held {
 }
 
 /// Runs for the life of the agent; idles while there is no `[remote_write]`.
+/// Returns after its last flush once `state.stop_by` is set (SIGTERM).
 pub async fn run(state: Rc<AgentState>) {
     let alarm = Alarm::new();
     let mut next_tick = Instant::now();
     let mut held: Option<Held> = None;
     loop {
-        let Some(rw) = state.config.borrow().remote_write.clone() else {
+        let rw = state.config.borrow().remote_write.clone();
+        if let Some(end) = state.stop_by.get() {
+            if let Some(rw) = rw {
+                last_flush(&state, rw, &mut held, end).await;
+            }
+            return;
+        }
+        let Some(rw) = rw else {
             held = None;
             state.remote.wait().await;
             continue;
@@ -125,14 +132,17 @@ fn heartbeat_without_upstream(state: &Rc<AgentState>) {
     }
 }
 
-/// SIGTERM, with the loop stopped: unless the receiver fails, what waits
-/// for it goes in one last flush (at most [`SHUTDOWN_DEADLINE`], every
-/// request then too); what is left stays in the outbox, which the caller
-/// closes (to the spool).
-pub async fn shutdown(state: &Rc<AgentState>) {
-    let Some(mut rw) = state.config.borrow().remote_write.clone() else {
-        return;
-    };
+/// SIGTERM: unless the receiver fails, what waits for it goes in one last
+/// flush, by `end` (every request then too), the batch in hand first: a
+/// request the loop had in flight was answered before this, so nothing it
+/// carried is sent twice. What is left stays in the outbox, which the
+/// caller closes (to the spool).
+async fn last_flush(
+    state: &Rc<AgentState>,
+    mut rw: RemoteWrite,
+    held: &mut Option<Held>,
+    end: Instant,
+) {
     // Not while it fails or is held: a stop must not wait on a receiver
     // that is known not to take the request.
     let up = state.uplink.borrow().as_ref().is_some_and(|u| {
@@ -141,17 +151,17 @@ pub async fn shutdown(state: &Rc<AgentState>) {
             r.state,
             LinkState::Failing | LinkState::CredentialsRejected | LinkState::NotFound
         );
-        !failing && !r.unreached && u.outbox.ring_len_of(Dest::RemoteWrite) > 0
+        let waiting = held.is_some() || u.outbox.ring_len_of(Dest::RemoteWrite) > 0;
+        !failing && !r.unreached && waiting
     });
     if !up {
         return;
     }
-    rw.timeout = rw.timeout.min(SHUTDOWN_DEADLINE);
-    let flush = async {
-        let mut held = None;
-        while turn(state, &rw, true, &mut held).await.is_none() {}
-    };
-    crate::os::alarm::until(Instant::now() + SHUTDOWN_DEADLINE, flush).await;
+    rw.timeout = rw
+        .timeout
+        .min(end.saturating_duration_since(Instant::now()));
+    let flush = async { while turn(state, &rw, true, held).await.is_none() {} };
+    crate::os::alarm::until(end, flush).await;
     let left = state
         .uplink
         .borrow()
@@ -278,13 +288,14 @@ async fn turn(
             // of order, ...) is what the search looks for: it earns, as a
             // stored part does. A store that refuses everything for no
             // such reason only spends.
+            let had = r.credit;
             r.credit = if n == 1 && names_a_sample(reason) {
                 (r.credit + 1).min(SEARCH_CREDIT)
             } else {
                 r.credit.saturating_sub(1)
             };
             r.not_before = now + if r.credit > 0 { SEARCH_PACE } else { HOLD };
-            if r.credit == 0 {
+            if r.credit == 0 && had > 0 {
                 log::warn!(
                     "remote_write {}: the receiver refuses most of what it is sent ({why}); the search for the refused samples slows to one request every {}s",
                     rw.url,

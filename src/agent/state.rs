@@ -60,6 +60,8 @@ pub struct AgentState {
     pub deliver: Notify,
     /// Wakes the remote-write loop.
     pub remote: Notify,
+    /// SIGTERM: the loops make their last sends by then, and stop.
+    pub stop_by: Cell<Option<Instant>>,
     /// The last agent status seen, to notice changes.
     pub last_status: Cell<Option<(AgentStatus, Severity)>>,
     /// PRETTY_NAME from /etc/os-release, for heartbeats.
@@ -103,6 +105,7 @@ impl AgentState {
             uplink: RefCell::new(None),
             deliver: Notify::default(),
             remote: Notify::default(),
+            stop_by: Cell::new(None),
             last_status: Cell::new(None),
             os_release: os_release(),
             systemd,

@@ -5,6 +5,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::time::Instant;
 
 use async_executor::LocalExecutor;
 use async_io::Async;
@@ -64,7 +65,7 @@ pub async fn run(
     let _scheduler = ex.spawn(scheduler::run(ex, state.clone()));
     let _endpoint = ex.spawn(endpoint::serve(ex, listener, state.clone()));
     let delivery = ex.spawn(delivery::run(state.clone()));
-    let _remote_write = ex.spawn(crate::agent::remote_write::run(state.clone()));
+    let remote_write = ex.spawn(crate::agent::remote_write::run(state.clone()));
     let _on_change = ex.spawn({
         let state = state.clone();
         async move {
@@ -99,15 +100,17 @@ pub async fn run(
     }
     state.systemd.stopping();
     log::info!("tether stopping");
-    // Stop probing and the regular sends, then one last upload and one
-    // last remote-write flush side by side (each within 2 s), and the
-    // spool synced.
+    // Stop probing and the regular uploads, then one last upload and the
+    // remote-write loop's last flush side by side (within 2 s: a request
+    // still out then is cut), and the spool synced.
+    let end = Instant::now() + delivery::SHUTDOWN_DEADLINE;
+    state.stop_by.set(Some(end));
+    state.remote.notify();
     drop(_scheduler);
     drop(delivery);
-    drop(_remote_write);
     futures_lite::future::zip(
         delivery::last_upload(&state),
-        crate::agent::remote_write::shutdown(&state),
+        crate::os::alarm::until(end, remote_write),
     )
     .await;
     delivery::close(&state);

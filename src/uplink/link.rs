@@ -115,7 +115,7 @@ pub struct RemoteLink {
     pub last_error: Option<(String, SystemTime)>,
     pub not_before: Instant,
     /// The last failure never reached the receiver (no DNS answer, no TCP
-    /// connection): it is watched with a TCP connect every
+    /// connection): it is watched with a TCP connect every one to three
     /// [`PROBE_EVERY`] until it takes one, then the request goes at once.
     pub unreached: bool,
     pub probe_at: Instant,
