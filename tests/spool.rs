@@ -133,7 +133,7 @@ fn one_segment(dir: &Path, n: u64) -> PathBuf {
     segs[0].clone()
 }
 
-/// Byte offset of record `seq` (1-based) in a segment of `rec(1..)`.
+/// Byte offset of record `seq` (1-based) in a segment.
 fn offset_of(path: &Path, seq: u64) -> usize {
     let bytes = fs::read(path).unwrap();
     let mut at = 16;
@@ -148,6 +148,57 @@ fn damage(path: &Path, f: impl FnOnce(&mut Vec<u8>)) {
     let mut bytes = fs::read(path).unwrap();
     f(&mut bytes);
     fs::write(path, bytes).unwrap();
+}
+
+/// A record whose body is about `size` bytes.
+fn big_rec(seq: u64, size: usize) -> Rec {
+    let mut b = Body::new(1_795_290_810_000 + seq, "result");
+    b.json().str(Some("check"), &"x".repeat(size));
+    b.finish(seq, None)
+}
+
+#[test]
+fn records_larger_than_a_read_window_and_damage_across_one_read_back() {
+    // The spool is read in 64 KiB windows: records of every size around
+    // that, and one near the 1 MiB limit, come back whole and in order.
+    let dir = common::temp_dir("spool-windows");
+    let (mut s, _) = open(&dir, 64 << 20);
+    let sizes = [
+        10, 60_000, 70_000, 10, 200_000, 10, 1_000_000, 5, 65_500, 10,
+    ];
+    let mut recs: Vec<Rec> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| big_rec(i as u64 + 1, *n))
+        .collect();
+    recs.extend((11..=400).map(rec));
+    assert_eq!(s.append(&recs).written, recs.len());
+    assert_eq!(segments(&dir).len(), 1);
+    let mut got = Vec::new();
+    loop {
+        let b = s.read(7, 1 << 20).unwrap();
+        assert!(b.gaps.is_empty());
+        if b.recs.is_empty() {
+            break;
+        }
+        got.extend(b.recs);
+        s.ack(b.end);
+    }
+    assert_eq!(got, recs);
+    // Damage read after recovery (the disk changed under the agent), in a
+    // record that straddles the first window's end: exactly it is lost.
+    let dir = common::temp_dir("spool-windows-damage");
+    let (mut s, _) = open(&dir, 64 << 20);
+    assert_eq!(s.append(&recs).written, recs.len());
+    let seg = segments(&dir)[0].clone();
+    let at = offset_of(&seg, 3);
+    assert!(at < 64 * 1024 && at + 70_000 > 64 * 1024);
+    damage(&seg, |b| b[at + 20] ^= 0x01);
+    let (seqs, gaps) = drain(&mut s);
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!((gaps[0].first, gaps[0].last), (3, 3));
+    let want: Vec<u64> = (1..=400).filter(|q| *q != 3).collect();
+    assert_eq!(seqs, want);
 }
 
 #[test]

@@ -178,7 +178,18 @@ fn start_agent(bin: &Path, dir: &Path, config: &str) -> Proc {
     std::fs::create_dir_all(dir).unwrap();
     let path = dir.join("tether.toml");
     std::fs::write(&path, config).unwrap();
-    let child = Command::new(bin)
+    // `TETHER_WRAP="heaptrack -o /tmp/ht"` (or valgrind, perf record)
+    // runs each agent under that tool: where the RSS figures come from.
+    let mut cmd = match std::env::var("TETHER_WRAP") {
+        Ok(w) => {
+            let mut parts = w.split_whitespace();
+            let mut c = Command::new(parts.next().unwrap());
+            c.args(parts).arg(bin);
+            c
+        }
+        Err(_) => Command::new(bin),
+    };
+    let child = cmd
         .args(["run", "-c"])
         .arg(&path)
         .stdout(Stdio::null())
@@ -510,6 +521,8 @@ fn sink() -> SocketAddr {
 /// after it.
 pub struct Rss {
     pub steady_kib: u64,
+    /// VmHWM at the end of the outage, and after the drain.
+    pub outage_peak_kib: u64,
     pub peak_kib: u64,
 }
 
@@ -547,6 +560,7 @@ pub fn rss_two_destinations(bin: &Path, work: &Path) -> Rss {
     assert!(sent > 0.0, "the agent sent no samples");
     store.term();
     std::thread::sleep(outage());
+    let outage_peak_kib = sys::status_field(p.pid(), "VmHWM");
     store = start_store(&dir, store_addr);
     sys::wait_for(Duration::from_secs(300), Duration::from_millis(500), || {
         drained(&[listen]).then_some(())
@@ -557,6 +571,7 @@ pub fn rss_two_destinations(bin: &Path, work: &Path) -> Rss {
     let _ = std::fs::remove_dir_all(&dir);
     Rss {
         steady_kib,
+        outage_peak_kib,
         peak_kib,
     }
 }

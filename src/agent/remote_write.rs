@@ -104,7 +104,7 @@ pub async fn run(state: Rc<AgentState>) {
         let tick = now >= next_tick;
         if tick {
             next_tick = now + rw.flush_interval;
-            heartbeat_without_upstream(&state);
+            flush_tick(&state);
         }
         if let Some(wake_at) = turn(&state, &rw, tick, &mut held).await {
             alarm
@@ -117,16 +117,24 @@ pub async fn run(state: Rc<AgentState>) {
     }
 }
 
-/// Without the control plane, this loop makes the heartbeats.
-fn heartbeat_without_upstream(state: &Rc<AgentState>) {
-    if state.config.borrow().upstream.is_some() {
-        return;
-    }
-    let status = state.agent_status();
+/// Every `flush_interval`: without the control plane, this loop makes the
+/// heartbeats; while records are spooled, the ring goes to disk (so what
+/// memory holds is at most one of this loop's flush intervals, whatever
+/// the upstream's is).
+fn flush_tick(state: &Rc<AgentState>) {
+    let status = state
+        .config
+        .borrow()
+        .upstream
+        .is_none()
+        .then(|| state.agent_status());
     let mut guard = state.uplink.borrow_mut();
     let Some(u) = guard.as_mut() else { return };
-    let hb = crate::agent::delivery::heartbeat(state, status, u, unix_millis(SystemTime::now()));
-    u.outbox.push(hb);
+    if let Some(status) = status {
+        let now = unix_millis(SystemTime::now());
+        let hb = crate::agent::delivery::heartbeat(state, status, u, now);
+        u.outbox.push(hb);
+    }
     if u.outbox.spooling() {
         u.outbox.spill();
     }
@@ -424,7 +432,7 @@ fn take(state: &Rc<AgentState>, rw: &RemoteWrite, tick: bool) -> Option<Option<H
         }
         return Some(Some(Held {
             out,
-            todo: vec![batch.series().to_vec()],
+            todo: vec![batch.into_series()],
             refused: 0,
             searching: false,
         }));

@@ -17,7 +17,8 @@ pub fn command(mut config: Config, opts: &Opts) -> i32 {
     }
     let state = one_shot(&config);
     let ex = executor();
-    async_io::block_on(ex.run(run_all_once(ex, &state)));
+    // Boxed, as `run` is: no large future on the main thread's stack.
+    async_io::block_on(ex.run(Box::pin(run_all_once(ex, &state))));
     let snap = crate::agent::snapshot::Snapshot::of(&state);
     print(&if opts.json {
         snap.to_json()

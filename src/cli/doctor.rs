@@ -37,10 +37,11 @@ pub(super) fn doctor_here(config: Config) -> crate::diagnose::doctor::Diagnosis 
     let state_dir = config.agent.state_dir.clone();
     let state = one_shot(&config);
     let ex = executor();
-    async_io::block_on(ex.run(async {
+    // Boxed, as `run` is: no large future on the main thread's stack.
+    async_io::block_on(ex.run(Box::pin(async {
         run_all_once(ex, &state).await;
         // What the agent recorded, not what this run just saw.
         *state.history.borrow_mut() = crate::agent::history::History::read_only(&state_dir);
         crate::diagnose::doctor::diagnose(&state, false).await
-    }))
+    })))
 }

@@ -46,6 +46,10 @@ use crate::uplink::record::{self, Body, Gap, GapReason, Rec};
 use crate::uplink::spool::{Dest, Pos, Spool};
 
 pub const DISK_RETRY: Duration = Duration::from_secs(30);
+/// While spooling, the ring goes to disk at every flush, and at once when
+/// it holds this much: memory stays bounded however many results a flush
+/// interval brings (100 checks at 1 s make ~45 KB a second).
+pub const SPILL_BYTES: usize = 64 * 1024;
 
 /// Where a batch came from, so its acknowledgement removes the right records.
 #[derive(Debug)]
@@ -402,7 +406,9 @@ impl Outbox {
         let at = self.ring.partition_point(|r| r.seq < rec.seq);
         self.ring.insert(at, rec);
         self.sync_mirror(None);
-        if self.spooling() && self.cfg.sync == SyncPolicy::Always {
+        if self.spooling()
+            && (self.cfg.sync == SyncPolicy::Always || self.ring_bytes >= SPILL_BYTES)
+        {
             self.spill();
         }
     }

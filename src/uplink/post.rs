@@ -49,9 +49,11 @@ pub async fn post(
 ) -> Result<Response, NoAnswer> {
     let deadline = Instant::now() + to.timeout;
     let connected = Cell::new(false);
+    // Boxed: the connect, TLS and HTTP state is tens of KiB, held only
+    // while a request is out, not all the time in each loop's future.
     let r = until(
         deadline,
-        attempt(to, resolver, headers, body, deadline, &connected),
+        Box::pin(attempt(to, resolver, headers, body, deadline, &connected)),
     )
     .await;
     r.unwrap_or_else(|| {

@@ -22,8 +22,9 @@ pub struct Rec {
     pub seq: u64,
     /// Unix milliseconds of `time`, for the backlog's age.
     pub time_ms: u64,
-    /// The JSON object from `"time"` on, closing brace included.
-    pub body: Box<str>,
+    /// The JSON object from `"time"` on, closing brace included. Shared:
+    /// a batch taken from the ring holds the same bytes, not a copy.
+    pub body: std::rc::Rc<str>,
     /// For a gap record, what it reports: if the record is itself dropped,
     /// its range is folded into the next gap so nothing vanishes unreported.
     pub gap: Option<Gap>,

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use crate::format::json_fields::{bool_of, fields, num_of, str_of, Field};
-use crate::uplink::remote_write::wire::{Series, STALE_NAN};
+use crate::uplink::remote_write::wire::{self, Series, STALE_NAN};
 
 /// The check states of `tether_check_status`, as in `/metrics`.
 pub const CHECK_STATES: [&str; 5] = ["ok", "warn", "crit", "unknown", "pending"];
@@ -67,6 +67,8 @@ impl Member {
 /// they index: made once per record, not once per sample.
 struct Base<'a> {
     labels: Vec<(&'a str, &'a str)>,
+    /// Their encoded size ([`wire::label_len`]).
+    size: usize,
     group: usize,
     /// How many samples this record has pushed into the group (where the
     /// next is expected among its members).
@@ -113,6 +115,7 @@ impl Batch {
             }
         };
         Base {
+            size: labels.iter().map(|(k, v)| wire::label_len(k, v)).sum(),
             labels,
             group,
             next: 0,
@@ -146,6 +149,9 @@ impl Batch {
         }
         let mut own = own.into_iter().flatten().peekable();
         let mut rest = base.labels.iter().copied().peekable();
+        let size = base.size
+            + wire::label_len("__name__", name)
+            + extra.map_or(0, |(k, v)| wire::label_len(k, v));
         let merged = std::iter::from_fn(|| match (own.peek(), rest.peek()) {
             (Some(a), Some(b)) if a.0 < b.0 => own.next(),
             (_, Some(_)) => rest.next(),
@@ -156,11 +162,17 @@ impl Batch {
             extra: extra.map(|(k, v)| (k.to_string(), v.to_string())),
             at: self.series.len(),
         });
-        self.series.push(Series::new(merged, vec![(value, t)]));
+        self.series
+            .push(Series::sized(size, merged, vec![(value, t)]));
     }
 
     pub fn series(&self) -> &[Series] {
         &self.series
+    }
+
+    /// The series, for a request: the index stays behind.
+    pub fn into_series(self) -> Vec<Series> {
+        self.series
     }
 
     pub fn is_empty(&self) -> bool {

@@ -32,12 +32,25 @@ pub struct Series {
 
 impl Series {
     /// A series with these labels (sorted by name) and samples.
-    pub fn new<'a>(
+    pub fn new<'a, I>(labels: I, samples: Vec<(f64, i64)>) -> Series
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+        I::IntoIter: Clone,
+    {
+        let labels = labels.into_iter();
+        let size = labels.clone().map(|(k, v)| label_len(k, v)).sum();
+        Series::sized(size, labels, samples)
+    }
+
+    /// [`Series::new`] when the labels' encoded size ([`label_len`] of
+    /// each) is known: the buffer is made exactly that large, once (a batch
+    /// held through an outage keeps every series' labels, nothing spare).
+    pub fn sized<'a>(
+        size: usize,
         labels: impl IntoIterator<Item = (&'a str, &'a str)>,
         samples: Vec<(f64, i64)>,
     ) -> Series {
-        // Room for a typical label set: one allocation, no regrowth.
-        let mut b = Vec::with_capacity(192);
+        let mut b = Vec::with_capacity(size);
         for (k, v) in labels {
             b.push(0x0a);
             varint(&mut b, (field_len(k.len()) + field_len(v.len())) as u64);
@@ -96,15 +109,20 @@ fn field(b: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
 
 /// The protobuf bytes of a `WriteRequest` holding `series`.
 pub fn write_request(series: &[Series]) -> Vec<u8> {
-    let mut out = Vec::new();
+    // A sample: tag + 8 bytes of double, tag + varint timestamp.
+    let sample_len = |t: i64| 9 + 1 + varint_len(t as u64);
+    let series_len = |s: &Series| {
+        s.labels.len()
+            + s.samples
+                .iter()
+                .map(|(_, t)| field_len(sample_len(*t)))
+                .sum::<usize>()
+    };
+    // Sized once: a body of hundreds of KiB is not grown by doubling.
+    let mut out = Vec::with_capacity(series.iter().map(|s| field_len(series_len(s))).sum());
     for s in series {
-        // A sample: tag + 8 bytes of double, tag + varint timestamp.
-        let samples: Vec<usize> = s
-            .samples
-            .iter()
-            .map(|(_, t)| 9 + 1 + varint_len(*t as u64))
-            .collect();
-        let len = s.labels.len() + samples.iter().map(|l| field_len(*l)).sum::<usize>();
+        let samples: Vec<usize> = s.samples.iter().map(|(_, t)| sample_len(*t)).collect();
+        let len = series_len(s);
         out.push(0x0a);
         varint(&mut out, len as u64);
         out.extend_from_slice(&s.labels);
@@ -126,6 +144,11 @@ pub fn body(series: &[Series]) -> Vec<u8> {
     snap::raw::Encoder::new()
         .compress_vec(&raw)
         .expect("snappy takes any input under 4 GiB")
+}
+
+/// The encoded size of one label of a series.
+pub fn label_len(k: &str, v: &str) -> usize {
+    field_len(field_len(k.len()) + field_len(v.len()))
 }
 
 /// A length-delimited field's size with its tag and length prefix.
@@ -168,6 +191,8 @@ mod tests {
     fn labels_read_back_and_damage_reads_as_nothing() {
         let long = "é".repeat(100);
         let s = series(&[("__name__", "up"), ("a", &long)], &[]);
+        // Exactly sized: a held batch keeps nothing spare.
+        assert_eq!(s.labels.capacity(), s.labels.len());
         assert_eq!(
             s.labels(),
             vec![("__name__".into(), "up".into()), ("a".into(), long.clone())]

@@ -210,6 +210,10 @@ pub struct Spool {
     acked_saved: Instant,
 }
 
+/// The spool is read this much at a time (more for a larger record): what
+/// a read holds in memory is its batch and one window, not the segment.
+const READ_WINDOW: usize = 64 * 1024;
+
 /// While the remote-write receiver drains a backlog, its cursor is written
 /// at most this often (and at once when a segment is deleted, with an
 /// upstream acknowledgement, and at shutdown): after a crash, at most this
@@ -403,88 +407,103 @@ impl Spool {
             if seg.first_seq > batch.end.seg {
                 batch.end = Pos::start_of(Some(seg), batch.end.last_seq);
             }
-            let start = batch.end.offset;
-            if start >= seg.bytes {
-                continue;
-            }
-            // Read what the limits can take, plus one frame header to learn
-            // the next record's time.
-            let want = ((seg.bytes - start) as usize).min(max_bytes.saturating_add(64 * 1024));
-            buf.resize(want, 0);
-            let mut f = File::open(self.dir.join(segment_name(seg.first_seq)))?;
-            f.seek(SeekFrom::Start(start))?;
-            f.read_exact(&mut buf)?;
-            for step in (Walk { buf: &buf, at: 0 }) {
-                match step {
-                    Step::Record { at, seq, payload } => {
-                        let parsed = std::str::from_utf8(payload)
-                            .ok()
-                            .and_then(|b| Some((b, read_back(b)?)));
-                        // Gap records go in batches of their own.
-                        let kind_changes = batch.recs.first().is_some_and(|r| {
-                            r.gap.is_some() != parsed.is_some_and(|(_, (_, g))| g.is_some())
-                        });
-                        let full = batch.recs.len() >= max_records
-                            || kind_changes
-                            || (!batch.recs.is_empty() && bytes + payload.len() > max_bytes);
-                        if full {
-                            batch.end.next_ms = parsed.map(|(_, (ms, _))| ms);
-                            return Ok(batch);
-                        }
-                        let Some((body, (time_ms, gap))) = parsed else {
-                            // A valid frame whose payload is not a record of
-                            // ours: never send it.
-                            batch.gaps.push(corrupt_gap(seq, seq));
+            // The segment is read in windows of READ_WINDOW (or one frame,
+            // if larger), so what is held is the batch, not the segment.
+            let mut start = batch.end.offset;
+            let mut window = READ_WINDOW;
+            let mut f: Option<File> = None;
+            'windows: while start < seg.bytes {
+                let left = (seg.bytes - start) as usize;
+                let want = left.min(window);
+                buf.resize(want, 0);
+                let file = match f.as_mut() {
+                    Some(file) => file,
+                    None => f.insert(File::open(self.dir.join(segment_name(seg.first_seq)))?),
+                };
+                file.seek(SeekFrom::Start(start))?;
+                file.read_exact(&mut buf)?;
+                for step in (Walk { buf: &buf, at: 0 }) {
+                    match step {
+                        Step::Record { at, seq, payload } => {
+                            let parsed = std::str::from_utf8(payload)
+                                .ok()
+                                .and_then(|b| Some((b, read_back(b)?)));
+                            // Gap records go in batches of their own.
+                            let kind_changes = batch.recs.first().is_some_and(|r| {
+                                r.gap.is_some() != parsed.is_some_and(|(_, (_, g))| g.is_some())
+                            });
+                            let full = batch.recs.len() >= max_records
+                                || kind_changes
+                                || (!batch.recs.is_empty() && bytes + payload.len() > max_bytes);
+                            if full {
+                                batch.end.next_ms = parsed.map(|(_, (ms, _))| ms);
+                                return Ok(batch);
+                            }
                             batch.end.offset = start + (at + FRAME + payload.len()) as u64;
                             batch.end.records += 1;
-                            continue;
-                        };
-                        let passed = done(seq);
-                        if passed {
-                            batch.passed += 1;
+                            let Some((body, (time_ms, gap))) = parsed else {
+                                // A valid frame whose payload is not a record
+                                // of ours: never send it.
+                                batch.gaps.push(corrupt_gap(seq, seq));
+                                continue;
+                            };
+                            let passed = done(seq);
+                            if passed {
+                                batch.passed += 1;
+                            }
+                            if (seq <= batch.end.last_seq && seq <= acked) || passed {
+                                // Passed over, but behind the cursor like any
+                                // other: the backlog count must not keep it.
+                                continue;
+                            }
+                            bytes += payload.len();
+                            batch.recs.push(Rec {
+                                seq,
+                                time_ms,
+                                body: body.into(),
+                                gap,
+                            });
+                            batch.end.last_seq = seq;
                         }
-                        if (seq <= batch.end.last_seq && seq <= acked) || passed {
-                            // Passed over, but behind the cursor like any
-                            // other: the backlog count must not keep it.
-                            batch.end.offset = start + (at + FRAME + payload.len()) as u64;
-                            batch.end.records += 1;
-                            continue;
+                        Step::Skipped { from, to } if to == buf.len() && want < left => {
+                            // Cut by the window, or damage that may end past
+                            // it: read again from there, with room for the
+                            // frame that starts there (or twice the room, if
+                            // nothing was read in this window).
+                            let need = buf
+                                .get(from..from + 4)
+                                .map(|l| {
+                                    u32::from_le_bytes(l.try_into().expect("4 bytes")) as usize
+                                })
+                                .filter(|l| *l <= MAX_RECORD)
+                                .map_or(0, |l| l + FRAME);
+                            window = if from == 0 {
+                                (window * 2).max(need)
+                            } else {
+                                READ_WINDOW.max(need)
+                            };
+                            start += from as u64;
+                            continue 'windows;
                         }
-                        bytes += payload.len();
-                        batch.recs.push(Rec {
-                            seq,
-                            time_ms,
-                            body: body.into(),
-                            gap,
-                        });
-                        batch.end.offset = start + (at + FRAME + payload.len()) as u64;
-                        batch.end.records += 1;
-                        batch.end.last_seq = seq;
-                    }
-                    Step::Skipped { from, to } => {
-                        if to == buf.len() && want < (seg.bytes - start) as usize {
-                            // Cut by our own read window, not damage.
-                            batch.end.next_ms = None;
-                            return Ok(batch);
+                        Step::Skipped { from, to } => {
+                            let next = frame_at(&buf, to).map(|(s, _)| s);
+                            let last = next.map_or(seg.last_seq, |n| n.saturating_sub(1));
+                            if last > batch.end.last_seq {
+                                batch.gaps.push(corrupt_gap(batch.end.last_seq + 1, last));
+                            }
+                            log::error!(
+                                "spool: segment {}: {} damaged bytes at offset {} skipped while reading",
+                                seg.first_seq,
+                                to - from,
+                                start + from as u64
+                            );
+                            batch.end.offset = start + to as u64;
+                            batch.end.last_seq = batch.end.last_seq.max(last);
                         }
-                        let next = frame_at(&buf, to).map(|(s, _)| s);
-                        let last = next.map_or(seg.last_seq, |n| n.saturating_sub(1));
-                        if last > batch.end.last_seq {
-                            batch.gaps.push(corrupt_gap(batch.end.last_seq + 1, last));
-                        }
-                        log::error!(
-                            "spool: segment {}: {} damaged bytes at offset {} skipped while reading",
-                            seg.first_seq,
-                            to - from,
-                            start + from as u64
-                        );
-                        batch.end.offset = start + to as u64;
-                        batch.end.last_seq = batch.end.last_seq.max(last);
                     }
                 }
-            }
-            if want < (seg.bytes - start) as usize {
-                return Ok(batch);
+                start += want as u64;
+                window = READ_WINDOW;
             }
         }
         batch.end.next_ms = None;
