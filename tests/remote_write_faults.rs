@@ -45,8 +45,17 @@ fn retry_after_zero_or_a_date_in_the_past_never_means_at_once() {
         vec![("Retry-After", "Sun, 06 Nov 1994 08:49:37 GMT".into())],
         "busy",
     ));
+    // And one that asks for 3 s: longer than the first backoff (1 s), so
+    // obeyed.
+    let three = Proxy::start(None);
+    three.set(Rule::Answer(
+        429,
+        vec![("Retry-After", "3".into())],
+        "slow down",
+    ));
     let a = Agent::start("rw-ra-0", &config(fake.addr, &zero.write_url(), "", ""));
     let b = Agent::start("rw-ra-past", &config(fake.addr, &past.write_url(), "", ""));
+    let _c = Agent::start("rw-ra-3", &config(fake.addr, &three.write_url(), "", ""));
     let first = wait_for("the first requests", Duration::from_secs(10), || {
         Some(zero.seen().first()?.at.max(past.seen().first()?.at))
     });
@@ -67,6 +76,15 @@ fn retry_after_zero_or_a_date_in_the_past_never_means_at_once() {
     }
     assert_eq!(rw_field(&a, "state"), "failing");
     assert!(rw_field(&a, "last_error").contains("429"));
+    let asked = three.seen();
+    assert!(asked.len() >= 2, "{} requests", asked.len());
+    for w in asked.windows(2) {
+        let gap = w[1].at - w[0].at;
+        assert!(
+            gap >= Duration::from_millis(2900),
+            "{gap:?} after Retry-After: 3"
+        );
+    }
 }
 
 #[test]
