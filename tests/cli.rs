@@ -28,6 +28,10 @@ fn usage_errors_exit_2_and_say_what_is_wrong() {
         ),
         (&["run", "extra"][..], "unexpected argument `extra`"),
         (&["config"][..], "`config` takes one subcommand: default"),
+        // The bad option is named, not the command after it.
+        (&["--bogus", "status"][..], "unknown option --bogus"),
+        (&["status", "--bogus=1"][..], "unknown option --bogus=1"),
+        (&["help", "frob"][..], "no command `frob`"),
     ] {
         let o = tether(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
@@ -53,6 +57,8 @@ fn usage_errors_exit_2_and_say_what_is_wrong() {
             "usage: tether [-c FILE] disable [--reason TEXT] [--for DURATION]",
         ),
         (&["--help"][..], "tether: a connector health agent"),
+        (&["help", "check"][..], "usage: tether [-c FILE] check"),
+        (&["help", "enroll"][..], "usage: tether [-c FILE] enroll"),
     ] {
         let o = tether(args);
         assert_eq!(o.status.code(), Some(0), "{args:?}");
@@ -110,12 +116,14 @@ fn check_as_a_plugin_that_cannot_run_is_unknown_with_one_line() {
             "no check named \"nope\"",
         ),
         (vec!["check", "--check"], "--check"),
-        (vec!["check", "--frob"], "unexpected argument"),
+        (vec!["check", "--frob"], "unknown option --frob"),
     ] {
         let o = tether(&args);
         assert_eq!(o.status.code(), Some(3), "{args:?}");
         let out = String::from_utf8_lossy(&o.stdout);
         assert_eq!(out.lines().count(), 1, "{args:?}: {out}");
+        // Said once: Nagios shows stdout; stderr stays quiet.
+        assert_eq!(stderr(&o), "", "{args:?}");
         assert!(
             out.starts_with("TETHER UNKNOWN: ") && out.contains(needle),
             "{args:?}: {out}"
@@ -160,6 +168,113 @@ fn unreadable_configurations_are_refused_at_once_with_their_place() {
         assert_eq!(o.status.code(), Some(2), "{path}");
         assert_eq!(stderr(&o).trim_end(), want);
     }
+}
+
+#[test]
+fn every_option_with_a_value_takes_it_joined_too() {
+    let (_d, cfg) = write_config(
+        "cli-joined",
+        "[[check]]\nname = \"a\"\nkind = \"file\"\npath = \"/\"\n",
+    );
+    let joined_eq = format!("--config={cfg}");
+    let joined_short = format!("-c{cfg}");
+    for args in [
+        vec!["validate", "--config", cfg.as_str()],
+        vec!["validate", joined_eq.as_str()],
+        vec![joined_short.as_str(), "validate"],
+    ] {
+        let o = tether(&args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            out.starts_with(&format!("{cfg}: ok, 1 check")),
+            "{args:?}: {out}"
+        );
+    }
+    let o = tether(&["check", &joined_eq, "--check=a"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    // A value is a value, whatever it looks like.
+    let o = tether(&["-c", &cfg, "check", "--check", "-cx"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("no check named \"-cx\""), "{out}");
+}
+
+#[test]
+fn check_logs_state_changes_only_with_v() {
+    let closed = closed_port();
+    let (_d, cfg) = write_config(
+        "cli-quiet",
+        &format!("[[check]]\nname = \"down\"\nkind = \"tcp\"\ntarget = \"{closed}\"\nfall = 1\n"),
+    );
+    let o = tether(&["check", "-c", &cfg]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr(&o), "");
+    let o = tether(&["check", "-c", &cfg, "-v"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("down"), "{}", stderr(&o));
+}
+
+#[test]
+fn status_with_a_broken_file_is_unknown_and_still_asks_the_agent() {
+    let agent = Agent::start("cli-status-broken", "");
+    let dir = temp_dir("cli-status-broken-file");
+    // Readable listen, an invalid key: the agent there is asked.
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!("[agent]\nlisten = \"{}\"\nbogus = 1\n", agent.addr),
+    )
+    .unwrap();
+    let o = tether(&["status", "-c", &bad.to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = stderr(&o);
+    assert!(err.contains("unknown key `bogus`"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "asking the agent at {} (its [agent] listen)",
+            agent.addr
+        )),
+        "{err}"
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("tether "), "{out}");
+    // Not TOML at all: the default address, said.
+    std::fs::write(&bad, "[agent\n").unwrap();
+    let o = tether(&["status", "-c", &bad.to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = stderr(&o);
+    assert!(err.contains("invalid TOML"), "{err}");
+    assert!(
+        err.contains("(the default listen: the file's is unreadable)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_listen_address_in_use_names_the_key() {
+    let (_held, addr) = open_port();
+    let dir = temp_dir("cli-listen");
+    let p = dir.join("t.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[agent]\nstate_dir = \"{}\"\nlisten = \"{addr}\"\n",
+            dir.join("state").display()
+        ),
+    )
+    .unwrap();
+    let o = tether(&["run", "-c", &p.to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(1));
+    let want = format!(
+        "cannot listen on {addr} ([agent] listen in {}:3): address in use — another tether, or set listen",
+        p.display()
+    );
+    assert!(stderr(&o).contains(&want), "{}", stderr(&o));
 }
 
 fn write_config(tag: &str, body: &str) -> (std::path::PathBuf, String) {
@@ -282,4 +397,41 @@ fn status_without_an_agent_says_so() {
         stderr(&o)
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn validate_warns_of_paths_that_are_not_there_yet_with_their_lines() {
+    let dir = temp_dir("cli-missing");
+    let p = dir.join("t.toml");
+    let body = format!(
+        "[[check]]\nname = \"snap\"\nkind = \"file\"\npath = \"{d}/none\"\n\n[[check]]\nname = \"cert\"\nkind = \"cert_file\"\npath = \"{d}/cert.pem\"\n\n[[check]]\nname = \"spool\"\nkind = \"writable\"\npath = \"{d}/t.toml\"\n\n[[check]]\nname = \"plugin\"\nkind = \"exec\"\ncommand = [\"{d}/check_nothing\"]\n\n[[check]]\nname = \"here\"\nkind = \"file\"\npath = \"{d}/t.toml\"\n",
+        d = dir.display()
+    );
+    std::fs::write(&p, with_agent_defaults(&body, &dir)).unwrap();
+    let o = tether(&["validate", "-c", &p.to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out, format!("{}: ok, 5 checks, 4 warnings\n", p.display()));
+    let err = stderr(&o);
+    let text = std::fs::read_to_string(&p).unwrap();
+    let line_of = |name: &str| {
+        let at = text.find(&format!("name = \"{name}\"")).unwrap();
+        text[..at].lines().count() // the [[check]] line, just above
+    };
+    for (name, what) in [
+        ("snap", "file"),
+        ("cert", "certificate file"),
+        ("spool", "directory"),
+        ("plugin", "program"),
+    ] {
+        let want = format!(
+            "{}:{}: warning: check \"{name}\": the {what} ",
+            p.display(),
+            line_of(name)
+        );
+        assert!(err.contains(&want), "{want} in {err}");
+    }
+    assert!(err.contains("not a directory"), "{err}");
+    assert!(!err.contains("\"here\""), "{err}");
+    assert_eq!(err.lines().count(), 4, "{err}");
 }

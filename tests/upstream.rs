@@ -716,7 +716,7 @@ fn a_broken_disk_keeps_records_in_memory_and_drops_the_oldest_with_a_gap() {
 }
 
 #[test]
-fn a_damaged_identity_needs_recovery_until_tether_enroll() {
+fn a_damaged_identity_needs_recovery_until_tether_enroll_with_the_agent_stopped() {
     use std::os::unix::fs::PermissionsExt;
     let fake = Fake::start("127.0.0.1:0");
     let dir = common::temp_dir("up-enroll");
@@ -727,7 +727,7 @@ fn a_damaged_identity_needs_recovery_until_tether_enroll() {
     )
     .unwrap();
     let cfg = config(fake.addr, "");
-    let agent = Agent::start_in(dir.clone(), &cfg);
+    let mut agent = Agent::start_in(dir.clone(), &cfg);
     agent.wait_log("tether enroll", Duration::from_secs(10));
     wait_status(&agent, "status", "needs_recovery");
     assert_eq!(upstream_field(&agent, "state"), "no_identity");
@@ -741,14 +741,26 @@ fn a_damaged_identity_needs_recovery_until_tether_enroll() {
         "nothing sent without an identity"
     );
 
+    let config_path = agent.config.clone();
     let tether = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
             .args(args)
             .arg("-c")
-            .arg(&agent.config)
+            .arg(&config_path)
             .output()
             .unwrap()
     };
+    // Not under the running agent: it holds the state directory.
+    let out = tether(&["enroll"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("one agent per state directory"), "{err}");
+    assert!(
+        err.contains("systemctl stop tether; tether enroll; systemctl start tether"),
+        "{err}"
+    );
+    assert!(agent.stop("TERM").success());
+    let dir = agent.into_dir();
     // A token readable by others is refused, and nothing changes.
     let loose = dir.join("new-token");
     std::fs::write(&loose, "n3w-t0ken\n").unwrap();
@@ -780,8 +792,8 @@ fn a_damaged_identity_needs_recovery_until_tether_enroll() {
         })
         .min()
         .unwrap();
-    // A reload picks up both.
-    agent.signal("HUP");
+    // The next start uses both.
+    let agent = Agent::start_in(dir.clone(), &cfg);
     let first = fake.next(Duration::from_secs(10));
     assert_eq!(first.header("tether-agent"), Some(id.clone()));
     assert_eq!(

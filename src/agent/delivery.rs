@@ -71,6 +71,10 @@ pub fn heartbeat(
         .uint(Some("dropped"), u.outbox.dropped)
         .uint(Some("dead_lettered"), u.dead_lettered)
         .bool(Some("spool_degraded"), u.outbox.disk_error.is_some())
+        .opt_str(
+            Some("durability_lost"),
+            state.durability_lost_of(Some(u)).map(|d| d.reason),
+        )
         .bool(Some("overloaded"), overloaded(state))
         .float(
             Some("heartbeat_interval_seconds"),
@@ -307,7 +311,6 @@ fn acked(u: &mut Uplink, up: &Upstream, out: &Outgoing, now: Instant) {
     u.state = LinkState::Up;
     u.failing_since = None;
     u.consecutive_failures = 0;
-    u.last_error = None;
     u.min_version = None;
     u.last_success = Some(SystemTime::now());
     u.sent += n;
@@ -349,7 +352,7 @@ fn refused(u: &mut Uplink, up: &Upstream, out: Outgoing, sent: &Sent, why: Strin
         log::warn!("upstream {}: {why}; retrying after a backoff", up.url);
     }
     u.state = LinkState::Rejected;
-    u.last_error = Some(format!("refused: {why}"));
+    u.last_error = Some((format!("refused: {why}"), SystemTime::now()));
     u.not_before = now + upstream::backoff(u.consecutive_failures);
     u.consecutive_failures += 1;
     if only_gaps {
@@ -407,7 +410,7 @@ fn failed(u: &mut Uplink, up: &Upstream, out: Outgoing, answer: Answer, now: Ins
     u.failing_since.get_or_insert(now);
     u.consecutive_failures += 1;
     u.retried += n;
-    u.last_error = Some(why);
+    u.last_error = Some((why, SystemTime::now()));
     u.not_before = now + wait;
     u.outbox.failed(out);
 }
@@ -474,7 +477,7 @@ fn dead_letter(dir: &Path, recs: &[record::Rec], id: &str, why: &str) -> u64 {
         }
         let _ = fs::rename(&path, &older);
     }
-    let r = fs::create_dir_all(dir).and_then(|()| {
+    let r = crate::os::files::private_dir(dir).and_then(|()| {
         use std::os::unix::fs::OpenOptionsExt;
         OpenOptions::new()
             .create(true)

@@ -106,6 +106,11 @@ impl History {
         }
     }
 
+    /// The file could not be written at the last transition.
+    pub fn failing(&self) -> bool {
+        self.failed
+    }
+
     /// Reads `<state_dir>/history` (a missing file is an empty history) and
     /// keeps appending to it.
     pub fn open(state_dir: &Path) -> History {
@@ -154,7 +159,7 @@ impl History {
             }
             if self.file.is_none() {
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
+                    crate::os::files::private_dir(dir)?;
                 }
                 self.file = Some(
                     OpenOptions::new()
@@ -199,7 +204,7 @@ impl History {
         }
         text.push_str(&t.to_line());
         let tmp = path.with_extension("tmp");
-        crate::uplink::identity::write_private(&tmp, text.as_bytes())?;
+        crate::os::files::write_private(&tmp, text.as_bytes())?;
         std::fs::rename(&tmp, path)?;
         self.lines = keep + 1;
         Ok(())

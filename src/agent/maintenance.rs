@@ -17,7 +17,6 @@
 //! A flag past its `until` counts as absent; the agent removes it and logs
 //! that maintenance ended by itself.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -116,7 +115,7 @@ pub fn who() -> String {
 /// Writes the flag atomically (temp file + rename) with who/why/when inside;
 /// `for_` makes it end by itself.
 pub fn disable(state_dir: &Path, reason: &str, for_: Option<Duration>) -> std::io::Result<Flag> {
-    std::fs::create_dir_all(state_dir)?;
+    crate::os::files::private_dir(state_dir)?;
     let now = SystemTime::now();
     let flag = Flag {
         since: crate::os::clock::rfc3339(now),
@@ -124,16 +123,21 @@ pub fn disable(state_dir: &Path, reason: &str, for_: Option<Duration>) -> std::i
         by: who(),
         until: for_.and_then(|d| now.checked_add(d)),
     };
-    let tmp = state_dir.join(".disabled.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    writeln!(f, "since={}", flag.since)?;
-    writeln!(f, "reason={}", flag.reason)?;
-    writeln!(f, "by={}", flag.by)?;
+    let mut text = format!(
+        "since={}\nreason={}\nby={}\n",
+        flag.since, flag.reason, flag.by
+    );
     if let Some(t) = flag.until {
-        writeln!(f, "until={}", crate::os::clock::rfc3339(t))?;
-        writeln!(f, "until_unix={}", crate::os::clock::unix_secs(t))?;
+        text += &format!(
+            "until={}\nuntil_unix={}\n",
+            crate::os::clock::rfc3339(t),
+            crate::os::clock::unix_secs(t)
+        );
     }
-    f.sync_all()?;
+    // 0600, and the agent's own when root writes it: the agent must read it.
+    let tmp = state_dir.join(".disabled.tmp");
+    crate::os::files::write_private(&tmp, text.as_bytes())?;
+    crate::os::files::own_like_dir(&tmp, state_dir)?;
     std::fs::rename(&tmp, flag_path(state_dir))?;
     Ok(flag)
 }

@@ -546,7 +546,7 @@ fn dead_letter(dir: &Path, request: &[Series], why: &str) -> Kept {
             );
         }
     }
-    let r = std::fs::create_dir_all(dir).and_then(|()| {
+    let r = crate::os::files::private_dir(dir).and_then(|()| {
         use std::os::unix::fs::OpenOptionsExt;
         OpenOptions::new()
             .create(true)

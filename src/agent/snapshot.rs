@@ -10,6 +10,7 @@ use crate::agent::state::AgentState;
 use crate::config::Check;
 use crate::format::json::Json;
 use crate::format::perfdata::PerfDatum;
+use crate::format::text::fit;
 use crate::os::clock::{rfc3339, rfc3339_unix};
 use crate::outcome::{Phase, Status};
 
@@ -37,6 +38,8 @@ pub struct Snapshot {
     /// When the status (or severity) last changed, or the agent started.
     pub since: SystemTime,
     pub disabled: bool,
+    /// The state directory or the spool cannot be written.
+    pub durability_lost: Option<crate::agent::state::DurabilityLost>,
     /// Why, who and until when, while disabled.
     pub maintenance: Option<crate::agent::maintenance::Flag>,
     pub ready: bool,
@@ -45,6 +48,9 @@ pub struct Snapshot {
     /// The health history, when asked for (`?history=1`).
     pub history: Option<std::collections::VecDeque<crate::agent::history::Transition>>,
 }
+
+/// In a table cut to a terminal's width, no column is cut below this.
+pub const CELL_FIT: usize = 24;
 
 fn status_str(s: Option<Status>) -> &'static str {
     s.map_or("pending", Status::as_str)
@@ -85,6 +91,7 @@ impl Snapshot {
             severity,
             since: state.status_since.get(),
             disabled,
+            durability_lost: state.durability_lost(),
             maintenance: state.maintenance.borrow().clone().filter(|_| disabled),
             ready: state.ready(),
             now: SystemTime::now(),
@@ -130,6 +137,14 @@ impl Snapshot {
                 .opt_str(Some("until"), f.until.map(rfc3339).as_deref())
                 .end_object();
         }
+        match &self.durability_lost {
+            None => j.opt_str(Some("durability_lost"), None),
+            Some(d) => j
+                .begin_object(Some("durability_lost"))
+                .str(Some("reason"), d.reason)
+                .str(Some("message"), &d.message)
+                .end_object(),
+        };
         j.bool(Some("overloaded"), self.overloaded())
             .bool(Some("ready"), self.ready)
             .str(Some("time"), &rfc3339(self.now));
@@ -148,6 +163,10 @@ impl Snapshot {
                         u64::from(u.consecutive_failures),
                     )
                     .opt_str(Some("last_error"), u.last_error.as_deref())
+                    .opt_str(
+                        Some("last_error_time"),
+                        u.last_error_at.map(rfc3339).as_deref(),
+                    )
                     .opt_str(Some("min_version"), u.min_version.as_deref())
                     .uint(Some("backlog_records"), u.backlog_records)
                     .uint(Some("backlog_bytes"), u.backlog_bytes)
@@ -305,6 +324,24 @@ impl Snapshot {
 
     /// A fixed-width table for terminals.
     pub fn to_table(&self) -> String {
+        self.to_table_fit(None)
+    }
+
+    /// `  last error 14:02:11Z (3m ago): …`, marked as past once the
+    /// destination is up again.
+    fn last_error_line(&self, e: &str, at: Option<SystemTime>, up: bool) -> String {
+        let when = at.map_or(String::new(), |t| {
+            let ago = ago(self.now.duration_since(t).unwrap_or_default().as_secs());
+            format!(" {} ({ago} ago)", &rfc3339(t)[11..])
+        });
+        let past = if up { ", past: up again since" } else { "" };
+        format!("  last error{when}{past}: {e}\n")
+    }
+
+    /// The table at most `width` characters wide (a terminal's): columns
+    /// wider than [`CELL_FIT`] give way first, then every line is cut, with
+    /// `…` where something was.
+    pub fn to_table_fit(&self, width: Option<usize>) -> String {
         let mut out = format!(
             "tether {} on {}: {} ({}) since {}{}\n",
             env!("CARGO_PKG_VERSION"),
@@ -326,6 +363,13 @@ impl Snapshot {
         for c in &self.checks {
             let h = &c.health;
             let mut status = status_str(h.status).to_string();
+            // On its way down: failures counted toward `fall`.
+            if h.consecutive_fail > 0 && !h.status.is_some_and(Status::is_failing) {
+                status.push_str(&format!(
+                    " ({}/{} failing)",
+                    h.consecutive_fail, c.spec.fall
+                ));
+            }
             if h.flapping {
                 status.push_str(" flapping");
                 hints.push(format!(
@@ -351,13 +395,17 @@ impl Snapshot {
                 h.last.as_ref().map_or(String::new(), |o| o.message.clone()),
             ]);
         }
-        let widths: Vec<usize> = (0..8)
+        let mut widths: Vec<usize> = (0..8)
             .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
             .collect();
+        if width.is_some_and(|w| widths.iter().map(|c| c + 2).sum::<usize>() > w) {
+            widths.iter_mut().for_each(|c| *c = (*c).min(CELL_FIT));
+        }
         for r in &rows {
             let mut line = String::new();
             for (i, cell) in r.iter().enumerate() {
                 if i < 8 {
+                    let cell = fit(cell, widths[i]);
                     line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
                 } else {
                     line.push_str(cell);
@@ -372,6 +420,12 @@ impl Snapshot {
                 self.maintenance
                     .as_ref()
                     .map_or("disabled with `tether disable`".into(), |f| f.describe())
+            ));
+        }
+        if let Some(d) = &self.durability_lost {
+            out.push_str(&format!(
+                "durability lost ({}): {}; what is not yet sent is lost if the agent stops\n",
+                d.reason, d.message
             ));
         }
         if self.overloaded() {
@@ -390,7 +444,8 @@ impl Snapshot {
                 u.url, u.state.as_str(), u.backlog_records, u.spool_records, u.dropped, u.dead_lettered
             ));
             if let Some(e) = &u.last_error {
-                out.push_str(&format!("  last error: {e}\n"));
+                let up = u.state == crate::uplink::link::LinkState::Up;
+                out.push_str(&self.last_error_line(e, u.last_error_at, up));
             }
             if let Some(e) = &u.spool_degraded {
                 out.push_str(&format!("  spool degraded: {e}\n"));
@@ -406,8 +461,8 @@ impl Snapshot {
                 r.url, r.state.as_str(), r.backlog_records, r.spool_records, r.samples_sent, r.samples_retried, r.records_lost
             ));
             if let Some((e, at)) = &r.last_error {
-                let when = ago(self.now.duration_since(*at).unwrap_or_default().as_secs());
-                out.push_str(&format!("  last error {when} ago: {e}\n"));
+                let up = r.state == crate::uplink::link::LinkState::Up;
+                out.push_str(&self.last_error_line(e, Some(*at), up));
             }
         }
         if let Some(h) = &self.history {
@@ -417,7 +472,10 @@ impl Snapshot {
             ));
             out.push_str(&crate::agent::history::to_table(h));
         }
-        out
+        match width {
+            Some(w) => out.lines().map(|l| fit(l, w) + "\n").collect(),
+            None => out,
+        }
     }
 
     /// Nagios plugin output (the plugin development guidelines): a first

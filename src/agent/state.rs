@@ -80,7 +80,23 @@ pub struct AgentState {
     /// Slots that came while the check's previous run was still going, so
     /// no run started (an overloaded agent or a slow target).
     pub skipped: Cell<u64>,
+    /// Why the state directory could not be locked (and so not written) at
+    /// start: the agent runs, without the durability it promises, until a
+    /// restart finds it usable.
+    pub state_error: RefCell<Option<String>>,
+    /// State changes are logged (not in `tether check` unless `-v`).
+    pub log_changes: Cell<bool>,
 }
+
+/// Why the agent cannot keep its promises on disk (`durability_lost`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DurabilityLost {
+    /// `state_unwritable` or `spool_unavailable`.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+pub const DURABILITY_REASONS: [&str; 2] = ["state_unwritable", "spool_unavailable"];
 
 impl AgentState {
     pub fn new(config: Config, resolver: Resolver, systemd: Notifier) -> Rc<AgentState> {
@@ -114,6 +130,8 @@ impl AgentState {
             on_change: OnChange::default(),
             lateness: Lateness::default(),
             skipped: Cell::new(0),
+            state_error: RefCell::new(None),
+            log_changes: Cell::new(true),
         })
     }
 
@@ -282,7 +300,11 @@ impl AgentState {
                     log::Level::Warn
                 };
                 log::log!(
-                    level,
+                    if self.log_changes.get() {
+                        level
+                    } else {
+                        log::Level::Trace
+                    },
                     "check {}: {from} -> {}{why}",
                     spec.name,
                     after.as_str()
@@ -294,7 +316,12 @@ impl AgentState {
                 } else {
                     "stopped"
                 };
-                log::warn!(
+                log::log!(
+                    if self.log_changes.get() {
+                        log::Level::Warn
+                    } else {
+                        log::Level::Trace
+                    },
                     "check {}: {what} flapping ({:.0}% state changes)",
                     spec.name,
                     c.health.flap_percent
@@ -355,15 +382,43 @@ impl AgentState {
         ));
     }
 
+    /// Whether the agent has lost the durability it promises: the state
+    /// directory (its lock at start, the sequence lease, the history file)
+    /// or the spool cannot be written. The agent goes on (probing, sending
+    /// what it can) and says so; its severity is at least `unhealthy`.
+    pub fn durability_lost(&self) -> Option<DurabilityLost> {
+        self.durability_lost_of(self.uplink.borrow().as_ref())
+    }
+
+    /// [`AgentState::durability_lost`] with the uplink already borrowed.
+    pub fn durability_lost_of(&self, u: Option<&Uplink>) -> Option<DurabilityLost> {
+        let lost = |reason, message| Some(DurabilityLost { reason, message });
+        let dir = || self.config.borrow().agent.state_dir.display().to_string();
+        if let Some(why) = self.state_error.borrow().as_ref() {
+            return lost("state_unwritable", why.clone());
+        }
+        if self.history.borrow().failing() || u.is_some_and(|u| u.outbox.seq.failing()) {
+            return lost(
+                "state_unwritable",
+                format!("cannot write the state directory {}", dir()),
+            );
+        }
+        lost("spool_unavailable", u?.outbox.disk_error.clone()?)
+    }
+
     /// The agent's status: the checks' verdict, overridden by the upstream
     /// link (maintenance first, then needs_recovery, version_unsupported,
     /// offline).
     pub fn agent_status(&self) -> (AgentStatus, Severity) {
         let disabled = self.disabled.get();
         let checks = self.checks.borrow();
-        let (status, severity) = overall(checks.iter().map(|c| (c.spec.role, &c.health)), disabled);
+        let (status, mut severity) =
+            overall(checks.iter().map(|c| (c.spec.role, &c.health)), disabled);
         if disabled {
             return (status, severity);
+        }
+        if self.durability_lost().is_some() {
+            severity = severity.max(Severity::Unhealthy);
         }
         let uplink = self.uplink.borrow();
         // Only the control plane's link decides offline and the like; a
@@ -403,12 +458,13 @@ impl AgentState {
         let Some(before) = self.last_status.replace(Some(now)) else {
             // The first status after a start: history only.
             self.status_since.set(at);
+            let why = self.status_reason(now.0);
             self.history.borrow_mut().push(Transition {
                 at_ms: unix_millis(at),
                 check: None,
                 from: "started".into(),
                 to: label(now),
-                why: self.status_reason(now.0),
+                why,
             });
             return;
         };
@@ -427,7 +483,12 @@ impl AgentState {
         if self.config.borrow().agent.on_change.is_some() {
             self.on_change.push(before, now, &why);
         }
-        log::warn!(
+        log::log!(
+            if self.log_changes.get() {
+                log::Level::Warn
+            } else {
+                log::Level::Trace
+            },
             "agent: {} -> {} ({}){}",
             before.0.as_str(),
             now.0.as_str(),
@@ -457,7 +518,7 @@ impl AgentState {
         let uplink = self.uplink.borrow();
         let link_error = uplink.as_ref().and_then(|u| match &u.identity {
             Err(why) => Some(why.clone()),
-            Ok(_) => u.last_error.clone(),
+            Ok(_) => u.last_error.as_ref().map(|e| e.0.clone()),
         });
         if status != AgentStatus::Disabled {
             let ended = self.maintenance_ended.borrow_mut().take();
@@ -492,11 +553,14 @@ impl AgentState {
                     .filter(|c| c.health.status.is_some_and(|s| s.is_failing()))
                     .map(|c| c.spec.name.as_str())
                     .collect();
-                if failing.is_empty() {
-                    String::new()
-                } else {
-                    format!("failing: {}", failing.join(", "))
+                let mut why = Vec::new();
+                if !failing.is_empty() {
+                    why.push(format!("failing: {}", failing.join(", ")));
                 }
+                if let Some(d) = self.durability_lost() {
+                    why.push(format!("{}: {}", d.reason, d.message));
+                }
+                why.join("; ")
             }
         }
     }

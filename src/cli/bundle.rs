@@ -62,7 +62,7 @@ pub fn command(config: Config, output: Option<&std::path::Path>) -> i32 {
         print(&text);
         return 0;
     }
-    match crate::uplink::identity::write_private(&path, text.as_bytes()) {
+    match crate::os::files::write_private(&path, text.as_bytes()) {
         Ok(()) => {
             print(&format!(
                 "support bundle written to {} ({} bytes{})\n",

@@ -4,6 +4,20 @@ use super::*;
 
 /// `tether enroll`: a new identity, on purpose; optionally a new token.
 pub fn command(c: &Config, token_file: Option<&std::path::Path>) -> i32 {
+    // The identity is the running agent's: replacing it under its feet
+    // would mix two identities in one spool. Held for this command's life.
+    let dir = &c.agent.state_dir;
+    let _lock = match crate::os::files::private_dir(dir).map(|()| crate::os::dirlock::take(dir)) {
+        Ok(Err(e @ crate::os::dirlock::Refused::Held { .. })) => {
+            eprintln_safe(&format!(
+                "tether: {e}. Enroll with the agent stopped: systemctl stop tether; tether enroll; systemctl start tether"
+            ));
+            return 1;
+        }
+        Ok(l) => l.ok(),
+        // Cannot even be made: writing the identity below says why.
+        Err(_) => None,
+    };
     if let Some(src) = token_file {
         let Some(up) = &c.upstream else {
             return usage_error(&format!(
@@ -21,10 +35,7 @@ pub fn command(c: &Config, token_file: Option<&std::path::Path>) -> i32 {
         let dest = PathBuf::from(&up.token.source);
         let write = || -> std::io::Result<()> {
             let tmp = dest.with_extension("tmp");
-            crate::uplink::identity::write_private(
-                &tmp,
-                format!("{}\n", token.expose()).as_bytes(),
-            )?;
+            crate::os::files::write_private(&tmp, format!("{}\n", token.expose()).as_bytes())?;
             std::fs::rename(&tmp, &dest)
         };
         if let Err(e) = write() {
@@ -39,7 +50,7 @@ pub fn command(c: &Config, token_file: Option<&std::path::Path>) -> i32 {
     match crate::uplink::identity::write(&c.agent.state_dir, true) {
         Ok(i) => {
             print(&format!(
-                "new agent identity {} in {}; reload (systemctl reload tether) or restart the agent\n",
+                "new agent identity {} in {}; start the agent (systemctl start tether)\n",
                 i.id,
                 crate::uplink::identity::path(&c.agent.state_dir).display()
             ));

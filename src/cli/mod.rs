@@ -18,6 +18,7 @@ mod status;
 
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,7 @@ use async_io::Async;
 use crate::agent::scheduler::run_all_once;
 use crate::agent::state::AgentState;
 use crate::config::{self, Config};
+use crate::format::text;
 use crate::net::http1::{exchange, Limits, Request, MAX_HEAD};
 use crate::os::alarm::until;
 use crate::os::logger;
@@ -39,9 +41,10 @@ usage: tether [-c FILE] COMMAND [OPTIONS]
 
 commands:
   run                        run the agent (the daemon)
-  check [--check NAME] [--json | --table]
+  check [--check NAME] [--json | --table] [-v]
                              run every check (or one) once as a Nagios plugin:
-                             exit 0 ok / 1 warning / 2 critical / 3 unknown
+                             exit 0 ok / 1 warning / 2 critical / 3 unknown;
+                             -v also logs to stderr
   status [--json] [--history]
                              ask the running agent for its status table (and
                              its health history); exit 0 healthy, 1 unhealthy,
@@ -63,13 +66,14 @@ commands:
                              maintenance: keep probing, alarm nothing (with
                              --for, for that long: 2h, 30m)
   enable                     end maintenance
-  help                       this text
+  help [COMMAND]             this text, or one command's
   --version                  print the version
 
-`tether COMMAND --help` describes one command.
+`tether help COMMAND` or `tether COMMAND --help` describes one command.
 
 options:
-  -c, --config FILE          configuration file; without it tether uses
+  -c, --config FILE          (also --config=FILE, -cFILE) configuration
+                             file; without it tether uses
                              /etc/tether/tether.toml if it exists, otherwise
                              the built-in default (tether config default)
 ";
@@ -78,13 +82,13 @@ options:
 fn command_help(cmd: &str) -> Option<&'static str> {
     Some(match cmd {
         "run" => "usage: tether [-c FILE] run\n\nRuns the agent: probes every check on its interval, serves the local\nendpoint (/health /ready /status /metrics /logs /doctor), reports to\n[upstream] if configured. SIGHUP reloads the configuration, SIGTERM stops.\n",
-        "check" => "usage: tether [-c FILE] check [--check NAME] [--json | --table]\n\nRuns every check (or the one named) once and prints Nagios plugin output:\na first line `SERVICE STATUS: text | perfdata` (durations and phases in\nseconds, a wrapped plugin's own values), then one line per check.\n--json prints the status as JSON, --table as a table.\n\nExit: 0 ok, 1 warning, 2 critical, 3 unknown (also when the configuration\nis invalid or the check does not exist, with one line saying why).\n",
+        "check" => "usage: tether [-c FILE] check [--check NAME] [--json | --table] [-v]\n\nRuns every check (or the one named) once and prints Nagios plugin output:\na first line `SERVICE STATUS: text | perfdata` (durations and phases in\nseconds, a wrapped plugin's own values), then one line per check.\n--json prints the status as JSON, --table as a table; -v logs the\nagent's lines (state changes) to stderr as well.\n\nExit: 0 ok, 1 warning, 2 critical, 3 unknown (also when the configuration\nis invalid or the check does not exist, with one line saying why).\n",
         "status" => "usage: tether [-c FILE] status [--json] [--history]\n\nAsks the running agent (at the configuration's listen address) for its\nstatus, after checking that the agent answering is the one the\nconfiguration names. --history adds the health history.\n\nExit: 0 healthy, 1 unhealthy, 2 critical, 3 no agent (or another one).\n",
         "doctor" => "usage: tether [-c FILE] doctor [--json]\n\nRuns the connector runbook: status, can this host reach the control plane,\nwhich resource hosts fail and why, what fails now and then, version,\nlocal storage, identity, token, clock, certificates. Asks the running\nagent if there is one, else runs every check once itself.\n\nExit: 0 ok, 1 warning, 2 critical, 3 the running agent could not be asked.\n",
         "bundle" => "usage: tether [-c FILE] bundle [-o FILE]\n\nWrites a support bundle: status, history, doctor findings, the redacted\nconfiguration, the last 200 log lines, spool and upstream figures.\nDefault ./tether-bundle-NAME-TIME.txt (mode 0600); -o - for stdout.\n",
         "validate" => "usage: tether [-c FILE] validate\n\nChecks the configuration and prints every error with file, line and key.\nExit: 0 valid, 2 invalid.\n",
         "config" => "usage: tether config default\n\nPrints the built-in default configuration.\n",
-        "enroll" => "usage: tether [-c FILE] enroll [--token-file F]\n\nWrites a new agent identity on purpose (the old one is replaced); with\n--token-file, installs F as the configured [upstream] token_file.\nThen reload or restart the agent.\n",
+        "enroll" => "usage: tether [-c FILE] enroll [--token-file F]\n\nWrites a new agent identity on purpose (the old one is replaced); with\n--token-file, installs F as the configured [upstream] token_file.\nThe agent must be stopped (it holds the state directory); start it after.\n",
         "disable" => "usage: tether [-c FILE] disable [--reason TEXT] [--for DURATION]\n\nMaintenance: probes keep running, nothing is alarmed. With --for (2h,\n30m) it ends by itself. The reason and who set it are recorded.\n",
         "enable" => "usage: tether [-c FILE] enable\n\nEnds maintenance.\n",
         "help" => USAGE,
@@ -92,20 +96,54 @@ fn command_help(cmd: &str) -> Option<&'static str> {
     })
 }
 
+/// The options that take a value.
+const TAKE_VALUE: &[&str] = &[
+    "-c",
+    "--config",
+    "--check",
+    "-o",
+    "--output",
+    "--reason",
+    "--token-file",
+    "--for",
+];
+
+/// `--config=FILE` and `-cFILE` as `--config FILE` and `-c FILE`, for every
+/// option that takes a value (a value itself is left alone, whatever it
+/// looks like).
+fn split_values(args: Vec<OsString>) -> Vec<OsString> {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let mut out: Vec<OsString> = Vec::with_capacity(args.len() + 2);
+    let mut value_next = false;
+    for a in args {
+        let b = a.as_bytes();
+        let takes = |k: &[u8]| TAKE_VALUE.iter().any(|t| t.as_bytes() == k);
+        let at = if value_next {
+            None
+        } else if b.starts_with(b"--") {
+            b.iter()
+                .position(|&c| c == b'=')
+                .filter(|&i| takes(&b[..i]))
+        } else {
+            (b.len() > 2 && b[0] == b'-' && takes(&b[..2])).then_some(2)
+        };
+        value_next = !value_next && takes(b);
+        match at {
+            Some(i) => {
+                let skip = usize::from(b[i] == b'=');
+                out.push(OsString::from_vec(b[..i].to_vec()));
+                out.push(OsString::from_vec(b[i + skip..].to_vec()));
+            }
+            None => out.push(a),
+        }
+    }
+    out
+}
+
 /// The command word among the arguments (the first free one, skipping the
 /// values of options that take one), to shape `--help` and exit codes
 /// before the options are parsed.
 fn command_of(args: &[OsString]) -> Option<String> {
-    const TAKE_VALUE: &[&str] = &[
-        "-c",
-        "--config",
-        "--check",
-        "-o",
-        "--output",
-        "--reason",
-        "--token-file",
-        "--for",
-    ];
     let mut it = args.iter().map(|a| a.to_string_lossy());
     while let Some(a) = it.next() {
         if TAKE_VALUE.contains(&a.as_ref()) {
@@ -120,6 +158,8 @@ fn command_of(args: &[OsString]) -> Option<String> {
 pub(super) struct Opts {
     config: Option<PathBuf>,
     check: Option<String>,
+    /// `check -v`: the agent's log lines on stderr too.
+    verbose: bool,
     json: bool,
     table: bool,
     history: bool,
@@ -134,11 +174,10 @@ pub(super) fn usage_error(msg: &str) -> i32 {
     2
 }
 
-/// `check` is a Nagios plugin: what stops it is UNKNOWN (3), said in one
-/// line on stdout (what Nagios shows) and on stderr.
+/// `check` is a Nagios plugin: what stops it is UNKNOWN (3), said once, in
+/// one line on stdout (what Nagios shows).
 pub(super) fn plugin_error(msg: &str) -> i32 {
     print(&format!("TETHER UNKNOWN: {}\n", msg.replace('\n', "; ")));
-    eprintln_safe(&format!("tether: {msg}"));
     3
 }
 
@@ -155,6 +194,7 @@ pub(super) fn print(msg: &str) {
 
 /// Entry point for the binary: arguments without the program name; returns the exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
+    let args = split_values(args);
     let command = command_of(&args);
     let plugin = command.as_deref() == Some("check");
     let mut a = pico_args::Arguments::from_vec(args);
@@ -178,6 +218,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             config: a
                 .opt_value_from_os_str(["-c", "--config"], |s| Ok::<_, String>(PathBuf::from(s)))?,
             check: a.opt_value_from_str("--check")?,
+            verbose: a.contains(["-v", "--verbose"]),
             json: a.contains("--json"),
             table: a.contains("--table"),
             history: a.contains("--history"),
@@ -198,11 +239,14 @@ pub fn main(args: Vec<OsString>) -> i32 {
         .into_iter()
         .map(|s| s.to_string_lossy().into_owned())
         .collect();
+    if let Some(bad) = rest.iter().find(|r| r.len() > 1 && r.starts_with('-')) {
+        return usage_error(&format!("unknown option {bad}"));
+    }
     let Some((cmd, rest)) = rest.split_first() else {
         return usage_error("missing command");
     };
     let allowed: &[&str] = match cmd.as_str() {
-        "check" => &["check", "json", "table"],
+        "check" => &["check", "verbose", "json", "table"],
         "status" => &["json", "history"],
         "doctor" => &["json"],
         "bundle" => &["output"],
@@ -212,6 +256,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
     };
     for (flag, given) in [
         ("check", opts.check.is_some()),
+        ("verbose", opts.verbose),
         ("json", opts.json),
         ("table", opts.table),
         ("history", opts.history),
@@ -235,6 +280,13 @@ pub fn main(args: Vec<OsString>) -> i32 {
             print(USAGE);
             0
         }
+        ("help", [topic]) => match command_help(topic) {
+            Some(h) => {
+                print(h);
+                0
+            }
+            None => usage_error(&format!("no command `{topic}`")),
+        },
         ("version", []) => {
             print(&format!("tether {}\n", env!("CARGO_PKG_VERSION")));
             0
@@ -246,12 +298,27 @@ pub fn main(args: Vec<OsString>) -> i32 {
             Err(e) => plugin_error(&format!("invalid configuration: {e}")),
         },
         ("validate", []) => with_config(&opts, |c| {
-            let n = c.checks.len();
-            let s = if n == 1 { "" } else { "s" };
-            print(&format!("{}: ok, {n} check{s}\n", c.source));
+            let warnings = missing_paths(&c);
+            for w in &warnings {
+                eprintln_safe(w);
+            }
+            let mut said = format!(
+                "{}: ok, {}",
+                c.source,
+                text::count(c.checks.len() as u64, "check")
+            );
+            if !warnings.is_empty() {
+                said += &format!(", {}", text::count(warnings.len() as u64, "warning"));
+            }
+            print(&(said + "\n"));
             0
         }),
-        ("status", []) => with_config(&opts, |c| status::command(&c, opts.json, opts.history)),
+        ("status", []) => match config::resolve_and_load(opts.config.as_deref()) {
+            Ok(c) => status::command(&c, opts.json, opts.history),
+            Err(e) => {
+                status::with_broken_config(&e, opts.config.as_deref(), opts.json, opts.history)
+            }
+        },
         ("doctor", []) => with_config(&opts, |c| doctor::command(c, opts.json)),
         ("bundle", []) => with_config(&opts, |c| bundle::command(c, opts.output.as_deref())),
         ("disable", []) => with_config(&opts, |c| {
@@ -273,17 +340,65 @@ pub(super) fn with_config(opts: &Opts, f: impl FnOnce(Config) -> i32) -> i32 {
     }
 }
 
+/// What a check points at that is not there (yet): a warning each, with
+/// its line, for `validate`. The check may be meant to fail until the file
+/// appears, so the configuration is still valid.
+fn missing_paths(c: &Config) -> Vec<String> {
+    use crate::config::ProbeSpec as P;
+    let mut out = Vec::new();
+    for (check, line) in c.checks.iter().zip(&c.check_lines) {
+        let (path, what) = match &check.probe {
+            P::File(f) => (f.path.as_path(), "file"),
+            P::CertFile(f) => (f.path.as_path(), "certificate file"),
+            P::Writable(w) => (w.path.as_path(), "directory"),
+            P::Exec(e) => (std::path::Path::new(&e.command[0]), "program"),
+            _ => continue,
+        };
+        let missing = match std::fs::metadata(path) {
+            Err(e) => e.to_string(),
+            Ok(m) if what == "directory" && !m.is_dir() => "not a directory".into(),
+            Ok(m) if what == "program" && m.permissions().mode() & 0o111 == 0 => {
+                "not executable".into()
+            }
+            Ok(_) => continue,
+        };
+        out.push(format!(
+            "{}:{line}: warning: check \"{}\": the {what} {} is not usable ({missing}); the check fails until it is",
+            c.source,
+            check.name,
+            path.display()
+        ));
+    }
+    out
+}
+
+/// The terminal's width when stdout is one (`COLUMNS`, else the window
+/// size); `None` when piped: tables are then printed whole.
+pub(super) fn terminal_width() -> Option<usize> {
+    let out = std::io::stdout();
+    if !rustix::termios::isatty(&out) {
+        return None;
+    }
+    let columns = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok());
+    columns
+        .or_else(|| Some(rustix::termios::tcgetwinsize(&out).ok()?.ws_col as usize))
+        .filter(|w| *w > 0)
+}
+
 /// The process's one executor, living as long as the process.
 pub fn executor() -> &'static LocalExecutor<'static> {
     Box::leak(Box::new(LocalExecutor::new()))
 }
 
 /// The agent's state for one run of every check in this process (`check`,
-/// the doctor without an agent): no systemd, no history file.
+/// the doctor without an agent): no systemd, no history file, state changes
+/// not logged (the command prints them).
 pub(super) fn one_shot(config: &Config) -> std::rc::Rc<AgentState> {
-    AgentState::new(
+    let state = AgentState::new(
         config.clone(),
         run::resolver_for(config),
         crate::os::notify::Notifier::none(),
-    )
+    );
+    state.log_changes.set(false);
+    state
 }

@@ -16,7 +16,7 @@ use crate::agent::scheduler;
 use crate::agent::state::AgentState;
 use crate::config::{self, Config, ConfigError};
 use crate::net::resolve::Resolver;
-use crate::os::logger;
+use crate::os::{dirlock, logger};
 use crate::serve::endpoint;
 
 use super::executor;
@@ -41,12 +41,13 @@ pub async fn run(
     config: Config,
     listener: Async<TcpListener>,
     mut control: impl Stream<Item = Control> + Unpin,
+    state_error: Option<(String, String)>,
 ) {
     let listen = config.agent.listen;
     log::info!(
-        "tether {} starting: {} checks from {}, local endpoint on {}",
+        "tether {} starting: {} from {}, local endpoint on {}",
         env!("CARGO_PKG_VERSION"),
-        config.checks.len(),
+        crate::format::text::count(config.checks.len() as u64, "check"),
         config.source,
         listener
             .get_ref()
@@ -58,6 +59,10 @@ pub async fn run(
     let resolver = resolver_for(&config);
     let state_dir = config.agent.state_dir.clone();
     let state = AgentState::new(config, resolver, crate::os::notify::Notifier::from_env());
+    if let Some((why, fix)) = state_error {
+        log::error!("{why}: {fix}");
+        *state.state_error.borrow_mut() = Some(why);
+    }
     *state.history.borrow_mut() = crate::agent::history::History::open(&state_dir);
     // With no checks, ready at once; otherwise after the first runs.
     state.notify_status();
@@ -89,7 +94,15 @@ pub async fn run(
                     Ok(new) => reload(&state, new),
                     Err(e) => {
                         state.reload_failures.set(state.reload_failures.get() + 1);
-                        log::error!("reload refused, the running configuration stays: {e}");
+                        // One error per line: a journal shows each alone.
+                        let n = e.0.len();
+                        let s = if n == 1 { "" } else { "s" };
+                        log::error!(
+                            "reload refused ({n} error{s}); the running configuration stays:"
+                        );
+                        for line in &e.0 {
+                            log::error!("  {line}");
+                        }
                     }
                 }
                 // READY=1 again once /ready would answer 200: at once if
@@ -130,16 +143,92 @@ fn reload(state: &Rc<AgentState>, new: Config) {
     let resolver = resolver_for(&new);
     crate::net::tls::load_system_roots();
     state.apply(new, resolver);
-    log::info!("reloaded {source}: {n} checks; unchanged checks keep their state");
+    let n = crate::format::text::count(n as u64, "check");
+    log::info!("reloaded {source}: {n}; unchanged checks keep their state");
+}
+
+/// Takes the state directory (created 0700 if missing) and the spool's,
+/// when it lies elsewhere and a destination uses it: one agent per
+/// directory. `Err(exit code)` when another agent holds one. When the state
+/// directory's lock cannot even be made, `Ok` carries why, with the fix: the
+/// agent then runs without durability, and says so (`state_unwritable`); a
+/// spool that cannot be made is the outbox's to report (`spool_unavailable`).
+fn lock_dirs(config: &Config) -> Result<Held, i32> {
+    let state = &config.agent.state_dir;
+    let spool = &config.spool.dir;
+    let spooling = config.upstream.is_some() || config.remote_write.is_some();
+    let mut dirs = vec![state];
+    if spooling && !spool.starts_with(state) {
+        dirs.push(spool);
+    }
+    let mut locks = Vec::new();
+    let mut unwritable = None;
+    for dir in dirs {
+        let taken = crate::os::files::private_dir(dir)
+            .map_err(|error| dirlock::Refused::Unusable {
+                dir: dir.clone(),
+                error,
+            })
+            .and_then(|()| dirlock::take(dir));
+        match taken {
+            Ok(l) => locks.push(l),
+            Err(e @ dirlock::Refused::Held { .. }) => {
+                log::error!("{e}");
+                return Err(1);
+            }
+            Err(e) if dir == state => {
+                let fix = if std::env::var_os("INVOCATION_ID").is_some() {
+                    "set StateDirectory=tether in the unit (the packaged unit does)".to_string()
+                } else {
+                    format!(
+                        "as root, make it this user's: install -d -m 0700 -o {} {}",
+                        rustix::process::getuid().as_raw(),
+                        dir.display()
+                    )
+                };
+                unwritable = Some((
+                    e.to_string(),
+                    format!("nothing can be spooled or kept across a restart, so what is not yet sent is lost if the agent stops (state_unwritable). Fix: {fix}; then restart tether"),
+                ));
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(Held {
+        _locks: locks,
+        unwritable,
+    })
+}
+
+/// The directories this agent holds (for its life), and why its state
+/// directory cannot be written when it cannot: (why, the fix).
+struct Held {
+    _locks: Vec<dirlock::DirLock>,
+    unwritable: Option<(String, String)>,
 }
 
 /// `tether run`: the daemon, on this process's one thread, until SIGTERM.
 pub fn command(config: Config) -> i32 {
     logger::init(config.agent.log_level);
+    // Before the listener: a second agent on this directory is told that,
+    // not that the address is in use.
+    let held = match lock_dirs(&config) {
+        Ok(h) => h,
+        Err(code) => return code,
+    };
     let listener = match std::net::TcpListener::bind(config.agent.listen).and_then(Async::new) {
         Ok(l) => l,
         Err(e) => {
-            log::error!("cannot listen on {}: {e}", config.agent.listen);
+            let key = match config.agent.listen_line {
+                Some(line) => format!("[agent] listen in {}:{line}", config.source),
+                None => format!("the default; [agent] listen in {}", config.source),
+            };
+            let why = if e.kind() == std::io::ErrorKind::AddrInUse {
+                "address in use — another tether, or set listen".to_string()
+            } else {
+                e.to_string()
+            };
+            log::error!("cannot listen on {} ({key}): {why}", config.agent.listen);
             return 1;
         }
     };
@@ -181,7 +270,7 @@ pub fn command(config: Config) -> i32 {
     // Boxed: the agent's future is some 60 KB; on the stack it would be
     // copied into each frame it passes through, and those pages stay
     // resident for the life of the process (measured: 376 KiB of stack).
-    let agent = Box::pin(run(ex, config, listener, control));
+    let agent = Box::pin(run(ex, config, listener, control, held.unwritable.clone()));
     futures_lite::future::block_on(ex.run(agent));
     0
 }

@@ -49,6 +49,8 @@ pub struct Config {
     pub remote_write: Option<RemoteWrite>,
     pub spool: SpoolConfig,
     pub checks: Vec<Check>,
+    /// The line of each check's `[[check]]` table, in `checks` order.
+    pub check_lines: Vec<usize>,
 }
 
 /// `[upstream]`: the control plane's report endpoint and how to talk to it.
@@ -145,6 +147,8 @@ pub struct Agent {
     pub timeout: Duration,
     /// The local HTTP endpoint; loopback unless an operator says otherwise.
     pub listen: SocketAddr,
+    /// The line `listen` is written on, for messages; `None`: the default.
+    pub listen_line: Option<usize>,
     pub log_level: log::LevelFilter,
     /// Where maintenance mode (and, later, the spool) lives.
     pub state_dir: PathBuf,
@@ -460,6 +464,31 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         )])
     })?;
     parse(&text, &name)
+}
+
+/// What a file that does not validate still says of its agent, for
+/// `tether status`, which asks the agent anyway: the built-in default with
+/// `[agent]` `listen` and `name` from the file where its TOML reads and
+/// they are valid; `true` when `listen` came from the file.
+pub fn agent_of_broken(path: &Path) -> (Config, bool) {
+    let mut c = builtin();
+    let text = read_file(path, MAX_FILE)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok());
+    let doc = text.and_then(|t| toml_lite::parse(&t).ok());
+    let agent = doc.as_ref().and_then(|d| match d.get("agent")?.get_ref() {
+        toml_lite::Value::Table(t) => Some(t),
+        _ => None,
+    });
+    let key = |k| agent.and_then(|t| t.get(k)?.get_ref().as_str());
+    if let Some(n) = key("name") {
+        c.agent.name = n.to_string();
+    }
+    let listen = key("listen").and_then(|l| l.parse().ok());
+    if let Some(l) = listen {
+        c.agent.listen = l;
+    }
+    (c, listen.is_some())
 }
 
 /// The largest configuration, token or CA file read (16 MiB).

@@ -75,6 +75,7 @@ impl Walker<'_> {
             &agent,
         );
         let mut checks = Vec::new();
+        let mut check_lines = Vec::new();
         if let Some(list) = self.array(&top, "check") {
             let mut names: std::collections::BTreeMap<String, usize> =
                 std::collections::BTreeMap::new();
@@ -98,6 +99,7 @@ impl Walker<'_> {
                         );
                     } else {
                         names.insert(c.name.clone(), self.line(&v.span()));
+                        check_lines.push(self.line(&v.span()));
                         checks.push(c);
                     }
                 }
@@ -110,6 +112,7 @@ impl Walker<'_> {
             remote_write,
             spool,
             checks,
+            check_lines,
         }
     }
 
@@ -315,8 +318,10 @@ impl Walker<'_> {
             Duration::from_millis(100),
             Duration::from_secs(600),
         );
+        let listen_line = s.get("listen").map(|v| self.line(&v.span()));
         Agent {
             name: name.unwrap_or_else(default_agent_name),
+            listen_line,
             interval: interval.unwrap_or(Duration::from_secs(30)),
             timeout: timeout.unwrap_or(Duration::from_secs(5)),
             listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))),

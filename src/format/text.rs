@@ -11,6 +11,23 @@ pub fn label_value(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// `1 check`, `2 checks`: a count and its noun, plural by an `s`.
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+/// At most `width` characters of `s`, ending in `…` when cut: a table
+/// cell or line made to fit a terminal.
+pub fn fit(s: &str, width: usize) -> std::borrow::Cow<'_, str> {
+    if s.chars().count() <= width {
+        return s.into();
+    }
+    let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out.into()
+}
+
 /// At most `max` bytes of `s` (cut at a character boundary, with `…` when
 /// cut), control characters shown as `?`.
 pub fn clip(s: &str, max: usize) -> String {

@@ -97,7 +97,11 @@ pub fn load_system_roots() -> std::rc::Rc<SystemRoots> {
                 source = match load_pem_certs(&pem) {
                     Ok(certs) => {
                         let (added, _) = store.add_parsable_certificates(certs);
-                        format!("{} ({added} certificates)", p.display())
+                        format!(
+                            "{} ({})",
+                            p.display(),
+                            crate::format::text::count(added as u64, "certificate")
+                        )
                     }
                     Err(e) => format!("{}: {e}", p.display()),
                 };

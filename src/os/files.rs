@@ -33,3 +33,39 @@ pub fn read_file(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     }
     Ok(out)
 }
+
+/// Creates `dir` and any missing parents with mode 0700: what the agent
+/// keeps is its own (an existing directory keeps its mode).
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Writes `bytes` to `path` (mode 0600, replacing it) and fsyncs it: the
+/// first half of an atomic replace; the caller renames or links it.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Gives `path` the owner and group of `dir` when they differ (when root
+/// writes into the agent's directory, the file must stay the agent's).
+pub fn own_like_dir(path: &Path, dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let (d, f) = (std::fs::metadata(dir)?, std::fs::metadata(path)?);
+    if (d.uid(), d.gid()) == (f.uid(), f.gid()) {
+        return Ok(());
+    }
+    std::os::unix::fs::chown(path, Some(d.uid()), Some(d.gid()))
+}

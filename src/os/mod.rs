@@ -1,15 +1,18 @@
 //! The operating system, wrapped for one thread: clocks ([`clock`]), the
 //! timerfd alarm and the deadline helper `until` ([`alarm`]), wake-ups
 //! ([`wake`]), child processes ([`process`]), /proc readers ([`procfs`],
-//! [`cpu`]), systemd's notify socket ([`notify`]), the logger ([`logger`])
-//! and bounded file reads ([`files`]). The leaves: imports nothing else of
-//! the crate.
+//! [`cpu`]), systemd's notify socket ([`notify`]), the logger ([`logger`]),
+//! bounded file reads and private writes ([`files`]) and the directory lock
+//! ([`dirlock`]). The leaves: imports nothing else of the crate.
 
 pub mod alarm;
 pub mod clock;
 pub mod cpu;
+pub mod dirlock;
 pub mod files;
 pub mod logger;
+#[cfg(all(target_env = "musl", panic = "abort"))]
+mod no_unwind;
 pub mod notify;
 pub mod process;
 pub mod procfs;

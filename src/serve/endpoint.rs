@@ -293,6 +293,10 @@ fn route(method: &str, target: &str, state: &AgentState) -> Routed {
         return Routed::Now(r);
     }
     let table = param(query, "format") == Some("table");
+    // `tether status` on a terminal: the table cut to its width.
+    let width = param(query, "width")
+        .and_then(|w| w.parse::<usize>().ok())
+        .filter(|w| (40..=1000).contains(w));
     Routed::Now(match path {
         "/doctor" => {
             return Routed::Doctor {
@@ -350,7 +354,7 @@ fn route(method: &str, target: &str, state: &AgentState) -> Routed {
             // exit code.
             let severity = format!("Tether-Severity: {}\r\n", snap.severity.as_str());
             let mut r = if table {
-                text("200 OK", snap.to_table())
+                text("200 OK", snap.to_table_fit(width))
             } else {
                 Response {
                     status: "200 OK",

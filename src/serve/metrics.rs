@@ -368,6 +368,19 @@ fn agent(o: &mut Out, s: &Snapshot) {
         "1 while a system check's CPU average is at or above its warn_percent.",
     );
     o.sample("agent_overloaded", &pushed(s, &[]), flag(s.overloaded()));
+    o.family(
+        "agent_durability_lost",
+        "gauge",
+        "1 while the state directory (state_unwritable) or the spool (spool_unavailable) cannot be written: what is not yet sent is lost if the agent stops.",
+    );
+    for reason in crate::agent::state::DURABILITY_REASONS {
+        let now = s.durability_lost.as_ref().map(|d| d.reason);
+        o.sample(
+            "agent_durability_lost",
+            &[("reason", reason)],
+            flag(now == Some(reason)),
+        );
+    }
     if let Some(u) = &s.upstream {
         upstream(o, u);
     }

@@ -30,9 +30,8 @@
 //! seconds, above anything a run could have reached (a million records a
 //! second for a thousand years stays below 2^53, safe for JSON readers).
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::uplink::crc32c;
@@ -52,6 +51,9 @@ pub enum Loaded {
     Created(Identity),
     /// The file is there but unusable: why, in one sentence.
     Broken(String),
+    /// The file cannot be read, or there is none and none can be written
+    /// (the state directory is not usable): why.
+    NoAccess(String),
 }
 
 pub fn path(state_dir: &Path) -> PathBuf {
@@ -108,14 +110,23 @@ pub fn parse(text: &str) -> Result<Identity, String> {
 
 /// The identity in `state_dir`, created if there is none.
 pub fn load_or_create(state_dir: &Path) -> Loaded {
-    match read(state_dir) {
-        Ok(Some(i)) => Loaded::Existing(i),
-        Ok(None) => match write(state_dir, false) {
-            Ok(i) => Loaded::Created(i),
-            Err(e) => Loaded::Broken(format!("cannot create {}: {e}", path(state_dir).display())),
+    let p = path(state_dir);
+    match fs::read(&p) {
+        Ok(bytes) => match parse_file(&p, &bytes) {
+            Ok(i) => Loaded::Existing(i),
+            Err(why) => Loaded::Broken(why),
         },
-        Err(why) => Loaded::Broken(why),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match write(state_dir, false) {
+            Ok(i) => Loaded::Created(i),
+            Err(e) => Loaded::NoAccess(format!("cannot create {}: {e}", p.display())),
+        },
+        Err(e) => Loaded::NoAccess(format!("cannot read {}: {e}", p.display())),
     }
+}
+
+fn parse_file(p: &Path, bytes: &[u8]) -> Result<Identity, String> {
+    parse(&String::from_utf8_lossy(bytes))
+        .map_err(|why| format!("{} is unusable: {why}", p.display()))
 }
 
 /// The identity in `state_dir`: `None` if there is no file, `Err` naming
@@ -123,9 +134,7 @@ pub fn load_or_create(state_dir: &Path) -> Loaded {
 pub fn read(state_dir: &Path) -> Result<Option<Identity>, String> {
     let p = path(state_dir);
     match fs::read(&p) {
-        Ok(bytes) => parse(&String::from_utf8_lossy(&bytes))
-            .map(Some)
-            .map_err(|why| format!("{} is unusable: {why}", p.display())),
+        Ok(bytes) => parse_file(&p, &bytes).map(Some),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(format!("cannot read {}: {e}", p.display())),
     }
@@ -134,7 +143,7 @@ pub fn read(state_dir: &Path) -> Result<Option<Identity>, String> {
 /// Writes a fresh identity: only if none exists, or replacing it (`tether
 /// enroll`). Written to a temporary file, fsynced, then renamed.
 pub fn write(state_dir: &Path, replace: bool) -> io::Result<Identity> {
-    fs::create_dir_all(state_dir)?;
+    crate::os::files::private_dir(state_dir)?;
     let mut raw = [0u8; 16];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
         .map_err(|_| io::Error::other("no randomness from the kernel"))?;
@@ -142,6 +151,7 @@ pub fn write(state_dir: &Path, replace: bool) -> io::Result<Identity> {
     let text = checked(&format!("tether-identity 1\nid={id}\n"));
     let tmp = state_dir.join(".identity.tmp");
     write_private(&tmp, text.as_bytes())?;
+    crate::os::files::own_like_dir(&tmp, state_dir)?;
     let target = path(state_dir);
     if replace {
         fs::rename(&tmp, &target)?;
@@ -155,18 +165,7 @@ pub fn write(state_dir: &Path, replace: bool) -> io::Result<Identity> {
     Ok(Identity { id })
 }
 
-/// Writes `bytes` to `path` (mode 0600, replacing it) and fsyncs it: the
-/// first half of an atomic replace; the caller renames or links it.
-pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
+pub use crate::os::files::write_private;
 
 /// Hands out sequence numbers and keeps the lease on disk.
 pub struct Sequence {
@@ -292,6 +291,11 @@ impl Sequence {
 
     fn lease(&mut self) {
         self.lease_at(self.next + LEASE);
+    }
+
+    /// The lease could not be written the last time it was.
+    pub fn failing(&self) -> bool {
+        self.failing
     }
 
     fn lease_at(&mut self, lease: u64) {

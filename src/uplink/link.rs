@@ -77,7 +77,8 @@ pub struct Uplink {
     pub failing_since: Option<Instant>,
     pub last_success: Option<SystemTime>,
     pub consecutive_failures: u32,
-    pub last_error: Option<String>,
+    /// The last failure and when: kept after a success, shown as past.
+    pub last_error: Option<(String, SystemTime)>,
     /// What the upstream said the minimum version is (409).
     pub min_version: Option<String>,
     /// Records acknowledged.
@@ -248,9 +249,15 @@ impl Uplink {
                 log::info!("new agent identity {} in {}", i.id, state_dir.display());
                 (Ok(i.id), true)
             }
+            crate::uplink::identity::Loaded::NoAccess(why) => {
+                log::error!(
+                    "{why}: nothing is sent upstream until the agent can use its state directory (then restart it)"
+                );
+                (Err(why), false)
+            }
             crate::uplink::identity::Loaded::Broken(why) => {
                 log::error!(
-                    "{why}. Reports are kept in the spool and not sent. Run `tether enroll` to create a new identity (then restart or reload the agent)"
+                    "{why}. Reports are kept in the spool and not sent. To start anew: systemctl stop tether; tether enroll; systemctl start tether"
                 );
                 (Err(why), false)
             }
@@ -297,6 +304,8 @@ pub struct UpstreamView {
     pub last_success: Option<SystemTime>,
     pub consecutive_failures: u32,
     pub last_error: Option<String>,
+    /// When `last_error` happened (`None` for a missing identity).
+    pub last_error_at: Option<SystemTime>,
     pub min_version: Option<String>,
     pub backlog_records: u64,
     pub backlog_bytes: u64,
@@ -323,8 +332,13 @@ impl Uplink {
             consecutive_failures: self.consecutive_failures,
             last_error: match &self.identity {
                 Err(why) => Some(why.clone()),
-                Ok(_) => self.last_error.clone(),
+                Ok(_) => self.last_error.as_ref().map(|e| e.0.clone()),
             },
+            last_error_at: self
+                .last_error
+                .as_ref()
+                .filter(|_| self.identity.is_ok())
+                .map(|e| e.1),
             min_version: self.min_version.clone(),
             backlog_records: self.outbox.backlog_records(),
             backlog_bytes: self.outbox.backlog_bytes(),

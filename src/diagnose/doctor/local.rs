@@ -26,24 +26,25 @@ pub fn step(
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     let state = &config.agent.state_dir;
-    // Without an upstream the state directory holds only the history and
+    // Without a destination the state directory holds only the history and
     // the maintenance flag: a broken one is a warning, not an outage.
-    let broken = if config.upstream.is_some() {
+    let spooling = config.upstream.is_some() || config.remote_write.is_some();
+    let broken = if spooling {
         Level::Critical
     } else {
         Level::Warning
     };
     out.extend(directory("state directory", state, 0, broken));
+    let spool = &config.spool.dir;
+    if spooling && spool != state {
+        out.extend(directory(
+            "spool directory",
+            spool,
+            config.spool.max_bytes,
+            broken,
+        ));
+    }
     if config.upstream.is_some() {
-        let spool = &config.spool.dir;
-        if spool != state {
-            out.extend(directory(
-                "spool directory",
-                spool,
-                config.spool.max_bytes,
-                broken,
-            ));
-        }
         out.push(identity(state));
         if let Some(f) = token(config) {
             out.push(f);
@@ -151,7 +152,7 @@ fn identity(state: &Path) -> Finding {
         .fix("the agent creates one at its first start; `tether enroll` (as the agent's user) makes one now"),
         Err(why) => crit("identity_damaged", "the agent identity is unusable".into())
             .evidence(why)
-            .fix("tether enroll (as the agent's user) creates a new one; the control plane then sees a new agent"),
+            .fix("systemctl stop tether; tether enroll (as the agent's user) creates a new one; systemctl start tether. The control plane then sees a new agent"),
     }
 }
 
@@ -257,9 +258,9 @@ fn certificate_files(config: &Config, now: SystemTime) -> Vec<Finding> {
         let Some(i) = soonest else { continue };
         let days = crate::net::x509::whole_days(i.not_after - now);
         let evidence = format!(
-            "{} ({} certificates): soonest {} expires {}",
+            "{} ({}): soonest {} expires {}",
             shown,
-            certs.len(),
+            crate::format::text::count(certs.len() as u64, "certificate"),
             i.subject,
             crate::os::clock::rfc3339_unix(i.not_after)
         );

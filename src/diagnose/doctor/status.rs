@@ -26,8 +26,9 @@ pub(super) fn status_step(snap: &Snapshot, live: bool) -> Vec<Finding> {
                 ),
             )
             .evidence(format!(
-                "{} checks; {changes} agent status changes recorded (tether status --history)",
-                snap.checks.len()
+                "{}; {} recorded (tether status --history)",
+                crate::format::text::count(snap.checks.len() as u64, "check"),
+                crate::format::text::count(changes as u64, "agent status change")
             )),
         );
     } else {
@@ -52,7 +53,10 @@ pub(super) fn status_step(snap: &Snapshot, live: bool) -> Vec<Finding> {
                     snap.severity.as_str()
                 ),
             )
-            .evidence(format!("{} checks, each run once", snap.checks.len())),
+            .evidence(format!(
+                "{}, each run once",
+                crate::format::text::count(snap.checks.len() as u64, "check")
+            )),
         );
     }
     if snap.disabled {
@@ -73,10 +77,14 @@ pub(super) fn status_step(snap: &Snapshot, live: bool) -> Vec<Finding> {
 pub(super) fn last_recorded(history: Option<&VecDeque<Transition>>) -> String {
     match history.and_then(|h| h.iter().rev().find(|t| t.check.is_none())) {
         Some(t) => format!(
-            "the history file last recorded the agent {} at {} ({})",
+            "the history file last recorded the agent {} at {}{}",
             t.to,
             rfc3339_millis(t.at_ms),
-            if t.why.is_empty() { "-" } else { &t.why }
+            if t.why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", t.why)
+            }
         ),
         None => "no status recorded in the state directory's history".into(),
     }
@@ -115,7 +123,7 @@ pub(super) fn link_finding(u: &UpstreamView, up: &Upstream) -> Finding {
             "the control plane rejects this agent's token (HTTP 401/403)",
         )
         .fix(format!(
-            "install a valid token ({}) with `tether enroll --token-file FILE`, then systemctl reload tether",
+            "write a valid token into {} (mode 0600, the agent's user), then systemctl reload tether",
             up.token.source
         )),
         LinkState::VersionUnsupported => f(
@@ -135,7 +143,7 @@ pub(super) fn link_finding(u: &UpstreamView, up: &Upstream) -> Finding {
             "no_identity",
             "the agent has no usable identity: nothing is sent",
         )
-        .fix("tether enroll (as the agent's user), then systemctl reload tether"),
+        .fix("systemctl stop tether; tether enroll (as the agent's user); systemctl start tether"),
         LinkState::NotFound => f(
             Level::Critical,
             "upload_not_found",

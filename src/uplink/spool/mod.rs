@@ -605,7 +605,15 @@ impl Spool {
             "acked={}\nremote_acked={}\ndropped={}\n",
             self.cursors[0].acked, self.cursors[1].acked, self.dropped
         );
-        let r = fs::write(&tmp, text).and_then(|()| fs::rename(&tmp, self.dir.join("acked")));
+        // Not fsynced: a lost cursor costs duplicates, never records.
+        let r = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .and_then(|()| fs::rename(&tmp, self.dir.join("acked")));
         if let Err(e) = r {
             log::debug!("spool: cannot save the acknowledged position: {e}");
         }
