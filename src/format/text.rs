@@ -97,6 +97,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn counts_say_one_thing_and_many_things() {
+        assert_eq!(count(1u64, "check"), "1 check");
+        assert_eq!(count(0u64, "check"), "0 checks");
+        assert_eq!(count(2u64, "certificate"), "2 certificates");
+    }
+
+    #[test]
+    fn fit_cuts_characters_not_bytes() {
+        assert_eq!(fit("abc", 3), "abc");
+        assert_eq!(fit("abcdef", 4), "abc…");
+        assert_eq!(fit("ééééé", 3), "éé…");
+    }
+
+    #[test]
     fn clips_at_a_character_and_hides_controls() {
         assert_eq!(clip("short", 10), "short");
         assert_eq!(clip("a\r\nb", 10), "a??b");

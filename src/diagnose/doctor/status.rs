@@ -202,3 +202,27 @@ pub(super) fn remote_write_finding(r: &RemoteView) -> Finding {
         _ => Finding::ok(Step::Offline, "the remote-write receiver stores what it is sent").evidence(evidence),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_recorded_status_says_nothing_where_it_has_no_reason() {
+        let t = |why: &str| Transition {
+            at_ms: 0,
+            check: None,
+            from: "started".into(),
+            to: "online (healthy)".into(),
+            why: why.into(),
+        };
+        let h: VecDeque<Transition> = [t("")].into();
+        let said = last_recorded(Some(&h));
+        assert!(
+            said.ends_with("online (healthy) at 1970-01-01T00:00:00.000Z"),
+            "{said}"
+        );
+        let h: VecDeque<Transition> = [t("failing: db")].into();
+        assert!(last_recorded(Some(&h)).ends_with(" (failing: db)"));
+    }
+}
