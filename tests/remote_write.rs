@@ -31,7 +31,8 @@ fn prometheus_holds_every_result_with_its_labels_and_time() {
     remove_checks(&a);
     wait_exact(&prom, &fake, &mut all, Duration::from_secs(20));
 
-    // The labels: agent, check, kind, role and [remote_write] labels.
+    // The labels: agent, check, kind, role, [agent] labels and
+    // [remote_write] labels (which win on the same name).
     let up: Vec<Stored> = prom.samples("tether_check_up{check=\"refused\"}");
     assert_eq!(up.len(), 1);
     let want: BTreeMap<String, String> = [
@@ -41,11 +42,21 @@ fn prometheus_holds_every_result_with_its_labels_and_time() {
         ("kind", "tcp"),
         ("role", "control_plane"),
         ("site", "fra1"),
+        ("tier", "prod"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     assert_eq!(up[0].labels, want);
+    // Upstream, every record carries the agent's labels.
+    let lines: Vec<&String> = all.iter().flat_map(|r| &r.lines).collect();
+    assert!(!lines.is_empty());
+    for l in lines {
+        assert!(
+            l.contains(r#""labels":{"site":"ams","tier":"prod"},"#),
+            "{l}"
+        );
+    }
     assert!(up[0].samples.iter().all(|(_, v)| *v == 0.0));
     // The damped status: crit after `fall` failures, as in /metrics.
     let crit = prom.samples("tether_check_status{check=\"refused\",status=\"crit\"}");

@@ -118,3 +118,45 @@ fn the_last_error_has_its_time_and_is_marked_past_once_up() {
     let (_, j) = a.get("/status");
     assert!(j.contains("\"last_error_time\":\""), "{j}");
 }
+
+#[test]
+fn the_agent_labels_are_shown_and_in_agent_info() {
+    let a = Agent::start(
+        "table-labels",
+        "[agent]\nlabels = { site = \"fra1\", group = \"eu-west\" }\n",
+    );
+    let (_, t) = a.get("/status?format=table");
+    assert!(
+        t.lines().nth(1) == Some("labels: group=eu-west, site=fra1"),
+        "{t}"
+    );
+    let (_, j) = a.get("/status");
+    assert!(
+        j.contains(r#""labels":{"group":"eu-west","site":"fra1"}"#),
+        "{j}"
+    );
+    let (_, m) = a.get("/metrics");
+    let info = m
+        .lines()
+        .find(|l| l.starts_with("tether_agent_info{"))
+        .unwrap_or_else(|| panic!("{m}"));
+    assert!(
+        info.contains("group=\"eu-west\"") && info.contains("site=\"fra1\""),
+        "{info}"
+    );
+    // A name Prometheus would refuse is refused here, with its line.
+    let dir = common::temp_dir("table-labels-bad");
+    let p = dir.join("t.toml");
+    std::fs::write(&p, "[agent]\nlabels = { \"1site\" = \"x\" }\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(["validate", "-c"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("{}:2:", p.display())) && err.contains("1site"),
+        "{err}"
+    );
+}

@@ -137,9 +137,15 @@ async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) ->
         Ok(batch) => batch,
         Err(wake) => return Some(wake),
     };
-    let mut body = Vec::with_capacity(out.recs.iter().map(|r| r.body.len() + 64).sum());
+    let labels = record::labels_field(&state.config.borrow().agent.labels);
+    let mut body = Vec::with_capacity(
+        out.recs
+            .iter()
+            .map(|r| r.body.len() + labels.len() + 64)
+            .sum(),
+    );
     for r in &out.recs {
-        record::write_line(&mut body, &id, r.seq, &r.body);
+        record::write_line(&mut body, &id, r.seq, &labels, &r.body);
     }
     let upload = Upload {
         agent_id: &id,
@@ -428,7 +434,7 @@ fn dead_letter(dir: &Path, recs: &[record::Rec], id: &str, why: &str) -> u64 {
     let mut kept = 0;
     for r in recs {
         let mut line = Vec::new();
-        record::write_line(&mut line, id, r.seq, &r.body);
+        record::write_line(&mut line, id, r.seq, "", &r.body);
         if lines.len() + line.len() + 512 > DEAD_LETTER_MAX as usize {
             break;
         }

@@ -25,7 +25,8 @@ pub struct Snapshot {
     /// `None` without `[remote_write]`.
     pub remote_write: Option<crate::uplink::link::RemoteView>,
     pub agent: String,
-    /// The labels every pushed series carries (`[remote_write] labels`),
+    /// The labels every pushed series carries (`[agent] labels` and
+    /// `[remote_write] labels`),
     /// sorted; `/metrics` puts them on the same families.
     pub labels: Vec<(String, String)>,
     /// The agent id, once there is one.
@@ -74,12 +75,7 @@ impl Snapshot {
             upstream,
             remote_write,
             agent: state.config.borrow().agent.name.clone(),
-            labels: state
-                .config
-                .borrow()
-                .remote_write
-                .as_ref()
-                .map_or(Vec::new(), |r| r.labels.clone()),
+            labels: state.config.borrow().push_labels(),
             agent_id: state
                 .uplink
                 .borrow()
@@ -129,6 +125,11 @@ impl Snapshot {
             .str(Some("severity"), self.severity.as_str())
             .str(Some("since"), &rfc3339(self.since))
             .bool(Some("disabled"), self.disabled);
+        j.begin_object(Some("labels"));
+        for (k, v) in &self.labels {
+            j.str(Some(k), v);
+        }
+        j.end_object();
         if let Some(f) = &self.maintenance {
             j.begin_object(Some("maintenance"))
                 .str(Some("reason"), &f.reason)
@@ -355,6 +356,14 @@ impl Snapshot {
                 ", not ready: some checks have not run yet"
             }
         );
+        if !self.labels.is_empty() {
+            let l: Vec<String> = self
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            out.push_str(&format!("labels: {}\n", l.join(", ")));
+        }
         let header = [
             "CHECK", "KIND", "ROLE", "STATUS", "FOR", "LAST OK", "TOOK", "REASON", "MESSAGE",
         ];

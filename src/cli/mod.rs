@@ -37,7 +37,7 @@ use crate::outcome::Trace;
 pub const USAGE: &str = "\
 tether: a connector health agent
 
-usage: tether [-c FILE] COMMAND [OPTIONS]
+usage: tether [-c FILE] [-d DIR] COMMAND [OPTIONS]
 
 commands:
   run                        run the agent (the daemon)
@@ -76,6 +76,9 @@ options:
                              file; without it tether uses
                              /etc/tether/tether.toml if it exists, otherwise
                              the built-in default (tether config default)
+  -d, --conf-dir DIR         drop-ins: every *.toml in DIR, in name order,
+                             after FILE ([[check]] tables only); default
+                             conf.d beside FILE
 ";
 
 /// One command's own `--help`.
@@ -100,6 +103,8 @@ fn command_help(cmd: &str) -> Option<&'static str> {
 const TAKE_VALUE: &[&str] = &[
     "-c",
     "--config",
+    "-d",
+    "--conf-dir",
     "--check",
     "-o",
     "--output",
@@ -157,6 +162,8 @@ fn command_of(args: &[OsString]) -> Option<String> {
 
 pub(super) struct Opts {
     config: Option<PathBuf>,
+    /// `-d DIR`: the drop-in directory instead of `conf.d` beside the file.
+    dropins: Option<PathBuf>,
     check: Option<String>,
     /// `check -v`: the agent's log lines on stderr too.
     verbose: bool,
@@ -217,6 +224,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Ok(Opts {
             config: a
                 .opt_value_from_os_str(["-c", "--config"], |s| Ok::<_, String>(PathBuf::from(s)))?,
+            dropins: a.opt_value_from_os_str(["-d", "--conf-dir"], |s| {
+                Ok::<_, String>(PathBuf::from(s))
+            })?,
             check: a.opt_value_from_str("--check")?,
             verbose: a.contains(["-v", "--verbose"]),
             json: a.contains("--json"),
@@ -292,11 +302,13 @@ pub fn main(args: Vec<OsString>) -> i32 {
             0
         }
         (_, [extra, ..]) => usage_error(&format!("unexpected argument `{extra}`")),
-        ("run", []) => with_config(&opts, run::command),
-        ("check", []) => match config::resolve_and_load(opts.config.as_deref()) {
-            Ok(c) => check::command(c, &opts),
-            Err(e) => plugin_error(&format!("invalid configuration: {e}")),
-        },
+        ("run", []) => with_config(&opts, |c| run::command(c, opts.dropins.clone())),
+        ("check", []) => {
+            match config::resolve_and_load_with(opts.config.as_deref(), opts.dropins.as_deref()) {
+                Ok(c) => check::command(c, &opts),
+                Err(e) => plugin_error(&format!("invalid configuration: {e}")),
+            }
+        }
         ("validate", []) => with_config(&opts, |c| {
             let warnings = missing_paths(&c);
             for w in &warnings {
@@ -313,12 +325,14 @@ pub fn main(args: Vec<OsString>) -> i32 {
             print(&(said + "\n"));
             0
         }),
-        ("status", []) => match config::resolve_and_load(opts.config.as_deref()) {
-            Ok(c) => status::command(&c, opts.json, opts.history),
-            Err(e) => {
-                status::with_broken_config(&e, opts.config.as_deref(), opts.json, opts.history)
+        ("status", []) => {
+            match config::resolve_and_load_with(opts.config.as_deref(), opts.dropins.as_deref()) {
+                Ok(c) => status::command(&c, opts.json, opts.history),
+                Err(e) => {
+                    status::with_broken_config(&e, opts.config.as_deref(), opts.json, opts.history)
+                }
             }
-        },
+        }
         ("doctor", []) => with_config(&opts, |c| doctor::command(c, opts.json)),
         ("bundle", []) => with_config(&opts, |c| bundle::command(c, opts.output.as_deref())),
         ("disable", []) => with_config(&opts, |c| {
@@ -331,7 +345,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
 }
 
 pub(super) fn with_config(opts: &Opts, f: impl FnOnce(Config) -> i32) -> i32 {
-    match config::resolve_and_load(opts.config.as_deref()) {
+    match config::resolve_and_load_with(opts.config.as_deref(), opts.dropins.as_deref()) {
         Ok(c) => f(c),
         Err(e) => {
             eprintln_safe(&e.to_string());
@@ -346,7 +360,7 @@ pub(super) fn with_config(opts: &Opts, f: impl FnOnce(Config) -> i32) -> i32 {
 fn missing_paths(c: &Config) -> Vec<String> {
     use crate::config::ProbeSpec as P;
     let mut out = Vec::new();
-    for (check, line) in c.checks.iter().zip(&c.check_lines) {
+    for (check, at) in c.checks.iter().zip(&c.check_at) {
         let (path, what) = match &check.probe {
             P::File(f) => (f.path.as_path(), "file"),
             P::CertFile(f) => (f.path.as_path(), "certificate file"),
@@ -363,8 +377,7 @@ fn missing_paths(c: &Config) -> Vec<String> {
             Ok(_) => continue,
         };
         out.push(format!(
-            "{}:{line}: warning: check \"{}\": the {what} {} is not usable ({missing}); the check fails until it is",
-            c.source,
+            "{at}: warning: check \"{}\": the {what} {} is not usable ({missing}); the check fails until it is",
             check.name,
             path.display()
         ));

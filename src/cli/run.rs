@@ -208,7 +208,7 @@ struct Held {
 }
 
 /// `tether run`: the daemon, on this process's one thread, until SIGTERM.
-pub fn command(config: Config) -> i32 {
+pub fn command(config: Config, dropins: Option<PathBuf>) -> i32 {
     logger::init(config.agent.log_level);
     // Before the listener: a second agent on this directory is told that,
     // not that the address is in use.
@@ -254,7 +254,7 @@ pub fn command(config: Config) -> i32 {
     let control = signals.filter_map(move |sig| match sig {
         Ok(async_signal::Signal::Hup) => {
             log::info!("SIGHUP: reloading the configuration");
-            let loaded = config::resolve_and_load(explicit.as_deref());
+            let loaded = config::resolve_and_load_with(explicit.as_deref(), dropins.as_deref());
             Some(Control::Reload(Box::new(loaded)))
         }
         Ok(_) => Some(Control::Shutdown),

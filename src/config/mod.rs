@@ -16,6 +16,7 @@ pub mod duration;
 mod remote_write;
 mod sections;
 pub mod toml_lite;
+mod vars;
 mod walk;
 
 use std::fmt;
@@ -49,8 +50,24 @@ pub struct Config {
     pub remote_write: Option<RemoteWrite>,
     pub spool: SpoolConfig,
     pub checks: Vec<Check>,
-    /// The line of each check's `[[check]]` table, in `checks` order.
-    pub check_lines: Vec<usize>,
+    /// Where each check was written (`file:line`), in `checks` order.
+    pub check_at: Vec<String>,
+}
+
+impl Config {
+    /// The labels series carry: `[agent] labels`, then `[remote_write]
+    /// labels` (which win on the same name), sorted.
+    pub fn push_labels(&self) -> Vec<(String, String)> {
+        let mut out = self.agent.labels.clone();
+        for (k, v) in self.remote_write.iter().flat_map(|r| &r.labels) {
+            match out.iter_mut().find(|(n, _)| n == k) {
+                Some(kv) => kv.1 = v.clone(),
+                None => out.push((k.clone(), v.clone())),
+            }
+        }
+        out.sort();
+        out
+    }
 }
 
 /// `[upstream]`: the control plane's report endpoint and how to talk to it.
@@ -149,6 +166,9 @@ pub struct Agent {
     pub listen: SocketAddr,
     /// The line `listen` is written on, for messages; `None`: the default.
     pub listen_line: Option<usize>,
+    /// `labels`: on every record sent upstream, every series pushed, and
+    /// `tether_agent_info` (sorted).
+    pub labels: Vec<(String, String)>,
     pub log_level: log::LevelFilter,
     /// Where maintenance mode (and, later, the spool) lives.
     pub state_dir: PathBuf,
@@ -442,28 +462,106 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Which configuration to use given the `-c` option: the named file, else the
-/// default path if it exists, else the built-in default.
+/// default path if it exists, else the built-in default; with the drop-ins
+/// of the file's `conf.d`.
 pub fn resolve_and_load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
-    match explicit {
-        Some(p) => load(p),
-        None if Path::new(DEFAULT_PATH).exists() => load(Path::new(DEFAULT_PATH)),
-        None => Ok(builtin()),
+    resolve_and_load_with(explicit, None)
+}
+
+/// [`resolve_and_load`] with the drop-in directory named (`-d DIR`);
+/// `None`: `conf.d` beside the file (none for the built-in default).
+pub fn resolve_and_load_with(
+    explicit: Option<&Path>,
+    dropins: Option<&Path>,
+) -> Result<Config, ConfigError> {
+    let file = explicit.or_else(|| Some(Path::new(DEFAULT_PATH)).filter(|p| p.exists()));
+    let mut config = match file {
+        Some(p) => load(p)?,
+        None => builtin(),
+    };
+    let beside = file.and_then(|f| Some(f.parent()?.join(DROPIN_DIR)));
+    if let Some(dir) = dropins.map(Path::to_path_buf).or(beside) {
+        add_dropins(&mut config, &dir)?;
+    }
+    Ok(config)
+}
+
+/// The drop-in directory beside the main file.
+pub const DROPIN_DIR: &str = "conf.d";
+
+/// Adds the checks of every `*.toml` file in `dir`, in name order (a
+/// missing directory has none; dotfiles, an editor's, are skipped). Every error of every file is collected; a check
+/// name defined twice names both places.
+pub fn add_dropins(config: &mut Config, dir: &Path) -> Result<(), ConfigError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(ConfigError(vec![format!(
+                "{}: cannot read: {e}",
+                dir.display()
+            )]))
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.ends_with(".toml") && !name.starts_with('.') && p.is_file()
+        })
+        .collect();
+    files.sort_unstable();
+    let mut errors = Vec::new();
+    for path in files {
+        let name = path.display().to_string();
+        let found = read_text(&path).and_then(|text| {
+            let mut doc = toml_doc(&text, &name)?;
+            let pre = vars::expand_all(&mut doc, &vars::from_environment);
+            walk::walk_dropin(&doc, &text, &name, pre, &config.agent).map_err(ConfigError)
+        });
+        match found {
+            Ok((checks, at)) => {
+                for (c, at) in checks.into_iter().zip(at) {
+                    match config.checks.iter().position(|o| o.name == c.name) {
+                        Some(i) => errors.push(format!(
+                            "{at}: duplicate check name \"{}\" (first defined in {})",
+                            c.name, config.check_at[i]
+                        )),
+                        None => {
+                            config.checks.push(c);
+                            config.check_at.push(at);
+                        }
+                    }
+                }
+            }
+            Err(e) => errors.extend(e.0),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError(errors))
     }
 }
 
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let name = path.display().to_string();
+    parse(&read_text(path)?, &name)
+}
+
+/// A file's text: a regular file, at most [`MAX_FILE`], UTF-8.
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    let name = path.display();
     let bytes = read_file(path, MAX_FILE)
         .map_err(|e| ConfigError(vec![format!("{name}: cannot read: {e}")]))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
+    String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let (line, col) = line_col(&String::from_utf8_lossy(&e.as_bytes()[..at]), at);
         ConfigError(vec![format!(
             "{name}:{line}:{col}: not UTF-8 text (byte 0x{:02x})",
             e.as_bytes()[at]
         )])
-    })?;
-    parse(&text, &name)
+    })
 }
 
 /// What a file that does not validate still says of its agent, for
@@ -499,19 +597,32 @@ pub fn builtin() -> Config {
         .expect("the built-in default configuration is valid (unit-tested)")
 }
 
+/// The host's name (the agent's default `name`, `${HOSTNAME}`), `tether`
+/// when it cannot be read.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty() && h.len() <= 64)
+        .unwrap_or_else(|| "tether".into())
+}
+
 /// Parses and validates a whole file; `source` names it in messages.
 pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
-    let doc = match toml_lite::parse(text) {
-        Ok(doc) => doc,
-        Err(e) => {
-            let (line, col) = line_col(text, e.at);
-            let msg = e.message;
-            return Err(ConfigError(vec![format!(
-                "{source}:{line}:{col}: invalid TOML: {msg}"
-            )]));
-        }
-    };
-    walk::walk(&doc, text, source)
+    let mut doc = toml_doc(text, source)?;
+    let var_errors = vars::expand_all(&mut doc, &vars::from_environment);
+    walk::walk(&doc, text, source, var_errors)
+}
+
+/// The TOML tree of `text`, or its syntax error with line and column.
+fn toml_doc(text: &str, source: &str) -> Result<DeTable, ConfigError> {
+    toml_lite::parse(text).map_err(|e| {
+        let (line, col) = line_col(text, e.at);
+        ConfigError(vec![format!(
+            "{source}:{line}:{col}: invalid TOML: {}",
+            e.message
+        )])
+    })
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -553,6 +664,21 @@ pub fn read_token_file(p: &str) -> Result<Token, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_write_labels_add_to_the_agents_and_win_on_the_same_name() {
+        let c = parse(
+            "[agent]\nlabels = { site = \"ams\", tier = \"prod\" }\n[remote_write]\nurl = \"https://s/w\"\nlabels = { site = \"fra1\", group = \"eu\" }\n",
+            "t",
+        )
+        .unwrap();
+        let l: Vec<String> = c
+            .push_labels()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(l, ["group=eu", "site=fra1", "tier=prod"]);
+    }
 
     #[test]
     fn builtin_default_is_valid() {

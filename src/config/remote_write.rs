@@ -77,17 +77,7 @@ impl Walker<'_> {
         );
         let (timeout, flush_interval) = self.link_timings(s);
         let batch_max_samples = self.integer(s, "batch_max_samples", 1, 100_000);
-        let mut labels = self.string_table(
-            s,
-            "labels",
-            "a table like { site = \"fra1\", group = \"eu-west\" }",
-            (
-                "label",
-                "must be a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __, not one tether sets: agent, check, kind, role, status, …) with a non-empty string value",
-            ),
-            |name, val| label_name_ok(name) && !RESERVED_LABELS.contains(&name) && !val.is_empty(),
-        );
-        labels.sort();
+        let labels = self.labels(s);
         Some(RemoteWrite {
             url: url?,
             allow_plaintext,
@@ -99,6 +89,23 @@ impl Walker<'_> {
             batch_max_samples: batch_max_samples.unwrap_or(2000) as usize,
             labels,
         })
+    }
+
+    /// `labels = { site = "fra1" }`, sorted: `[agent]`'s, attached to
+    /// everything the agent sends, and `[remote_write]`'s, added to series.
+    pub(super) fn labels(&mut self, s: &Scope) -> Vec<(String, String)> {
+        let mut labels = self.string_table(
+            s,
+            "labels",
+            "a table like { site = \"fra1\", group = \"eu-west\" }",
+            (
+                "label",
+                "must be a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __, not one tether sets: agent, check, kind, role, status, …) with a non-empty string value",
+            ),
+            |name, val| label_name_ok(name) && !RESERVED_LABELS.contains(&name) && !val.is_empty(),
+        );
+        labels.sort();
+        labels
     }
 
     /// `bearer_token_file`, or `basic_auth_user` with

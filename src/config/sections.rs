@@ -31,6 +31,7 @@ pub(super) const AGENT_KEYS: &[&str] = &[
     "resolv_conf",
     "on_change",
     "on_change_timeout",
+    "labels",
 ];
 
 impl Walker<'_> {
@@ -74,37 +75,7 @@ impl Walker<'_> {
             },
             &agent,
         );
-        let mut checks = Vec::new();
-        let mut check_lines = Vec::new();
-        if let Some(list) = self.array(&top, "check") {
-            let mut names: std::collections::BTreeMap<String, usize> =
-                std::collections::BTreeMap::new();
-            for (i, v) in list.iter().enumerate() {
-                let DeValue::Table(t) = v.get_ref() else {
-                    self.error(
-                        v.span(),
-                        format!("check #{} must be a table ([[check]])", i + 1),
-                    );
-                    continue;
-                };
-                if let Some(c) = self.check(t, v.span(), i + 1, &agent) {
-                    if let Some(first) = names.get(&c.name) {
-                        let first = *first;
-                        self.error(
-                            v.span(),
-                            format!(
-                                "duplicate check name \"{}\" (first defined on line {first})",
-                                c.name
-                            ),
-                        );
-                    } else {
-                        names.insert(c.name.clone(), self.line(&v.span()));
-                        check_lines.push(self.line(&v.span()));
-                        checks.push(c);
-                    }
-                }
-            }
-        }
+        let (checks, check_at) = self.checks(&top, &agent);
         Config {
             source: self.source.to_string(),
             agent,
@@ -112,8 +83,63 @@ impl Walker<'_> {
             remote_write,
             spool,
             checks,
-            check_lines,
+            check_at,
         }
+    }
+
+    /// The `[[check]]` tables of a document, and where each was written
+    /// (`file:line`); a name used twice is an error naming the first.
+    pub(super) fn checks(&mut self, top: &Scope, agent: &Agent) -> (Vec<Check>, Vec<String>) {
+        let mut checks = Vec::new();
+        let mut at = Vec::new();
+        let Some(list) = self.array(top, "check") else {
+            return (checks, at);
+        };
+        let mut names: std::collections::BTreeMap<String, usize> =
+            std::collections::BTreeMap::new();
+        for (i, v) in list.iter().enumerate() {
+            let DeValue::Table(t) = v.get_ref() else {
+                self.error(
+                    v.span(),
+                    format!("check #{} must be a table ([[check]])", i + 1),
+                );
+                continue;
+            };
+            let Some(c) = self.check(t, v.span(), i + 1, agent) else {
+                continue;
+            };
+            let line = self.line(&v.span());
+            if let Some(first) = names.get(&c.name) {
+                let msg = format!(
+                    "duplicate check name \"{}\" (first defined on line {first})",
+                    c.name
+                );
+                self.error(v.span(), msg);
+            } else {
+                names.insert(c.name.clone(), line);
+                at.push(format!("{}:{line}", self.source));
+                checks.push(c);
+            }
+        }
+        (checks, at)
+    }
+
+    /// A drop-in (`conf.d/*.toml`): `[[check]]` tables only.
+    pub(super) fn dropin(&mut self, doc: &DeTable, agent: &Agent) -> (Vec<Check>, Vec<String>) {
+        let top = Scope {
+            table: doc,
+            what: "a drop-in".into(),
+        };
+        for (k, _) in doc.iter() {
+            if k.get_ref() != "check" {
+                let msg = format!(
+                    "`{}`: a drop-in may hold [[check]] tables only; [agent], [upstream], [remote_write] and [spool] belong in the main file",
+                    k.get_ref()
+                );
+                self.error(k.span(), msg);
+            }
+        }
+        self.checks(&top, agent)
     }
 
     /// A `[name]` table at the top level, if present and a table.
@@ -319,9 +345,11 @@ impl Walker<'_> {
             Duration::from_secs(600),
         );
         let listen_line = s.get("listen").map(|v| self.line(&v.span()));
+        let labels = self.labels(s);
         Agent {
             name: name.unwrap_or_else(default_agent_name),
             listen_line,
+            labels,
             interval: interval.unwrap_or(Duration::from_secs(30)),
             timeout: timeout.unwrap_or(Duration::from_secs(5)),
             listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))),
@@ -341,9 +369,5 @@ impl Walker<'_> {
 }
 
 fn default_agent_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty() && h.len() <= 64)
-        .unwrap_or_else(|| "tether".into())
+    host_name()
 }

@@ -26,6 +26,17 @@ pub struct Spanned<T> {
     span: Range<usize>,
 }
 
+impl Spanned<Value> {
+    fn each_string_mut(&mut self, f: &mut dyn FnMut(&mut String, usize)) {
+        match &mut self.value {
+            Value::String(s) => f(s, self.span.start),
+            Value::Array(items) => items.iter_mut().for_each(|v| v.each_string_mut(f)),
+            Value::Table(t) => t.each_string_mut(f),
+            _ => {}
+        }
+    }
+}
+
 impl<T> Spanned<T> {
     pub fn get_ref(&self) -> &T {
         &self.value
@@ -98,6 +109,14 @@ impl Table {
 
     pub fn get(&self, key: &str) -> Option<&Spanned<Value>> {
         self.position(key).map(|at| &self.entries[at].1)
+    }
+
+    /// Calls `f` with every string value in the tree (not keys) and the
+    /// byte offset it was written at, to rewrite it.
+    pub fn each_string_mut(&mut self, f: &mut dyn FnMut(&mut String, usize)) {
+        for (_, v) in &mut self.entries {
+            v.each_string_mut(f);
+        }
     }
 
     fn position(&self, key: &str) -> Option<usize> {

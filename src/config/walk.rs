@@ -31,21 +31,55 @@ impl<'a> Scope<'a> {
 }
 
 /// Walks a parsed document into a [`Config`], or every error in file order.
-pub(super) fn walk(doc: &DeTable, text: &str, source: &str) -> Result<Config, ConfigError> {
-    let mut w = Walker {
-        source,
-        text,
-        line_starts: std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect(),
-        errors: Vec::new(),
-    };
-    let config = w.document(doc);
-    if w.errors.is_empty() {
-        Ok(config)
-    } else {
-        w.errors.sort_by_key(|(at, _)| *at);
-        Err(ConfigError(w.errors.into_iter().map(|(_, m)| m).collect()))
+/// `pre`: errors found before the walk (variables), as (byte offset, message).
+pub(super) fn walk(
+    doc: &DeTable,
+    text: &str,
+    source: &str,
+    pre: Vec<(usize, String)>,
+) -> Result<Config, ConfigError> {
+    Walker::run(text, source, pre, |w| w.document(doc)).map_err(ConfigError)
+}
+
+/// Walks a drop-in's parsed document: its checks, with `agent`'s defaults,
+/// and where each was written; or every error in file order.
+pub(super) fn walk_dropin(
+    doc: &DeTable,
+    text: &str,
+    source: &str,
+    pre: Vec<(usize, String)>,
+    agent: &Agent,
+) -> Result<(Vec<Check>, Vec<String>), Vec<String>> {
+    Walker::run(text, source, pre, |w| w.dropin(doc, agent))
+}
+
+impl<'s> Walker<'s> {
+    /// A walker over `text`, starting with the errors in `pre`; `walk`'s
+    /// value, or every error in file order.
+    fn run<T>(
+        text: &'s str,
+        source: &'s str,
+        pre: Vec<(usize, String)>,
+        walk: impl FnOnce(&mut Walker<'s>) -> T,
+    ) -> Result<T, Vec<String>> {
+        let mut w = Walker {
+            source,
+            text,
+            line_starts: std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect(),
+            errors: Vec::new(),
+        };
+        for (at, msg) in pre {
+            w.error(at..at, msg);
+        }
+        let value = walk(&mut w);
+        if w.errors.is_empty() {
+            Ok(value)
+        } else {
+            w.errors.sort_by_key(|(at, _)| *at);
+            Err(w.errors.into_iter().map(|(_, m)| m).collect())
+        }
     }
 }
 

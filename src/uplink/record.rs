@@ -275,15 +275,33 @@ pub fn gap(g: &Gap, time_ms: u64) -> Body {
     b
 }
 
-/// The wire line: `{"agent_id":"…","seq":N,` + body + `\n`.
-pub fn write_line(out: &mut Vec<u8>, agent_id: &str, seq: u64, body: &str) {
+/// The wire line: `{"agent_id":"…","seq":N,` + `labels` (see
+/// [`labels_field`]) + body + `\n`.
+pub fn write_line(out: &mut Vec<u8>, agent_id: &str, seq: u64, labels: &str, body: &str) {
     out.extend_from_slice(b"{\"agent_id\":\"");
     out.extend_from_slice(agent_id.as_bytes());
     out.extend_from_slice(b"\",\"seq\":");
     out.extend_from_slice(seq.to_string().as_bytes());
     out.push(b',');
+    out.extend_from_slice(labels.as_bytes());
     out.extend_from_slice(body.as_bytes());
     out.push(b'\n');
+}
+
+/// `"labels":{"group":"eu-west","site":"fra1"},` for the agent's labels,
+/// added to each line at upload (so the labels are the agent's when it
+/// sends; stored records carry none); empty without labels.
+pub fn labels_field(labels: &[(String, String)]) -> String {
+    if labels.is_empty() {
+        return String::new();
+    }
+    let mut j = Json::new();
+    j.begin_object(None);
+    for (k, v) in labels {
+        j.str(Some(k), v);
+    }
+    j.end_object();
+    format!("\"labels\":{},", j.finish())
 }
 
 /// Reads back what the spool needs from a stored body: its time, and for a
@@ -346,7 +364,7 @@ mod tests {
         );
         assert_eq!(read_back(&r.body), Some((1_795_290_810_123, Some(g))));
         let mut line = Vec::new();
-        write_line(&mut line, "00ff", 99, &r.body);
+        write_line(&mut line, "00ff", 99, "", &r.body);
         assert!(line.starts_with(b"{\"agent_id\":\"00ff\",\"seq\":99,\"time\":"));
         assert!(line.ends_with(b"}\n"));
     }

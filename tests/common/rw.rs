@@ -21,6 +21,7 @@ pub fn config(upstream: SocketAddr, write_url: &str, extra_rw: &str, extra: &str
 name = "edge-1"
 interval = "1s"
 timeout = "500ms"
+labels = {{ tier = "prod", site = "ams" }}
 
 [upstream]
 url = "http://{upstream}/"
