@@ -461,3 +461,34 @@ fn metrics_pass_promtool() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn json_logs_are_one_object_a_line_with_the_fields() {
+    let (listener, addr) = open_port();
+    let body = format!(
+        "[agent]\nlog_format = \"json\"\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n[[check]]\nname = \"db\"\nkind = \"tcp\"\ntarget = \"{addr}\"\nfall = 1\n"
+    );
+    let agent = Agent::start("json-logs", &body);
+    wait_for("ready", Duration::from_secs(10), || {
+        (agent.get("/ready").0 == 200).then_some(())
+    });
+    drop(listener);
+    let line = agent.wait_log("\"to\":\"crit\"", Duration::from_secs(10));
+    let v: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["level"], "warn", "{line}");
+    assert_eq!(v["check"], "db", "{line}");
+    assert_eq!(v["to"], "crit", "{line}");
+    assert_eq!(v["reason"], "connect_refused", "{line}");
+    assert!(v["ts"].as_str().is_some_and(|t| t.ends_with('Z')), "{line}");
+    assert!(
+        v["msg"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("check db: ok -> crit")),
+        "{line}"
+    );
+    // The agent's own change too, with its status.
+    let line = agent.wait_log("\"status\":\"degraded\"", Duration::from_secs(10));
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["severity"], "critical", "{line}");
+}

@@ -32,7 +32,8 @@ fn prometheus_holds_every_result_with_its_labels_and_time() {
     wait_exact(&prom, &fake, &mut all, Duration::from_secs(20));
 
     // The labels: agent, check, kind, role, [agent] labels and
-    // [remote_write] labels (which win on the same name).
+    // [remote_write] labels (which win on the same name), and the check's
+    // own (which win over both).
     let up: Vec<Stored> = prom.samples("tether_check_up{check=\"refused\"}");
     assert_eq!(up.len(), 1);
     let want: BTreeMap<String, String> = [
@@ -41,21 +42,26 @@ fn prometheus_holds_every_result_with_its_labels_and_time() {
         ("group", "eu-west"),
         ("kind", "tcp"),
         ("role", "control_plane"),
-        ("site", "fra1"),
+        ("service", "db"),
+        ("site", "here"),
         ("tier", "prod"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     assert_eq!(up[0].labels, want);
-    // Upstream, every record carries the agent's labels.
+    // Upstream, every record carries the agent's labels, and a check's
+    // records its own too (the labels of the configuration when sent: the
+    // `removed` record of a check gone has the agent's only).
     let lines: Vec<&String> = all.iter().flat_map(|r| &r.lines).collect();
-    assert!(!lines.is_empty());
+    assert!(lines.iter().any(|l| l.contains(r#","check":"refused""#)));
     for l in lines {
-        assert!(
-            l.contains(r#""labels":{"site":"ams","tier":"prod"},"#),
-            "{l}"
-        );
+        let want = if l.contains(r#","check":"refused""#) && !l.contains(r#""to":"removed""#) {
+            r#""labels":{"service":"db","site":"here","tier":"prod"},"#
+        } else {
+            r#""labels":{"site":"ams","tier":"prod"},"#
+        };
+        assert!(l.contains(want), "{l}");
     }
     assert!(up[0].samples.iter().all(|(_, v)| *v == 0.0));
     // The damped status: crit after `fall` failures, as in /metrics.

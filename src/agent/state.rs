@@ -141,21 +141,19 @@ impl AgentState {
         let old = std::mem::take(&mut *self.checks.borrow_mut());
         // Series of checks that are gone (or now another kind or role) end
         // with a stale marker: a `removed` transition record.
-        let gone: Vec<(String, &'static str, &'static str)> =
-            old.iter()
-                .map(|c| {
-                    (
-                        c.spec.name.clone(),
-                        c.spec.probe.kind(),
-                        c.spec.role.as_str(),
-                    )
+        // (Or with other labels: its series are others then.)
+        let gone: Vec<Rc<Check>> = old
+            .iter()
+            .filter(|c| {
+                !config.checks.iter().any(|n| {
+                    n.name == c.spec.name
+                        && n.probe.kind() == c.spec.probe.kind()
+                        && n.role == c.spec.role
+                        && n.labels == c.spec.labels
                 })
-                .filter(|(name, kind, role)| {
-                    !config.checks.iter().any(|n| {
-                        &n.name == name && n.probe.kind() == *kind && n.role.as_str() == *role
-                    })
-                })
-                .collect();
+            })
+            .map(|c| c.spec.clone())
+            .collect();
         *self.checks.borrow_mut() = schedule(&config, old, Instant::now());
         *self.limit.borrow_mut() = Rc::new(Limit::new(config.agent.max_in_flight));
         *self.resolver.borrow_mut() = Rc::new(resolver);
@@ -167,8 +165,8 @@ impl AgentState {
         // up an identity made by `tether enroll`.
         if let Some(u) = self.uplink.borrow_mut().as_mut() {
             let now_ms = unix_millis(std::time::SystemTime::now());
-            for (name, kind, role) in &gone {
-                u.outbox.push(record::removed(name, kind, role, now_ms));
+            for c in &gone {
+                u.outbox.push(record::removed(c, now_ms));
             }
             u.not_before = Instant::now();
             u.remote.not_before = Instant::now();
@@ -299,12 +297,17 @@ impl AgentState {
                 } else {
                     log::Level::Warn
                 };
+                let reason = c.health.last.as_ref().and_then(|o| o.reason);
                 log::log!(
                     if self.log_changes.get() {
                         level
                     } else {
                         log::Level::Trace
                     },
+                    check = spec.name.as_str(),
+                    from = from,
+                    to = after.as_str(),
+                    reason = reason.map_or("", |r| r.code());
                     "check {}: {from} -> {}{why}",
                     spec.name,
                     after.as_str()
@@ -489,6 +492,8 @@ impl AgentState {
             } else {
                 log::Level::Trace
             },
+            status = now.0.as_str(),
+            severity = now.1.as_str();
             "agent: {} -> {} ({}){}",
             before.0.as_str(),
             now.0.as_str(),

@@ -139,6 +139,7 @@ fn reload(state: &Rc<AgentState>, new: Config) {
         );
     }
     log::set_max_level(new.agent.log_level);
+    logger::set_json(new.agent.log_json);
     let (n, source) = (new.checks.len(), new.source.clone());
     let resolver = resolver_for(&new);
     crate::net::tls::load_system_roots();
@@ -210,6 +211,7 @@ struct Held {
 /// `tether run`: the daemon, on this process's one thread, until SIGTERM.
 pub fn command(config: Config, dropins: Option<PathBuf>) -> i32 {
     logger::init(config.agent.log_level);
+    logger::set_json(config.agent.log_json);
     // Before the listener: a second agent on this directory is told that,
     // not that the address is in use.
     let held = match lock_dirs(&config) {

@@ -5,7 +5,7 @@ use super::walk::{absolute_path, header_ok, Scope, Value, Walker};
 use super::*;
 
 const CHECK_KEYS: &[&str] = &[
-    "name", "kind", "role", "interval", "timeout", "fall", "rise",
+    "name", "kind", "role", "interval", "timeout", "fall", "rise", "labels",
 ];
 const TCP_KEYS: &[&str] = &["target", "family", "send", "expect"];
 const HTTP_KEYS: &[&str] = &[
@@ -139,6 +139,7 @@ impl Walker<'_> {
         );
         let fall = self.integer(&s, "fall", 1, 100);
         let rise = self.integer(&s, "rise", 1, 100);
+        let labels = self.labels(&s);
         let probe = match kind.as_deref() {
             Some("tcp") => self.tcp(&s, &span).map(ProbeSpec::Tcp),
             Some("http") => self.http(&s, &span).map(ProbeSpec::Http),
@@ -177,6 +178,7 @@ impl Walker<'_> {
             timeout: timeout_v,
             fall: fall.map_or(agent.fall, |f| f as u32),
             rise: rise.map_or(agent.rise, |r| r as u32),
+            labels,
             probe: probe?,
         })
     }

@@ -55,6 +55,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// Each check's own `labels`, by name, for the checks that have some.
+    pub fn check_labels(&self) -> Vec<(String, Vec<(String, String)>)> {
+        self.checks
+            .iter()
+            .filter(|c| !c.labels.is_empty())
+            .map(|c| (c.name.clone(), c.labels.clone()))
+            .collect()
+    }
+
     /// The labels series carry: `[agent] labels`, then `[remote_write]
     /// labels` (which win on the same name), sorted.
     pub fn push_labels(&self) -> Vec<(String, String)> {
@@ -170,6 +179,8 @@ pub struct Agent {
     /// `tether_agent_info` (sorted).
     pub labels: Vec<(String, String)>,
     pub log_level: log::LevelFilter,
+    /// `log_format = "json"`: one JSON object per log line.
+    pub log_json: bool,
     /// Where maintenance mode (and, later, the spool) lives.
     pub state_dir: PathBuf,
     /// Cap on probes running at once, whatever the number of checks.
@@ -214,6 +225,9 @@ pub struct Check {
     pub timeout: Duration,
     pub fall: u32,
     pub rise: u32,
+    /// `labels`: added to the agent's on this check's records and series
+    /// (and winning on the same name), sorted.
+    pub labels: Vec<(String, String)>,
     pub probe: ProbeSpec,
 }
 

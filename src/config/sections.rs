@@ -23,6 +23,7 @@ pub(super) const AGENT_KEYS: &[&str] = &[
     "timeout",
     "listen",
     "log_level",
+    "log_format",
     "state_dir",
     "max_in_flight",
     "fall",
@@ -329,6 +330,9 @@ impl Walker<'_> {
             "log_level",
             &["off", "error", "warn", "info", "debug", "trace"],
         );
+        let log_json = self
+            .choice(s, "log_format", &["text", "json"])
+            .is_some_and(|f| f == "json");
         let state_dir = self.parsed(s, "state_dir", absolute_path);
         let max_in_flight = self.integer(s, "max_in_flight", 1, 4096);
         let fall = self.integer(s, "fall", 1, 100);
@@ -350,6 +354,7 @@ impl Walker<'_> {
             name: name.unwrap_or_else(default_agent_name),
             listen_line,
             labels,
+            log_json,
             interval: interval.unwrap_or(Duration::from_secs(30)),
             timeout: timeout.unwrap_or(Duration::from_secs(5)),
             listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))),

@@ -17,11 +17,19 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 
 struct Logger {
     journal: AtomicBool,
+    /// `[agent] log_format = "json"`: one JSON object per line.
+    json: AtomicBool,
 }
 
 static LOGGER: Logger = Logger {
     journal: AtomicBool::new(false),
+    json: AtomicBool::new(false),
 };
+
+/// `log_format = "json"` (`true`) or `"text"`, from now on.
+pub fn set_json(json: bool) {
+    LOGGER.json.store(json, Ordering::Relaxed);
+}
 
 /// Lines kept in memory.
 pub const RING_LINES: usize = 500;
@@ -57,7 +65,11 @@ impl Log for Logger {
         }
         let msg = r.args().to_string();
         let journal = self.journal.load(Ordering::Relaxed);
-        let line = format_line(journal, r.level(), &msg);
+        let line = if self.json.load(Ordering::Relaxed) {
+            json_line(journal, r, &msg)
+        } else {
+            format_line(journal, r.level(), &msg)
+        };
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
         let mut kept = if journal {
             format_line(false, r.level(), &msg)
@@ -78,17 +90,73 @@ impl Log for Logger {
     fn flush(&self) {}
 }
 
+/// `{"ts":"…","level":"warn","msg":"…","check":"db",…}`: the record's
+/// key-value fields after the message; under systemd with the `<N>`
+/// priority first, as journald reads it.
+fn json_line(journal: bool, r: &Record, msg: &str) -> String {
+    struct Fields(String);
+    impl<'k> log::kv::VisitSource<'k> for Fields {
+        fn visit_pair(
+            &mut self,
+            key: log::kv::Key<'k>,
+            value: log::kv::Value<'k>,
+        ) -> Result<(), log::kv::Error> {
+            self.0.push(',');
+            quote(&mut self.0, key.as_str());
+            self.0.push(':');
+            quote(&mut self.0, &value.to_string());
+            Ok(())
+        }
+    }
+    let mut out = String::with_capacity(msg.len() + 96);
+    if journal {
+        out.push_str(&format!("<{}>", priority(r.level())));
+    }
+    out.push_str("{\"ts\":");
+    quote(
+        &mut out,
+        &crate::os::clock::rfc3339(std::time::SystemTime::now()),
+    );
+    out.push_str(",\"level\":");
+    quote(&mut out, &r.level().as_str().to_ascii_lowercase());
+    out.push_str(",\"msg\":");
+    quote(&mut out, msg);
+    let mut fields = Fields(out);
+    let _ = r.key_values().visit(&mut fields);
+    let mut out = fields.0;
+    out.push_str("}\n");
+    out
+}
+
+/// `s` as a JSON string: quotes, backslashes and control characters
+/// escaped (a message is one line whatever it holds).
+fn quote(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn priority(level: Level) -> u8 {
+    match level {
+        Level::Error => 3,
+        Level::Warn => 4,
+        Level::Info => 6,
+        Level::Debug | Level::Trace => 7,
+    }
+}
+
 pub fn format_line(journal: bool, level: Level, msg: &str) -> String {
     // One record is one line: embedded newlines would split it in the journal.
     let msg = msg.replace('\n', " ");
     if journal {
-        let prio = match level {
-            Level::Error => 3,
-            Level::Warn => 4,
-            Level::Info => 6,
-            Level::Debug | Level::Trace => 7,
-        };
-        format!("<{prio}>{msg}\n")
+        format!("<{}>{msg}\n", priority(level))
     } else {
         format!(
             "{} {:<5} {msg}\n",

@@ -68,20 +68,29 @@ impl Out {
 fn pushed<'a>(s: &'a Snapshot, own: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut l: Vec<(&str, &str)> = Vec::with_capacity(own.len() + s.labels.len() + 1);
     l.push(("agent", &s.agent));
-    l.extend(s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    // A check's own labels win over the agent's of the same name.
+    l.extend(
+        s.labels
+            .iter()
+            .filter(|(k, _)| !own.iter().any(|(o, _)| o == k))
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
     l.extend_from_slice(own);
     l.retain(|(_, v)| !v.is_empty());
     l.sort_unstable();
     l
 }
 
-/// A check's own labels on its pushed families.
-fn check_labels(c: &crate::agent::snapshot::CheckView) -> [(&str, &str); 3] {
-    [
+/// A check's own labels on its pushed families: check, kind, role and its
+/// configured `labels`.
+fn check_labels(c: &crate::agent::snapshot::CheckView) -> Vec<(&str, &str)> {
+    let mut l = vec![
         ("check", c.spec.name.as_str()),
         ("kind", c.spec.probe.kind()),
         ("role", c.spec.role.as_str()),
-    ]
+    ];
+    l.extend(c.spec.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    l
 }
 
 fn number(v: f64) -> String {
@@ -501,14 +510,12 @@ async fn checks(o: &mut Out, s: &Snapshot) {
     );
     for c in &s.checks {
         o.step().await;
-        let [check, kind, role] = check_labels(c);
+        let mut own = check_labels(c);
+        own.push(("status", ""));
         for st in crate::uplink::remote_write::series::CHECK_STATES {
             let cur = c.health.status.map_or("pending", Status::as_str);
-            o.sample(
-                "check_status",
-                &pushed(s, &[check, kind, role, ("status", st)]),
-                flag(cur == st),
-            );
+            *own.last_mut().expect("pushed above") = ("status", st);
+            o.sample("check_status", &pushed(s, &own), flag(cur == st));
         }
     }
     o.family(

@@ -221,16 +221,24 @@ pub fn result(
 
 /// `type = "transition"`, `scope = "check"`, `to = "removed"`: a reload
 /// removed the check (or changed its kind or role).
-pub fn removed(name: &str, kind: &str, role: &str, time_ms: u64) -> Body {
+/// The check's own labels ride along as `"label.NAME":"value"` fields: the
+/// configuration no longer has them when the record is sent.
+pub fn removed(c: &Check, time_ms: u64) -> Body {
     let mut b = Body::new(time_ms, "transition");
     b.json()
         .str(Some("scope"), "check")
-        .str(Some("check"), name)
-        .str(Some("kind"), kind)
-        .str(Some("role"), role)
+        .str(Some("check"), &c.name)
+        .str(Some("kind"), c.probe.kind())
+        .str(Some("role"), c.role.as_str())
         .str(Some("to"), "removed");
+    for (k, v) in &c.labels {
+        b.json().str(Some(&format!("{LABEL_FIELD}{k}")), v);
+    }
     b
 }
+
+/// The prefix of a removed check's label fields.
+pub const LABEL_FIELD: &str = "label.";
 
 /// `type = "transition"`, `scope = "check"`: a check's damped status changed.
 pub fn check_transition(name: &str, from: &str, o: &Outcome, to: &str, time_ms: u64) -> Body {
@@ -302,6 +310,14 @@ pub fn labels_field(labels: &[(String, String)]) -> String {
     }
     j.end_object();
     format!("\"labels\":{},", j.finish())
+}
+
+/// The check a stored record is about (a result, a check's transition):
+/// its `"check"` field, which the record writes before any nested object.
+pub fn check_of(body: &str) -> Option<&str> {
+    let at = body.find(",\"check\":\"")? + 10;
+    let rest = &body[at..];
+    Some(&rest[..rest.find('"')?])
 }
 
 /// Reads back what the spool needs from a stored body: its time, and for a

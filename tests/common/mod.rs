@@ -454,7 +454,8 @@ impl Agent {
         let addr = wait_for("the agent's start line", Duration::from_secs(10), || {
             let line = rx.recv_timeout(Duration::from_millis(100)).ok()?;
             let a = line.split("local endpoint on ").nth(1)?;
-            a.trim().parse::<SocketAddr>().ok()
+            // The end of a text line, or of a JSON line's message.
+            a.split('"').next()?.trim().parse::<SocketAddr>().ok()
         });
         Agent {
             child,

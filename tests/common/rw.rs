@@ -50,6 +50,7 @@ name = "refused"
 kind = "tcp"
 target = "{closed}"
 role = "control_plane"
+labels = {{ service = "db", site = "here" }}
 "#,
         token_file("t0ken-for-tests").display()
     )

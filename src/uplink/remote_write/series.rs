@@ -20,8 +20,11 @@ pub const CHECK_STATES: [&str; 5] = ["ok", "warn", "crit", "unknown", "pending"]
 pub struct Context<'a> {
     pub agent: &'a str,
     pub agent_id: &'a str,
-    /// `[remote_write] labels`.
+    /// `[agent] labels` and `[remote_write] labels`.
     pub labels: &'a [(String, String)],
+    /// Checks' own `labels`, by check name (checks without are absent):
+    /// those of the configuration when the batch is made.
+    pub check_labels: &'a [(String, Vec<(String, String)>)],
     pub agent_statuses: &'a [&'a str],
     pub severities: &'a [&'a str],
 }
@@ -76,11 +79,35 @@ struct Base<'a> {
 }
 
 impl Batch {
-    fn base<'a>(&mut self, own: &[(&'a str, &'a str)], ctx: &'a Context) -> Base<'a> {
+    /// `mine`: the check's own labels when the record names them (a
+    /// removed check); otherwise they are looked up in `ctx`.
+    fn base<'a>(
+        &mut self,
+        own: &[(&'a str, &'a str)],
+        ctx: &'a Context,
+        mine: Option<&[(&'a str, &'a str)]>,
+    ) -> Base<'a> {
         let mut labels: Vec<(&str, &str)> = Vec::with_capacity(own.len() + ctx.labels.len() + 1);
         labels.push(("agent", ctx.agent));
         labels.extend_from_slice(own);
-        labels.extend(ctx.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        // A check's own labels, winning over the agent's of the same name.
+        let start = labels.len();
+        match mine {
+            Some(m) => labels.extend_from_slice(m),
+            None => {
+                let check = own.iter().find(|(k, _)| *k == "check").map(|(_, v)| *v);
+                let found = check.and_then(|c| ctx.check_labels.iter().find(|(n, _)| n == c));
+                if let Some((_, l)) = found {
+                    labels.extend(l.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                }
+            }
+        }
+        let n = labels.len();
+        for (k, v) in ctx.labels {
+            if !labels[start..n].iter().any(|(m, _)| m == k) {
+                labels.push((k.as_str(), v.as_str()));
+            }
+        }
         // An empty value is no label at all in Prometheus's model (an
         // `agent_id` or `os_release` not yet known): left out, not sent.
         labels.retain(|(_, v)| !v.is_empty());
@@ -204,7 +231,11 @@ impl Batch {
         ) else {
             return;
         };
-        let mut base = self.base(&[("check", check), ("kind", kind), ("role", role)], ctx);
+        let mut base = self.base(
+            &[("check", check), ("kind", kind), ("role", role)],
+            ctx,
+            None,
+        );
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         self.push("tether_check_up", &mut base, None, flag(status == "ok"), t);
         let health = str_of(f, "health").unwrap_or(status);
@@ -235,7 +266,7 @@ impl Batch {
         let (Some(status), Some(severity)) = (str_of(f, "status"), str_of(f, "severity")) else {
             return;
         };
-        let mut base = self.base(&[], ctx);
+        let mut base = self.base(&[], ctx, None);
         let mut info = self.base(
             &[
                 ("agent_id", ctx.agent_id),
@@ -243,6 +274,7 @@ impl Batch {
                 ("os_release", str_of(f, "os_release").unwrap_or("")),
             ],
             ctx,
+            None,
         );
         self.push("tether_agent_info", &mut info, None, 1.0, t);
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
@@ -277,7 +309,22 @@ impl Batch {
         else {
             return;
         };
-        let mut base = self.base(&[("check", check), ("kind", kind), ("role", role)], ctx);
+        // Its own labels as it had them, from the record.
+        let mine: Vec<(&str, &str)> = f
+            .iter()
+            .filter_map(|(k, v)| match v {
+                Field::Str(v) => Some((
+                    k.strip_prefix(crate::uplink::record::LABEL_FIELD)?,
+                    v.as_ref(),
+                )),
+                _ => None,
+            })
+            .collect();
+        let mut base = self.base(
+            &[("check", check), ("kind", kind), ("role", role)],
+            ctx,
+            Some(&mine),
+        );
         let stale = f64::from_bits(STALE_NAN);
         self.push("tether_check_up", &mut base, None, stale, t);
         for st in CHECK_STATES {
@@ -329,6 +376,7 @@ mod tests {
             agent: "edge-1",
             agent_id: "00ff",
             labels,
+            check_labels: &[],
             agent_statuses: &["ok", "offline"],
             severities: &["healthy", "critical"],
         }

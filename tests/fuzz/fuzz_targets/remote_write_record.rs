@@ -13,6 +13,7 @@ fuzz_target!(|data: &[u8]| {
         agent: "a",
         agent_id: "00",
         labels: &labels,
+        check_labels: &[],
         agent_statuses: &["online", "offline"],
         severities: &["healthy"],
     };
