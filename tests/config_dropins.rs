@@ -172,3 +172,40 @@ fn sighup_reads_the_drop_ins_again() {
     let (_, s) = a.get("/status");
     assert!(s.contains("\"name\":\"added\""), "{s}");
 }
+
+#[test]
+fn config_effective_shows_each_check_with_where_it_came_from() {
+    let dir = temp_dir("dropins-effective");
+    let main = main_file(
+        &dir,
+        "[agent]\ninterval = \"10s\"\nlabels = { site = \"${SITE}\" }\n\n[[check]]\nname = \"main\"\nkind = \"file\"\npath = \"/\"\n",
+    );
+    let drop = dir.join("conf.d/db.toml");
+    std::fs::write(&drop, "\n[[check]]\nname = \"db\"\nkind = \"tcp\"\ntarget = \"127.0.0.1:5432\"\ntimeout = \"2s\"\nlabels = { service = \"db\" }\n").unwrap();
+    let m = main.to_string_lossy();
+    let o = tether(&["-c", &m, "config", "effective"], &[("SITE", "fra1")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("labels = { site = \"fra1\" }"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "# from {}:2\n[[check]]\nname = \"db\"",
+            drop.display()
+        )),
+        "{text}"
+    );
+    // The defaults resolved: the drop-in's check runs every 10s from [agent].
+    let db = text.split("name = \"db\"").nth(1).unwrap();
+    assert!(
+        db.contains("interval = \"10s\"\ntimeout = \"2s\""),
+        "{text}"
+    );
+    let o = tether(
+        &["-c", &m, "config", "effective", "--json"],
+        &[("SITE", "fra1")],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["checks"][1]["from"], format!("{}:2", drop.display()));
+    assert_eq!(v["checks"][1]["labels"]["service"], "db");
+    assert_eq!(v["agent"]["labels"]["site"], "fra1");
+}

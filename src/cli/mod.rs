@@ -11,6 +11,7 @@ mod ask;
 mod bundle;
 mod check;
 mod doctor;
+mod effective;
 mod enroll;
 mod maintenance;
 pub mod run;
@@ -59,6 +60,9 @@ commands:
                              default ./tether-bundle-NAME-TIME.txt, - for stdout
   validate                   check the configuration file; exit 0 or 2
   config default             print the built-in default configuration
+  config effective [--json]  print the configuration as merged (file,
+                             drop-ins, defaults, variables), each check with
+                             the file and line it came from
   enroll [--token-file F]    create a new agent identity on purpose (the old
                              one is replaced); with --token-file, install F as
                              the configured [upstream] token_file
@@ -90,7 +94,7 @@ fn command_help(cmd: &str) -> Option<&'static str> {
         "doctor" => "usage: tether [-c FILE] doctor [--json]\n\nRuns the connector runbook: status, can this host reach the control plane,\nwhich resource hosts fail and why, what fails now and then, version,\nlocal storage, identity, token, clock, certificates. Asks the running\nagent if there is one, else runs every check once itself.\n\nExit: 0 ok, 1 warning, 2 critical, 3 the running agent could not be asked.\n",
         "bundle" => "usage: tether [-c FILE] bundle [-o FILE]\n\nWrites a support bundle: status, history, doctor findings, the redacted\nconfiguration, the last 200 log lines, spool and upstream figures.\nDefault ./tether-bundle-NAME-TIME.txt (mode 0600); -o - for stdout.\n",
         "validate" => "usage: tether [-c FILE] validate\n\nChecks the configuration and prints every error with file, line and key.\nExit: 0 valid, 2 invalid.\n",
-        "config" => "usage: tether config default\n\nPrints the built-in default configuration.\n",
+        "config" => "usage: tether config default\n       tether [-c FILE] [-d DIR] config effective [--json]\n\nPrints the built-in default configuration, or the configuration as the\nagent runs it: the file and its drop-ins merged, defaults and variables\nresolved, each check with the file and line it came from.\n",
         "enroll" => "usage: tether [-c FILE] enroll [--token-file F]\n\nWrites a new agent identity on purpose (the old one is replaced); with\n--token-file, installs F as the configured [upstream] token_file.\nThe agent must be stopped (it holds the state directory); start it after.\n",
         "disable" => "usage: tether [-c FILE] disable [--reason TEXT] [--for DURATION]\n\nMaintenance: probes keep running, nothing is alarmed. With --for (2h,\n30m) it ends by itself. The reason and who set it are recorded.\n",
         "enable" => "usage: tether [-c FILE] enable\n\nEnds maintenance.\n",
@@ -259,6 +263,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         "check" => &["check", "verbose", "json", "table"],
         "status" => &["json", "history"],
         "doctor" => &["json"],
+        "config" => &["json"],
         "bundle" => &["output"],
         "disable" => &["reason", "for"],
         "enroll" => &["token-file"],
@@ -285,7 +290,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
             print(config::DEFAULT_TOML);
             0
         }
-        ("config", _) => usage_error("`config` takes one subcommand: default"),
+        ("config", ["effective"]) => with_config(&opts, |c| effective::command(&c, opts.json)),
+        ("config", _) => usage_error("`config` takes one subcommand: default or effective"),
         ("help", []) => {
             print(USAGE);
             0
