@@ -50,18 +50,22 @@ fn prometheus_holds_every_result_with_its_labels_and_time() {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     assert_eq!(up[0].labels, want);
-    // Upstream, every record carries the agent's labels, and a check's
-    // records its own too (the labels of the configuration when sent: the
-    // `removed` record of a check gone has the agent's only).
+    // Upstream, every record carries the agent's labels (as configured
+    // when sent), and a check's results its own, as `label.NAME` fields kept
+    // from when they were made.
     let lines: Vec<&String> = all.iter().flat_map(|r| &r.lines).collect();
     assert!(lines.iter().any(|l| l.contains(r#","check":"refused""#)));
     for l in lines {
-        let want = if l.contains(r#","check":"refused""#) && !l.contains(r#""to":"removed""#) {
-            r#""labels":{"service":"db","site":"here","tier":"prod"},"#
-        } else {
-            r#""labels":{"site":"ams","tier":"prod"},"#
-        };
-        assert!(l.contains(want), "{l}");
+        assert!(
+            l.contains(r#""labels":{"site":"ams","tier":"prod"},"#),
+            "{l}"
+        );
+        if l.contains(r#""type":"result","check":"refused""#) {
+            assert!(
+                l.contains(r#","label.service":"db","label.site":"here""#),
+                "{l}"
+            );
+        }
     }
     assert!(up[0].samples.iter().all(|(_, v)| *v == 0.0));
     // The damped status: crit after `fall` failures, as in /metrics.

@@ -436,7 +436,6 @@ pub fn encode_us_per_result() -> [f64; 4] {
         agent: "edge-1",
         agent_id: "00112233445566778899aabbccddeeff",
         labels: &labels,
-        check_labels: &[],
         agent_statuses: &[
             "online",
             "degraded",

@@ -76,6 +76,16 @@ pub fn heartbeat(
             state.durability_lost_of(Some(u)).map(|d| d.reason),
         )
         .bool(Some("overloaded"), overloaded(state))
+        .opt_str(
+            Some("config_revision"),
+            state
+                .remote_config
+                .borrow()
+                .running
+                .as_ref()
+                .map(|(r, _)| r.as_str()),
+        )
+        .str(Some("config_hash"), &state.config_hash.borrow())
         .float(
             Some("heartbeat_interval_seconds"),
             state.heartbeat_interval(),
@@ -137,28 +147,9 @@ async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) ->
         Ok(batch) => batch,
         Err(wake) => return Some(wake),
     };
-    // The labels of the configuration now: the agent's, and with a
-    // check's own (which win on the same name) on that check's records.
-    let (labels, by_check) = {
-        let c = state.config.borrow();
-        let by_check: Vec<(String, String)> = c
-            .check_labels()
-            .into_iter()
-            .map(|(name, own)| {
-                let mut l = own.clone();
-                l.extend(
-                    c.agent
-                        .labels
-                        .iter()
-                        .filter(|(k, _)| !own.iter().any(|(o, _)| o == k))
-                        .cloned(),
-                );
-                l.sort();
-                (name, record::labels_field(&l))
-            })
-            .collect();
-        (record::labels_field(&c.agent.labels), by_check)
-    };
+    // The agent's labels as configured now; a check's own are in its
+    // records (`label.NAME`), kept from when they were made.
+    let labels = record::labels_field(&state.config.borrow().agent.labels);
     let mut body = Vec::with_capacity(
         out.recs
             .iter()
@@ -166,12 +157,7 @@ async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) ->
             .sum(),
     );
     for r in &out.recs {
-        let check = record::check_of(&r.body);
-        let l = by_check
-            .iter()
-            .find(|(n, _)| Some(n.as_str()) == check)
-            .map_or(&labels, |(_, l)| l);
-        record::write_line(&mut body, &id, r.seq, l, &r.body);
+        record::write_line(&mut body, &id, r.seq, &labels, &r.body);
     }
     let upload = Upload {
         agent_id: &id,

@@ -1,6 +1,7 @@
 //! The running agent on its one thread: the live state ([`state`]) that the
-//! scheduler, the delivery loops (upstream and remote-write), the on_change
-//! runner and the endpoint share; the health model and its history; maintenance; the status
+//! scheduler, the delivery loops (upstream and remote-write), the control
+//! plane's checks ([`remote_config`]), the on_change runner and the endpoint
+//! share; the health model and its history; maintenance; the status
 //! snapshot everything shows.
 //!
 //! The state is data with the operations that keep it consistent; the loops
@@ -15,6 +16,7 @@ pub mod lateness;
 pub mod limit;
 pub mod maintenance;
 pub mod on_change;
+pub mod remote_config;
 pub mod remote_write;
 pub mod scheduler;
 pub mod snapshot;

@@ -410,12 +410,10 @@ fn take(state: &Rc<AgentState>, rw: &RemoteWrite, tick: bool) -> Option<Option<H
     let now_ms = unix_millis(SystemTime::now());
     let agent_id = u.identity.as_ref().map_or("", |s| s.as_str()).to_string();
     let labels = state.config.borrow().push_labels();
-    let check_labels = state.config.borrow().check_labels();
     let ctx = Context {
         agent: &agent,
         agent_id: &agent_id,
         labels: &labels,
-        check_labels: &check_labels,
         agent_statuses: &status_names,
         severities: &severity_names,
     };

@@ -39,6 +39,10 @@ pub struct Snapshot {
     /// When the status (or severity) last changed, or the agent started.
     pub since: SystemTime,
     pub disabled: bool,
+    /// The control plane's document (revision running, without its text;
+    /// the one refused; clashes) and the hash of the effective
+    /// configuration.
+    pub config: (crate::agent::state::RemoteState, String),
     /// The state directory or the spool cannot be written.
     pub durability_lost: Option<crate::agent::state::DurabilityLost>,
     /// Why, who and until when, while disabled.
@@ -88,6 +92,15 @@ impl Snapshot {
             since: state.status_since.get(),
             disabled,
             durability_lost: state.durability_lost(),
+            config: {
+                let r = state.remote_config.borrow();
+                let remote = crate::agent::state::RemoteState {
+                    running: r.running.as_ref().map(|(v, _)| (v.clone(), String::new())),
+                    rejected: r.rejected.clone(),
+                    clashes: r.clashes.clone(),
+                };
+                (remote, state.config_hash.borrow().clone())
+            },
             maintenance: state.maintenance.borrow().clone().filter(|_| disabled),
             ready: state.ready(),
             now: SystemTime::now(),
@@ -138,6 +151,26 @@ impl Snapshot {
                 .opt_str(Some("until"), f.until.map(rfc3339).as_deref())
                 .end_object();
         }
+        let (remote, hash) = &self.config;
+        j.begin_object(Some("config"))
+            .opt_str(
+                Some("revision"),
+                remote.running.as_ref().map(|(r, _)| r.as_str()),
+            )
+            .str(Some("hash"), hash)
+            .opt_str(
+                Some("rejected_revision"),
+                remote.rejected.as_ref().map(|(r, _)| r.as_str()),
+            )
+            .begin_array(Some("errors"));
+        for e in remote.rejected.iter().flat_map(|(_, e)| e) {
+            j.str(None, e);
+        }
+        j.end_array().begin_array(Some("clashes"));
+        for c in &remote.clashes {
+            j.str(None, c);
+        }
+        j.end_array().end_object();
         match &self.durability_lost {
             None => j.opt_str(Some("durability_lost"), None),
             Some(d) => j
@@ -363,6 +396,16 @@ impl Snapshot {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             out.push_str(&format!("labels: {}\n", l.join(", ")));
+        }
+        let (remote, hash) = &self.config;
+        if let Some((rev, _)) = &remote.running {
+            out.push_str(&format!("config: remote revision {rev} (hash {hash})\n"));
+        }
+        if let Some((rev, errors)) = &remote.rejected {
+            out.push_str(&format!(
+                "config: remote revision {rev} refused ({}; the running configuration stays)\n",
+                crate::format::text::count(errors.len() as u64, "error")
+            ));
         }
         let header = [
             "CHECK", "KIND", "ROLE", "STATUS", "FOR", "LAST OK", "TOOK", "REASON", "MESSAGE",

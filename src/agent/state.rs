@@ -86,6 +86,26 @@ pub struct AgentState {
     pub state_error: RefCell<Option<String>>,
     /// State changes are logged (not in `tether check` unless `-v`).
     pub log_changes: Cell<bool>,
+    /// The local configuration (file and drop-ins), which `config` is with
+    /// the control plane's checks added; `None` in one-shot commands.
+    pub local: RefCell<Option<Config>>,
+    /// The control plane's document and what became of it.
+    pub remote_config: RefCell<RemoteState>,
+    /// Wakes the remote configuration's poll (a reload).
+    pub config_poll: Notify,
+    /// [`crate::config::effective::hash`] of `config`, made when it changes.
+    pub config_hash: RefCell<String>,
+}
+
+/// What came from the control plane and what became of it.
+#[derive(Clone, Debug, Default)]
+pub struct RemoteState {
+    /// The revision and document running (or cached and running), if any.
+    pub running: Option<(String, String)>,
+    /// The last document received was refused: its revision and errors.
+    pub rejected: Option<(String, Vec<String>)>,
+    /// Remote checks left out because a local check has the name.
+    pub clashes: Vec<String>,
 }
 
 /// Why the agent cannot keep its promises on disk (`durability_lost`).
@@ -102,6 +122,7 @@ impl AgentState {
     pub fn new(config: Config, resolver: Resolver, systemd: Notifier) -> Rc<AgentState> {
         let now = Instant::now();
         let checks = schedule(&config, Vec::new(), now);
+        let hash = crate::config::effective::hash(&config);
         Rc::new(AgentState {
             limit: RefCell::new(Rc::new(Limit::new(config.agent.max_in_flight))),
             disabled: Cell::new(maintenance::is_disabled(&config.agent.state_dir)),
@@ -132,6 +153,10 @@ impl AgentState {
             skipped: Cell::new(0),
             state_error: RefCell::new(None),
             log_changes: Cell::new(true),
+            local: RefCell::new(None),
+            remote_config: RefCell::new(Default::default()),
+            config_poll: Notify::default(),
+            config_hash: RefCell::new(hash),
         })
     }
 
@@ -157,6 +182,7 @@ impl AgentState {
         *self.checks.borrow_mut() = schedule(&config, old, Instant::now());
         *self.limit.borrow_mut() = Rc::new(Limit::new(config.agent.max_in_flight));
         *self.resolver.borrow_mut() = Rc::new(resolver);
+        *self.config_hash.borrow_mut() = crate::config::effective::hash(&config);
         *self.config.borrow_mut() = config;
         self.reloads.set(self.reloads.get() + 1);
         self.wake.notify();

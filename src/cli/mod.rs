@@ -11,7 +11,6 @@ mod ask;
 mod bundle;
 mod check;
 mod doctor;
-mod effective;
 mod enroll;
 mod maintenance;
 pub mod run;
@@ -290,7 +289,25 @@ pub fn main(args: Vec<OsString>) -> i32 {
             print(config::DEFAULT_TOML);
             0
         }
-        ("config", ["effective"]) => with_config(&opts, |c| effective::command(&c, opts.json)),
+        ("config", ["effective"]) => with_config(&opts, |mut c| {
+            // With the control plane's checks the agent keeps (and runs).
+            let remote = c.upstream.as_ref().is_some_and(|u| u.remote_config);
+            let cached = crate::agent::remote_config::cached(&c.agent.state_dir);
+            if let Some((rev, doc)) = cached.filter(|_| remote) {
+                match config::remote::merge(&c, &rev, &doc) {
+                    Ok((merged, _)) => c = merged,
+                    Err(e) => eprintln_safe(&format!(
+                        "the cached remote configuration {rev} does not fit: {e}"
+                    )),
+                }
+            }
+            print(&if opts.json {
+                config::effective::to_json(&c)
+            } else {
+                config::effective::to_text(&c)
+            });
+            0
+        }),
         ("config", _) => usage_error("`config` takes one subcommand: default or effective"),
         ("help", []) => {
             print(USAGE);

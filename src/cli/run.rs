@@ -58,12 +58,16 @@ pub async fn run(
     crate::net::tls::load_system_roots();
     let resolver = resolver_for(&config);
     let state_dir = config.agent.state_dir.clone();
+    let local = config.clone();
     let state = AgentState::new(config, resolver, crate::os::notify::Notifier::from_env());
+    *state.local.borrow_mut() = Some(local);
     if let Some((why, fix)) = state_error {
         log::error!("{why}: {fix}");
         *state.state_error.borrow_mut() = Some(why);
     }
     *state.history.borrow_mut() = crate::agent::history::History::open(&state_dir);
+    // The control plane's last checks run at once, before it answers.
+    crate::agent::remote_config::load_cached(&state);
     // With no checks, ready at once; otherwise after the first runs.
     state.notify_status();
     state.notify_ready();
@@ -71,6 +75,7 @@ pub async fn run(
     let _endpoint = ex.spawn(endpoint::serve(ex, listener, state.clone()));
     let delivery = ex.spawn(delivery::run(state.clone()));
     let remote_write = ex.spawn(crate::agent::remote_write::run(state.clone()));
+    let _remote_config = ex.spawn(crate::agent::remote_config::run(state.clone()));
     let _on_change = ex.spawn({
         let state = state.clone();
         async move {
@@ -143,7 +148,10 @@ fn reload(state: &Rc<AgentState>, new: Config) {
     let (n, source) = (new.checks.len(), new.source.clone());
     let resolver = resolver_for(&new);
     crate::net::tls::load_system_roots();
+    *state.local.borrow_mut() = Some(new.clone());
+    let new = crate::agent::remote_config::effective(state, new);
     state.apply(new, resolver);
+    state.config_poll.notify();
     let n = crate::format::text::count(n as u64, "check");
     log::info!("reloaded {source}: {n}; unchanged checks keep their state");
 }

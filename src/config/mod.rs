@@ -13,6 +13,8 @@
 
 mod checks;
 pub mod duration;
+pub mod effective;
+pub mod remote;
 mod remote_write;
 mod sections;
 pub mod toml_lite;
@@ -55,15 +57,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// Each check's own `labels`, by name, for the checks that have some.
-    pub fn check_labels(&self) -> Vec<(String, Vec<(String, String)>)> {
-        self.checks
-            .iter()
-            .filter(|c| !c.labels.is_empty())
-            .map(|c| (c.name.clone(), c.labels.clone()))
-            .collect()
-    }
-
     /// The labels series carry: `[agent] labels`, then `[remote_write]
     /// labels` (which win on the same name), sorted.
     pub fn push_labels(&self) -> Vec<(String, String)> {
@@ -82,6 +75,10 @@ impl Config {
 /// `[upstream]`: the control plane's report endpoint and how to talk to it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Upstream {
+    /// Poll `<url>/v1/config` for checks from the control plane.
+    pub remote_config: bool,
+    /// How often (with jitter).
+    pub config_poll: Duration,
     /// Reports go to `<url>/v1/reports`.
     pub url: Url,
     /// `http://` is refused unless this is set.
@@ -181,6 +178,10 @@ pub struct Agent {
     pub log_level: log::LevelFilter,
     /// `log_format = "json"`: one JSON object per log line.
     pub log_json: bool,
+    /// `exec` checks from the control plane are allowed (default false)...
+    pub remote_exec: bool,
+    /// ...when their program lies under one of these directories.
+    pub remote_exec_dirs: Vec<PathBuf>,
     /// Where maintenance mode (and, later, the spool) lives.
     pub state_dir: PathBuf,
     /// Cap on probes running at once, whatever the number of checks.
@@ -629,7 +630,7 @@ pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
 }
 
 /// The TOML tree of `text`, or its syntax error with line and column.
-fn toml_doc(text: &str, source: &str) -> Result<DeTable, ConfigError> {
+pub(crate) fn toml_doc(text: &str, source: &str) -> Result<DeTable, ConfigError> {
     toml_lite::parse(text).map_err(|e| {
         let (line, col) = line_col(text, e.at);
         ConfigError(vec![format!(

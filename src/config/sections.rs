@@ -15,6 +15,8 @@ pub(super) const UPSTREAM_KEYS: &[&str] = &[
     "batch_max_records",
     "batch_max_bytes",
     "offline_after",
+    "remote_config",
+    "config_poll",
 ];
 pub(super) const SPOOL_KEYS: &[&str] = &["dir", "max_bytes", "sync", "ring_records"];
 pub(super) const AGENT_KEYS: &[&str] = &[
@@ -33,6 +35,8 @@ pub(super) const AGENT_KEYS: &[&str] = &[
     "on_change",
     "on_change_timeout",
     "labels",
+    "remote_exec",
+    "remote_exec_dirs",
 ];
 
 impl Walker<'_> {
@@ -143,6 +147,56 @@ impl Walker<'_> {
         self.checks(&top, agent)
     }
 
+    /// A remote document: `[[check]]` tables, and `[agent]` `interval` and
+    /// `timeout` (the defaults of its checks); anything else is refused.
+    pub(super) fn remote(&mut self, doc: &DeTable, local: &Agent) -> (Vec<Check>, Vec<String>) {
+        let top = Scope {
+            table: doc,
+            what: "the remote configuration".into(),
+        };
+        let mut agent = local.clone();
+        for (k, v) in doc.iter() {
+            match (k.get_ref().as_str(), v.get_ref()) {
+                ("check", _) => {}
+                ("agent", DeValue::Table(t)) => {
+                    let s = Scope {
+                        table: t,
+                        what: "[agent]".into(),
+                    };
+                    for (key, _) in t.iter() {
+                        if !["interval", "timeout"].contains(&key.get_ref().as_str()) {
+                            let msg = format!(
+                                "a remote configuration may not set [agent] {}: only interval and timeout (the local file keeps the agent's own settings)",
+                                key.get_ref()
+                            );
+                            self.error(key.span(), msg);
+                        }
+                    }
+                    let max = Duration::from_secs(86_400);
+                    if let Some(i) = self.duration(&s, "interval", Duration::from_secs(1), max) {
+                        agent.interval = i;
+                    }
+                    let t = self.duration(
+                        &s,
+                        "timeout",
+                        Duration::from_millis(10),
+                        Duration::from_secs(3_600),
+                    );
+                    if let Some(t) = t {
+                        agent.timeout = t;
+                    }
+                }
+                (other, _) => {
+                    let msg = format!(
+                        "a remote configuration may not set `{other}`: only [[check]] tables and [agent] interval and timeout"
+                    );
+                    self.error(k.span(), msg);
+                }
+            }
+        }
+        self.checks(&top, &agent)
+    }
+
     /// A `[name]` table at the top level, if present and a table.
     pub(super) fn table<'a>(&mut self, top: &Scope<'a>, key: &str) -> Option<&'a DeTable> {
         let v = top.get(key)?;
@@ -229,7 +283,16 @@ impl Walker<'_> {
             Duration::from_secs(1),
             Duration::from_secs(86_400),
         );
+        let remote_config = self.boolean(s, "remote_config").unwrap_or(false);
+        let config_poll = self.duration(
+            s,
+            "config_poll",
+            Duration::from_secs(10),
+            Duration::from_secs(86_400),
+        );
         Some(Upstream {
+            remote_config,
+            config_poll: config_poll.unwrap_or(Duration::from_secs(60)),
             url: url?,
             allow_plaintext,
             token: token?,
@@ -350,11 +413,24 @@ impl Walker<'_> {
         );
         let listen_line = s.get("listen").map(|v| self.line(&v.span()));
         let labels = self.labels(s);
+        let remote_exec = self.boolean(s, "remote_exec").unwrap_or(false);
+        let remote_exec_dirs = self.array(s, "remote_exec_dirs").and_then(|list| {
+            self.entries(
+                s,
+                "remote_exec_dirs",
+                list,
+                "is not an absolute path",
+                |v| absolute_path(v.as_str()?).ok(),
+            )
+        });
         Agent {
             name: name.unwrap_or_else(default_agent_name),
             listen_line,
             labels,
             log_json,
+            remote_exec,
+            remote_exec_dirs: remote_exec_dirs
+                .unwrap_or_else(|| vec![PathBuf::from("/usr/lib/nagios/plugins")]),
             interval: interval.unwrap_or(Duration::from_secs(30)),
             timeout: timeout.unwrap_or(Duration::from_secs(5)),
             listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))),

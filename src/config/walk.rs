@@ -53,6 +53,17 @@ pub(super) fn walk_dropin(
     Walker::run(text, source, pre, |w| w.dropin(doc, agent))
 }
 
+/// Walks a remote document: its checks, with `local`'s defaults as the
+/// document's `[agent]` `interval` and `timeout` override them.
+pub(super) fn walk_remote(
+    doc: &DeTable,
+    text: &str,
+    source: &str,
+    local: &Agent,
+) -> Result<(Vec<Check>, Vec<String>), Vec<String>> {
+    Walker::run(text, source, Vec::new(), |w| w.remote(doc, local))
+}
+
 impl<'s> Walker<'s> {
     /// A walker over `text`, starting with the errors in `pre`; `walk`'s
     /// value, or every error in file order.

@@ -378,6 +378,14 @@ fn agent(o: &mut Out, s: &Snapshot) {
     );
     o.sample("agent_overloaded", &pushed(s, &[]), flag(s.overloaded()));
     o.family(
+        "config_info",
+        "gauge",
+        "1, labelled with the control plane's configuration revision running (empty: none) and the hash of the effective configuration.",
+    );
+    let (remote, hash) = &s.config;
+    let rev = remote.running.as_ref().map_or("", |(r, _)| r.as_str());
+    o.sample("config_info", &[("hash", hash), ("revision", rev)], 1.0);
+    o.family(
         "agent_durability_lost",
         "gauge",
         "1 while the state directory (state_unwritable) or the spool (spool_unavailable) cannot be written: what is not yet sent is lost if the agent stops.",

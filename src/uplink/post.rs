@@ -1,5 +1,5 @@
 //! One HTTP POST to a report destination (the control plane's upload, a
-//! remote-write receiver): the same resolver, connect and TLS code as the
+//! remote-write receiver), or a GET of the control plane's checks: the same resolver, connect and TLS code as the
 //! probes, the whole exchange raced against one deadline. Messages built
 //! here name the URL and what failed, never a header value (the
 //! credentials travel in headers).
@@ -47,13 +47,36 @@ pub async fn post(
     headers: &[(String, String)],
     body: &[u8],
 ) -> Result<Response, NoAnswer> {
+    request(to, resolver, ("POST", MAX_RESPONSE_BODY), headers, body).await
+}
+
+/// `GET`s what the destination serves (the control plane's checks), a
+/// body of at most `max_body` bytes; never longer than `to.timeout`.
+pub async fn get(
+    to: &Destination<'_>,
+    resolver: &Resolver,
+    headers: &[(String, String)],
+    max_body: usize,
+) -> Result<Response, NoAnswer> {
+    request(to, resolver, ("GET", max_body), headers, &[]).await
+}
+
+async fn request(
+    to: &Destination<'_>,
+    resolver: &Resolver,
+    method: (&str, usize),
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Result<Response, NoAnswer> {
     let deadline = Instant::now() + to.timeout;
     let connected = Cell::new(false);
     // Boxed: the connect, TLS and HTTP state is tens of KiB, held only
     // while a request is out, not all the time in each loop's future.
     let r = until(
         deadline,
-        Box::pin(attempt(to, resolver, headers, body, deadline, &connected)),
+        Box::pin(attempt(
+            to, resolver, method, headers, body, deadline, &connected,
+        )),
     )
     .await;
     r.unwrap_or_else(|| {
@@ -82,6 +105,7 @@ pub async fn reachable(url: &Url, resolver: &Resolver, timeout: Duration) -> boo
 async fn attempt(
     to: &Destination<'_>,
     resolver: &Resolver,
+    (method, max_body): (&str, usize),
     headers: &[(String, String)],
     body: &[u8],
     deadline: Instant,
@@ -102,7 +126,7 @@ async fn attempt(
     connected.set(true);
     let stream = conn.into_async().map_err(|e| format!("{url}: {e}"))?;
     let req = Request {
-        method: "POST",
+        method,
         path: to.path,
         host: &url.host_header(),
         headers,
@@ -115,10 +139,10 @@ async fn attempt(
             .connect(&url.host.tls_name(), stream)
             .await
             .map_err(|e| format!("{} ({})", e.message, e.reason.code()))?;
-        send(url, &req, &mut tls, &trace).await
+        send(url, &req, &mut tls, &trace, max_body).await
     } else {
         let mut stream = stream;
-        send(url, &req, &mut stream, &trace).await
+        send(url, &req, &mut stream, &trace, max_body).await
     }
 }
 
@@ -127,10 +151,11 @@ async fn send<S: AsyncRead + AsyncWrite + Unpin>(
     req: &Request<'_>,
     stream: &mut S,
     trace: &Trace,
+    max_body: usize,
 ) -> Result<Response, String> {
     let limits = Limits {
         head: MAX_RESPONSE_HEAD,
-        body: MAX_RESPONSE_BODY,
+        body: max_body,
     };
     exchange(stream, req, trace, limits)
         .await

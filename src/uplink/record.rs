@@ -203,6 +203,7 @@ pub fn result(
             (o.duration.as_secs_f64() * 1e6).round() / 1e3,
         )
         .opt_str(Some("peer"), o.peer.map(|p| p.to_string()).as_deref());
+    label_fields(&mut b, spec);
     // The figures remote-write sends as series of their own.
     let d = &o.detail;
     if let Some(c) = &d.cert {
@@ -221,8 +222,7 @@ pub fn result(
 
 /// `type = "transition"`, `scope = "check"`, `to = "removed"`: a reload
 /// removed the check (or changed its kind or role).
-/// The check's own labels ride along as `"label.NAME":"value"` fields: the
-/// configuration no longer has them when the record is sent.
+/// With the check's own labels, as a result has them.
 pub fn removed(c: &Check, time_ms: u64) -> Body {
     let mut b = Body::new(time_ms, "transition");
     b.json()
@@ -231,10 +231,16 @@ pub fn removed(c: &Check, time_ms: u64) -> Body {
         .str(Some("kind"), c.probe.kind())
         .str(Some("role"), c.role.as_str())
         .str(Some("to"), "removed");
+    label_fields(&mut b, c);
+    b
+}
+
+/// The check's own labels as `"label.NAME":"value"` fields, kept with the
+/// record: its series are those it was made under, whenever it is sent.
+fn label_fields(b: &mut Body, c: &Check) {
     for (k, v) in &c.labels {
         b.json().str(Some(&format!("{LABEL_FIELD}{k}")), v);
     }
-    b
 }
 
 /// The prefix of a removed check's label fields.
@@ -262,6 +268,33 @@ pub fn agent_transition(from: &str, to: &str, severity: &str, why: &str, time_ms
         .str(Some("to"), to)
         .str(Some("severity"), severity)
         .str(Some("message"), why);
+    b
+}
+
+/// `type = "config"`: what the agent runs after a document from the control
+/// plane (OpAMP's remote config status): its `revision`, `status`
+/// (`applied` or `rejected`), the error lines when rejected, the checks
+/// left out because a local one has the name, and the hash of the
+/// effective configuration.
+pub fn config(
+    revision: &str,
+    applied: bool,
+    lines: (&[String], &[String]),
+    hash: &str,
+    time_ms: u64,
+) -> Body {
+    let mut b = Body::new(time_ms, "config");
+    let j = b.json();
+    j.str(Some("revision"), revision)
+        .str(Some("status"), if applied { "applied" } else { "rejected" })
+        .str(Some("hash"), hash);
+    for (key, list) in [("errors", lines.0), ("clashes", lines.1)] {
+        j.begin_array(Some(key));
+        for l in list {
+            j.str(None, l);
+        }
+        j.end_array();
+    }
     b
 }
 
@@ -310,14 +343,6 @@ pub fn labels_field(labels: &[(String, String)]) -> String {
     }
     j.end_object();
     format!("\"labels\":{},", j.finish())
-}
-
-/// The check a stored record is about (a result, a check's transition):
-/// its `"check"` field, which the record writes before any nested object.
-pub fn check_of(body: &str) -> Option<&str> {
-    let at = body.find(",\"check\":\"")? + 10;
-    let rest = &body[at..];
-    Some(&rest[..rest.find('"')?])
 }
 
 /// Reads back what the spool needs from a stored body: its time, and for a

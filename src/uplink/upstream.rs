@@ -47,15 +47,25 @@ pub struct Upload<'a> {
     pub body: &'a [u8],
 }
 
-/// Posts one batch; never takes longer than `up.timeout`.
-pub async fn post(up: &Upstream, resolver: &Resolver, u: &Upload<'_>) -> Answer {
-    let path = format!("{}/v1/reports", up.url.path.trim_end_matches('/'));
-    let to = Destination {
+/// `<url path>/v1/<what>` on the control plane.
+pub fn path(up: &Upstream, what: &str) -> String {
+    format!("{}/v1/{what}", up.url.path.trim_end_matches('/'))
+}
+
+/// Where a request to the control plane goes (`path` from [`path`]).
+pub fn destination<'a>(up: &'a Upstream, path: &'a str) -> Destination<'a> {
+    Destination {
         url: &up.url,
-        path: &path,
+        path,
         ca_file: up.ca_file.as_ref(),
         timeout: up.timeout,
-    };
+    }
+}
+
+/// Posts one batch; never takes longer than `up.timeout`.
+pub async fn post(up: &Upstream, resolver: &Resolver, u: &Upload<'_>) -> Answer {
+    let path = path(up, "reports");
+    let to = destination(up, &path);
     let headers = [
         (
             "Content-Type".to_string(),

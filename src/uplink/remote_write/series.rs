@@ -22,9 +22,6 @@ pub struct Context<'a> {
     pub agent_id: &'a str,
     /// `[agent] labels` and `[remote_write] labels`.
     pub labels: &'a [(String, String)],
-    /// Checks' own `labels`, by check name (checks without are absent):
-    /// those of the configuration when the batch is made.
-    pub check_labels: &'a [(String, Vec<(String, String)>)],
     pub agent_statuses: &'a [&'a str],
     pub severities: &'a [&'a str],
 }
@@ -79,32 +76,21 @@ struct Base<'a> {
 }
 
 impl Batch {
-    /// `mine`: the check's own labels when the record names them (a
-    /// removed check); otherwise they are looked up in `ctx`.
+    /// `mine`: the check's own labels, from its record (they win over the
+    /// agent's of the same name).
     fn base<'a>(
         &mut self,
         own: &[(&'a str, &'a str)],
         ctx: &'a Context,
-        mine: Option<&[(&'a str, &'a str)]>,
+        mine: &[(&'a str, &'a str)],
     ) -> Base<'a> {
         let mut labels: Vec<(&str, &str)> = Vec::with_capacity(own.len() + ctx.labels.len() + 1);
         labels.push(("agent", ctx.agent));
         labels.extend_from_slice(own);
         // A check's own labels, winning over the agent's of the same name.
-        let start = labels.len();
-        match mine {
-            Some(m) => labels.extend_from_slice(m),
-            None => {
-                let check = own.iter().find(|(k, _)| *k == "check").map(|(_, v)| *v);
-                let found = check.and_then(|c| ctx.check_labels.iter().find(|(n, _)| n == c));
-                if let Some((_, l)) = found {
-                    labels.extend(l.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                }
-            }
-        }
-        let n = labels.len();
+        labels.extend_from_slice(mine);
         for (k, v) in ctx.labels {
-            if !labels[start..n].iter().any(|(m, _)| m == k) {
+            if !mine.iter().any(|(m, _)| m == k) {
                 labels.push((k.as_str(), v.as_str()));
             }
         }
@@ -231,10 +217,11 @@ impl Batch {
         ) else {
             return;
         };
+        let mine = own_labels(f);
         let mut base = self.base(
             &[("check", check), ("kind", kind), ("role", role)],
             ctx,
-            None,
+            &mine,
         );
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         self.push("tether_check_up", &mut base, None, flag(status == "ok"), t);
@@ -266,7 +253,7 @@ impl Batch {
         let (Some(status), Some(severity)) = (str_of(f, "status"), str_of(f, "severity")) else {
             return;
         };
-        let mut base = self.base(&[], ctx, None);
+        let mut base = self.base(&[], ctx, &[]);
         let mut info = self.base(
             &[
                 ("agent_id", ctx.agent_id),
@@ -274,7 +261,7 @@ impl Batch {
                 ("os_release", str_of(f, "os_release").unwrap_or("")),
             ],
             ctx,
-            None,
+            &[],
         );
         self.push("tether_agent_info", &mut info, None, 1.0, t);
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
@@ -309,21 +296,11 @@ impl Batch {
         else {
             return;
         };
-        // Its own labels as it had them, from the record.
-        let mine: Vec<(&str, &str)> = f
-            .iter()
-            .filter_map(|(k, v)| match v {
-                Field::Str(v) => Some((
-                    k.strip_prefix(crate::uplink::record::LABEL_FIELD)?,
-                    v.as_ref(),
-                )),
-                _ => None,
-            })
-            .collect();
+        let mine = own_labels(f);
         let mut base = self.base(
             &[("check", check), ("kind", kind), ("role", role)],
             ctx,
-            Some(&mine),
+            &mine,
         );
         let stale = f64::from_bits(STALE_NAN);
         self.push("tether_check_up", &mut base, None, stale, t);
@@ -346,6 +323,19 @@ impl Batch {
 
 /// A record's top-level fields.
 type Fields<'a> = [(std::borrow::Cow<'a, str>, Field<'a>)];
+
+/// A check's own labels, as its record carries them (`label.NAME`).
+fn own_labels<'a>(f: &'a Fields) -> Vec<(&'a str, &'a str)> {
+    f.iter()
+        .filter_map(|(k, v)| match v {
+            Field::Str(v) => Some((
+                k.strip_prefix(crate::uplink::record::LABEL_FIELD)?,
+                v.as_ref(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
 
 /// Result fields that become a series of their own, where they apply.
 const DETAILS: [(&str, &str); 3] = [
@@ -376,7 +366,6 @@ mod tests {
             agent: "edge-1",
             agent_id: "00ff",
             labels,
-            check_labels: &[],
             agent_statuses: &["ok", "offline"],
             severities: &["healthy", "critical"],
         }

@@ -13,7 +13,6 @@ fuzz_target!(|data: &[u8]| {
         agent: "a",
         agent_id: "00",
         labels: &labels,
-        check_labels: &[],
         agent_statuses: &["online", "offline"],
         severities: &["healthy"],
     };

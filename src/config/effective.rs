@@ -1,17 +1,16 @@
-//! `tether config effective [--json]`: the configuration as the agent runs
-//! it once the main file, its drop-ins, the defaults and the variables are
-//! merged, each check with where it came from.
+//! The configuration as the agent runs it once the main file, its drop-ins,
+//! the defaults, the variables and the control plane's checks are merged,
+//! each check with where it came from: `tether config effective [--json]`,
+//! and (hashed) what the agent reports it runs.
 
-use super::*;
-use crate::config::duration::format as dur;
+use super::duration::format as dur;
+use super::Config;
 use crate::format::json::Json;
+use crate::format::text;
 
-pub fn command(c: &Config, json: bool) -> i32 {
-    print(&if json { to_json(c) } else { to_text(c) });
-    0
-}
-
-fn to_text(c: &Config) -> String {
+/// TOML-like text to read (not to load: `target` stands for each kind's
+/// own keys).
+pub fn to_text(c: &Config) -> String {
     let a = &c.agent;
     let mut out = format!(
         "# effective configuration of {}: {}\n# (to read, not to load: `target` stands for each kind's own keys)\n[agent]\nname = {}\ninterval = \"{}\"\ntimeout = \"{}\"\nfall = {}\nrise = {}\nlisten = \"{}\"\nstate_dir = {}\n",
@@ -68,7 +67,8 @@ fn labels_line(labels: &[(String, String)]) -> String {
     format!("labels = {{ {} }}\n", l.join(", "))
 }
 
-fn to_json(c: &Config) -> String {
+/// The same as one JSON object.
+pub fn to_json(c: &Config) -> String {
     let a = &c.agent;
     let mut j = Json::new();
     j.begin_object(None)
@@ -120,4 +120,13 @@ fn labels_object(j: &mut Json, labels: &[(String, String)]) {
         j.str(Some(k), v);
     }
     j.end_object();
+}
+
+/// A short hash of the effective configuration (FNV-1a 64 of its JSON, in
+/// hex): equal hashes, the same checks with the same settings.
+pub fn hash(c: &Config) -> String {
+    let h = to_json(c).bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{h:016x}")
 }
