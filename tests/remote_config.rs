@@ -259,6 +259,12 @@ fn a_start_runs_the_cached_document_while_the_control_plane_is_silent() {
     let b = Agent::start_in(dir.clone(), &config(silent, ""));
     wait_check(&b, "remote-a");
     let dir = b.into_dir();
+    // Turned off locally: the kept document does not run.
+    let off = config(silent, "").replace("remote_config = true", "remote_config = false");
+    let b = Agent::start_in(dir.clone(), &off);
+    wait_check(&b, "local");
+    assert!(check_field(&b.get("/status").1, "remote-a", "runs").is_none());
+    let dir = b.into_dir();
     // A damaged cache: said, ignored, the local checks run.
     let text = std::fs::read_to_string(&cache).unwrap();
     std::fs::write(&cache, text.replace("remote-a", "remote-z")).unwrap();

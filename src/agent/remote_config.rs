@@ -46,6 +46,11 @@ pub fn cache_path(state_dir: &Path) -> PathBuf {
 /// it still merges (a reload may have made it invalid: then it is set
 /// aside, reported as rejected, and `local` runs alone).
 pub fn effective(state: &AgentState, local: Config) -> Config {
+    if !enabled(&local) {
+        // Turned off: the control plane's checks stop with it.
+        state.remote_config.borrow_mut().running = None;
+        return local;
+    }
     let running = state.remote_config.borrow().running.clone();
     let Some((rev, text)) = running else {
         return local;
@@ -74,6 +79,9 @@ pub fn effective(state: &AgentState, local: Config) -> Config {
 /// control plane may be unreachable). A damaged cache is reported and
 /// ignored, never fatal.
 pub fn load_cached(state: &AgentState) {
+    if !enabled(&state.config.borrow()) {
+        return;
+    }
     let dir = state.config.borrow().agent.state_dir.clone();
     let path = cache_path(&dir);
     let Ok(raw) = std::fs::read(&path) else {
@@ -100,6 +108,10 @@ pub fn cached(state_dir: &Path) -> Option<(String, String)> {
     let raw = std::fs::read(cache_path(state_dir)).ok()?;
     let text = String::from_utf8(raw).ok()?;
     parse_cache(&text).map(|(r, d)| (r.to_string(), d.to_string()))
+}
+
+fn enabled(c: &Config) -> bool {
+    c.upstream.as_ref().is_some_and(|u| u.remote_config)
 }
 
 fn parse_cache(text: &str) -> Option<(&str, &str)> {
