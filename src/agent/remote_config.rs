@@ -230,10 +230,15 @@ async fn poll(state: &Rc<AgentState>, up: &Upstream) -> Result<(), Option<Durati
     let resp = match crate::uplink::post::get(&to, &resolver, &headers, MAX_DOCUMENT).await {
         Ok(r) => r,
         Err(e) => {
-            log::debug!("remote configuration: {}", e.why);
+            failing(state, Some(e.why));
             return Err(None);
         }
     };
+    failing(
+        state,
+        (!matches!(resp.status, 200 | 304))
+            .then(|| format!("HTTP {} {}", resp.status, resp.reason)),
+    );
     match resp.status {
         304 => Ok(()),
         200 => {
@@ -267,6 +272,22 @@ async fn poll(state: &Rc<AgentState>, up: &Upstream) -> Result<(), Option<Durati
             .map(|d| d.min(upstream::MAX_RETRY_AFTER))),
         _ => Err(None),
     }
+}
+
+/// Logs a failure to get the document once, when it starts or changes,
+/// and when it ends.
+fn failing(state: &AgentState, why: Option<String>) {
+    let mut r = state.remote_config.borrow_mut();
+    if r.failing == why {
+        return;
+    }
+    match &why {
+        Some(w) => {
+            log::warn!("remote configuration: GET /v1/config: {w}; the running configuration stays")
+        }
+        None => log::info!("remote configuration: the control plane answers again"),
+    }
+    r.failing = why;
 }
 
 /// A document: applied, or refused with its errors.

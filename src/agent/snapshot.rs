@@ -98,6 +98,7 @@ impl Snapshot {
                     running: r.running.as_ref().map(|(v, _)| (v.clone(), String::new())),
                     rejected: r.rejected.clone(),
                     clashes: r.clashes.clone(),
+                    failing: r.failing.clone(),
                 };
                 (remote, state.config_hash.borrow().clone())
             },
@@ -158,6 +159,7 @@ impl Snapshot {
                 remote.running.as_ref().map(|(r, _)| r.as_str()),
             )
             .str(Some("hash"), hash)
+            .opt_str(Some("error"), remote.failing.as_deref())
             .opt_str(
                 Some("rejected_revision"),
                 remote.rejected.as_ref().map(|(r, _)| r.as_str()),

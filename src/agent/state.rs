@@ -106,6 +106,8 @@ pub struct RemoteState {
     pub rejected: Option<(String, Vec<String>)>,
     /// Remote checks left out because a local check has the name.
     pub clashes: Vec<String>,
+    /// Why the last poll got no document (logged when it changes).
+    pub failing: Option<String>,
 }
 
 /// Why the agent cannot keep its promises on disk (`durability_lost`).
