@@ -88,7 +88,7 @@ fn a_drop_in_holds_checks_only_and_a_name_twice_names_both_places() {
     let err = stderr(&o);
     assert!(
         err.contains(&format!(
-            "{}:6: `upstream`: a drop-in may hold [[check]] tables only",
+            "{}:6: `upstream`: a drop-in may hold [[check]] tables and [agent] labels only",
             bad.display()
         )),
         "{err}"
@@ -166,7 +166,7 @@ fn sighup_reads_the_drop_ins_again() {
     std::fs::write(dir.join("conf.d/new.toml"), "[agent]\nname = \"x\"\n").unwrap();
     a.signal("HUP");
     a.wait_log(
-        "a drop-in may hold [[check]] tables only",
+        "a drop-in may hold [[check]] tables and [agent] labels only",
         Duration::from_secs(5),
     );
     let (_, s) = a.get("/status");
@@ -208,4 +208,35 @@ fn config_effective_shows_each_check_with_where_it_came_from() {
     assert_eq!(v["checks"][1]["from"], format!("{}:2", drop.display()));
     assert_eq!(v["checks"][1]["labels"]["service"], "db");
     assert_eq!(v["agent"]["labels"]["site"], "fra1");
+}
+
+#[test]
+fn a_drop_in_may_add_the_agents_labels_once_each() {
+    let dir = temp_dir("dropins-labels");
+    let main = main_file(&dir, "[agent]\nlabels = { tier = \"prod\" }\n");
+    let site = dir.join("conf.d/site.toml");
+    std::fs::write(
+        &site,
+        "[agent]\nlabels = { site = \"fra1\", group = \"eu-west\" }\n",
+    )
+    .unwrap();
+    let m = main.to_string_lossy();
+    let o = tether(&["-c", &m, "config", "effective", "--json"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["agent"]["labels"]["site"], "fra1");
+    assert_eq!(v["agent"]["labels"]["tier"], "prod");
+    // A name set twice names where it was set first.
+    std::fs::write(
+        dir.join("conf.d/tier.toml"),
+        "\n[agent]\nlabels = { tier = \"dev\" }\n",
+    )
+    .unwrap();
+    let o = tether(&["-c", &m, "validate"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let want = format!(
+        "{}:2: [agent] labels: `tier` is already set (in {m})",
+        dir.join("conf.d/tier.toml").display()
+    );
+    assert!(stderr(&o).contains(&want), "{want} in {}", stderr(&o));
 }

@@ -504,7 +504,7 @@ pub fn resolve_and_load_with(
 /// The drop-in directory beside the main file.
 pub const DROPIN_DIR: &str = "conf.d";
 
-/// Adds the checks of every `*.toml` file in `dir`, in name order (a
+/// Adds the checks (and `[agent] labels`) of every `*.toml` file in `dir`, in name order (a
 /// missing directory has none; dotfiles, an editor's, are skipped). Every error of every file is collected; a check
 /// name defined twice names both places.
 pub fn add_dropins(config: &mut Config, dir: &Path) -> Result<(), ConfigError> {
@@ -527,6 +527,13 @@ pub fn add_dropins(config: &mut Config, dir: &Path) -> Result<(), ConfigError> {
         .collect();
     files.sort_unstable();
     let mut errors = Vec::new();
+    // Where each label was set, for a name set twice.
+    let mut label_at: Vec<(String, String)> = config
+        .agent
+        .labels
+        .iter()
+        .map(|(k, _)| (k.clone(), config.source.clone()))
+        .collect();
     for path in files {
         let name = path.display().to_string();
         let found = read_text(&path).and_then(|text| {
@@ -535,8 +542,20 @@ pub fn add_dropins(config: &mut Config, dir: &Path) -> Result<(), ConfigError> {
             walk::walk_dropin(&doc, &text, &name, pre, &config.agent).map_err(ConfigError)
         });
         match found {
-            Ok((checks, at)) => {
-                for (c, at) in checks.into_iter().zip(at) {
+            Ok(d) => {
+                for (k, v, at) in d.labels {
+                    match label_at.iter().find(|(n, _)| *n == k) {
+                        Some((_, first)) => errors.push(format!(
+                            "{at}: [agent] labels: `{k}` is already set (in {first})"
+                        )),
+                        None => {
+                            label_at.push((k.clone(), at));
+                            config.agent.labels.push((k, v));
+                        }
+                    }
+                }
+                config.agent.labels.sort();
+                for (c, at) in d.checks.into_iter().zip(d.at) {
                     match config.checks.iter().position(|o| o.name == c.name) {
                         Some(i) => errors.push(format!(
                             "{at}: duplicate check name \"{}\" (first defined in {})",

@@ -4,6 +4,14 @@
 use super::walk::{absolute_path, format_size, parse_size, Scope, Walker};
 use super::*;
 
+/// What a drop-in adds: checks with where each was written, and labels
+/// with where (`file:line`).
+pub(super) struct Dropin {
+    pub(super) checks: Vec<Check>,
+    pub(super) at: Vec<String>,
+    pub(super) labels: Vec<(String, String, String)>,
+}
+
 pub(super) const TOP_KEYS: &[&str] = &["agent", "upstream", "remote_write", "spool", "check"];
 pub(super) const UPSTREAM_KEYS: &[&str] = &[
     "url",
@@ -130,21 +138,39 @@ impl Walker<'_> {
     }
 
     /// A drop-in (`conf.d/*.toml`): `[[check]]` tables only.
-    pub(super) fn dropin(&mut self, doc: &DeTable, agent: &Agent) -> (Vec<Check>, Vec<String>) {
+    pub(super) fn dropin(&mut self, doc: &DeTable, agent: &Agent) -> Dropin {
         let top = Scope {
             table: doc,
             what: "a drop-in".into(),
         };
-        for (k, _) in doc.iter() {
-            if k.get_ref() != "check" {
-                let msg = format!(
-                    "`{}`: a drop-in may hold [[check]] tables only; [agent], [upstream], [remote_write] and [spool] belong in the main file",
-                    k.get_ref()
-                );
-                self.error(k.span(), msg);
+        let mut labels = Vec::new();
+        for (k, v) in doc.iter() {
+            match (k.get_ref().as_str(), v.get_ref()) {
+                ("check", _) => {}
+                // `[agent] labels` and nothing else of [agent]: a site's or
+                // a group's labels may come from a file of their own.
+                ("agent", DeValue::Table(t)) if t.iter().all(|(k, _)| k.get_ref() == "labels") => {
+                    let s = Scope {
+                        table: t,
+                        what: "[agent]".into(),
+                    };
+                    let line = self.line(&v.span());
+                    labels = self
+                        .labels(&s)
+                        .into_iter()
+                        .map(|(k, v)| (k, v, format!("{}:{line}", self.source)))
+                        .collect();
+                }
+                (other, _) => {
+                    let msg = format!(
+                        "`{other}`: a drop-in may hold [[check]] tables and [agent] labels only; the rest of [agent], [upstream], [remote_write] and [spool] belong in the main file"
+                    );
+                    self.error(k.span(), msg);
+                }
             }
         }
-        self.checks(&top, agent)
+        let (checks, at) = self.checks(&top, agent);
+        Dropin { checks, at, labels }
     }
 
     /// A remote document: `[[check]]` tables, and `[agent]` `interval` and

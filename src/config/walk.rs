@@ -49,7 +49,7 @@ pub(super) fn walk_dropin(
     source: &str,
     pre: Vec<(usize, String)>,
     agent: &Agent,
-) -> Result<(Vec<Check>, Vec<String>), Vec<String>> {
+) -> Result<super::sections::Dropin, Vec<String>> {
     Walker::run(text, source, pre, |w| w.dropin(doc, agent))
 }
 
