@@ -84,8 +84,13 @@ pub fn load_cached(state: &AgentState) {
     }
     let dir = state.config.borrow().agent.state_dir.clone();
     let path = cache_path(&dir);
-    let Ok(raw) = std::fs::read(&path) else {
-        return;
+    let raw = match read_cache(&dir) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => {
+            log::error!("cannot read {}: {e}; ignored", path.display());
+            return;
+        }
     };
     let text = String::from_utf8_lossy(&raw);
     let Some((rev, doc)) = parse_cache(&text) else {
@@ -105,9 +110,15 @@ pub fn load_cached(state: &AgentState) {
 
 /// The cached document in `state_dir` (revision, text), if it is sound.
 pub fn cached(state_dir: &Path) -> Option<(String, String)> {
-    let raw = std::fs::read(cache_path(state_dir)).ok()?;
+    let raw = read_cache(state_dir).ok()?;
     let text = String::from_utf8(raw).ok()?;
     parse_cache(&text).map(|(r, d)| (r.to_string(), d.to_string()))
+}
+
+/// The cache file's bytes: a regular file, bounded (a document is at most
+/// [`MAX_DOCUMENT`], its header a few lines).
+fn read_cache(state_dir: &Path) -> std::io::Result<Vec<u8>> {
+    crate::os::files::read_file(&cache_path(state_dir), MAX_DOCUMENT as u64 + 4096)
 }
 
 fn enabled(c: &Config) -> bool {
