@@ -83,6 +83,25 @@ impl CheckHealth {
         }
     }
 
+    /// A copy without [`CheckHealth::recent`] (60 samples a check), for the
+    /// views that do not show them: `/status`, `/metrics`, the table.
+    pub fn without_recent(&self) -> CheckHealth {
+        CheckHealth {
+            status: self.status,
+            since: self.since,
+            consecutive_ok: self.consecutive_ok,
+            consecutive_fail: self.consecutive_fail,
+            last_success: self.last_success,
+            last: self.last.clone(),
+            history: self.history.clone(),
+            flap_percent: self.flap_percent,
+            flapping: self.flapping,
+            runs: self.runs,
+            failures: self.failures.clone(),
+            recent: VecDeque::new(),
+        }
+    }
+
     /// Folds one result into the state.
     pub fn record(&mut self, o: Outcome, fall: u32, rise: u32) {
         self.runs += 1;

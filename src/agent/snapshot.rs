@@ -62,8 +62,13 @@ fn status_str(s: Option<Status>) -> &'static str {
 }
 
 impl Snapshot {
-    /// What `state` shows now.
+    /// What `state` shows now, without the checks' recent samples (only
+    /// the doctor reads them: [`Snapshot::for_doctor`]).
     pub fn of(state: &AgentState) -> Snapshot {
+        Snapshot::build(state, false)
+    }
+
+    fn build(state: &AgentState, recent: bool) -> Snapshot {
         let (status, severity) = state.agent_status();
         let checks = state.checks.borrow();
         let disabled = state.disabled.get();
@@ -109,7 +114,11 @@ impl Snapshot {
                 .iter()
                 .map(|c| CheckView {
                     spec: c.spec.clone(),
-                    health: c.health.clone(),
+                    health: if recent {
+                        c.health.clone()
+                    } else {
+                        c.health.without_recent()
+                    },
                 })
                 .collect(),
             history: None,
@@ -119,6 +128,13 @@ impl Snapshot {
     /// The snapshot with the health history.
     pub fn with_history(state: &AgentState) -> Snapshot {
         let mut s = Snapshot::of(state);
+        s.history = Some(state.history.borrow().entries().clone());
+        s
+    }
+
+    /// The snapshot with the health history and the recent samples.
+    pub fn for_doctor(state: &AgentState) -> Snapshot {
+        let mut s = Snapshot::build(state, true);
         s.history = Some(state.history.borrow().entries().clone());
         s
     }
@@ -679,5 +695,49 @@ fn ago(secs: u64) -> String {
         s if s < 7_200 => format!("{}m", s / 60),
         s if s < 172_800 => format!("{}h", s / 3_600),
         s => format!("{}d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_doctors_snapshot_copies_the_recent_samples() {
+        let config = crate::config::parse(
+            "[[check]]\nname = \"a\"\nkind = \"file\"\npath = \"/\"\n",
+            "t",
+        )
+        .unwrap();
+        let state = AgentState::new(
+            config,
+            crate::net::resolve::Resolver::system("/etc/hosts".into(), "/etc/resolv.conf".into()),
+            crate::os::notify::Notifier::none(),
+        );
+        let spec = state.checks.borrow()[0].spec.clone();
+        for _ in 0..5 {
+            let o = crate::outcome::Outcome {
+                status: Status::Ok,
+                reason: None,
+                message: String::new(),
+                duration: std::time::Duration::from_millis(1),
+                phases: Default::default(),
+                peer: None,
+                at: SystemTime::now(),
+                detail: Default::default(),
+                late: std::time::Duration::ZERO,
+            };
+            state.record(&spec, o);
+        }
+        assert_eq!(Snapshot::of(&state).checks[0].health.recent.len(), 0);
+        assert_eq!(
+            Snapshot::with_history(&state).checks[0].health.recent.len(),
+            0
+        );
+        assert_eq!(
+            Snapshot::for_doctor(&state).checks[0].health.recent.len(),
+            5
+        );
+        assert_eq!(Snapshot::of(&state).checks[0].health.runs, 5);
     }
 }

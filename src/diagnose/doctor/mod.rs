@@ -273,7 +273,7 @@ fn finding_json(j: &mut Json, f: &Finding) {
 /// (its checks have history); otherwise each check has run once.
 pub async fn diagnose(state: &Rc<AgentState>, live: bool) -> Diagnosis {
     let config = state.config.borrow().clone();
-    let snap = crate::agent::snapshot::Snapshot::with_history(state);
+    let snap = crate::agent::snapshot::Snapshot::for_doctor(state);
     let resolver = state.resolver.borrow().clone();
     let mut findings = status_step(&snap, live);
     let mut seen = network::Seen::default();
