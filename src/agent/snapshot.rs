@@ -3,7 +3,7 @@
 //! `tether status` and `tether check`, and the Nagios exit code.
 
 use std::rc::Rc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::agent::health::{AgentStatus, CheckHealth, Severity, FLAP_HINT};
 use crate::agent::state::AgentState;
@@ -52,6 +52,28 @@ pub struct Snapshot {
     pub checks: Vec<CheckView>,
     /// The health history, when asked for (`?history=1`).
     pub history: Option<std::collections::VecDeque<crate::agent::history::Transition>>,
+}
+
+/// Yields to the executor once a slice of rendering time has passed.
+struct Slicer {
+    slice: Duration,
+    since: std::time::Instant,
+}
+
+impl Slicer {
+    fn new(slice: Duration) -> Slicer {
+        Slicer {
+            slice,
+            since: std::time::Instant::now(),
+        }
+    }
+
+    async fn step(&mut self) {
+        if self.since.elapsed() >= self.slice {
+            futures_lite::future::yield_now().await;
+            self.since = std::time::Instant::now();
+        }
+    }
 }
 
 /// In a table cut to a terminal's width, no column is cut below this.
@@ -147,6 +169,13 @@ impl Snapshot {
     }
 
     pub fn to_json(&self) -> String {
+        futures_lite::future::block_on(self.to_json_sliced(Duration::MAX))
+    }
+
+    /// [`Snapshot::to_json`], yielding to the executor after each `slice`
+    /// of work (the endpoint: due probes go first).
+    pub async fn to_json_sliced(&self, slice: Duration) -> String {
+        let mut slicer = Slicer::new(slice);
         let mut j = Json::new();
         j.begin_object(None)
             .str(Some("agent"), &self.agent)
@@ -274,6 +303,7 @@ impl Snapshot {
         }
         j.begin_array(Some("checks"));
         for c in &self.checks {
+            slicer.step().await;
             let h = &c.health;
             j.begin_object(None)
                 .str(Some("name"), &c.spec.name)
@@ -394,6 +424,12 @@ impl Snapshot {
     /// wider than [`CELL_FIT`] give way first, then every line is cut, with
     /// `…` where something was.
     pub fn to_table_fit(&self, width: Option<usize>) -> String {
+        futures_lite::future::block_on(self.to_table_sliced(width, Duration::MAX))
+    }
+
+    /// [`Snapshot::to_table_fit`], yielding after each `slice` of work.
+    pub async fn to_table_sliced(&self, width: Option<usize>, slice: Duration) -> String {
+        let mut slicer = Slicer::new(slice);
         let mut out = format!(
             "tether {} on {}: {} ({}) since {}{}\n",
             env!("CARGO_PKG_VERSION"),
@@ -431,6 +467,7 @@ impl Snapshot {
         let mut rows: Vec<[String; 9]> = vec![header.map(String::from)];
         let mut hints = Vec::new();
         for c in &self.checks {
+            slicer.step().await;
             let h = &c.health;
             let mut status = status_str(h.status).to_string();
             // On its way down: failures counted toward `fall`.
@@ -703,7 +740,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_doctors_snapshot_copies_the_recent_samples() {
+    fn only_the_doctors_snapshot_copies_the_recent_samples_and_status_renders_in_slices() {
         let config = crate::config::parse(
             "[[check]]\nname = \"a\"\nkind = \"file\"\npath = \"/\"\n",
             "t",
@@ -739,5 +776,21 @@ mod tests {
             5
         );
         assert_eq!(Snapshot::of(&state).checks[0].health.runs, 5);
+        // Rendered in slices: with a zero slice the render yields at the
+        // first check, and the result is the same text.
+        let snap = Snapshot::of(&state);
+        let mut json = Box::pin(snap.to_json_sliced(Duration::ZERO));
+        assert!(
+            futures_lite::future::block_on(futures_lite::future::poll_once(&mut json)).is_none()
+        );
+        assert_eq!(futures_lite::future::block_on(json), snap.to_json());
+        let mut table = Box::pin(snap.to_table_sliced(Some(80), Duration::ZERO));
+        assert!(
+            futures_lite::future::block_on(futures_lite::future::poll_once(&mut table)).is_none()
+        );
+        assert_eq!(
+            futures_lite::future::block_on(table),
+            snap.to_table_fit(Some(80))
+        );
     }
 }

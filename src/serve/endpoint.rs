@@ -139,6 +139,8 @@ enum Routed {
     },
     /// `/metrics`: rendered in `handle`, yielding to the probes.
     Metrics(Box<(crate::agent::snapshot::Snapshot, Extra)>),
+    /// `/status`, the same way: JSON, or the table (at a width).
+    Status(Box<(crate::agent::snapshot::Snapshot, Option<Option<usize>>)>),
 }
 
 async fn handle(
@@ -172,6 +174,36 @@ async fn handle(
                     "503 Service Unavailable",
                     format!(
                         "metrics did not render within {}: the agent is saturated\n",
+                        crate::config::duration::format(METRICS_DEADLINE)
+                    ),
+                ),
+            }
+        }
+        Routed::Status(s) => {
+            let (snap, table) = &*s;
+            let render = async {
+                match table {
+                    Some(width) => snap.to_table_sliced(*width, metrics::SLICE).await,
+                    None => snap.to_json_sliced(metrics::SLICE).await,
+                }
+            };
+            match until(Instant::now() + METRICS_DEADLINE, render).await {
+                Some(body) => Response {
+                    status: "200 OK",
+                    content_type: if table.is_some() {
+                        "text/plain; charset=utf-8"
+                    } else {
+                        "application/json"
+                    },
+                    // The severity the snapshot already has, for `tether
+                    // status`'s exit code.
+                    extra: format!("Tether-Severity: {}\r\n", snap.severity.as_str()),
+                    body,
+                },
+                None => text(
+                    "503 Service Unavailable",
+                    format!(
+                        "status did not render within {}: the agent is saturated\n",
                         crate::config::duration::format(METRICS_DEADLINE)
                     ),
                 ),
@@ -350,21 +382,7 @@ fn route(method: &str, target: &str, state: &AgentState) -> Routed {
             } else {
                 Snapshot::of(state)
             };
-            // The severity the snapshot already has, for `tether status`'s
-            // exit code.
-            let severity = format!("Tether-Severity: {}\r\n", snap.severity.as_str());
-            let mut r = if table {
-                text("200 OK", snap.to_table_fit(width))
-            } else {
-                Response {
-                    status: "200 OK",
-                    content_type: "application/json",
-                    extra: String::new(),
-                    body: snap.to_json(),
-                }
-            };
-            r.extra = severity;
-            r
+            return Routed::Status(Box::new((snap, table.then_some(width))));
         }
         _ => {
             let extra = Extra {

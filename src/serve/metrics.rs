@@ -23,7 +23,7 @@ pub struct Extra {
 }
 
 /// Rendering yields to the executor after this long.
-const SLICE: Duration = Duration::from_millis(1);
+pub const SLICE: Duration = Duration::from_millis(1);
 
 /// The text, and when rendering last yielded.
 struct Out(String, Instant);
