@@ -212,7 +212,7 @@ fn an_unwritable_state_directory_is_unhealthy_and_says_the_fix() {
     });
     let (_, s) = a.get("/status");
     assert!(
-        s.contains(r#""durability_lost":{"reason":"state_unwritable","message":"cannot lock"#),
+        s.contains(r#""durability_lost":{"reason":"state_unwritable","message":"cannot write "#),
         "{s}"
     );
     let (_, m) = a.get("/metrics");

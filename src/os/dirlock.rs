@@ -38,7 +38,7 @@ impl std::fmt::Display for Refused {
                 )
             }
             Refused::Unusable { dir, error } => {
-                write!(f, "cannot lock {}: {error}", dir.join(FILE_NAME).display())
+                write!(f, "cannot write {} ({error})", dir.display())
             }
         }
     }
