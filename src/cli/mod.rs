@@ -80,8 +80,8 @@ options:
                              /etc/tether/tether.toml if it exists, otherwise
                              the built-in default (tether config default)
   -d, --conf-dir DIR         drop-ins: every *.toml in DIR, in name order,
-                             after FILE ([[check]] tables only); default
-                             conf.d beside FILE
+                             after FILE ([[check]] tables and [agent]
+                             labels); default conf.d beside FILE
 ";
 
 /// One command's own `--help`.
