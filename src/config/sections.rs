@@ -1,16 +1,8 @@
 //! The `[agent]`, `[upstream]` and `[spool]` sections and the document
 //! around them.
 
-use super::walk::{absolute_path, format_size, parse_size, Scope, Walker};
+use super::walk::{absolute_path, format_size, parse_size, Dropin, Scope, Walker};
 use super::*;
-
-/// What a drop-in adds: checks with where each was written, and labels
-/// with where (`file:line`).
-pub(super) struct Dropin {
-    pub(super) checks: Vec<Check>,
-    pub(super) at: Vec<String>,
-    pub(super) labels: Vec<(String, String, String)>,
-}
 
 pub(super) const TOP_KEYS: &[&str] = &["agent", "upstream", "remote_write", "spool", "check"];
 pub(super) const UPSTREAM_KEYS: &[&str] = &[

@@ -41,6 +41,14 @@ pub(super) fn walk(
     Walker::run(text, source, pre, |w| w.document(doc)).map_err(ConfigError)
 }
 
+/// What a drop-in adds: checks with where each was written, and labels
+/// with where (`file:line`).
+pub(super) struct Dropin {
+    pub(super) checks: Vec<Check>,
+    pub(super) at: Vec<String>,
+    pub(super) labels: Vec<(String, String, String)>,
+}
+
 /// Walks a drop-in's parsed document: its checks, with `agent`'s defaults,
 /// and where each was written; or every error in file order.
 pub(super) fn walk_dropin(
@@ -49,7 +57,7 @@ pub(super) fn walk_dropin(
     source: &str,
     pre: Vec<(usize, String)>,
     agent: &Agent,
-) -> Result<super::sections::Dropin, Vec<String>> {
+) -> Result<Dropin, Vec<String>> {
     Walker::run(text, source, pre, |w| w.dropin(doc, agent))
 }
 
