@@ -217,6 +217,10 @@ fn jitter(poll: Duration) -> Duration {
 /// One request; `Err` asks for a retry sooner than the next poll, with the
 /// server's `Retry-After` if it said one.
 async fn poll(state: &Rc<AgentState>, up: &Upstream) -> Result<(), Option<Duration>> {
+    // The identity is the uplink's, made by whichever loop runs first.
+    if state.uplink.borrow().is_none() {
+        state.ensure_uplink();
+    }
     let id = state
         .uplink
         .borrow()
