@@ -30,9 +30,9 @@ use futures_lite::FutureExt;
 
 use crate::agent::state::AgentState;
 use crate::config::{remote, Config, Upstream};
-use crate::net::resolve::Resolver;
 use crate::os::alarm::Alarm;
 use crate::os::clock::unix_millis;
+use crate::uplink::upstream::Answer;
 use crate::uplink::{crc32c, record, upstream};
 
 /// A document larger than this is refused by the HTTP reader.
@@ -146,10 +146,7 @@ fn write_cache(dir: &Path, rev: &str, doc: &str) -> std::io::Result<()> {
 }
 
 fn apply(state: &AgentState, config: Config) {
-    let resolver = Resolver::system(
-        config.agent.hosts_file.clone(),
-        config.agent.resolv_conf.clone(),
-    );
+    let resolver = crate::agent::state::resolver_for(&config);
     state.apply(config, resolver);
 }
 
@@ -275,17 +272,16 @@ async fn poll(state: &Rc<AgentState>, up: &Upstream) -> Result<(), Option<Durati
             }
             Ok(())
         }
-        401 | 403 | 404 | 409 => {
+        // The rest is sorted as an upload's answer is.
+        _ => match upstream::classify(&resp, SystemTime::now()) {
+            Answer::Busy(after) => Err(after),
             // Not the document's fault: the upload path shows the link's
             // state; ask again at the next poll.
-            log::debug!("remote configuration: HTTP {}", resp.status);
-            Ok(())
-        }
-        429 | 503 => Err(resp
-            .header("retry-after")
-            .and_then(|v| upstream::retry_after(v, SystemTime::now()))
-            .map(|d| d.min(upstream::MAX_RETRY_AFTER))),
-        _ => Err(None),
+            Answer::CredentialsRejected(_)
+            | Answer::VersionUnsupported(_)
+            | Answer::NotFound(_) => Ok(()),
+            _ => Err(None),
+        },
     }
 }
 

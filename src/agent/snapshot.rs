@@ -184,11 +184,7 @@ impl Snapshot {
             .str(Some("severity"), self.severity.as_str())
             .str(Some("since"), &rfc3339(self.since))
             .bool(Some("disabled"), self.disabled);
-        j.begin_object(Some("labels"));
-        for (k, v) in &self.labels {
-            j.str(Some(k), v);
-        }
-        j.end_object();
+        j.string_map(Some("labels"), &self.labels);
         if let Some(f) = &self.maintenance {
             j.begin_object(Some("maintenance"))
                 .str(Some("reason"), &f.reason)
@@ -209,15 +205,12 @@ impl Snapshot {
                 Some("rejected_revision"),
                 remote.rejected.as_ref().map(|(r, _)| r.as_str()),
             )
-            .begin_array(Some("errors"));
-        for e in remote.rejected.iter().flat_map(|(_, e)| e) {
-            j.str(None, e);
-        }
-        j.end_array().begin_array(Some("clashes"));
-        for c in &remote.clashes {
-            j.str(None, c);
-        }
-        j.end_array().end_object();
+            .strings(
+                Some("errors"),
+                remote.rejected.as_ref().map_or(&[], |(_, e)| e),
+            )
+            .strings(Some("clashes"), &remote.clashes)
+            .end_object();
         match &self.durability_lost {
             None => j.opt_str(Some("durability_lost"), None),
             Some(d) => j

@@ -110,6 +110,14 @@ pub struct RemoteState {
     pub failing: Option<String>,
 }
 
+/// The resolver a configuration names (its hosts file and resolv.conf).
+pub fn resolver_for(config: &Config) -> Resolver {
+    Resolver::system(
+        config.agent.hosts_file.clone(),
+        config.agent.resolv_conf.clone(),
+    )
+}
+
 /// Why the agent cannot keep its promises on disk (`durability_lost`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DurabilityLost {
@@ -406,10 +414,10 @@ impl AgentState {
         } else {
             String::new()
         };
-        let s = if total == 1 { "" } else { "s" };
         self.systemd.status(&format!(
-            "{} · {total} check{s}{pending} · backlog {backlog}",
-            status.as_str()
+            "{} · {}{pending} · backlog {backlog}",
+            status.as_str(),
+            crate::format::text::count(total as u64, "check")
         ));
     }
 

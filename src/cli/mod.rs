@@ -432,7 +432,7 @@ pub fn executor() -> &'static LocalExecutor<'static> {
 pub(super) fn one_shot(config: &Config) -> std::rc::Rc<AgentState> {
     let state = AgentState::new(
         config.clone(),
-        run::resolver_for(config),
+        crate::agent::state::resolver_for(config),
         crate::os::notify::Notifier::none(),
     );
     state.log_changes.set(false);

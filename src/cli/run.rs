@@ -15,7 +15,6 @@ use crate::agent::delivery;
 use crate::agent::scheduler;
 use crate::agent::state::AgentState;
 use crate::config::{self, Config, ConfigError};
-use crate::net::resolve::Resolver;
 use crate::os::{dirlock, logger};
 use crate::serve::endpoint;
 
@@ -26,13 +25,6 @@ pub enum Control {
     Shutdown,
     /// SIGHUP: the freshly read configuration, or why it was refused.
     Reload(Box<Result<Config, ConfigError>>),
-}
-
-pub fn resolver_for(config: &Config) -> Resolver {
-    Resolver::system(
-        config.agent.hosts_file.clone(),
-        config.agent.resolv_conf.clone(),
-    )
 }
 
 /// Runs until the control stream says shutdown (or ends).
@@ -56,7 +48,7 @@ pub async fn run(
     );
     // Read before the first probe, not in the middle of one.
     crate::net::tls::load_system_roots();
-    let resolver = resolver_for(&config);
+    let resolver = crate::agent::state::resolver_for(&config);
     let state_dir = config.agent.state_dir.clone();
     let local = config.clone();
     let state = AgentState::new(config, resolver, crate::os::notify::Notifier::from_env());
@@ -100,11 +92,8 @@ pub async fn run(
                     Err(e) => {
                         state.reload_failures.set(state.reload_failures.get() + 1);
                         // One error per line: a journal shows each alone.
-                        let n = e.0.len();
-                        let s = if n == 1 { "" } else { "s" };
-                        log::error!(
-                            "reload refused ({n} error{s}); the running configuration stays:"
-                        );
+                        let n = crate::format::text::count(e.0.len() as u64, "error");
+                        log::error!("reload refused ({n}); the running configuration stays:");
                         for line in &e.0 {
                             log::error!("  {line}");
                         }
@@ -146,7 +135,7 @@ fn reload(state: &Rc<AgentState>, new: Config) {
     log::set_max_level(new.agent.log_level);
     logger::set_json(new.agent.log_json);
     let (n, source) = (new.checks.len(), new.source.clone());
-    let resolver = resolver_for(&new);
+    let resolver = crate::agent::state::resolver_for(&new);
     crate::net::tls::load_system_roots();
     *state.local.borrow_mut() = Some(new.clone());
     let new = crate::agent::remote_config::effective(state, new);

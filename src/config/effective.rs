@@ -81,8 +81,7 @@ pub fn to_json(c: &Config) -> String {
         .uint(Some("rise"), u64::from(a.rise))
         .str(Some("listen"), &a.listen.to_string())
         .str(Some("state_dir"), &a.state_dir.display().to_string());
-    labels_object(&mut j, &a.labels);
-    j.end_object();
+    j.string_map(Some("labels"), &a.labels).end_object();
     j.opt_str(
         Some("upstream"),
         c.upstream.as_ref().map(|u| u.url.to_string()).as_deref(),
@@ -104,9 +103,10 @@ pub fn to_json(c: &Config) -> String {
             .str(Some("interval"), &dur(k.interval))
             .str(Some("timeout"), &dur(k.timeout))
             .uint(Some("fall"), u64::from(k.fall))
-            .uint(Some("rise"), u64::from(k.rise));
-        labels_object(&mut j, &k.labels);
-        j.str(Some("from"), at).end_object();
+            .uint(Some("rise"), u64::from(k.rise))
+            .string_map(Some("labels"), &k.labels)
+            .str(Some("from"), at)
+            .end_object();
     }
     j.end_array().end_object();
     let mut s = j.finish();
@@ -114,19 +114,8 @@ pub fn to_json(c: &Config) -> String {
     s
 }
 
-fn labels_object(j: &mut Json, labels: &[(String, String)]) {
-    j.begin_object(Some("labels"));
-    for (k, v) in labels {
-        j.str(Some(k), v);
-    }
-    j.end_object();
-}
-
 /// A short hash of the effective configuration (FNV-1a 64 of its JSON, in
 /// hex): equal hashes, the same checks with the same settings.
 pub fn hash(c: &Config) -> String {
-    let h = to_json(c).bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{h:016x}")
+    format!("{:016x}", text::fnv1a64(to_json(c).as_bytes()))
 }

@@ -57,6 +57,19 @@ pub struct Config {
 }
 
 impl Config {
+    /// Adds `c`, written at `at`, unless a check of that name is there:
+    /// then `Err` with where that one was written.
+    pub fn add_check(&mut self, c: Check, at: String) -> Result<(), String> {
+        match self.checks.iter().position(|o| o.name == c.name) {
+            Some(i) => Err(self.check_at[i].clone()),
+            None => {
+                self.checks.push(c);
+                self.check_at.push(at);
+                Ok(())
+            }
+        }
+    }
+
     /// The labels series carry: `[agent] labels`, then `[remote_write]
     /// labels` (which win on the same name), sorted.
     pub fn push_labels(&self) -> Vec<(String, String)> {
@@ -556,15 +569,11 @@ pub fn add_dropins(config: &mut Config, dir: &Path) -> Result<(), ConfigError> {
                 }
                 config.agent.labels.sort();
                 for (c, at) in d.checks.into_iter().zip(d.at) {
-                    match config.checks.iter().position(|o| o.name == c.name) {
-                        Some(i) => errors.push(format!(
-                            "{at}: duplicate check name \"{}\" (first defined in {})",
-                            c.name, config.check_at[i]
-                        )),
-                        None => {
-                            config.checks.push(c);
-                            config.check_at.push(at);
-                        }
+                    let name = c.name.clone();
+                    if let Err(first) = config.add_check(c, at.clone()) {
+                        errors.push(format!(
+                            "{at}: duplicate check name \"{name}\" (first defined in {first})"
+                        ));
                     }
                 }
             }
@@ -604,10 +613,7 @@ fn read_text(path: &Path) -> Result<String, ConfigError> {
 /// they are valid; `true` when `listen` came from the file.
 pub fn agent_of_broken(path: &Path) -> (Config, bool) {
     let mut c = builtin();
-    let text = read_file(path, MAX_FILE)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok());
-    let doc = text.and_then(|t| toml_lite::parse(&t).ok());
+    let doc = read_text(path).ok().and_then(|t| toml_lite::parse(&t).ok());
     let agent = doc.as_ref().and_then(|d| match d.get("agent")?.get_ref() {
         toml_lite::Value::Table(t) => Some(t),
         _ => None,

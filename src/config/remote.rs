@@ -38,15 +38,13 @@ pub fn merge(
                 continue;
             }
         }
-        match local.checks.iter().position(|l| l.name == c.name) {
-            Some(i) => clashes.push(format!(
-                "{at}: check \"{}\" is defined locally ({}): the local one runs",
-                c.name, local.check_at[i]
-            )),
-            None => {
-                out.checks.push(c);
-                out.check_at.push(at);
-            }
+        // The document's own names are unique (the walker refuses a name
+        // twice), so a name already in `out` is a local one.
+        let name = c.name.clone();
+        if let Err(first) = out.add_check(c, at.clone()) {
+            clashes.push(format!(
+                "{at}: check \"{name}\" is defined locally ({first}): the local one runs"
+            ));
         }
     }
     if errors.is_empty() {

@@ -132,6 +132,24 @@ impl Json {
     pub fn opt_float(&mut self, k: Option<&str>, v: Option<f64>) -> &mut Self {
         self.float(k, v.unwrap_or(f64::NAN))
     }
+
+    /// `{"name":"value",…}`: labels, in the order given.
+    pub fn string_map(&mut self, k: Option<&str>, pairs: &[(String, String)]) -> &mut Self {
+        self.begin_object(k);
+        for (name, v) in pairs {
+            self.str(Some(name), v);
+        }
+        self.end_object()
+    }
+
+    /// `["…",…]`.
+    pub fn strings(&mut self, k: Option<&str>, items: &[String]) -> &mut Self {
+        self.begin_array(k);
+        for v in items {
+            self.str(None, v);
+        }
+        self.end_array()
+    }
 }
 
 /// Writes `s` as a quoted JSON string.

@@ -11,6 +11,14 @@ pub fn label_value(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// FNV-1a 64 of `bytes`: a short hash that is the same on every run and
+/// every machine (the series index's key prefix, the configuration hash).
+pub fn fnv1a64<'a>(bytes: impl IntoIterator<Item = &'a u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// `1 check`, `2 checks`: a count and its noun, plural by an `s`.
 pub fn count(n: impl Into<u64>, noun: &str) -> String {
     let n = n.into();

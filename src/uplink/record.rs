@@ -287,14 +287,9 @@ pub fn config(
     let j = b.json();
     j.str(Some("revision"), revision)
         .str(Some("status"), if applied { "applied" } else { "rejected" })
-        .str(Some("hash"), hash);
-    for (key, list) in [("errors", lines.0), ("clashes", lines.1)] {
-        j.begin_array(Some(key));
-        for l in list {
-            j.str(None, l);
-        }
-        j.end_array();
-    }
+        .str(Some("hash"), hash)
+        .strings(Some("errors"), lines.0)
+        .strings(Some("clashes"), lines.1);
     b
 }
 
@@ -337,11 +332,7 @@ pub fn labels_field(labels: &[(String, String)]) -> String {
         return String::new();
     }
     let mut j = Json::new();
-    j.begin_object(None);
-    for (k, v) in labels {
-        j.str(Some(k), v);
-    }
-    j.end_object();
+    j.string_map(None, labels);
     format!("\"labels\":{},", j.finish())
 }
 

@@ -100,10 +100,10 @@ pub(super) fn degraded_step(snap: &Snapshot) -> Vec<Finding> {
     groups
         .into_iter()
         .map(|(_, mut f)| {
-            let n = f.evidence.lines().count();
+            let n = f.evidence.lines().count() as u64;
             f.title = format!(
-                "{n} resource check{}: {}",
-                if n == 1 { "" } else { "s" },
+                "{}: {}",
+                crate::format::text::count(n, "resource check"),
                 f.title
             );
             f
