@@ -48,7 +48,9 @@ pub fn cache_path(state_dir: &Path) -> PathBuf {
 pub fn effective(state: &AgentState, local: Config) -> Config {
     if !enabled(&local) {
         // Turned off: the control plane's checks stop with it.
-        state.remote_config.borrow_mut().running = None;
+        let mut r = state.remote_config.borrow_mut();
+        r.running = None;
+        r.clashes.clear();
         return local;
     }
     let running = state.remote_config.borrow().running.clone();
