@@ -492,3 +492,46 @@ fn json_logs_are_one_object_a_line_with_the_fields() {
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["severity"], "critical", "{line}");
 }
+
+#[test]
+fn metrics_of_many_checks_stream_in_chunks_and_end_complete() {
+    let (_l, open) = open_port();
+    let checks: String = (0..300)
+        .map(|i| format!("\n[[check]]\nname = \"c{i}\"\nkind = \"tcp\"\ntarget = \"{open}\"\n"))
+        .collect();
+    let agent = Agent::start(
+        "metrics-chunks",
+        &format!("[agent]\ninterval = \"2s\"\ntimeout = \"1s\"\n{checks}"),
+    );
+    wait_for("ready", Duration::from_secs(10), || {
+        (agent.get("/ready").0 == 200).then_some(())
+    });
+    // HTTP/1.1: chunked as it renders, ending with the empty chunk.
+    let raw = http_raw(agent.addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains("Transfer-Encoding: chunked"), "{head}");
+    assert!(!head.contains("Content-Length"), "{head}");
+    assert!(body.ends_with("\r\n0\r\n\r\n"), "cut short");
+    let text = dechunk(body).expect("well-formed chunks");
+    let sizes = body.len() - text.len();
+    assert!(sizes > 20, "one chunk only for {} bytes", text.len());
+    for i in [0, 150, 299] {
+        let up = format!("tether_check_up{{agent=\"{}\",check=\"c{i}\"", hostname());
+        assert!(text.contains(&up), "{up} missing");
+    }
+    assert!(text.ends_with('\n') && text.contains("tether_process_start_time_seconds"));
+    // HTTP/1.0 (no chunked encoding there) and HEAD: the length, once known.
+    let raw10 = http_raw(agent.addr, b"GET /metrics HTTP/1.0\r\n\r\n");
+    let (head10, body10) = raw10.split_once("\r\n\r\n").unwrap();
+    let length: usize = head10
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .expect("a length for HTTP/1.0")
+        .parse()
+        .unwrap();
+    assert_eq!(length, body10.len());
+    assert!(body10.contains("check=\"c299\""));
+    let head_only = http_raw(agent.addr, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head_only.contains("Content-Length: "), "{head_only}");
+    assert!(head_only.ends_with("\r\n\r\n"), "a HEAD has no body");
+}

@@ -124,7 +124,7 @@ fn system_cpu_over_the_window_memory_and_disk() {
     let t0 = Instant::now();
     // First run: the average since boot (10%).
     fake_proc(&proc, 100, 900, 500_000);
-    let r = probe_at(&spec, &proc, t0);
+    let r = probe_at(&spec, &proc, t0, Ok((100, 90)));
     assert_eq!(r.status, Status::Ok, "{r:?}");
     assert!(
         r.message.contains("cpu 10.0% busy since boot"),
@@ -133,7 +133,7 @@ fn system_cpu_over_the_window_memory_and_disk() {
     );
     // One minute later, 80 of the last 100 ticks busy: overloaded.
     fake_proc(&proc, 180, 920, 500_000);
-    let r = probe_at(&spec, &proc, t0 + Duration::from_secs(60));
+    let r = probe_at(&spec, &proc, t0 + Duration::from_secs(60), Ok((100, 90)));
     assert_eq!(
         (r.status, r.reason),
         (Status::Warn, Some(Reason::CpuOverloaded)),
@@ -149,7 +149,7 @@ fn system_cpu_over_the_window_memory_and_disk() {
     assert!(d.overloaded && d.cpu_window_seconds == Some(60.0), "{d:?}");
     // Memory at 4% available is critical and comes first in severity.
     fake_proc(&proc, 190, 1010, 40_000);
-    let r = probe_at(&spec, &proc, t0 + Duration::from_secs(120));
+    let r = probe_at(&spec, &proc, t0 + Duration::from_secs(120), Ok((100, 90)));
     assert_eq!(
         (r.status, r.reason),
         (Status::Crit, Some(Reason::MemoryLow)),
@@ -159,15 +159,24 @@ fn system_cpu_over_the_window_memory_and_disk() {
     let disk = system_spec("disk_warn_percent = 100\ndisk_crit_percent = 0");
     let other = temp_dir("fake-proc-2");
     fake_proc(&other, 1, 99, 900_000);
-    let r = probe_at(&disk, &other, t0);
+    let r = probe_at(&disk, &other, t0, Ok((100, 50)));
     assert_eq!(
         (r.status, r.reason),
         (Status::Warn, Some(Reason::DiskLow)),
         "{r:?}"
     );
+    // A disk that cannot be measured is unknown, with the reason.
+    let r = probe_at(&spec, &other, t0, Err("statvfs /x: gone".into()));
+    assert_eq!(
+        (r.status, r.message.as_str()),
+        (Status::Unknown, "statvfs /x: gone")
+    );
     // A /proc without the files is unknown, not a panic.
     let empty = temp_dir("empty-proc");
-    assert_eq!(probe_at(&spec, &empty, t0).status, Status::Unknown);
+    assert_eq!(
+        probe_at(&spec, &empty, t0, Ok((100, 90))).status,
+        Status::Unknown
+    );
 }
 
 #[test]

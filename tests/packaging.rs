@@ -399,6 +399,8 @@ show() { systemctl show tether -p ActiveState -p SubState -p Type -p StatusText 
 dpkg -i /root/tether.deb || echo "dpkg=failed"
 for i in $(seq 1 60); do [ "$(systemctl is-active tether)" = active ] && break; sleep 1; done
 echo "== started"; show
+echo "== helpers"; ps -eo user:20,args | grep "[_]_fs-helper"
+echo "== checks"; tether status
 if systemctl reload tether; then echo "reload=ok"; else echo "reload=failed"; fi
 sleep 2
 echo "== reloaded"; show
@@ -477,6 +479,18 @@ systemctl --no-block poweroff
     assert_eq!(field(&started, "Type"), "notify", "{text}");
     assert!(
         field(&started, "StatusText").starts_with("online · 1 check"),
+        "{text}"
+    );
+    // The system check's statvfs ran in a helper inside the sandbox, as
+    // the unit's user.
+    let helpers = section("helpers");
+    assert!(
+        helpers.contains("tether __fs-helper") && helpers.trim_start().starts_with("tether "),
+        "{text}"
+    );
+    let checks = section("checks");
+    assert!(
+        checks.contains("host") && !checks.contains("fs_helper_error"),
         "{text}"
     );
     let pid = field(&started, "MainPID");

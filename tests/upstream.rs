@@ -193,6 +193,17 @@ fn an_outage_is_spooled_and_drained_after_a_heartbeat_oldest_first() {
     wait_status(&agent, "status", "offline");
     assert_eq!(upstream_field(&agent, "state"), "failing");
     wait_spooled(&agent, 3);
+    // The spool's fsyncs are timed: they hold the agent's thread.
+    let (_, metrics) = agent.get("/metrics");
+    let fsyncs = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tether_spool_fsyncs_total "))
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(fsyncs.is_some_and(|n| n >= 1.0), "{metrics}");
+    assert!(
+        metrics.contains("tether_spool_fsync_max_seconds "),
+        "{metrics}"
+    );
     let fake = Fake::start(&addr.to_string());
     let first = fake.next(Duration::from_secs(40));
     let recs = first.records();

@@ -20,8 +20,30 @@ pub fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     s.read_to_end(&mut out).ok()?;
     let text = String::from_utf8_lossy(&out);
     let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map_or("", |x| x.1).to_string();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)?
+    } else {
+        body.to_string()
+    };
     Some((status, body))
+}
+
+/// A chunked body's content; `None` if it lacks its final empty chunk.
+fn dechunk(mut body: &str) -> Option<String> {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n")?;
+        let n = usize::from_str_radix(size.trim(), 16).ok()?;
+        if n == 0 {
+            return Some(out);
+        }
+        out.push_str(rest.get(..n)?);
+        body = rest.get(n..)?.strip_prefix("\r\n")?;
+    }
 }
 
 /// Sum of the samples of one metric family in a Prometheus text body.

@@ -22,6 +22,7 @@ mod agent;
 mod drain;
 mod fleet;
 mod footprint;
+mod fs;
 mod http;
 mod peers;
 #[path = "../../tests/common/request.rs"]
@@ -121,6 +122,9 @@ fn main() {
             fleet::outage().as_secs(),
             r.peak_kib
         ));
+    }
+    if s.wants("fs") {
+        report.push(fs_section(&s));
     }
     if s.wants("encode") {
         report.push(encode_section(&s));
@@ -280,6 +284,88 @@ fn http_section(s: &Settings) -> String {
         out.push_str(&ratio_row("tether / blackbox_exporter", &pairs));
     }
     out
+}
+
+/// Filesystem checks in helpers: the cost per probe (agent and helpers)
+/// beside a child per call, and lateness with a hung check.
+fn fs_section(s: &Settings) -> String {
+    let mut helper = Vec::new();
+    let mut child = Vec::new();
+    let mut late = Vec::new();
+    let mut syncs = Vec::new();
+    let targets = Targets::tcp(1000);
+    for r in 0..s.runs {
+        let c = fs::helper_cost(&s.bin, &s.work.join(format!("fs-{r}")), 100, s.seconds);
+        println!(
+            "fs run {r}: agent {:.1} µs + helpers {:.1} µs per file probe, {} helpers of {} KiB RSS, agent peak {} KiB",
+            c.agent_us, c.helpers_us, c.helpers, c.helper_rss_kib, c.agent_hwm_kib
+        );
+        let per_call = fs::child_per_call(&s.bin, 300);
+        println!("fs run {r}: a child per call {per_call:.1} µs");
+        let calm = fs::lateness(
+            &s.bin,
+            &s.work.join(format!("fs-calm-{r}")),
+            &targets,
+            false,
+            s.seconds,
+        );
+        let hung = fs::lateness(
+            &s.bin,
+            &s.work.join(format!("fs-hung-{r}")),
+            &targets,
+            true,
+            s.seconds,
+        );
+        println!(
+            "fs run {r}: 1,000 TCP lateness p99 <= {} s, mean {:.2} ms; with a hung check p99 <= {} s, mean {:.2} ms",
+            calm.0, calm.1, hung.0, hung.1
+        );
+        let disk = fs::fsync_distribution(&s.work.join(format!("fsync-{r}")), 1000);
+        let spool = fs::agent_fsyncs(
+            &s.bin,
+            &s.work.join(format!("spool-fsync-{r}")),
+            &targets,
+            s.seconds,
+        );
+        println!(
+            "fs run {r}: 4 KiB fdatasync p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; the agent's spool: {} fsyncs, mean {:.2} ms, max {:.2} ms",
+            disk.0, disk.1, disk.2, spool.0, spool.1, spool.2
+        );
+        helper.push(c);
+        child.push(per_call);
+        late.push((calm, hung));
+        syncs.push((disk, spool));
+    }
+    let m = |f: &dyn Fn(&fs::Cost) -> f64| median(helper.iter().map(f).collect());
+    let (agent_us, helpers_us) = (m(&|c| c.agent_us), m(&|c| c.helpers_us));
+    format!(
+        "### Filesystem checks in helper processes\n\n\
+         | figure | median of {} runs |\n|---|---|\n\
+         | `file` probe, 100 checks at 1 s: agent + helpers | {agent_us:.1} + {helpers_us:.1} = {:.1} µs |\n\
+         | the same with a child started per call (spawn, stat, exit) | {:.1} µs |\n\
+         | helpers alive / RSS each | {:.0} / {:.0} KiB |\n\
+         | agent peak RSS with 100 `file` checks | {:.0} KiB |\n\
+         | 1,000 TCP checks: lateness p99 bucket, mean | ≤ {} s, {:.2} ms |\n\
+         | the same with a `cert_file` check hung on a FIFO | ≤ {} s, {:.2} ms |\n\
+         | 4 KiB append + fdatasync on this disk: p50, p99, max | {:.2}, {:.2}, {:.2} ms |\n\
+         | the agent's spool, upstream down, 100 checks: fsyncs, mean, max | {:.0}, {:.2} ms, {:.2} ms |\n",
+        s.runs,
+        agent_us + helpers_us,
+        median(child),
+        m(&|c| c.helpers as f64),
+        m(&|c| c.helper_rss_kib as f64),
+        m(&|c| c.agent_hwm_kib as f64),
+        median(late.iter().map(|l| l.0 .0).collect()),
+        median(late.iter().map(|l| l.0 .1).collect()),
+        median(late.iter().map(|l| l.1 .0).collect()),
+        median(late.iter().map(|l| l.1 .1).collect()),
+        median(syncs.iter().map(|x| x.0 .0).collect()),
+        median(syncs.iter().map(|x| x.0 .1).collect()),
+        median(syncs.iter().map(|x| x.0 .2).collect()),
+        median(syncs.iter().map(|x| x.1 .0).collect()),
+        median(syncs.iter().map(|x| x.1 .1).collect()),
+        median(syncs.iter().map(|x| x.1 .2).collect()),
+    )
 }
 
 fn scale_section(s: &Settings) -> String {

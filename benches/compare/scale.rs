@@ -74,7 +74,22 @@ pub fn step(bin: &Path, dir: &Path, targets: &Targets, checks: usize, seconds: u
     std::thread::sleep(Duration::from_secs(seconds));
     let (c1, s1, elapsed) = (Cpu::of(a.pid), targets.served(), t0.elapsed().as_secs_f64());
     let m1 = a.metrics();
-    let ((h0, sum0), (h1, sum1)) = (histogram(&m0), histogram(&m1));
+    let (p99_le, mean_ms) = lateness(&m0, &m1);
+    Step {
+        checks,
+        per_second: (s1 - s0) as f64 / elapsed,
+        p99_le,
+        mean_ms,
+        cores: (c1.sched_ns - c0.sched_ns) as f64 / 1e9 / elapsed,
+        scrape_ms,
+    }
+}
+
+/// Start lateness between two scrapes: the upper bound of the bucket
+/// holding the p99 (seconds) and the mean (ms; NaN without probes, as when
+/// the second scrape got no answer from a saturated agent).
+pub fn lateness(m0: &str, m1: &str) -> (f64, f64) {
+    let ((h0, sum0), (h1, sum1)) = (histogram(m0), histogram(m1));
     let diff: Vec<(f64, u64)> = h1
         .iter()
         .zip(&h0)
@@ -85,19 +100,12 @@ pub fn step(bin: &Path, dir: &Path, targets: &Targets, checks: usize, seconds: u
         .iter()
         .find(|(_, n)| *n as f64 >= 0.99 * total as f64 && total > 0)
         .map_or(f64::INFINITY, |d| d.0);
-    Step {
-        checks,
-        per_second: (s1 - s0) as f64 / elapsed,
-        p99_le,
-        // No answer to the second scrape (a saturated agent): no figure.
-        mean_ms: if total == 0 {
-            f64::NAN
-        } else {
-            (sum1 - sum0) / total as f64 * 1e3
-        },
-        cores: (c1.sched_ns - c0.sched_ns) as f64 / 1e9 / elapsed,
-        scrape_ms,
-    }
+    let mean_ms = if total == 0 {
+        f64::NAN
+    } else {
+        (sum1 - sum0) / total as f64 * 1e3
+    };
+    (p99_le, mean_ms)
 }
 
 /// Pins every thread of this process to `cpus` (a taskset list).

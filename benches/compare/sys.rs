@@ -63,7 +63,7 @@ fn first_number(p: &Path) -> u64 {
 }
 
 /// `getconf CLK_TCK`, 100 on Linux.
-fn clock_ticks_per_second() -> u64 {
+pub fn clock_ticks_per_second() -> u64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()

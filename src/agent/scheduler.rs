@@ -149,6 +149,14 @@ pub async fn run_check(spec: &Check, resolver: &Resolver, limit: &Limit, slot: I
             let ctx = Context { resolver, deadline };
             match until(deadline, probe::run(&spec.probe, &ctx, &trace)).await {
                 Some(r) => r,
+                None if trace.waiting_on().is_some() => Report::crit(
+                    Reason::FsTimeout,
+                    format!(
+                        "no result within {}: {} did not return (a hung mount or a failing disk?)",
+                        crate::config::duration::format(spec.timeout),
+                        trace.waiting_on().unwrap_or_default()
+                    ),
+                ),
                 None => {
                     let phase = trace.current();
                     let during = phase.map_or(String::new(), |p| format!(" during {}", p.as_str()));

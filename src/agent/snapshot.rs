@@ -45,6 +45,11 @@ pub struct Snapshot {
     pub config: (crate::agent::state::RemoteState, String),
     /// The state directory or the spool cannot be written.
     pub durability_lost: Option<crate::agent::state::DurabilityLost>,
+    /// The processes that make the checks' filesystem calls: running,
+    /// stuck in the kernel, and their totals.
+    pub fs_helpers: crate::os::fs_helper::Stats,
+    /// The spool's fsyncs (with an upstream or a remote-write store).
+    pub fsyncs: Option<crate::uplink::spool::FsyncStats>,
     /// Why, who and until when, while disabled.
     pub maintenance: Option<crate::agent::maintenance::Flag>,
     pub ready: bool,
@@ -119,6 +124,12 @@ impl Snapshot {
             since: state.status_since.get(),
             disabled,
             durability_lost: state.durability_lost(),
+            fs_helpers: crate::os::fs_helper::stats(),
+            fsyncs: state
+                .uplink
+                .borrow()
+                .as_ref()
+                .map(|u| u.outbox.fsync_stats()),
             config: {
                 let r = state.remote_config.borrow();
                 let remote = crate::agent::state::RemoteState {
@@ -219,6 +230,22 @@ impl Snapshot {
                 .str(Some("message"), &d.message)
                 .end_object(),
         };
+        let h = &self.fs_helpers;
+        j.begin_object(Some("fs_helpers"))
+            .uint(Some("running"), h.running as u64)
+            .uint(Some("max"), crate::os::fs_helper::MAX_HELPERS as u64)
+            .begin_array(Some("stuck"));
+        for (call, since) in &h.stuck {
+            j.begin_object(None)
+                .str(Some("call"), call)
+                .str(Some("since"), &rfc3339(*since))
+                .end_object();
+        }
+        j.end_array()
+            .uint(Some("started_total"), h.started_total)
+            .uint(Some("killed_total"), h.killed_total)
+            .uint(Some("refused_total"), h.refused_total)
+            .end_object();
         j.bool(Some("overloaded"), self.overloaded())
             .bool(Some("ready"), self.ready)
             .str(Some("time"), &rfc3339(self.now));
@@ -526,6 +553,15 @@ impl Snapshot {
             out.push_str(&format!(
                 "durability lost ({}): {}; what is not yet sent is lost if the agent stops\n",
                 d.reason, d.message
+            ));
+        }
+        if let Some((call, since)) = self.fs_helpers.stuck.first() {
+            out.push_str(&format!(
+                "filesystem helpers stuck in the kernel: {} of {} (oldest: {call}, since {}); at {} every filesystem check fails with fs_stuck\n",
+                self.fs_helpers.stuck.len(),
+                crate::os::fs_helper::MAX_HELPERS,
+                rfc3339(*since),
+                crate::os::fs_helper::MAX_HELPERS,
             ));
         }
         if self.overloaded() {

@@ -204,6 +204,9 @@ pub(super) fn print(msg: &str) {
 
 /// Entry point for the binary: arguments without the program name; returns the exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
+    if args.len() == 1 && args[0] == crate::os::fs_helper::HELPER_ARG {
+        return crate::os::fs_helper::serve::serve();
+    }
     let args = split_values(args);
     let command = command_of(&args);
     let plugin = command.as_deref() == Some("check");

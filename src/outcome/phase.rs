@@ -69,6 +69,9 @@ pub struct Trace {
     phases: Cell<Phases>,
     /// The address being tried or used: "which family was used" is data.
     peer: Cell<Option<SocketAddr>>,
+    /// The blocking call a helper is making for the probe (`stat /mnt/x`),
+    /// so a deadline that passes during it can name it.
+    waiting: Cell<Option<String>>,
 }
 
 impl Trace {
@@ -78,6 +81,7 @@ impl Trace {
             entered: Cell::new(None),
             phases: Cell::new(Phases::default()),
             peer: Cell::new(None),
+            waiting: Cell::new(None),
         }
     }
 
@@ -102,6 +106,17 @@ impl Trace {
 
     pub fn peer(&self) -> Option<SocketAddr> {
         self.peer.get()
+    }
+
+    /// Says which blocking call the probe waits on (`None` once it returned).
+    pub fn wait_on(&self, call: Option<String>) {
+        self.waiting.set(call);
+    }
+
+    pub fn waiting_on(&self) -> Option<String> {
+        let w = self.waiting.take();
+        self.waiting.set(w.clone());
+        w
     }
 
     pub fn current(&self) -> Option<Phase> {

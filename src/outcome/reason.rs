@@ -51,6 +51,9 @@ reasons! {
     ExecError => "exec_error", "The command could not be started (not found, not executable).";
     FileStale => "file_stale", "The file was last modified longer ago than `warn_age` / `crit_age`.";
     FileTooSmall => "file_too_small", "The file is smaller than `min_size`.";
+    FsTimeout => "fs_timeout", "A filesystem call (stat, open, read, statvfs, create, write, fsync, unlink) did not return before the deadline: a hung mount or a failing disk. The message names the call and the path.";
+    FsStuck => "fs_stuck", "Not tried: an earlier call on this path is still stuck in the kernel, or every filesystem helper is (the message says which).";
+    FsHelperError => "fs_helper_error", "The helper process that makes the check's filesystem calls could not be started or died.";
     NotWritable => "not_writable", "The directory does not let the agent create, write, fsync and remove a file.";
     CpuOverloaded => "cpu_overloaded", "The CPU busy percent over the window is at or above `warn_percent`: the host is overloaded.";
     MemoryLow => "memory_low", "Available memory is below `memory_warn_percent` / `memory_crit_percent` of the total.";

@@ -1,27 +1,42 @@
 //! `file`: a path exists, its age (time since its last modification) is
 //! within `warn_age` / `crit_age` (a backup snapshot marker: warn after 24h,
-//! crit after 48h), and it is at least `min_size` bytes. One stat(2) on the
-//! agent's thread: for a path on a network filesystem that may hang, use an
-//! `exec` check (`check_file_age`), which runs in a child killed at its
-//! deadline.
+//! crit after 48h), and it is at least `min_size` bytes. The stat(2) runs
+//! in a filesystem helper ([`crate::os::fs_helper`]): on a hung network
+//! mount the check ends in `fs_timeout` at its deadline and the agent goes on.
 
 use std::time::SystemTime;
 
 use crate::config::duration;
 use crate::config::FileSpec;
 use crate::os::clock::rfc3339;
-use crate::outcome::{path_error, FileDetail, Reason, Report, Status};
+use crate::os::fs_helper::{Answer, Job};
+use crate::outcome::{path_error, FileDetail, Reason, Report, Status, Trace};
 
-pub fn probe(s: &FileSpec) -> Report {
+pub async fn probe(s: &FileSpec, trace: &Trace) -> Report {
+    match super::fs(&Job::Stat(s.path.clone()), trace).await {
+        Ok(Answer::Meta {
+            size,
+            mtime_secs,
+            mtime_nanos,
+            ..
+        }) => judge(
+            s,
+            size,
+            super::mtime(mtime_secs, mtime_nanos),
+            SystemTime::now(),
+        ),
+        Ok(Answer::Failed { errno, .. }) => {
+            path_error(&s.path, &std::io::Error::from_raw_os_error(errno))
+        }
+        Ok(_) => super::out_of_format(),
+        Err(r) => r,
+    }
+}
+
+/// The verdict on a file of `size` bytes last modified at `mtime`.
+pub fn judge(s: &FileSpec, size: u64, mtime: SystemTime, now: SystemTime) -> Report {
     let path = s.path.display();
-    let meta = match std::fs::metadata(&s.path) {
-        Ok(m) => m,
-        Err(e) => return path_error(&s.path, &e),
-    };
-    let now = SystemTime::now();
-    let mtime = meta.modified().unwrap_or(now);
     let age = now.duration_since(mtime).unwrap_or_default();
-    let size = meta.len();
     let facts = format!(
         "{path}: modified {} ({} ago), {size} bytes",
         rfc3339(mtime),

@@ -3,21 +3,44 @@
 //! connector is overloaded), memory available against the total, and free
 //! space on `disk_path`. When the CPU part warns, the agent carries an
 //! `overloaded` flag beside its status. Reads /proc/stat and /proc/meminfo
-//! and calls statvfs(2) on the agent's thread.
+//! on the agent's thread (procfs answers from memory); the statvfs(2) of
+//! `disk_path`, which may be a network mount, runs in a filesystem helper
+//! ([`crate::os::fs_helper`]).
 
 use std::path::Path;
 use std::time::Instant;
 
 use crate::config::SystemSpec;
 use crate::os::cpu;
-use crate::outcome::{Reason, Report, Status, SystemDetail};
+use crate::os::fs_helper::{Answer, Job};
+use crate::outcome::{Reason, Report, Status, SystemDetail, Trace};
 
-pub fn probe(s: &SystemSpec) -> Report {
-    probe_at(s, Path::new("/proc"), Instant::now())
+pub async fn probe(s: &SystemSpec, trace: &Trace) -> Report {
+    let disk = match super::fs(&Job::Statvfs(s.disk_path.clone()), trace).await {
+        Ok(Answer::Vfs {
+            blocks,
+            frsize,
+            bavail,
+        }) => Ok((blocks.saturating_mul(frsize), bavail.saturating_mul(frsize))),
+        Ok(Answer::Failed { errno, .. }) => Err(format!(
+            "statvfs {}: {}",
+            s.disk_path.display(),
+            std::io::Error::from_raw_os_error(errno)
+        )),
+        Ok(_) => return super::out_of_format(),
+        Err(r) => return r,
+    };
+    probe_at(s, Path::new("/proc"), Instant::now(), disk)
 }
 
-/// [`probe`] against another /proc (tests use a fake one).
-pub fn probe_at(s: &SystemSpec, proc_root: &Path, now: Instant) -> Report {
+/// [`probe`] against another /proc (tests use a fake one), with the
+/// disk's (total, free) bytes or why there are none.
+pub fn probe_at(
+    s: &SystemSpec,
+    proc_root: &Path,
+    now: Instant,
+    disk: Result<(u64, u64), String>,
+) -> Report {
     let read = |name: &str| {
         let p = proc_root.join(name);
         std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))
@@ -38,12 +61,9 @@ pub fn probe_at(s: &SystemSpec, proc_root: &Path, now: Instant) -> Report {
         }
         Err(e) => return unknown(e),
     };
-    let (disk_total, disk_free) = match rustix::fs::statvfs(&s.disk_path) {
-        Ok(v) => (
-            v.f_blocks.saturating_mul(v.f_frsize),
-            v.f_bavail.saturating_mul(v.f_frsize),
-        ),
-        Err(e) => return unknown(format!("statvfs {}: {e}", s.disk_path.display())),
+    let (disk_total, disk_free) = match disk {
+        Ok(d) => d,
+        Err(e) => return unknown(e),
     };
     let avg = cpu::sample(proc_root, now, times, s.window);
     let over = |p: f64, limit: Option<f64>| limit.is_some_and(|l| p >= l);

@@ -26,7 +26,7 @@ use crate::agent::snapshot::Snapshot;
 use crate::agent::state::{stall_limit, AgentState};
 use crate::os::alarm::until;
 use crate::os::procfs;
-use crate::serve::metrics::{self, Extra};
+use crate::serve::metrics::{self, Chunked, Extra};
 
 pub const MAX_HEAD: usize = 8 * 1024;
 pub const CLIENT_DEADLINE: Duration = Duration::from_secs(5);
@@ -150,7 +150,7 @@ async fn handle(
     conns: &RefCell<Conns>,
     id: u64,
 ) {
-    let Some((routed, head_only)) = until(
+    let Some((routed, head_only, chunks)) = until(
         Instant::now() + CLIENT_DEADLINE,
         read_request(&mut stream, state),
     )
@@ -159,14 +159,45 @@ async fn handle(
         return;
     };
     conns.borrow_mut().now_busy(id);
+    // Who answers: `tether status` and `doctor` check that this is the
+    // agent their configuration names, not another one on the port.
+    let name = crate::format::text::clip(&state.config.borrow().agent.name, 200);
+    let agent_id = state
+        .uplink
+        .borrow()
+        .as_ref()
+        .and_then(|u| u.identity.as_ref().ok().cloned())
+        .map_or(String::new(), |id| format!("Tether-Agent-Id: {id}\r\n"));
+    let head = |status: &str, content_type: &str, length: Option<usize>, extra: &str| {
+        let length = length.map_or("Transfer-Encoding: chunked\r\n".into(), |n| {
+            format!("Content-Length: {n}\r\n")
+        });
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n{length}Cache-Control: no-store\r\nConnection: close\r\nTether-Agent: {name}\r\n{agent_id}{extra}\r\n"
+        )
+    };
     let resp = match routed {
         Routed::Now(r) => r,
         Routed::Metrics(m) => {
-            let render = metrics::render(&m.0, &m.1);
-            match until(Instant::now() + METRICS_DEADLINE, render).await {
+            const TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+            // Sent on in chunks as it is rendered (a HEAD, or an HTTP/1.0
+            // client, waits for the length instead).
+            let mut chunked = Chunked::new(&mut stream, head("200 OK", TYPE, None, ""));
+            let sink = (chunks && !head_only).then_some(&mut chunked);
+            let render = metrics::render_into(&m.0, &m.1, sink);
+            let rendered = until(Instant::now() + METRICS_DEADLINE, render).await;
+            if chunked.started() {
+                // Past the deadline, the body stays cut short: the
+                // scraper sees an error, not fewer series.
+                if let Some(rest) = rendered {
+                    until(Instant::now() + CLIENT_DEADLINE, chunked.finish(&rest)).await;
+                }
+                return;
+            }
+            match rendered {
                 Some(body) => Response {
                     status: "200 OK",
-                    content_type: "text/plain; version=0.0.4; charset=utf-8",
+                    content_type: TYPE,
                     extra: String::new(),
                     body,
                 },
@@ -240,21 +271,11 @@ async fn handle(
             }
         }
     };
-    // Who answers: `tether status` and `doctor` check that this is the
-    // agent their configuration names, not another one on the port.
-    let name = crate::format::text::clip(&state.config.borrow().agent.name, 200);
-    let id = state
-        .uplink
-        .borrow()
-        .as_ref()
-        .and_then(|u| u.identity.as_ref().ok().cloned())
-        .map_or(String::new(), |id| format!("Tether-Agent-Id: {id}\r\n"));
-    let mut out = format!(
-        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\nTether-Agent: {name}\r\n{id}{}\r\n",
+    let mut out = head(
         resp.status,
         resp.content_type,
-        resp.body.len(),
-        resp.extra
+        Some(resp.body.len()),
+        &resp.extra,
     );
     if !head_only {
         out.push_str(&resp.body);
@@ -266,8 +287,12 @@ async fn handle(
     until(Instant::now() + CLIENT_DEADLINE, write).await;
 }
 
-/// Reads one request head; `None` when the client went away.
-async fn read_request(stream: &mut Async<TcpStream>, state: &AgentState) -> Option<(Routed, bool)> {
+/// Reads one request head; `None` when the client went away. With the
+/// route: a HEAD request, and one that takes a chunked answer (HTTP/1.1).
+async fn read_request(
+    stream: &mut Async<TcpStream>,
+    state: &AgentState,
+) -> Option<(Routed, bool, bool)> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     Some(loop {
@@ -281,7 +306,8 @@ async fn read_request(stream: &mut Async<TcpStream>, state: &AgentState) -> Opti
             Ok(httparse::Status::Complete(_)) => {
                 let method = req.method.unwrap_or("");
                 let path = req.path.unwrap_or("");
-                break (route(method, path, state), method == "HEAD");
+                let chunks = req.version == Some(1);
+                break (route(method, path, state), method == "HEAD", chunks);
             }
             Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => continue,
             Ok(httparse::Status::Partial) => {
@@ -290,6 +316,7 @@ async fn read_request(stream: &mut Async<TcpStream>, state: &AgentState) -> Opti
                         "431 Request Header Fields Too Large",
                         "request head over 8 KiB\n",
                     )),
+                    false,
                     false,
                 )
             }
@@ -300,9 +327,16 @@ async fn read_request(stream: &mut Async<TcpStream>, state: &AgentState) -> Opti
                         "more than 32 request headers\n",
                     )),
                     false,
+                    false,
                 )
             }
-            Err(_) => break (Routed::Now(text("400 Bad Request", "bad request\n")), false),
+            Err(_) => {
+                break (
+                    Routed::Now(text("400 Bad Request", "bad request\n")),
+                    false,
+                    false,
+                )
+            }
         }
     })
 }

@@ -2,7 +2,11 @@
 //! `tether_`, checked by `promtool check metrics` in the tests.
 
 use std::fmt::Write;
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
+
+use async_io::Async;
+use futures_lite::AsyncWriteExt;
 
 use crate::agent::health::{AgentStatus, Severity};
 use crate::agent::lateness::{LatenessView, BUCKETS};
@@ -25,12 +29,70 @@ pub struct Extra {
 /// Rendering yields to the executor after this long.
 pub const SLICE: Duration = Duration::from_millis(1);
 
-/// The text, and when rendering last yielded.
-struct Out(String, Instant);
+/// Rendered text is sent on in chunks of about this size, so a scrape of
+/// many checks never holds its whole exposition in memory (1,000 checks
+/// make ~1 MB).
+pub const CHUNK: usize = 16 * 1024;
 
-impl Out {
-    /// Called once per check in each family: yields after each [`SLICE`].
+/// A response sent with `Transfer-Encoding: chunked` as it is rendered:
+/// the head goes with the first chunk; a body cut short (a deadline) lacks
+/// the final empty chunk, so the scraper sees an error, never a silently
+/// shorter exposition.
+pub struct Chunked<'c> {
+    conn: &'c mut Async<TcpStream>,
+    head: Option<String>,
+    /// A write failed: the rest is dropped.
+    broken: bool,
+}
+
+impl<'c> Chunked<'c> {
+    /// `head` ends with the blank line and says `Transfer-Encoding: chunked`.
+    pub fn new(conn: &'c mut Async<TcpStream>, head: String) -> Self {
+        Chunked {
+            conn,
+            head: Some(head),
+            broken: false,
+        }
+    }
+
+    /// The head has gone out: the answer can no longer be another one.
+    pub fn started(&self) -> bool {
+        self.head.is_none()
+    }
+
+    async fn send(&mut self, text: &str) {
+        if self.broken || text.is_empty() {
+            return;
+        }
+        let mut out = self.head.take().unwrap_or_default();
+        let _ = write!(out, "{:x}\r\n", text.len());
+        out.push_str(text);
+        out.push_str("\r\n");
+        self.broken = self.conn.write_all(out.as_bytes()).await.is_err();
+    }
+
+    /// Sends `rest` and the final chunk.
+    pub async fn finish(&mut self, rest: &str) {
+        self.send(rest).await;
+        if !self.broken {
+            let end = self.head.take().unwrap_or_default() + "0\r\n\r\n";
+            let _ = self.conn.write_all(end.as_bytes()).await;
+            let _ = self.conn.flush().await;
+        }
+    }
+}
+
+/// The text, when rendering last yielded, and where full chunks go.
+struct Out<'a, 'c>(String, Instant, Option<&'a mut Chunked<'c>>);
+
+impl Out<'_, '_> {
+    /// Called once per check in each family: sends a full chunk on, and
+    /// yields after each [`SLICE`].
     async fn step(&mut self) {
+        if let Some(sink) = self.2.as_mut().filter(|_| self.0.len() >= CHUNK) {
+            sink.send(&self.0).await;
+            self.0.clear();
+        }
         if self.1.elapsed() >= SLICE {
             futures_lite::future::yield_now().await;
             self.1 = Instant::now();
@@ -123,7 +185,7 @@ fn with_detail<'a, T>(
 }
 
 /// The `tether_upstream_*` and `tether_spool_*` families.
-fn upstream(o: &mut Out, u: &crate::uplink::link::UpstreamView) {
+fn upstream(o: &mut Out<'_, '_>, u: &crate::uplink::link::UpstreamView) {
     o.family(
         "upstream_state",
         "gauge",
@@ -191,7 +253,7 @@ fn upstream(o: &mut Out, u: &crate::uplink::link::UpstreamView) {
 }
 
 /// The `tether_remote_write_*` families.
-fn remote_write(o: &mut Out, r: &crate::uplink::link::RemoteView) {
+fn remote_write(o: &mut Out<'_, '_>, r: &crate::uplink::link::RemoteView) {
     o.family(
         "remote_write_state",
         "gauge",
@@ -294,10 +356,19 @@ fn remote_write(o: &mut Out, r: &crate::uplink::link::RemoteView) {
 /// 10,000 checks take ~120 ms to render on the static build, which would
 /// otherwise hold every probe due meanwhile (docs/benchmarks.md, scale).
 pub async fn render(s: &Snapshot, x: &Extra) -> String {
-    let mut o = Out(
-        String::with_capacity(4096 + s.checks.len() * 1536),
-        Instant::now(),
-    );
+    render_into(s, x, None).await
+}
+
+/// [`render`], sending full chunks to `sink` as they are made; returns the
+/// rest (all of it, if no chunk filled up).
+pub async fn render_into(s: &Snapshot, x: &Extra, sink: Option<&mut Chunked<'_>>) -> String {
+    let size = 4096 + s.checks.len() * 1536;
+    let cap = if sink.is_some() {
+        size.min(CHUNK + 4096)
+    } else {
+        size
+    };
+    let mut o = Out(String::with_capacity(cap), Instant::now(), sink);
     agent(&mut o, s);
     scheduler(&mut o, x);
     checks(&mut o, s).await;
@@ -311,7 +382,7 @@ pub async fn render(s: &Snapshot, x: &Extra) -> String {
 
 /// The agent's own families: build, identity, status, severity, readiness,
 /// maintenance, overload, and the upstream link.
-fn agent(o: &mut Out, s: &Snapshot) {
+fn agent(o: &mut Out<'_, '_>, s: &Snapshot) {
     o.family(
         "build_info",
         "gauge",
@@ -398,6 +469,27 @@ fn agent(o: &mut Out, s: &Snapshot) {
             flag(now == Some(reason)),
         );
     }
+    fs_helpers(o, &s.fs_helpers);
+    if let Some(f) = &s.fsyncs {
+        o.family(
+            "spool_fsyncs_total",
+            "counter",
+            "fsyncs of the spool (per [spool] sync): they run on the agent's thread.",
+        );
+        o.sample("spool_fsyncs_total", &[], f.count as f64);
+        o.family(
+            "spool_fsync_seconds_total",
+            "counter",
+            "Time spent in the spool's fsyncs: every probe waits while one runs.",
+        );
+        o.sample("spool_fsync_seconds_total", &[], f.total.as_secs_f64());
+        o.family(
+            "spool_fsync_max_seconds",
+            "gauge",
+            "The longest single fsync of the spool since the agent started: how long a slow disk held every probe back.",
+        );
+        o.sample("spool_fsync_max_seconds", &[], f.max.as_secs_f64());
+    }
     if let Some(u) = &s.upstream {
         upstream(o, u);
     }
@@ -406,9 +498,40 @@ fn agent(o: &mut Out, s: &Snapshot) {
     }
 }
 
+/// The filesystem helpers' families.
+fn fs_helpers(o: &mut Out<'_, '_>, h: &crate::os::fs_helper::Stats) {
+    o.family(
+        "fs_helpers",
+        "gauge",
+        "Processes making the checks' filesystem calls: running (idle or working), stuck (killed at a deadline, not exited: in the kernel on a hung mount). At 8 in all, filesystem checks fail with fs_stuck until one exits.",
+    );
+    o.sample("fs_helpers", &[("state", "running")], h.running as f64);
+    o.sample("fs_helpers", &[("state", "stuck")], h.stuck.len() as f64);
+    for (name, help, v) in [
+        (
+            "fs_helpers_started_total",
+            "Filesystem helpers started.",
+            h.started_total,
+        ),
+        (
+            "fs_helpers_killed_total",
+            "Filesystem helpers killed because a call passed its check's deadline.",
+            h.killed_total,
+        ),
+        (
+            "fs_jobs_refused_total",
+            "Filesystem jobs not tried because a helper was stuck on the path, or all were (fs_stuck).",
+            h.refused_total,
+        ),
+    ] {
+        o.family(name, "counter", help);
+        o.sample(name, &[], v as f64);
+    }
+}
+
 /// The scheduler's families: start lateness, skipped slots, probes in
 /// flight, reloads.
-fn scheduler(o: &mut Out, x: &Extra) {
+fn scheduler(o: &mut Out<'_, '_>, x: &Extra) {
     o.family(
         "check_start_lateness_seconds",
         "histogram",
@@ -461,7 +584,7 @@ fn scheduler(o: &mut Out, x: &Extra) {
 
 /// Per check: its labels, last HTTP status, up, damped status, flapping and
 /// failures in a row.
-async fn checks(o: &mut Out, s: &Snapshot) {
+async fn checks(o: &mut Out<'_, '_>, s: &Snapshot) {
     o.family(
         "check_info",
         "gauge",
@@ -556,7 +679,7 @@ async fn checks(o: &mut Out, s: &Snapshot) {
 
 /// Per check: how long the last run and its phases took, when it last
 /// succeeded, and its TLS figures.
-async fn check_timings(o: &mut Out, s: &Snapshot) {
+async fn check_timings(o: &mut Out<'_, '_>, s: &Snapshot) {
     o.family(
         "check_duration_seconds",
         "gauge",
@@ -650,7 +773,7 @@ async fn check_timings(o: &mut Out, s: &Snapshot) {
 }
 
 /// Families from what some results carry: certificates, files, the system.
-fn details(o: &mut Out, s: &Snapshot) {
+fn details(o: &mut Out<'_, '_>, s: &Snapshot) {
     let certs = with_detail(s, |d| d.cert.as_deref());
     o.family(
         "check_cert_not_after_timestamp_seconds",
@@ -745,7 +868,7 @@ fn details(o: &mut Out, s: &Snapshot) {
 }
 
 /// Performance data of exec checks, first occurrence of each label.
-async fn perfdata(o: &mut Out, s: &Snapshot) {
+async fn perfdata(o: &mut Out<'_, '_>, s: &Snapshot) {
     let mut perf: Vec<(&str, &crate::format::perfdata::PerfDatum)> = Vec::new();
     for c in &s.checks {
         o.step().await;
@@ -803,7 +926,7 @@ async fn perfdata(o: &mut Out, s: &Snapshot) {
 }
 
 /// Non-ok results by check and reason code.
-async fn failures(o: &mut Out, s: &Snapshot) {
+async fn failures(o: &mut Out<'_, '_>, s: &Snapshot) {
     o.family(
         "check_failures_total",
         "counter",
@@ -822,7 +945,7 @@ async fn failures(o: &mut Out, s: &Snapshot) {
 }
 
 /// The process's own figures (the `process_*` names of the client libraries).
-fn process(o: &mut Out, p: &ProcessFigures) {
+fn process(o: &mut Out<'_, '_>, p: &ProcessFigures) {
     o.family(
         "process_cpu_seconds_total",
         "counter",

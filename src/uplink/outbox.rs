@@ -449,6 +449,11 @@ impl Outbox {
         }
     }
 
+    /// The spool's fsyncs so far (none without a spool).
+    pub fn fsync_stats(&self) -> crate::uplink::spool::FsyncStats {
+        self.spool.as_ref().map(|s| s.fsyncs).unwrap_or_default()
+    }
+
     pub fn spool_records(&self) -> u64 {
         self.spool_records_of(self.primary())
     }

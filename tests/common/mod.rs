@@ -73,6 +73,9 @@ pub fn run(
     c: &tether::config::Check,
     r: &tether::net::resolve::Resolver,
 ) -> tether::outcome::Outcome {
+    // Filesystem checks run their calls in helpers: the agent's binary,
+    // not this test's.
+    tether::os::fs_helper::set_program(env!("CARGO_BIN_EXE_tether").into());
     async_io::block_on(tether::agent::scheduler::run_check(
         c,
         r,
@@ -594,11 +597,30 @@ pub fn parse_response(raw: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw, ""));
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("\r\ntransfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body).unwrap_or_else(|| panic!("a chunked body cut short or malformed:\n{raw}"))
+    } else {
+        body.to_string()
+    };
     (status, body)
+}
+
+/// A chunked body's content; `None` if it lacks its final empty chunk.
+pub fn dechunk(mut body: &str) -> Option<String> {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n")?;
+        let n = usize::from_str_radix(size.trim(), 16).ok()?;
+        if n == 0 {
+            return Some(out);
+        }
+        out.push_str(rest.get(..n)?);
+        body = rest.get(n..)?.strip_prefix("\r\n")?;
+    }
 }
 
 /// Extracts `"key":"value"` for the check named `check` from /status JSON

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use super::network::CERT_WARN_DAYS;
 use super::{Finding, Level, Step};
-use crate::config::{Config, ProbeSpec, WritableSpec};
+use crate::config::{Config, ProbeSpec};
 use crate::outcome::Status;
 
 /// Clock skew against the upstream beyond this is a finding.
@@ -67,9 +67,7 @@ fn crit(code: &'static str, title: String) -> Finding {
 /// persistent storage, with free space for `need` bytes.
 fn directory(what: &str, dir: &Path, need: u64, broken: Level) -> Vec<Finding> {
     let shown = dir.display();
-    let r = crate::probe::writable::probe(&WritableSpec {
-        path: dir.to_path_buf(),
-    });
+    let r = crate::probe::writable::probe_here(dir);
     if r.status != Status::Ok {
         return vec![Finding::new(
             Step::Local,

@@ -208,6 +208,39 @@ pub struct Spool {
     /// (see [`Spool::note_acked`]).
     acked_dirty: bool,
     acked_saved: Instant,
+    /// How long its fsyncs held the agent's thread.
+    pub fsyncs: FsyncStats,
+}
+
+/// The spool's fsyncs so far: they run on the agent's thread, so the
+/// longest is how long a slow disk held every probe back.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FsyncStats {
+    pub count: u64,
+    pub total: Duration,
+    pub max: Duration,
+}
+
+impl FsyncStats {
+    /// Runs `sync`, timing it; a new longest over 100 ms (the probes'
+    /// lateness goal) is logged, since it delayed every probe that long.
+    pub fn time(&mut self, sync: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        let start = Instant::now();
+        let r = sync();
+        let took = start.elapsed();
+        self.count += 1;
+        self.total += took;
+        if took > self.max {
+            self.max = took;
+            if took > Duration::from_millis(100) {
+                log::warn!(
+                    "spool: one fsync took {} ms, holding every probe back that long: the disk under the spool is slow",
+                    took.as_millis()
+                );
+            }
+        }
+        r
+    }
 }
 
 /// The spool is read this much at a time (more for a larger record): what
@@ -267,6 +300,7 @@ impl Spool {
             total_bytes: 0,
             acked_dirty: false,
             acked_saved: Instant::now(),
+            fsyncs: FsyncStats::default(),
         };
         let mut rec = Recovered::default();
         let mut buf = Vec::new();
@@ -620,9 +654,9 @@ impl Spool {
     }
 
     /// fsyncs the open segment (shutdown under `sync = "none"`).
-    pub fn sync(&self) -> io::Result<()> {
+    pub fn sync(&mut self) -> io::Result<()> {
         match &self.tail {
-            Some(f) => f.sync_data(),
+            Some(f) => self.fsyncs.time(|| f.sync_data()),
             None => Ok(()),
         }
     }

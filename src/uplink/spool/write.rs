@@ -83,11 +83,12 @@ impl Spool {
         let (Some(file), Some(seg)) = (self.tail.as_mut(), self.segments.back_mut()) else {
             return Err(io::Error::other("spool: no open segment"));
         };
+        let fsyncs = &mut self.fsyncs;
         let result = file.write_all(frames).and_then(|()| {
             if self.sync == SyncPolicy::Never {
                 Ok(())
             } else {
-                file.sync_data()
+                fsyncs.time(|| file.sync_data())
             }
         });
         if let Err(e) = result {
@@ -149,8 +150,9 @@ impl Spool {
             return Err(e);
         }
         if self.sync != SyncPolicy::Never {
-            f.sync_data()?;
-            File::open(&self.dir)?.sync_all()?;
+            let dir = &self.dir;
+            self.fsyncs
+                .time(|| f.sync_data().and_then(|()| File::open(dir)?.sync_all()))?;
         }
         self.segments.push_back(Segment {
             first_seq: r.seq,
