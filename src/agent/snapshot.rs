@@ -16,7 +16,8 @@ use crate::outcome::{Phase, Status};
 
 pub struct CheckView {
     pub spec: Rc<Check>,
-    pub health: CheckHealth,
+    /// The agent's own, shared (see [`crate::agent::state::CheckState`]).
+    pub health: Rc<CheckHealth>,
 }
 
 pub struct Snapshot {
@@ -89,13 +90,9 @@ fn status_str(s: Option<Status>) -> &'static str {
 }
 
 impl Snapshot {
-    /// What `state` shows now, without the checks' recent samples (only
-    /// the doctor reads them: [`Snapshot::for_doctor`]).
+    /// What `state` shows now. The checks' health is shared with the
+    /// agent, not copied.
     pub fn of(state: &AgentState) -> Snapshot {
-        Snapshot::build(state, false)
-    }
-
-    fn build(state: &AgentState, recent: bool) -> Snapshot {
         let (status, severity) = state.agent_status();
         let checks = state.checks.borrow();
         let disabled = state.disabled.get();
@@ -147,11 +144,7 @@ impl Snapshot {
                 .iter()
                 .map(|c| CheckView {
                     spec: c.spec.clone(),
-                    health: if recent {
-                        c.health.clone()
-                    } else {
-                        c.health.without_recent()
-                    },
+                    health: c.health.clone(),
                 })
                 .collect(),
             history: None,
@@ -165,9 +158,10 @@ impl Snapshot {
         s
     }
 
-    /// The snapshot with the health history and the recent samples.
+    /// The snapshot with the health history (the recent samples are in
+    /// every snapshot's shared health).
     pub fn for_doctor(state: &AgentState) -> Snapshot {
-        let mut s = Snapshot::build(state, true);
+        let mut s = Snapshot::of(state);
         s.history = Some(state.history.borrow().entries().clone());
         s
     }
@@ -769,7 +763,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_doctors_snapshot_copies_the_recent_samples_and_status_renders_in_slices() {
+    fn snapshots_share_the_health_until_it_changes_and_status_renders_in_slices() {
         let config = crate::config::parse(
             "[[check]]\nname = \"a\"\nkind = \"file\"\npath = \"/\"\n",
             "t",
@@ -781,30 +775,35 @@ mod tests {
             crate::os::notify::Notifier::none(),
         );
         let spec = state.checks.borrow()[0].spec.clone();
+        let result = |status| crate::outcome::Outcome {
+            status,
+            reason: None,
+            message: String::new(),
+            duration: std::time::Duration::from_millis(1),
+            phases: Default::default(),
+            peer: None,
+            at: SystemTime::now(),
+            detail: Default::default(),
+            late: std::time::Duration::ZERO,
+        };
         for _ in 0..5 {
-            let o = crate::outcome::Outcome {
-                status: Status::Ok,
-                reason: None,
-                message: String::new(),
-                duration: std::time::Duration::from_millis(1),
-                phases: Default::default(),
-                peer: None,
-                at: SystemTime::now(),
-                detail: Default::default(),
-                late: std::time::Duration::ZERO,
-            };
-            state.record(&spec, o);
+            state.record(&spec, result(Status::Ok));
         }
-        assert_eq!(Snapshot::of(&state).checks[0].health.recent.len(), 0);
-        assert_eq!(
-            Snapshot::with_history(&state).checks[0].health.recent.len(),
-            0
-        );
+        let held = Snapshot::of(&state);
+        assert!(Rc::ptr_eq(
+            &held.checks[0].health,
+            &state.checks.borrow()[0].health
+        ));
         assert_eq!(
             Snapshot::for_doctor(&state).checks[0].health.recent.len(),
             5
         );
-        assert_eq!(Snapshot::of(&state).checks[0].health.runs, 5);
+        // A result recorded while a snapshot is held copies that check's
+        // health: the snapshot keeps what it saw.
+        state.record(&spec, result(Status::Crit));
+        assert_eq!(held.checks[0].health.runs, 5);
+        assert_eq!(Snapshot::of(&state).checks[0].health.runs, 6);
+        drop(held);
         // Rendered in slices: with a zero slice the render yields at the
         // first check, and the result is the same text.
         let snap = Snapshot::of(&state);

@@ -27,7 +27,10 @@ pub struct CheckState {
     /// records into this state only if it is still the same `Rc`, so a run
     /// of a check that a reload changed or removed is dropped.
     pub spec: Rc<Check>,
-    pub health: CheckHealth,
+    /// Shared with snapshots, copied on write: a snapshot of 1,000 checks
+    /// costs 1,000 pointers, and only a check that records a result while
+    /// one is held is copied.
+    pub health: Rc<CheckHealth>,
     /// A run is in flight: the check never overlaps itself.
     pub running: bool,
     /// The next slot: t0 + offset + k·interval, never moved by probe duration.
@@ -129,9 +132,9 @@ pub struct DurabilityLost {
 pub const DURABILITY_REASONS: [&str; 2] = ["state_unwritable", "spool_unavailable"];
 
 impl AgentState {
-    pub fn new(config: Config, resolver: Resolver, systemd: Notifier) -> Rc<AgentState> {
+    pub fn new(mut config: Config, resolver: Resolver, systemd: Notifier) -> Rc<AgentState> {
         let now = Instant::now();
-        let checks = schedule(&config, Vec::new(), now);
+        let checks = schedule(&mut config, Vec::new(), now);
         let hash = crate::config::effective::hash(&config);
         Rc::new(AgentState {
             limit: RefCell::new(Rc::new(Limit::new(config.agent.max_in_flight))),
@@ -172,7 +175,7 @@ impl AgentState {
 
     /// Replaces the configuration. A check whose name and whole definition are
     /// unchanged keeps its health, counters and in-flight run.
-    pub fn apply(&self, config: Config, resolver: Resolver) {
+    pub fn apply(&self, mut config: Config, resolver: Resolver) {
         let old = std::mem::take(&mut *self.checks.borrow_mut());
         // Series of checks that are gone (or now another kind or role) end
         // with a stale marker: a `removed` transition record.
@@ -189,7 +192,7 @@ impl AgentState {
             })
             .map(|c| c.spec.clone())
             .collect();
-        *self.checks.borrow_mut() = schedule(&config, old, Instant::now());
+        *self.checks.borrow_mut() = schedule(&mut config, old, Instant::now());
         *self.limit.borrow_mut() = Rc::new(Limit::new(config.agent.max_in_flight));
         *self.resolver.borrow_mut() = Rc::new(resolver);
         *self.config_hash.borrow_mut() = crate::config::effective::hash(&config);
@@ -277,7 +280,7 @@ impl AgentState {
             let (before, flapping) = (c.health.status, c.health.flapping);
             let mut uplink = self.uplink.borrow_mut();
             let now_ms = unix_millis(outcome.at);
-            c.health.record(outcome, spec.fall, spec.rise);
+            Rc::make_mut(&mut c.health).record(outcome, spec.fall, spec.rise);
             if let (Some(u), Some(o)) = (uplink.as_mut(), c.health.last.as_ref()) {
                 u.outbox.push(record::result(
                     spec,
@@ -452,7 +455,7 @@ impl AgentState {
         let disabled = self.disabled.get();
         let checks = self.checks.borrow();
         let (status, mut severity) =
-            overall(checks.iter().map(|c| (c.spec.role, &c.health)), disabled);
+            overall(checks.iter().map(|c| (c.spec.role, &*c.health)), disabled);
         if disabled {
             return (status, severity);
         }
@@ -646,29 +649,33 @@ pub fn spread_grid(n: usize, spread: Duration) -> Duration {
 /// (rounded down to [`spread_grid`]), spreading checks over their interval
 /// instead of bursting together, and every check has run once within one
 /// agent interval plus its timeout.
-fn schedule(config: &Config, mut old: Vec<CheckState>, t0: Instant) -> Vec<CheckState> {
+/// A kept check's configuration becomes the one it already had (equal, and
+/// the same `Rc`), so it is held once.
+fn schedule(config: &mut Config, mut old: Vec<CheckState>, t0: Instant) -> Vec<CheckState> {
     let n = config.checks.len().max(1) as u32;
     // Spread over the agent interval at most, so that readiness (and
     // systemd's READY=1) never waits for an hourly check's slot.
-    let spread = |spec: &Check| spec.interval.min(config.agent.interval);
-    let shortest = config.checks.iter().map(spread).min();
+    let agent_interval = config.agent.interval;
+    let spread = |spec: &Check| spec.interval.min(agent_interval);
+    let shortest = config.checks.iter().map(|c| spread(c)).min();
     let grid = spread_grid(n as usize, shortest.unwrap_or(SPREAD_GRID)).as_nanos();
     config
         .checks
-        .iter()
+        .iter_mut()
         .enumerate()
         .map(|(i, spec)| {
             let offset = spread(spec) * i as u32 / n;
             let next = t0 + Duration::from_nanos((offset.as_nanos() / grid * grid) as u64);
-            match old.iter().position(|c| *c.spec == *spec) {
+            match old.iter().position(|c| *c.spec == **spec) {
                 Some(pos) => {
                     let mut c = old.swap_remove(pos);
                     c.next = next;
+                    *spec = c.spec.clone();
                     c
                 }
                 None => CheckState {
-                    spec: Rc::new(spec.clone()),
-                    health: CheckHealth::new(SystemTime::now()),
+                    spec: spec.clone(),
+                    health: Rc::new(CheckHealth::new(SystemTime::now())),
                     running: false,
                     next,
                 },

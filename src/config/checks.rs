@@ -142,9 +142,9 @@ impl Walker<'_> {
         let labels = self.labels(&s);
         let probe = match kind.as_deref() {
             Some("tcp") => self.tcp(&s, &span).map(ProbeSpec::Tcp),
-            Some("http") => self.http(&s, &span).map(ProbeSpec::Http),
+            Some("http") => self.http(&s, &span).map(|h| ProbeSpec::Http(Box::new(h))),
             Some("dns") => self.dns(&s, &span).map(ProbeSpec::Dns),
-            Some("tls") => self.tls(&s, &span).map(ProbeSpec::Tls),
+            Some("tls") => self.tls(&s, &span).map(|t| ProbeSpec::Tls(Box::new(t))),
             Some("cert_file") => self.cert_file(&s, &span).map(ProbeSpec::CertFile),
             Some("exec") => self.exec(&s, &span).map(ProbeSpec::Exec),
             Some("file") => self.file(&s, &span).map(ProbeSpec::File),

@@ -51,7 +51,9 @@ pub struct Config {
     /// Where samples are pushed (Prometheus remote-write); `None`: nowhere.
     pub remote_write: Option<RemoteWrite>,
     pub spool: SpoolConfig,
-    pub checks: Vec<Check>,
+    /// Shared with the agent's schedule: a check's configuration is held
+    /// once however many views of it there are.
+    pub checks: Vec<std::rc::Rc<Check>>,
     /// Where each check was written (`file:line`), in `checks` order.
     pub check_at: Vec<String>,
 }
@@ -63,7 +65,7 @@ impl Config {
         match self.checks.iter().position(|o| o.name == c.name) {
             Some(i) => Err(self.check_at[i].clone()),
             None => {
-                self.checks.push(c);
+                self.checks.push(std::rc::Rc::new(c));
                 self.check_at.push(at);
                 Ok(())
             }
@@ -248,9 +250,11 @@ pub struct Check {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ProbeSpec {
     Tcp(TcpSpec),
-    Http(HttpSpec),
+    // The two large kinds are boxed: every check carries the enum at its
+    // largest variant's size, and most are TCP (96 bytes, not 224).
+    Http(Box<HttpSpec>),
     Dns(DnsSpec),
-    Tls(TlsSpec),
+    Tls(Box<TlsSpec>),
     CertFile(CertFileSpec),
     Exec(ExecSpec),
     File(FileSpec),

@@ -87,7 +87,7 @@ impl Walker<'_> {
             upstream,
             remote_write,
             spool,
-            checks,
+            checks: checks.into_iter().map(std::rc::Rc::new).collect(),
             check_at,
         }
     }

@@ -54,6 +54,8 @@ pub fn check(body: &str) -> tether::config::Check {
         .unwrap_or_else(|e| panic!("{e}"))
         .checks
         .remove(0)
+        .as_ref()
+        .clone()
 }
 
 /// A resolver that knows only `hosts` (an /etc/hosts text) and no nameserver.

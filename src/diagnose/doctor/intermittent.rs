@@ -91,7 +91,7 @@ pub(super) fn intermittent_step(snap: &Snapshot, live: bool) -> Vec<Finding> {
             ));
             continue;
         }
-        let micros = |s: &Sample| u64::from(s.micros);
+        let micros = |s: &Sample| s.micros();
         let all = stats(samples.iter().map(micros).collect());
         let ok = stats(
             samples
