@@ -163,3 +163,55 @@ fn a_hung_open_costs_one_check_its_deadline_and_nothing_else() {
             .then_some(())
     });
 }
+
+/// An upgrade replaces the binary under a running agent: its helpers are
+/// started from `/proc/self/exe`, the image it runs, so a helper that dies
+/// is replaced by one of the same version even with the file gone.
+#[test]
+fn helpers_restart_from_the_running_image_after_the_binary_is_replaced() {
+    let dir = temp_dir("fs-upgrade");
+    let copy = dir.join("tether-old");
+    std::fs::copy(env!("CARGO_BIN_EXE_tether"), &copy).unwrap();
+    let marker = dir.join("marker");
+    std::fs::write(&marker, "x").unwrap();
+    let copy_for_start = copy.clone();
+    let agent = Agent::start_with(
+        dir.clone(),
+        &format!(
+            "[[check]]\nname = \"marker\"\nkind = \"file\"\npath = \"{}\"\ninterval = \"1s\"\ntimeout = \"500ms\"\n",
+            marker.display()
+        ),
+        move |config| {
+            let mut cmd = Command::new(&copy_for_start);
+            cmd.args(["run", "-c"]).arg(config);
+            cmd
+        },
+    );
+    let pid = agent.pid();
+    let first = wait_for("a helper", Duration::from_secs(10), || {
+        children(pid).first().map(|c| c.0)
+    });
+    std::fs::remove_file(&copy).unwrap();
+    assert!(Command::new("kill")
+        .args(["-9", &first.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    wait_for(
+        "a new helper and an ok run",
+        Duration::from_secs(10),
+        || {
+            let (_, metrics) = agent.get("/metrics");
+            let started = metric(&metrics, "tether_fs_helpers_started_total")?;
+            let runs_ok = children(pid).iter().any(|(c, _)| *c != first);
+            (started >= 2.0 && runs_ok).then_some(())
+        },
+    );
+    let before = check_field(&agent.get("/status").1, "marker", "runs").unwrap();
+    wait_for("more runs", Duration::from_secs(10), || {
+        let (_, s) = agent.get("/status");
+        (check_field(&s, "marker", "runs")? != before
+            && check_field(&s, "marker", "status").as_deref() == Some("ok"))
+        .then_some(())
+    });
+}
