@@ -147,17 +147,17 @@ pub async fn run_check(spec: &Check, resolver: &Resolver, limit: &Limit, slot: I
         ),
         Some(_permit) => {
             let ctx = Context { resolver, deadline };
-            match until(deadline, probe::run(&spec.probe, &ctx, &trace)).await {
-                Some(r) => r,
-                None if trace.waiting_on().is_some() => Report::crit(
+            let report = until(deadline, probe::run(&spec.probe, &ctx, &trace)).await;
+            match (report, trace.waiting_on()) {
+                (Some(r), _) => r,
+                (None, Some(call)) => Report::crit(
                     Reason::FsTimeout,
                     format!(
-                        "no result within {}: {} did not return (a hung mount or a failing disk?)",
+                        "no result within {}: {call} did not return (a hung mount or a failing disk?)",
                         crate::config::duration::format(spec.timeout),
-                        trace.waiting_on().unwrap_or_default()
                     ),
                 ),
-                None => {
+                (None, None) => {
                     let phase = trace.current();
                     let during = phase.map_or(String::new(), |p| format!(" during {}", p.as_str()));
                     let with = trace.peer().map_or(String::new(), |p| format!(" ({p})"));

@@ -184,7 +184,7 @@ async fn handle(
             // client, waits for the length instead).
             let mut chunked = Chunked::new(&mut stream, head("200 OK", TYPE, None, ""));
             let sink = (chunks && !head_only).then_some(&mut chunked);
-            let render = metrics::render_into(&m.0, &m.1, sink);
+            let render = metrics::render(&m.0, &m.1, sink);
             let rendered = until(Instant::now() + METRICS_DEADLINE, render).await;
             if chunked.started() {
                 // Past the deadline, the body stays cut short: the

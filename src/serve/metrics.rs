@@ -355,13 +355,9 @@ fn remote_write(o: &mut Out<'_, '_>, r: &crate::uplink::link::RemoteView) {
 /// The exposition text. It yields to the executor every millisecond:
 /// 10,000 checks take ~120 ms to render on the static build, which would
 /// otherwise hold every probe due meanwhile (docs/benchmarks.md, scale).
-pub async fn render(s: &Snapshot, x: &Extra) -> String {
-    render_into(s, x, None).await
-}
-
-/// [`render`], sending full chunks to `sink` as they are made; returns the
-/// rest (all of it, if no chunk filled up).
-pub async fn render_into(s: &Snapshot, x: &Extra, sink: Option<&mut Chunked<'_>>) -> String {
+/// With a `sink`, full chunks go to it as they are made; returns the rest
+/// (all of it without one, or if no chunk filled up).
+pub async fn render(s: &Snapshot, x: &Extra, sink: Option<&mut Chunked<'_>>) -> String {
     let size = 4096 + s.checks.len() * 1536;
     let cap = if sink.is_some() {
         size.min(CHUNK + 4096)
@@ -503,7 +499,10 @@ fn fs_helpers(o: &mut Out<'_, '_>, h: &crate::os::fs_helper::Stats) {
     o.family(
         "fs_helpers",
         "gauge",
-        "Processes making the checks' filesystem calls: running (idle or working), stuck (killed at a deadline, not exited: in the kernel on a hung mount). At 8 in all, filesystem checks fail with fs_stuck until one exits.",
+        &format!(
+            "Processes making the checks' filesystem calls: running (idle or working), stuck (killed at a deadline, not exited: in the kernel on a hung mount). At {} in all, filesystem checks fail with fs_stuck until one exits.",
+            crate::os::fs_helper::MAX_HELPERS
+        ),
     );
     o.sample("fs_helpers", &[("state", "running")], h.running as f64);
     o.sample("fs_helpers", &[("state", "stuck")], h.stuck.len() as f64);

@@ -69,10 +69,6 @@ fn run(job: &Job, say: &mut impl FnMut(Answer) -> bool) -> bool {
         say(a)
     };
     let say = &mut say;
-    let errno = |e: &std::io::Error| {
-        e.raw_os_error()
-            .unwrap_or(rustix::io::Errno::IO.raw_os_error())
-    };
     macro_rules! step {
         ($call:expr) => {
             if !say(Answer::Step($call)) {
@@ -85,28 +81,19 @@ fn run(job: &Job, say: &mut impl FnMut(Answer) -> bool) -> bool {
             step!(Call::Stat);
             match std::fs::metadata(path) {
                 Ok(m) => meta(&m),
-                Err(e) => Answer::Failed {
-                    call: Call::Stat,
-                    errno: errno(&e),
-                },
+                Err(e) => failed(Call::Stat, &e),
             }
         }
         Job::Read { path, limit } => {
             step!(Call::Open);
             match std::fs::File::open(path) {
-                Err(e) => Answer::Failed {
-                    call: Call::Open,
-                    errno: errno(&e),
-                },
+                Err(e) => failed(Call::Open, &e),
                 Ok(f) => {
                     step!(Call::Read);
                     let mut data = Vec::new();
                     let limit = u64::from(*limit);
                     match f.take(limit + 1).read_to_end(&mut data) {
-                        Err(e) => Answer::Failed {
-                            call: Call::Read,
-                            errno: errno(&e),
-                        },
+                        Err(e) => failed(Call::Read, &e),
                         Ok(n) if n as u64 > limit => Answer::TooLarge(n as u64),
                         Ok(_) => Answer::Bytes(data),
                     }
@@ -138,10 +125,7 @@ fn run(job: &Job, say: &mut impl FnMut(Answer) -> bool) -> bool {
             }
             step!(Call::Stat);
             match std::fs::metadata(dir) {
-                Err(e) => Answer::Failed {
-                    call: Call::Stat,
-                    errno: errno(&e),
-                },
+                Err(e) => failed(Call::Stat, &e),
                 Ok(m) if !m.is_dir() => Answer::Failed {
                     call: Call::Stat,
                     errno: rustix::io::Errno::NOTDIR.raw_os_error(),
@@ -156,17 +140,19 @@ fn run(job: &Job, say: &mut impl FnMut(Answer) -> bool) -> bool {
     say(answer)
 }
 
+/// `call` failed with `e` (EIO for an error without an errno).
+fn failed(call: Call, e: &std::io::Error) -> Answer {
+    Answer::Failed {
+        call,
+        errno: e
+            .raw_os_error()
+            .unwrap_or(rustix::io::Errno::IO.raw_os_error()),
+    }
+}
+
 /// Create, write, fsync, close, remove; the first failure is the answer,
 /// and the file is removed whatever happened after it was created.
 fn writable(file: &Path, say: &mut impl FnMut(Answer) -> bool) -> Option<Answer> {
-    let errno = |e: std::io::Error| {
-        e.raw_os_error()
-            .unwrap_or(rustix::io::Errno::IO.raw_os_error())
-    };
-    let fail = |call, e| Answer::Failed {
-        call,
-        errno: errno(e),
-    };
     say(Answer::Step(Call::Create)).then_some(())?;
     let created = std::fs::OpenOptions::new()
         .write(true)
@@ -175,22 +161,22 @@ fn writable(file: &Path, say: &mut impl FnMut(Answer) -> bool) -> Option<Answer>
         .open(file);
     let mut f = match created {
         Ok(f) => f,
-        Err(e) => return Some(fail(Call::Create, e)),
+        Err(e) => return Some(failed(Call::Create, &e)),
     };
     say(Answer::Step(Call::Write)).then_some(())?;
     let mut first = f
         .write_all(b"tether writable probe\n")
         .err()
-        .map(|e| fail(Call::Write, e));
+        .map(|e| failed(Call::Write, &e));
     if first.is_none() {
         say(Answer::Step(Call::Fsync)).then_some(())?;
-        first = f.sync_all().err().map(|e| fail(Call::Fsync, e));
+        first = f.sync_all().err().map(|e| failed(Call::Fsync, &e));
     }
     drop(f);
     say(Answer::Step(Call::Unlink)).then_some(())?;
     let removed = std::fs::remove_file(file)
         .err()
-        .map(|e| fail(Call::Unlink, e));
+        .map(|e| failed(Call::Unlink, &e));
     Some(first.or(removed).unwrap_or(Answer::Done))
 }
 
