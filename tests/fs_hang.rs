@@ -15,19 +15,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// The agent's children: (pid, state letter from /proc/PID/stat).
-fn children(pid: u32) -> Vec<(u32, char)> {
-    let list =
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    list.split_whitespace()
-        .filter_map(|c| {
-            let stat = std::fs::read_to_string(format!("/proc/{c}/stat")).ok()?;
-            let state = stat.rsplit_once(") ")?.1.chars().next()?;
-            Some((c.parse().ok()?, state))
-        })
-        .collect()
-}
-
 fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))

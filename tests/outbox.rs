@@ -18,7 +18,7 @@ use std::path::Path;
 
 use tether::config::SpoolConfig;
 use tether::config::SyncPolicy;
-use tether::uplink::outbox::{Outbox, Outgoing, Source};
+use tether::uplink::outbox::{Outbox, Outgoing, Source, SyncOutcome};
 use tether::uplink::record::{Body, Gap, GapReason};
 use tether::uplink::spool::Spool;
 
@@ -91,10 +91,20 @@ fn check_batch(out: &Outgoing, model: &Model, ctx: &str) {
     }
 }
 
-fn run(seed: u64, sync: SyncPolicy, small: bool) {
+/// With `deferred`, syncs are left out like the agent's sync task leaves
+/// them, and each step may finish the one out: done, or failed (the
+/// records go back to the ring and the spool forgets them).
+fn run(seed: u64, sync: SyncPolicy, small: bool, deferred: bool) {
     let dir = common::temp_dir("outbox-model");
     let mut rng = fastrand::Rng::with_seed(seed);
-    let mut ob = open(&dir, sync, small);
+    let open = |dir: &Path| {
+        let mut ob = open(dir, sync, small);
+        if deferred {
+            ob.sync_wake = Some(std::rc::Rc::default());
+        }
+        ob
+    };
+    let mut ob = open(&dir);
     let mut m = Model {
         exact: !small,
         ..Model::default()
@@ -104,6 +114,19 @@ fn run(seed: u64, sync: SyncPolicy, small: bool) {
     for step in 0..600 {
         let what = rng.u32(0..100);
         let ctx = format!("seed {seed} {sync:?} small={small} step {step} op {what}");
+        if deferred && rng.u32(0..3) == 0 && ob.sync_job().is_some() {
+            if rng.u32(0..4) == 0 {
+                ob.sync_done(SyncOutcome::Failed(
+                    "fsync failed: Input/output error".into(),
+                ));
+                assert!(ob.disk_error.is_some(), "{ctx}");
+                if rng.bool() {
+                    ob.retry_disk_now();
+                }
+            } else {
+                ob.sync_done(SyncOutcome::Done(std::time::Duration::from_millis(1)));
+            }
+        }
         match what {
             // Results arrive.
             0..=39 => {
@@ -166,14 +189,14 @@ fn run(seed: u64, sync: SyncPolicy, small: bool) {
             88..=94 => {
                 ob.close();
                 drop(ob);
-                ob = open(&dir, sync, small);
+                ob = open(&dir);
                 last_was_spool = false;
             }
             // A crash: what was only in memory is gone, and the next run
             // names exactly that in gap records.
             _ => {
                 drop(ob);
-                ob = open(&dir, sync, small);
+                ob = open(&dir);
                 last_was_spool = false;
                 if m.exact {
                     let on_disk = spooled(&dir);
@@ -231,11 +254,19 @@ fn run(seed: u64, sync: SyncPolicy, small: bool) {
     }
     // Drain: everything left goes out, and the accounts close.
     ob.report_drops(0);
+    ob.retry_disk_now();
     if ob.spooling() {
         ob.spill();
     }
     let mut guard = 0;
-    while let Some(out) = ob.next_batch(100, 1 << 20, 0) {
+    loop {
+        // A spill in the drain (a gap record under `always`) is synced.
+        if ob.sync_job().is_some() {
+            ob.sync_done(SyncOutcome::Done(std::time::Duration::from_millis(1)));
+        }
+        let Some(out) = ob.next_batch(100, 1 << 20, 0) else {
+            break;
+        };
         check_batch(&out, &m, &format!("seed {seed} drain"));
         m.deliver(&out, "drain");
         ob.acked(&out);
@@ -289,15 +320,23 @@ fn seeds() -> u64 {
 #[test]
 fn outbox_model_large_bounds_exact_at_every_step() {
     for seed in 1..=seeds() {
-        run(seed, SyncPolicy::Batch, false);
+        run(seed, SyncPolicy::Batch, false, false);
+    }
+}
+
+#[test]
+fn outbox_model_syncs_deferred_and_failing_exact_at_every_step() {
+    for seed in 1..=seeds() {
+        run(seed + 200, SyncPolicy::Batch, false, true);
+        run(seed + 300, SyncPolicy::Always, true, true);
     }
 }
 
 #[test]
 fn outbox_model_small_bounds_nothing_unaccounted() {
     for seed in 1..=seeds() {
-        run(seed, SyncPolicy::Batch, true);
-        run(seed + 100, SyncPolicy::Always, true);
+        run(seed, SyncPolicy::Batch, true, false);
+        run(seed + 100, SyncPolicy::Always, true, false);
     }
 }
 
@@ -319,7 +358,7 @@ struct Account {
 /// remote-write batches are in increasing order and never repeat a record,
 /// across restarts too; the upstream repeats one only after a restart. At
 /// the end every number reached each destination or a gap naming it.
-fn run_two(seed: u64, small: bool) {
+fn run_two(seed: u64, small: bool, deferred: bool) {
     use tether::uplink::spool::Dest;
     let dir = common::temp_dir("outbox-two");
     let both = [Dest::Upstream, Dest::RemoteWrite];
@@ -329,7 +368,13 @@ fn run_two(seed: u64, small: bool) {
         sync: SyncPolicy::Batch,
         ring_records: if small { 16 } else { 10_000 },
     };
-    let open2 = || Outbox::open_for(&cfg, &dir, false, 1_795_290_810_000, &both);
+    let open2 = || {
+        let mut ob = Outbox::open_for(&cfg, &dir, false, 1_795_290_810_000, &both);
+        if deferred {
+            ob.sync_wake = Some(std::rc::Rc::default());
+        }
+        ob
+    };
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut ob = open2();
     let mut acc: [Account; 2] = Default::default();
@@ -356,6 +401,18 @@ fn run_two(seed: u64, small: bool) {
     for step in 0..600 {
         let what = rng.u32(0..100);
         let ctx = format!("seed {seed} small={small} step {step} op {what}");
+        if deferred && rng.u32(0..3) == 0 && ob.sync_job().is_some() {
+            if rng.u32(0..4) == 0 {
+                ob.sync_done(SyncOutcome::Failed(
+                    "fsync failed: Input/output error".into(),
+                ));
+                if rng.bool() {
+                    ob.retry_disk_now();
+                }
+            } else {
+                ob.sync_done(SyncOutcome::Done(std::time::Duration::from_millis(1)));
+            }
+        }
         match what {
             0..=34 => {
                 for _ in 0..rng.u64(1..8) {
@@ -449,12 +506,17 @@ fn run_two(seed: u64, small: bool) {
     }
     // Drain both.
     ob.report_drops(0);
+    ob.retry_disk_now();
     if ob.spooling() {
         ob.spill();
     }
     let mut guard = 0;
     loop {
         let mut any = false;
+        if ob.sync_job().is_some() {
+            ob.sync_done(SyncOutcome::Done(std::time::Duration::from_millis(1)));
+            any = true;
+        }
         if let Some(out) = ob.next_batch(100, 1 << 20, 0) {
             gaps_seen.extend(out.recs.iter().filter_map(|r| r.gap));
             deliver(&mut acc[0], &out, Dest::Upstream, run_no, "drain");
@@ -506,7 +568,9 @@ fn run_two(seed: u64, small: bool) {
 #[test]
 fn outbox_model_two_destinations() {
     for seed in 1..=seeds() {
-        run_two(seed, false);
-        run_two(seed + 500, true);
+        run_two(seed, false, false);
+        run_two(seed + 500, true, false);
+        run_two(seed + 700, false, true);
+        run_two(seed + 900, true, true);
     }
 }

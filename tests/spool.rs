@@ -38,6 +38,16 @@ fn first_seq(seg: &Path) -> u64 {
     seg.file_stem().unwrap().to_str().unwrap().parse().unwrap()
 }
 
+/// Appends and syncs, as the outbox does before it counts records as
+/// spooled (a sync that fails here fails the test).
+fn put(s: &mut Spool, recs: &[Rec]) -> tether::uplink::spool::Appended {
+    let a = s.append(recs);
+    if let Some(r) = s.sync_here() {
+        s.synced(r.expect("synced"));
+    }
+    a
+}
+
 /// Reads and acknowledges everything; the sequence numbers in order.
 fn drain(s: &mut Spool) -> (Vec<u64>, Vec<Gap>) {
     let (mut seqs, mut gaps) = (Vec::new(), Vec::new());
@@ -59,7 +69,7 @@ fn records_round_trip_across_segments_and_restarts() {
     let (mut s, r) = open(&dir, 64 << 10);
     assert_eq!((r.records, r.segments), (0, 0));
     let recs: Vec<Rec> = (1..=300).map(rec).collect();
-    let a = s.append(&recs);
+    let a = put(&mut s, &recs);
     assert!(a.error.is_none() && a.gaps.is_empty(), "{a:?}");
     assert_eq!(a.written, 300);
     assert!(segments(&dir).len() > 2, "4 KiB segments: several files");
@@ -86,7 +96,7 @@ fn records_round_trip_across_segments_and_restarts() {
         "every segment acknowledged: deleted"
     );
     // A new record after a full drain starts a new segment.
-    s.append(&[rec(301)]);
+    put(&mut s, &[rec(301)]);
     assert_eq!(drain(&mut s).0, [301]);
 }
 
@@ -97,7 +107,7 @@ fn a_full_spool_drops_its_oldest_segment_with_a_gap() {
     let (mut s, _) = open(&dir, max);
     let mut gaps = Vec::new();
     for seq in 1..=2000 {
-        let a = s.append(&[rec(seq)]);
+        let a = put(&mut s, &[rec(seq)]);
         assert!(a.error.is_none());
         gaps.extend(a.gaps);
         assert!(s.disk_bytes() <= max, "{} > {max}", s.disk_bytes());
@@ -127,7 +137,7 @@ fn a_full_spool_drops_its_oldest_segment_with_a_gap() {
 fn one_segment(dir: &Path, n: u64) -> PathBuf {
     let (mut s, _) = open(dir, 64 << 20);
     let recs: Vec<Rec> = (1..=n).map(rec).collect();
-    assert_eq!(s.append(&recs).written, n as usize);
+    assert_eq!(put(&mut s, &recs).written, n as usize);
     let segs = segments(dir);
     assert_eq!(segs.len(), 1);
     segs[0].clone()
@@ -172,7 +182,7 @@ fn records_larger_than_a_read_window_and_damage_across_one_read_back() {
         .map(|(i, n)| big_rec(i as u64 + 1, *n))
         .collect();
     recs.extend((11..=400).map(rec));
-    assert_eq!(s.append(&recs).written, recs.len());
+    assert_eq!(put(&mut s, &recs).written, recs.len());
     assert_eq!(segments(&dir).len(), 1);
     let mut got = Vec::new();
     loop {
@@ -189,7 +199,7 @@ fn records_larger_than_a_read_window_and_damage_across_one_read_back() {
     // record that straddles the first window's end: exactly it is lost.
     let dir = common::temp_dir("spool-windows-damage");
     let (mut s, _) = open(&dir, 64 << 20);
-    assert_eq!(s.append(&recs).written, recs.len());
+    assert_eq!(put(&mut s, &recs).written, recs.len());
     let seg = segments(&dir)[0].clone();
     let at = offset_of(&seg, 3);
     assert!(at < 64 * 1024 && at + 70_000 > 64 * 1024);
@@ -244,7 +254,7 @@ fn a_record_cut_in_half_is_truncated_and_appends_continue() {
     assert_eq!((r.gaps[0].first, r.gaps[0].last), (10, 10));
     assert_eq!(fs::metadata(&seg).unwrap().len() as usize, at);
     // New records go after the cut, not after the garbage.
-    s.append(&[rec(11), rec(12)]);
+    put(&mut s, &[rec(11), rec(12)]);
     drop(s);
     let (mut s, r) = open(&dir, 64 << 20);
     assert!(r.gaps.is_empty(), "{:?}", r.gaps);
@@ -256,7 +266,7 @@ fn a_deleted_segment_is_noticed_from_the_next_ones_header() {
     let dir = common::temp_dir("spool-deleted");
     let (mut s, _) = open(&dir, 64 << 10);
     let recs: Vec<Rec> = (1..=200).map(rec).collect();
-    s.append(&recs);
+    put(&mut s, &recs);
     drop(s);
     let segs = segments(&dir);
     assert!(segs.len() >= 3);
@@ -276,7 +286,7 @@ fn a_deleted_segment_is_noticed_from_the_next_ones_header() {
 fn a_damaged_previous_record_field_in_a_header_reports_no_false_loss() {
     let dir = common::temp_dir("spool-prev-last");
     let (mut s, _) = open(&dir, 64 << 10);
-    s.append(&(1..=200).map(rec).collect::<Vec<_>>());
+    put(&mut s, &(1..=200).map(rec).collect::<Vec<_>>());
     drop(s);
     let segs = segments(&dir);
     // The field has no checksum: a value at or past the segment's own
@@ -294,7 +304,7 @@ fn a_damaged_previous_record_field_in_a_header_reports_no_false_loss() {
 fn a_segment_with_a_bad_header_is_removed_and_reported() {
     let dir = common::temp_dir("spool-header");
     let (mut s, _) = open(&dir, 64 << 10);
-    s.append(&(1..=200).map(rec).collect::<Vec<_>>());
+    put(&mut s, &(1..=200).map(rec).collect::<Vec<_>>());
     drop(s);
     let segs = segments(&dir);
     damage(&segs[0], |b| b[0] = b'X');
@@ -313,7 +323,7 @@ fn garbage_files_and_a_garbage_acked_file_do_not_stop_recovery() {
     fs::write(dir.join("00000000000000000001.seg"), b"").unwrap();
     let (mut s, r) = open(&dir, 64 << 10);
     assert_eq!(r.records, 0);
-    s.append(&[rec(5)]);
+    put(&mut s, &[rec(5)]);
     assert_eq!(drain(&mut s).0, [5]);
 }
 
@@ -350,7 +360,7 @@ fn a_full_disk_fails_appends_cleanly_and_the_spool_recovers() {
     let mut seq = 0;
     let error = loop {
         seq += 1;
-        let a = s.append(&[rec(seq)]);
+        let a = put(&mut s, &[rec(seq)]);
         if let Some(e) = a.error {
             assert_eq!(a.written, 0);
             break e;
@@ -365,7 +375,7 @@ fn a_full_disk_fails_appends_cleanly_and_the_spool_recovers() {
     let b = s.read(written as usize, 1 << 20).unwrap();
     assert_eq!(b.recs.len() as u64, written);
     s.ack(b.end);
-    assert!(s.append(&[rec(seq)]).error.is_none());
+    assert!(put(&mut s, &[rec(seq)]).error.is_none());
     drop(s);
     let (mut s, r) = open(&dir, 1 << 20);
     assert_eq!((r.truncated, r.gaps.len()), (0, 0));
@@ -394,7 +404,7 @@ fn model_based_random_operations() {
                     let n = rng.u64(1..40);
                     let recs: Vec<Rec> = (next..next + n).map(rec).collect();
                     next += n;
-                    let a = s.append(&recs);
+                    let a = put(&mut s, &recs);
                     assert!(a.error.is_none(), "{ctx}");
                     model.extend(recs.iter().map(|r| r.seq));
                     for g in &a.gaps {
@@ -469,5 +479,70 @@ fn model_based_random_operations() {
             let accounted = delivered.contains(&q) || lost.contains(&q) || model.contains(&q);
             assert!(accounted, "seed {seed}: record {q} vanished");
         }
+    }
+}
+
+/// Records written since the last sync are not read until it returns; a
+/// failed sync takes them back (the caller still holds them) and the files
+/// are cut back, at once or at the next write, so that writing them again
+/// leaves each record on disk exactly once, after a restart too.
+#[test]
+fn a_failed_sync_takes_back_what_it_was_for_and_nothing_else() {
+    use tether::os::fs_helper::Job;
+    for cut_at_once in [true, false] {
+        let dir = common::temp_dir("spool-sync");
+        let (mut s, _) = open(&dir, 64 << 10);
+        let recs: Vec<Rec> = (1..=300).map(rec).collect();
+        assert_eq!(s.append(&recs[..50]).written, 50);
+        assert!(s.unsynced());
+        assert_eq!(s.backlog_records(), 0, "not read before its sync returned");
+        let took = s.sync_here().expect("a job").expect("synced");
+        s.synced(took);
+        assert!(!s.unsynced());
+        assert_eq!(s.backlog_records(), 50);
+        let before = segments(&dir);
+        let b = s.read(20, 1 << 20).unwrap();
+        s.ack(b.end);
+
+        assert_eq!(s.append(&recs[50..]).written, 250);
+        let after = segments(&dir);
+        assert!(after.len() > before.len(), "new segments were made");
+        assert_eq!(s.backlog_records(), 30, "only what the last sync covered");
+        let b = s.read(100, 1 << 20).unwrap();
+        assert_eq!(b.recs.last().map(|r| r.seq), Some(50));
+        let Some(Job::Sync {
+            names, dir_entry, ..
+        }) = s.sync_job()
+        else {
+            panic!("a sync job");
+        };
+        assert!(dir_entry, "a segment was made: the directory too");
+        let newest_then = before.last().unwrap().file_name().unwrap();
+        assert_eq!(names.first().map(|n| n.as_str()), newest_then.to_str());
+        assert_eq!(names.len(), after.len() - before.len() + 1);
+
+        s.sync_failed();
+        assert!(!s.unsynced());
+        assert_eq!((s.max_seq(), s.backlog_records()), (50, 30));
+        if cut_at_once {
+            s.repair_now().unwrap();
+            assert_eq!(segments(&dir), before, "the segments made since are gone");
+        }
+        // The caller writes them again.
+        assert_eq!(s.append(&recs[50..]).written, 250);
+        let took = s.sync_here().expect("a job").expect("synced");
+        s.synced(took);
+        assert_eq!(s.backlog_records(), 280);
+        drop(s);
+        let (mut s, r) = open(&dir, 64 << 10);
+        assert!(r.gaps.is_empty() && r.truncated == 0, "{r:?}");
+        let (seqs, gaps) = drain(&mut s);
+        assert_eq!(
+            seqs,
+            (21..=300).collect::<Vec<u64>>(),
+            "cut at once: {cut_at_once}"
+        );
+        assert!(gaps.is_empty(), "{gaps:?}");
+        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -6,6 +6,9 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::upstream::{delivered_and_gaps, field, token_file, upstream_field, Act, Fake, Req};
@@ -868,4 +871,73 @@ fn a_restored_upstream_hears_from_the_agent_within_30_s_even_at_the_backoff_cap(
         restored.elapsed()
     );
     wait_status(&agent, "state", "up");
+}
+
+/// A spool sync that never returns (its helper stopped, as a process in a
+/// hung disk's fsync would be) costs the agent nothing but that sync:
+/// `/health` answers within 50 ms throughout, the sync is given up at its
+/// deadline with the call named, the records stay in memory (the spool is
+/// degraded, not lost), and after SIGHUP they are written and synced again.
+/// When the upstream answers, every record arrives and none is a gap.
+#[test]
+fn a_spool_sync_that_never_returns_costs_only_that_sync() {
+    let fake = Fake::start("127.0.0.1:0");
+    fake.set_failing(true);
+    let agent = Agent::start("up-sync-hang", &config(fake.addr, ""));
+    wait_spooled(&agent, 2);
+    let pid = agent.pid();
+    let helper = wait_for("the spool's sync helper", Duration::from_secs(10), || {
+        common::children(pid).first().map(|c| c.0)
+    });
+    assert!(Command::new("kill")
+        .args(["-STOP", &helper.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let stop = Arc::new(AtomicBool::new(false));
+    let addr = agent.addr;
+    let prober = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut worst = Duration::ZERO;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                assert_eq!(common::http_get(addr, "/health").0, 200);
+                worst = worst.max(t.elapsed());
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            worst
+        })
+    };
+    let error = wait_for("the sync given up", Duration::from_secs(30), || {
+        let e = upstream_field(&agent, "spool_error");
+        e.contains("did not return within 10 s").then_some(e)
+    });
+    assert!(error.contains("fsync") || error.contains("open"), "{error}");
+    assert_eq!(upstream_field(&agent, "spool_degraded"), "true");
+    let backlog = |a: &Agent| -> u64 { upstream_field(a, "backlog_records").parse().unwrap() };
+    let held = backlog(&agent);
+    wait_for("records kept in memory", Duration::from_secs(10), || {
+        (backlog(&agent) > held).then_some(())
+    });
+    stop.store(true, Ordering::Relaxed);
+    let worst = prober.join().unwrap();
+    assert!(worst < Duration::from_millis(50), "/health took {worst:?}");
+    // The stopped helper was killed at the deadline and reaped.
+    wait_for("the stopped helper gone", Duration::from_secs(10), || {
+        common::children(pid)
+            .iter()
+            .all(|(c, _)| *c != helper)
+            .then_some(())
+    });
+
+    agent.signal("HUP");
+    wait_status(&agent, "spool_degraded", "false");
+    let made = backlog(&agent);
+    fake.set_failing(false);
+    let mut reqs = Vec::new();
+    collect_complete(&fake, &mut reqs, made);
+    assert_no_holes(&reqs);
+    let (_, gaps) = delivered_and_gaps(&reqs);
+    assert!(gaps.is_empty(), "nothing was lost: no gap {gaps:?}");
 }

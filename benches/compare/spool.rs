@@ -46,6 +46,9 @@ pub fn run(dir: &Path) -> Figures {
     let t = Instant::now();
     for b in &batches {
         assert!(s.append(b).error.is_none());
+        // The sync the agent's helper makes, here on this thread.
+        let took = s.sync_here().expect("written").expect("synced");
+        s.synced(took);
     }
     let append_per_s = 100_000.0 / t.elapsed().as_secs_f64();
     // Fill to the bound for recovery.
@@ -54,6 +57,9 @@ pub fn run(dir: &Path) -> Figures {
         let b: Vec<Rec> = (seq..seq + 1000).map(rec).collect();
         seq += 1000;
         s.append(&b);
+    }
+    if let Some(r) = s.sync_here() {
+        s.synced(r.expect("synced"));
     }
     let (records, bytes) = (s.backlog_records(), s.disk_bytes());
     drop(s);

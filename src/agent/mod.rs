@@ -20,4 +20,5 @@ pub mod remote_config;
 pub mod remote_write;
 pub mod scheduler;
 pub mod snapshot;
+pub mod spool_sync;
 pub mod state;

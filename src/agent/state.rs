@@ -96,6 +96,8 @@ pub struct AgentState {
     pub remote_config: RefCell<RemoteState>,
     /// Wakes the remote configuration's poll (a reload).
     pub config_poll: Notify,
+    /// Wakes the spool's sync task (the outbox wrote to the spool).
+    pub spool_sync: Rc<Notify>,
     /// [`crate::config::effective::hash`] of `config`, made when it changes.
     pub config_hash: RefCell<String>,
 }
@@ -169,6 +171,7 @@ impl AgentState {
             local: RefCell::new(None),
             remote_config: RefCell::new(Default::default()),
             config_poll: Notify::default(),
+            spool_sync: Rc::default(),
             config_hash: RefCell::new(hash),
         })
     }
@@ -265,7 +268,9 @@ impl AgentState {
             None => {
                 let c = self.config.borrow();
                 let batch = c.upstream.as_ref().map_or(500, |u| u.batch_max_records);
-                *uplink = Some(Uplink::new(&c.agent.state_dir, batch, &c.spool, &dests));
+                let mut u = Uplink::new(&c.agent.state_dir, batch, &c.spool, &dests);
+                u.outbox.sync_wake = Some(self.spool_sync.clone());
+                *uplink = Some(u);
             }
         }
     }

@@ -68,6 +68,7 @@ pub async fn run(
     let delivery = ex.spawn(delivery::run(state.clone()));
     let remote_write = ex.spawn(crate::agent::remote_write::run(state.clone()));
     let _remote_config = ex.spawn(crate::agent::remote_config::run(state.clone()));
+    let _spool_sync = ex.spawn(crate::agent::spool_sync::run(state.clone()));
     let _on_change = ex.spawn({
         let state = state.clone();
         async move {

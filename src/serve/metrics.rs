@@ -470,19 +470,19 @@ fn agent(o: &mut Out<'_, '_>, s: &Snapshot) {
         o.family(
             "spool_fsyncs_total",
             "counter",
-            "fsyncs of the spool (per [spool] sync): they run on the agent's thread.",
+            "Syncs of the spool (per [spool] sync), made by a filesystem helper.",
         );
         o.sample("spool_fsyncs_total", &[], f.count as f64);
         o.family(
             "spool_fsync_seconds_total",
             "counter",
-            "Time spent in the spool's fsyncs: every probe waits while one runs.",
+            "Time the spool's syncs took: records wait in memory until theirs returned.",
         );
         o.sample("spool_fsync_seconds_total", &[], f.total.as_secs_f64());
         o.family(
             "spool_fsync_max_seconds",
             "gauge",
-            "The longest single fsync of the spool since the agent started: how long a slow disk held every probe back.",
+            "The longest single sync of the spool since the agent started: how long a slow disk kept records waiting in memory.",
         );
         o.sample("spool_fsync_max_seconds", &[], f.max.as_secs_f64());
     }

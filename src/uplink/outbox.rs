@@ -21,6 +21,21 @@
 //! Records enter the spool in increasing sequence order, which the spool's
 //! acknowledgement bookkeeping relies on.
 //!
+//! # Spooled means synced
+//!
+//! A spill writes the ring to the spool and moves the records written to
+//! `syncing`: they leave memory only when the sync of what was written
+//! returned ([`Outbox::sync_done`]). In the agent that sync runs in a
+//! filesystem helper (`agent/spool_sync.rs`), so a slow or hung disk stalls
+//! only the helper; without one (`sync_wake` unset: tests, one-shot
+//! commands) it runs at once on the caller's thread. Meanwhile nothing else
+//! is written: new records wait in the ring, which keeps its bound (so
+//! memory holds at most twice `ring_records` while a sync is out). A sync
+//! that fails or does not return puts the records back in the ring (the
+//! spool forgets them and cuts its files back before the next write), and
+//! the spool is `spool_degraded` as for any disk error. The thread writes
+//! nothing to a spool whose directory has a helper stuck in the kernel.
+//!
 //! # Two destinations
 //!
 //! With `[remote_write]` configured beside (or instead of) `[upstream]`,
@@ -36,10 +51,12 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::config::SpoolConfig;
 use crate::config::SyncPolicy;
+use crate::os::wake::Notify;
 use crate::uplink::at_risk::{AtRisk, Mirror};
 use crate::uplink::identity::Sequence;
 use crate::uplink::record::{self, Body, Gap, GapReason, Rec};
@@ -50,6 +67,19 @@ pub const DISK_RETRY: Duration = Duration::from_secs(30);
 /// it holds this much: memory stays bounded however many results a flush
 /// interval brings (100 checks at 1 s make ~45 KB a second).
 pub const SPILL_BYTES: usize = 64 * 1024;
+
+/// How a sync of the spool ended.
+#[derive(Debug)]
+pub enum SyncOutcome {
+    /// It returned after this long.
+    Done(Duration),
+    /// The disk answered with an error (why, for an operator): the spool's
+    /// files are cut back at once.
+    Failed(String),
+    /// No answer in time, or no helper to ask: the files are cut back
+    /// before the next write, not now (the disk may be hung).
+    NoAnswer(String),
+}
 
 /// Where a batch came from, so its acknowledgement removes the right records.
 #[derive(Debug)]
@@ -158,6 +188,13 @@ pub struct Outbox {
     fresh: Vec<u64>,
     /// The gap records in the ring (number, range), oldest first.
     ring_gaps: VecDeque<(u64, Gap)>,
+    /// Records written to the spool whose sync has not returned yet.
+    syncing: Vec<Rec>,
+    /// Its job is out (see [`Outbox::sync_job`]).
+    sync_out: bool,
+    /// Told when a sync is wanted; `None`: syncs run on the caller's
+    /// thread.
+    pub sync_wake: Option<Rc<Notify>>,
 }
 
 impl Outbox {
@@ -227,6 +264,9 @@ impl Outbox {
             mirror,
             fresh: Vec::new(),
             ring_gaps: VecDeque::new(),
+            syncing: Vec::new(),
+            sync_out: false,
+            sync_wake: None,
         };
         for d in dests {
             out.lanes[*d as usize].on = true;
@@ -284,11 +324,13 @@ impl Outbox {
         }
         let ring_min = self.ring.front().map_or(u64::MAX, |r| r.seq);
         let fresh_min = self.fresh.iter().copied().min().unwrap_or(u64::MAX);
+        // Records waiting for their sync are read from the spool after it.
+        let syncing_min = self.syncing.first().map_or(u64::MAX, |r| r.seq);
         for d in Dest::ALL {
             if self.spool_unread(d) == 0 {
                 self.lanes[d as usize]
                     .done
-                    .forget_below(ring_min.min(fresh_min));
+                    .forget_below(ring_min.min(fresh_min).min(syncing_min));
             }
         }
     }
@@ -384,19 +426,7 @@ impl Outbox {
     /// Puts a record in the ring at its place by sequence number (a failed
     /// reconnect heartbeat is older than what arrived during its upload).
     pub fn queue(&mut self, rec: Rec) {
-        while self.ring.len() >= self.cfg.ring_records {
-            let Some(old) = self.ring.pop_front() else {
-                break;
-            };
-            self.ring_bytes -= old.body.len();
-            self.dropped += 1;
-            for d in Dest::ALL {
-                if !self.done(d, old.seq) {
-                    self.lost[d as usize] += 1;
-                }
-            }
-            self.pending_gap = Some(Gap::absorb(self.pending_gap, &old, GapReason::RingFull));
-        }
+        self.trim(1);
         self.ring_bytes += rec.body.len();
         self.fresh.retain(|s| *s != rec.seq);
         if let Some(g) = rec.gap {
@@ -410,6 +440,24 @@ impl Outbox {
             && (self.cfg.sync == SyncPolicy::Always || self.ring_bytes >= SPILL_BYTES)
         {
             self.spill();
+        }
+    }
+
+    /// Drops the oldest records until `room` more fit in the ring: counted,
+    /// and folded into the gap record to come.
+    fn trim(&mut self, room: usize) {
+        while self.ring.len() + room > self.cfg.ring_records {
+            let Some(old) = self.ring.pop_front() else {
+                break;
+            };
+            self.ring_bytes -= old.body.len();
+            self.dropped += 1;
+            for d in Dest::ALL {
+                if !self.done(d, old.seq) {
+                    self.lost[d as usize] += 1;
+                }
+            }
+            self.pending_gap = Some(Gap::absorb(self.pending_gap, &old, GapReason::RingFull));
         }
     }
 
@@ -459,7 +507,9 @@ impl Outbox {
     }
 
     pub fn spool_records_of(&self, d: Dest) -> u64 {
-        let on_disk = self.spool.as_ref().map_or(0, |s| s.backlog_of(d));
+        // Records waiting for their sync are past every cursor.
+        let on_disk =
+            self.spool.as_ref().map_or(0, |s| s.backlog_of(d)) + self.syncing.len() as u64;
         on_disk.saturating_sub(self.lanes[d as usize].done_on_disk)
     }
 
@@ -606,6 +656,11 @@ impl Outbox {
                 }
             }
         }
+        // Records waiting for their sync are older than the ring's: the
+        // ring waits for them (they are read from the spool once synced).
+        if self.syncing.iter().any(|r| !self.done(D, r.seq)) {
+            return None;
+        }
         let barrier = self.fresh.iter().copied().min().unwrap_or(u64::MAX);
         let recs: Vec<Rec> = self
             .ring
@@ -627,7 +682,7 @@ impl Outbox {
         let lane = &mut self.lanes[d as usize];
         lane.done_on_disk = lane.done_on_disk.saturating_sub(lane.passed_in_flight);
         lane.passed_in_flight = 0;
-        if self.spool.as_ref().is_none_or(|s| s.backlog_of(d) == 0) {
+        if self.syncing.is_empty() && self.spool.as_ref().is_none_or(|s| s.backlog_of(d) == 0) {
             self.lanes[d as usize].done_on_disk = 0;
         }
     }
@@ -645,7 +700,7 @@ impl Outbox {
                 for r in &out.recs {
                     self.lanes[d as usize].done.insert(r.seq);
                 }
-                if d == Dest::RemoteWrite && self.spool_unread(d) == 0 {
+                if d == Dest::RemoteWrite && self.spool_unread(d) == 0 && self.syncing.is_empty() {
                     // Everything up to here is delivered, in order: a copy
                     // spooled for the upstream is passed over, also after
                     // a restart.
@@ -705,10 +760,17 @@ impl Outbox {
         self.spill();
     }
 
-    /// Appends the ring to the spool (while spooling). Under a disk error
-    /// the records stay in memory until [`DISK_RETRY`] has passed.
+    /// Appends the ring to the spool (while spooling), and has it synced.
+    /// Under a disk error the records stay in memory until [`DISK_RETRY`]
+    /// has passed; while a sync is out they wait for it.
     pub fn spill(&mut self) {
-        if self.ring.is_empty() {
+        if self.ring.is_empty() || !self.syncing.is_empty() {
+            return;
+        }
+        if let Some(what) = crate::os::fs_helper::stuck_on(&self.cfg.dir) {
+            self.disk_failed(format!(
+                "not written: the spool's last {what} is still stuck in the kernel"
+            ));
             return;
         }
         if self.disk_error.is_some() {
@@ -733,12 +795,16 @@ impl Outbox {
         };
         let now_ms = self.ring.back().map_or(0, |r| r.time_ms);
         let a = spool.append(self.ring.make_contiguous());
+        let unsynced = spool.unsynced();
         for r in self.ring.drain(..a.written) {
             self.ring_bytes -= r.body.len();
             for lane in self.lanes.iter_mut() {
                 if lane.on && lane.done.contains(r.seq) {
                     lane.done_on_disk += 1;
                 }
+            }
+            if unsynced {
+                self.syncing.push(r);
             }
         }
         self.sync_mirror(None);
@@ -764,13 +830,112 @@ impl Outbox {
                 }
             }
         }
-        let dropped_more = !a.gaps.is_empty();
         for g in a.gaps {
             self.push_gap(g, now_ms);
         }
-        if dropped_more && self.disk_error.is_none() {
-            // The gap records go to disk now, not at the next flush.
+        if unsynced {
+            match &self.sync_wake {
+                Some(w) => w.notify(),
+                None => self.sync_now(),
+            }
+        } else {
+            self.spill_gaps();
+        }
+    }
+
+    /// Gap records in the ring go to disk now, not at the next flush.
+    fn spill_gaps(&mut self) {
+        if !self.ring_gaps.is_empty() && self.disk_error.is_none() && self.spooling() {
             self.spill();
+        }
+    }
+
+    /// The sync the spool wants, if it is not out already; tell
+    /// [`Outbox::sync_done`] its outcome.
+    pub fn sync_job(&mut self) -> Option<crate::os::fs_helper::Job> {
+        if self.sync_out {
+            return None;
+        }
+        let job = self.spool.as_ref()?.sync_job()?;
+        self.sync_out = true;
+        Some(job)
+    }
+
+    /// How the sync ended. Synced records leave memory; otherwise they go
+    /// back to the ring (keeping its bound) and the spool is degraded.
+    pub fn sync_done(&mut self, outcome: SyncOutcome) {
+        self.sync_out = false;
+        let Some(spool) = self.spool.as_mut() else {
+            return;
+        };
+        match outcome {
+            SyncOutcome::Done(took) => {
+                spool.synced(took);
+                self.syncing.clear();
+            }
+            SyncOutcome::Failed(why) => {
+                spool.sync_failed();
+                // The disk answers: the spool's files match it again now,
+                // so a crash cannot bring back what it forgot.
+                if let Err(e) = spool.repair_now() {
+                    log::debug!("spool: cannot cut back after a failed sync: {e}");
+                }
+                self.give_back(why);
+            }
+            SyncOutcome::NoAnswer(why) => {
+                spool.sync_failed();
+                self.give_back(why);
+            }
+        }
+        self.sync_mirror(None);
+        if self.spooling()
+            && (self.cfg.sync == SyncPolicy::Always || self.ring_bytes >= SPILL_BYTES)
+        {
+            self.spill();
+        } else {
+            self.spill_gaps();
+        }
+    }
+
+    /// After a failed sync: the records it was for go back to the ring
+    /// (no destination read them from the spool: reading stops at the last
+    /// sync), the ring keeps its bound, the spool is degraded.
+    fn give_back(&mut self, why: String) {
+        let back = std::mem::take(&mut self.syncing);
+        for r in &back {
+            for lane in self.lanes.iter_mut() {
+                if lane.on && lane.done.contains(r.seq) {
+                    lane.done_on_disk = lane.done_on_disk.saturating_sub(1);
+                }
+            }
+            if let Some(g) = r.gap {
+                let at = self.ring_gaps.partition_point(|(s, _)| *s < r.seq);
+                self.ring_gaps.insert(at, (r.seq, g));
+            }
+            self.ring_bytes += r.body.len();
+        }
+        let mut all: Vec<Rec> = back.into_iter().chain(self.ring.drain(..)).collect();
+        all.sort_by_key(|r| r.seq);
+        self.ring = all.into();
+        self.trim(0);
+        self.disk_failed(format!(
+            "cannot sync the spool {}: {why}",
+            self.cfg.dir.display()
+        ));
+    }
+
+    /// Runs the spool's sync on this thread, unless a helper is stuck on
+    /// the spool's directory (the disk is hung: the records stay in
+    /// memory).
+    fn sync_now(&mut self) {
+        if let Some(what) = crate::os::fs_helper::stuck_on(&self.cfg.dir) {
+            let why = format!("its last {what} is still stuck in the kernel");
+            return self.sync_done(SyncOutcome::NoAnswer(why));
+        }
+        match self.spool.as_ref().and_then(|s| s.sync_here()) {
+            Some(Ok(took)) => self.sync_done(SyncOutcome::Done(took)),
+            Some(Err(why)) => self.sync_done(SyncOutcome::Failed(why)),
+            None => {}
         }
     }
 
@@ -796,6 +961,12 @@ impl Outbox {
     pub fn close(&mut self) {
         for l in self.lanes.iter_mut() {
             l.failing |= l.on;
+        }
+        // The sync task has stopped: what it had out, and what follows, is
+        // synced here.
+        self.sync_wake = None;
+        if !self.syncing.is_empty() {
+            self.sync_now();
         }
         self.disk_retry = None;
         self.spill();

@@ -544,6 +544,19 @@ impl Drop for Agent {
     }
 }
 
+/// The agent's children: (pid, state letter from /proc/PID/stat).
+pub fn children(pid: u32) -> Vec<(u32, char)> {
+    let list =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    list.split_whitespace()
+        .filter_map(|c| {
+            let stat = std::fs::read_to_string(format!("/proc/{c}/stat")).ok()?;
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            Some((c.parse().ok()?, state))
+        })
+        .collect()
+}
+
 /// `tether -c CONFIG ARGS...`, waited for.
 pub fn tether_cli(config: &std::path::Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tether"))

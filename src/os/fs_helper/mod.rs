@@ -145,6 +145,19 @@ pub fn reap() {
     });
 }
 
+/// The call a helper killed on `path` is still stuck in, if one is: the
+/// spool writes nothing to a directory whose sync has not come back.
+pub fn stuck_on(path: &Path) -> Option<String> {
+    reap();
+    POOL.with(|p| {
+        let p = p.borrow();
+        p.stuck
+            .iter()
+            .find(|s| s.path == path)
+            .map(|s| s.what.clone())
+    })
+}
+
 pub fn stats() -> Stats {
     reap();
     POOL.with(|p| {

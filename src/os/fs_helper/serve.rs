@@ -136,6 +136,18 @@ fn run(job: &Job, say: &mut impl FnMut(Answer) -> bool) -> bool {
                 },
             }
         }
+        Job::Sync {
+            dir,
+            names,
+            dir_entry,
+        } => {
+            let files = names.iter().map(|n| (dir.join(n), true));
+            let dir = dir_entry.then(|| (dir.to_path_buf(), false));
+            match sync(files.chain(dir), say) {
+                Some(a) => a,
+                None => return false,
+            }
+        }
     };
     say(answer)
 }
@@ -178,6 +190,29 @@ fn writable(file: &Path, say: &mut impl FnMut(Answer) -> bool) -> Option<Answer>
         .err()
         .map(|e| failed(Call::Unlink, &e));
     Some(first.or(removed).unwrap_or(Answer::Done))
+}
+
+/// Opens and syncs each path (fdatasync for a file, fsync for the
+/// directory); a file that is gone is passed over. The first failure is
+/// the answer.
+fn sync(
+    paths: impl Iterator<Item = (std::path::PathBuf, bool)>,
+    say: &mut impl FnMut(Answer) -> bool,
+) -> Option<Answer> {
+    for (path, file) in paths {
+        say(Answer::Step(Call::Open)).then_some(())?;
+        let f = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if file && e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Some(failed(Call::Open, &e)),
+        };
+        say(Answer::Step(Call::Fsync)).then_some(())?;
+        let r = if file { f.sync_data() } else { f.sync_all() };
+        if let Err(e) = r {
+            return Some(failed(Call::Fsync, &e));
+        }
+    }
+    Some(Answer::Done)
 }
 
 fn meta(m: &std::fs::Metadata) -> Answer {

@@ -10,6 +10,7 @@
 //! | 2   | `read`     | the limit (u32), the path                              |
 //! | 3   | `statvfs`  | the path                                               |
 //! | 4   | `writable` | leftovers (u16 count, each u16 length + bytes), the probe file's name (u16 length + bytes), the directory |
+//! | 5   | `sync`     | the directory too (u8 0/1), names (u16 count, each u16 length + bytes), the directory |
 //!
 //! A path is the rest of the frame, its bytes as the OS holds them. The
 //! helper answers with a step frame (tag 16, one byte: the call it is about
@@ -57,6 +58,14 @@ pub enum Job {
         dir: PathBuf,
         name: String,
         leftovers: Vec<String>,
+    },
+    /// fdatasync each of `names` in `dir` (one that is gone is passed
+    /// over: its records were acknowledged or dropped meanwhile), then
+    /// fsync `dir` itself if `dir_entry` (a file was created in it).
+    Sync {
+        dir: PathBuf,
+        names: Vec<String>,
+        dir_entry: bool,
     },
 }
 
@@ -140,7 +149,7 @@ impl Job {
     pub fn path(&self) -> &Path {
         match self {
             Job::Stat(p) | Job::Statvfs(p) | Job::Read { path: p, .. } => p,
-            Job::Writable { dir, .. } => dir,
+            Job::Writable { dir, .. } | Job::Sync { dir, .. } => dir,
         }
     }
 
@@ -152,6 +161,7 @@ impl Job {
             Job::Statvfs(_) => Call::Statvfs,
             Job::Writable { leftovers, .. } if !leftovers.is_empty() => Call::Unlink,
             Job::Writable { .. } => Call::Stat,
+            Job::Sync { .. } => Call::Open,
         }
     }
 
@@ -180,8 +190,19 @@ impl Job {
                 b.push(4);
                 b.extend_from_slice(&(leftovers.len() as u16).to_le_bytes());
                 for s in leftovers.iter().chain(std::iter::once(name)) {
-                    b.extend_from_slice(&(s.len() as u16).to_le_bytes());
-                    b.extend_from_slice(s.as_bytes());
+                    put_str(&mut b, s);
+                }
+                b.extend_from_slice(dir.as_os_str().as_bytes());
+            }
+            Job::Sync {
+                dir,
+                names,
+                dir_entry,
+            } => {
+                b.extend_from_slice(&[5, u8::from(*dir_entry)]);
+                b.extend_from_slice(&(names.len() as u16).to_le_bytes());
+                for s in names {
+                    put_str(&mut b, s);
                 }
                 b.extend_from_slice(dir.as_os_str().as_bytes());
             }
@@ -207,14 +228,31 @@ impl Job {
                 let n = r.u16()?;
                 let mut names = Vec::with_capacity(usize::from(n.min(64)));
                 for _ in 0..=n {
-                    let len = usize::from(r.u16()?);
-                    names.push(String::from_utf8(r.take(len)?.to_vec()).ok()?);
+                    names.push(r.string()?);
                 }
                 let name = names.pop()?;
                 Job::Writable {
                     dir: path(r.0),
                     name,
                     leftovers: names,
+                }
+            }
+            5 => {
+                let mut r = Reader(rest);
+                let dir_entry = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return None,
+                };
+                let n = r.u16()?;
+                let mut names = Vec::with_capacity(usize::from(n.min(64)));
+                for _ in 0..n {
+                    names.push(r.string()?);
+                }
+                Job::Sync {
+                    dir: path(r.0),
+                    names,
+                    dir_entry,
                 }
             }
             _ => return None,
@@ -321,6 +359,12 @@ impl<'a> Reader<'a> {
     fn u8(&mut self) -> Option<u8> {
         Some(self.take(1)?[0])
     }
+    /// A name: u16 length, then UTF-8 bytes.
+    fn string(&mut self) -> Option<String> {
+        let len = usize::from(self.u16()?);
+        String::from_utf8(self.take(len)?.to_vec()).ok()
+    }
+
     fn u16(&mut self) -> Option<u16> {
         Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
     }
@@ -330,6 +374,12 @@ impl<'a> Reader<'a> {
     fn u64(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
+}
+
+/// A name as [`Reader::string`] reads it.
+fn put_str(b: &mut Vec<u8>, s: &str) {
+    b.extend_from_slice(&(s.len() as u16).to_le_bytes());
+    b.extend_from_slice(s.as_bytes());
 }
 
 #[cfg(test)]
@@ -353,9 +403,20 @@ mod tests {
             [4, 1, 0, 1, 0, b'x', 1, 0, b'n', b'/', b'd'],
             "count, leftovers, name, directory"
         );
+        let s = Job::Sync {
+            dir: "/s".into(),
+            names: vec!["a".into(), "bc".into()],
+            dir_entry: true,
+        };
+        assert_eq!(
+            s.encode(),
+            [5, 1, 2, 0, 1, 0, b'a', 2, 0, b'b', b'c', b'/', b's'],
+            "directory too, count, names, directory"
+        );
         for j in [
             j,
             w,
+            s,
             Job::Stat("/mnt/backup/last".into()),
             Job::Statvfs("/".into()),
         ] {
@@ -404,6 +465,8 @@ mod tests {
         assert_eq!(Answer::decode(&[16, 99]), None);
         assert_eq!(Answer::decode(&[99]), None);
         assert_eq!(Job::decode(&[4, 9, 0]), None);
+        assert_eq!(Job::decode(&[5, 2, 0, 0]), None, "a flag is 0 or 1");
+        assert_eq!(Job::decode(&[5, 0, 1, 0]), None, "a name is missing");
         assert_eq!(Job::decode(&[2, 1]), None);
         assert_eq!(Job::decode(&[]), None);
     }

@@ -58,12 +58,24 @@
 //!
 //! # fsync (`[spool] sync`)
 //!
-//! `batch` (default) fdatasyncs once per append call, `always` after every
-//! record, `none` never (the kernel writes back within about 30 s). A new
-//! segment's directory entry is synced under `batch` and `always`.
+//! [`Spool::append`] only writes (into the page cache, which a killed
+//! process does not lose). Under `batch` (default) and `always` the caller
+//! then syncs what was written: [`Spool::sync_job`] names the segments
+//! written since the last sync (and the directory, if a segment was made),
+//! for a filesystem helper to fdatasync where a failing disk stalls only
+//! the helper ([`Spool::sync_here`] runs it on the caller's thread);
+//! [`Spool::synced`] or [`Spool::sync_failed`] is its outcome. Until then
+//! the caller keeps the records in memory, and reading stops where the
+//! last sync ended. A failed sync rolls the bookkeeping back to the last
+//! sync (the records written since are no longer in the spool: the caller
+//! still has them) and cuts the files back to match
+//! ([`Spool::repair_now`], at the latest before the next write). `none`
+//! never syncs (the kernel writes back within about 30 s).
 
 pub mod frame;
 mod recover;
+mod sync;
+pub use sync::sync_error;
 mod write;
 
 use std::collections::VecDeque;
@@ -208,12 +220,35 @@ pub struct Spool {
     /// (see [`Spool::note_acked`]).
     acked_dirty: bool,
     acked_saved: Instant,
-    /// How long its fsyncs held the agent's thread.
+    /// How long its fsyncs took.
     pub fsyncs: FsyncStats,
+    /// Written since the last sync returned.
+    unsynced: Option<Unsynced>,
+    /// What a failed sync left on disk past the bookkeeping: undone before
+    /// the next write.
+    repair: Option<Repair>,
 }
 
-/// The spool's fsyncs so far: they run on the agent's thread, so the
-/// longest is how long a slow disk held every probe back.
+/// The state at the last sync, to return to if the next one fails.
+#[derive(Debug)]
+struct Unsynced {
+    /// The newest segment then (`None`: there was none).
+    mark: Option<Segment>,
+    last_written: u64,
+    /// A segment file was made since: the directory needs a sync too.
+    dir_entry: bool,
+}
+
+/// Files to cut back (segment, length) and remove after a failed sync.
+#[derive(Debug, Default)]
+struct Repair {
+    cut: Option<(u64, u64)>,
+    remove: Vec<u64>,
+}
+
+/// The spool's syncs so far (each one fdatasync per segment written since
+/// the last, and the directory's fsync when a segment was made): how long
+/// records waited in memory for the disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct FsyncStats {
     pub count: u64,
@@ -222,24 +257,20 @@ pub struct FsyncStats {
 }
 
 impl FsyncStats {
-    /// Runs `sync`, timing it; a new longest over 100 ms (the probes'
-    /// lateness goal) is logged, since it delayed every probe that long.
-    pub fn time(&mut self, sync: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
-        let start = Instant::now();
-        let r = sync();
-        let took = start.elapsed();
+    /// Counts one sync that took `took`; a new longest over a second is
+    /// logged: the disk under the spool is slow.
+    pub fn record(&mut self, took: Duration) {
         self.count += 1;
         self.total += took;
         if took > self.max {
             self.max = took;
-            if took > Duration::from_millis(100) {
+            if took > Duration::from_secs(1) {
                 log::warn!(
-                    "spool: one fsync took {} ms, holding every probe back that long: the disk under the spool is slow",
+                    "spool: one sync took {} ms: the disk under the spool is slow (records wait in memory meanwhile)",
                     took.as_millis()
                 );
             }
         }
-        r
     }
 }
 
@@ -301,6 +332,8 @@ impl Spool {
             acked_dirty: false,
             acked_saved: Instant::now(),
             fsyncs: FsyncStats::default(),
+            unsynced: None,
+            repair: None,
         };
         let mut rec = Recovered::default();
         let mut buf = Vec::new();
@@ -327,6 +360,21 @@ impl Spool {
             .unwrap_or(0);
         rec.max_seq = spool.last_written;
         Ok((spool, rec))
+    }
+
+    /// The segments as far as they are synced: the newest one at the last
+    /// sync as it was then, none made since. Reading, backlogs and ages
+    /// see only these, so no destination is sent a record that a failed
+    /// sync could take back.
+    fn readable(&self) -> impl Iterator<Item = Segment> + '_ {
+        let mark = self.unsynced.as_ref().map(|u| u.mark.as_ref());
+        self.segments.iter().map_while(move |s| match mark {
+            None => Some(s.clone()),
+            Some(None) => None,
+            Some(Some(m)) if s.first_seq < m.first_seq => Some(s.clone()),
+            Some(Some(m)) if s.first_seq == m.first_seq => Some(m.clone()),
+            Some(Some(_)) => None,
+        })
     }
 
     /// The configured destinations' cursors.
@@ -364,14 +412,13 @@ impl Spool {
     /// cursor in its own segment.
     fn past_cursor(&self, d: Dest, whole: fn(&Segment) -> u64, behind: fn(&Pos) -> u64) -> u64 {
         let pos = &self.cursors[d as usize].pos;
-        self.segments
-            .iter()
+        self.readable()
             .filter(|s| s.first_seq >= pos.seg)
             .map(|s| {
                 if s.first_seq == pos.seg {
-                    whole(s).saturating_sub(behind(pos))
+                    whole(&s).saturating_sub(behind(pos))
                 } else {
-                    whole(s)
+                    whole(&s)
                 }
             })
             .sum()
@@ -397,8 +444,7 @@ impl Spool {
         }
         let pos = &self.cursors[d as usize].pos;
         pos.next_ms.or_else(|| {
-            self.segments
-                .iter()
+            self.readable()
                 .find(|s| s.first_seq >= pos.seg)
                 .map(|s| s.first_ms)
         })
@@ -434,7 +480,8 @@ impl Spool {
         };
         let mut bytes = 0usize;
         let mut buf = Vec::new();
-        for seg in self.segments.iter() {
+        for seg in self.readable() {
+            let seg = &seg;
             if seg.first_seq < batch.end.seg {
                 continue;
             }
@@ -655,10 +702,13 @@ impl Spool {
 
     /// fsyncs the open segment (shutdown under `sync = "none"`).
     pub fn sync(&mut self) -> io::Result<()> {
-        match &self.tail {
-            Some(f) => self.fsyncs.time(|| f.sync_data()),
-            None => Ok(()),
-        }
+        let start = Instant::now();
+        let r = match &self.tail {
+            Some(f) => f.sync_data(),
+            None => return Ok(()),
+        };
+        self.fsyncs.record(start.elapsed());
+        r
     }
 }
 

@@ -1,14 +1,19 @@
-//! Appending: frames written to the tail segment and synced per the
-//! policy, a new segment when the tail is full, the oldest dropped (as a
-//! `spool_full` gap) when the spool would pass its bound.
+//! Appending: frames written to the tail segment (synced afterwards, see
+//! `sync.rs`), a new segment when the tail is full, the oldest dropped (as
+//! a `spool_full` gap) when the spool would pass its bound.
 
 use super::*;
 
 impl Spool {
     /// Appends `recs` (in increasing sequence order), dropping the oldest
-    /// segments if the spool would exceed `max_bytes`.
+    /// segments if the spool would exceed `max_bytes`. Written, not synced:
+    /// see [`Spool::sync_job`].
     pub fn append(&mut self, recs: &[Rec]) -> Appended {
         let mut out = Appended::default();
+        if let Err(e) = self.repair_now() {
+            out.error = Some(e);
+            return out;
+        }
         let mut frames = Vec::new();
         let mut pending: Vec<&Rec> = Vec::new();
         for r in recs {
@@ -51,6 +56,7 @@ impl Spool {
             encode(&mut frames, r.seq, r.body.as_bytes());
             pending.push(r);
             if self.sync == SyncPolicy::Always {
+                // One write per record (the sync after it is the caller's).
                 if let Err(e) = self.write_out(&mut frames, &mut pending, &mut out) {
                     out.error = Some(e);
                     break;
@@ -69,8 +75,8 @@ impl Spool {
         out
     }
 
-    /// Writes the frames buffered for the tail and syncs per the policy. On
-    /// failure the tail is cut back to its last good length.
+    /// Writes the frames buffered for the tail. On failure the tail is cut
+    /// back to its last good length.
     pub(super) fn write_out(
         &mut self,
         frames: &mut Vec<u8>,
@@ -80,18 +86,11 @@ impl Spool {
         if pending.is_empty() {
             return Ok(());
         }
+        self.changing(false);
         let (Some(file), Some(seg)) = (self.tail.as_mut(), self.segments.back_mut()) else {
             return Err(io::Error::other("spool: no open segment"));
         };
-        let fsyncs = &mut self.fsyncs;
-        let result = file.write_all(frames).and_then(|()| {
-            if self.sync == SyncPolicy::Never {
-                Ok(())
-            } else {
-                fsyncs.time(|| file.sync_data())
-            }
-        });
-        if let Err(e) = result {
+        if let Err(e) = file.write_all(frames) {
             let _ = file.set_len(seg.bytes);
             self.tail = None;
             frames.clear();
@@ -149,11 +148,7 @@ impl Spool {
             remove(&path);
             return Err(e);
         }
-        if self.sync != SyncPolicy::Never {
-            let dir = &self.dir;
-            self.fsyncs
-                .time(|| f.sync_data().and_then(|()| File::open(dir)?.sync_all()))?;
-        }
+        self.changing(true);
         self.segments.push_back(Segment {
             first_seq: r.seq,
             last_seq: self.last_written,
