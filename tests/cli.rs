@@ -40,8 +40,19 @@ fn usage_errors_exit_2_and_say_what_is_wrong() {
     let v = tether(&["--version"]);
     assert_eq!(
         String::from_utf8_lossy(&v.stdout),
-        format!("tether {}\n", env!("CARGO_PKG_VERSION"))
+        format!(
+            "tether {} ({}, commit {})\n",
+            env!("CARGO_PKG_VERSION"),
+            env!("TETHER_TARGET"),
+            env!("TETHER_COMMIT")
+        )
     );
+    assert_ne!(
+        env!("TETHER_COMMIT"),
+        "unknown",
+        "built from a git checkout"
+    );
+    assert_eq!(tether(&["version"]).stdout, v.stdout);
     assert!(String::from_utf8_lossy(&tether(&["help"]).stdout)
         .contains("check [--check NAME] [--json | --table]"));
     // Each command's --help is its own, wherever the flag stands.

@@ -122,7 +122,11 @@ fn the_static_binary_is_small_has_no_interpreter_and_runs_in_an_empty_chroot() {
         .args(["/tether", "--version"])));
     assert_eq!(
         version.trim(),
-        format!("tether {}", env!("CARGO_PKG_VERSION"))
+        format!(
+            "tether {} (x86_64-unknown-linux-musl, commit {})",
+            env!("CARGO_PKG_VERSION"),
+            env!("TETHER_COMMIT")
+        )
     );
     let check = stdout(&run(Command::new("chroot").arg(&dir).args([
         "/tether",
@@ -307,7 +311,11 @@ fn the_deb_installs_upgrades_keeping_state_removes_and_purges() {
     let version = stdout(&run(Command::new("/usr/bin/tether").arg("--version")));
     assert_eq!(
         version.trim(),
-        format!("tether {}", env!("CARGO_PKG_VERSION"))
+        format!(
+            "tether {} (x86_64-unknown-linux-musl, commit {})",
+            env!("CARGO_PKG_VERSION"),
+            env!("TETHER_COMMIT")
+        )
     );
     let valid = stdout(&run(Command::new("/usr/bin/tether").args([
         "validate",

@@ -70,7 +70,7 @@ commands:
                              --for, for that long: 2h, 30m)
   enable                     end maintenance
   help [COMMAND]             this text, or one command's
-  --version                  print the version
+  --version                  print the version, the target and the commit
 
 `tether help COMMAND` or `tether COMMAND --help` describes one command.
 
@@ -202,6 +202,17 @@ pub(super) fn print(msg: &str) {
     let _ = std::io::stdout().write_all(msg.as_bytes());
 }
 
+/// `tether --version`: the version, the target triple and the commit the
+/// binary was built from (see `build.rs`).
+pub fn version_line() -> String {
+    format!(
+        "tether {} ({}, commit {})\n",
+        env!("CARGO_PKG_VERSION"),
+        env!("TETHER_TARGET"),
+        env!("TETHER_COMMIT")
+    )
+}
+
 /// Entry point for the binary: arguments without the program name; returns the exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
     if args.len() == 1 && args[0] == crate::os::fs_helper::HELPER_ARG {
@@ -212,7 +223,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
     let plugin = command.as_deref() == Some("check");
     let mut a = pico_args::Arguments::from_vec(args);
     if a.contains("--version") || a.contains("-V") {
-        print(&format!("tether {}\n", env!("CARGO_PKG_VERSION")));
+        print(&version_line());
         return 0;
     }
     if a.contains(["-h", "--help"]) {
@@ -324,7 +335,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             None => usage_error(&format!("no command `{topic}`")),
         },
         ("version", []) => {
-            print(&format!("tether {}\n", env!("CARGO_PKG_VERSION")));
+            print(&version_line());
             0
         }
         (_, [extra, ..]) => usage_error(&format!("unexpected argument `{extra}`")),
