@@ -4,7 +4,9 @@
 //! records stay in memory until the sync returned; one that fails or does
 //! not return in time gives them back to the ring and makes the spool
 //! `spool_degraded` (see `uplink/outbox.rs`). A slow disk thus delays only
-//! durability, never a probe, `/health` or the watchdog.
+//! durability, never a probe, `/health` or the watchdog. Where no helper
+//! can be started at all, the sync runs on the agent's thread (logged once):
+//! the spool's promise does not depend on helpers.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -20,6 +22,7 @@ pub const SYNC_DEADLINE: Duration = Duration::from_secs(10);
 
 pub async fn run(state: Rc<AgentState>) {
     let wake = state.spool_sync.clone();
+    let mut warned = false;
     loop {
         wake.wait().await;
         loop {
@@ -40,7 +43,20 @@ pub async fn run(state: Rc<AgentState>) {
             let outcome = match answer {
                 Some(Ok(Answer::Done)) => SyncOutcome::Done(start.elapsed()),
                 Some(Ok(a)) => SyncOutcome::Failed(sync_error(&a)),
-                Some(Err(CallError::Helper(m))) => SyncOutcome::NoAnswer(m),
+                Some(Err(CallError::Helper(m))) => {
+                    // No helper could run it (no /proc, exec refused, an
+                    // emulator without binfmt): durability comes first, so
+                    // the sync runs on this thread, as it did before there
+                    // were helpers.
+                    if !warned {
+                        warned = true;
+                        log::warn!("spool: {m}; its syncs run on the agent's thread instead");
+                    }
+                    if let Some(u) = state.uplink.borrow_mut().as_mut() {
+                        u.outbox.sync_in_place();
+                    }
+                    continue;
+                }
                 Some(Err(CallError::StillStuck { what, .. })) => {
                     SyncOutcome::NoAnswer(format!("its last {what} is still stuck in the kernel"))
                 }

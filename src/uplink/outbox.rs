@@ -924,6 +924,13 @@ impl Outbox {
         ));
     }
 
+    /// The sync that is out, run on this thread instead (no helper could
+    /// take it).
+    pub fn sync_in_place(&mut self) {
+        self.sync_out = false;
+        self.sync_now();
+    }
+
     /// Runs the spool's sync on this thread, unless a helper is stuck on
     /// the spool's directory (the disk is hung: the records stay in
     /// memory).

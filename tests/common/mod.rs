@@ -426,7 +426,7 @@ impl Agent {
     /// [`Agent::start`] in an existing directory (a restart keeps its state).
     pub fn start_in(dir: PathBuf, config_body: &str) -> Agent {
         Agent::start_with(dir, config_body, |config| {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_tether"));
+            let mut cmd = tether_command();
             cmd.args(["run", "-c"]).arg(config);
             cmd
         })
@@ -557,9 +557,51 @@ pub fn children(pid: u32) -> Vec<(u32, char)> {
         .collect()
 }
 
+/// The binary under test: this build's, or `TETHER_TEST_BIN` run through
+/// `TETHER_TEST_RUNNER` when set (an ARM build under `qemu-aarch64-static`:
+/// docs/operations.md, "Every target").
+pub fn tether_command() -> Command {
+    let bin =
+        std::env::var_os("TETHER_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_tether").into());
+    match std::env::var_os("TETHER_TEST_RUNNER").filter(|r| !r.is_empty()) {
+        Some(runner) => {
+            let mut c = Command::new(runner);
+            c.arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    }
+}
+
+/// `promtool check metrics` on an exposition: the test fails with what
+/// promtool said.
+pub fn promtool_check_metrics(metrics: &str) {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) must be installed: .ci/run installs it");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `tether -c CONFIG ARGS...`, waited for.
 pub fn tether_cli(config: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tether"))
+    tether_command()
         .arg("-c")
         .arg(config)
         .args(args)
