@@ -13,7 +13,7 @@ pub mod dirlock;
 pub mod files;
 pub mod fs_helper;
 pub mod logger;
-#[cfg(all(target_env = "musl", panic = "abort"))]
+#[cfg(all(target_env = "musl", panic = "abort", not(target_arch = "arm")))]
 mod no_unwind;
 pub mod notify;
 pub mod process;

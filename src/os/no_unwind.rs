@@ -11,7 +11,9 @@
 //! the rest abort, as a panic does.
 //!
 //! Only for `target_env = "musl"` with `panic = "abort"`: a build that
-//! unwinds needs the real library, and glibc builds use the system's.
+//! unwinds needs the real library, and glibc builds use the system's. Not
+//! on 32-bit ARM either: its EHABI unwinder has other entry points, so the
+//! linker takes libunwind there anyway and these would clash with it.
 
 #![allow(non_snake_case)]
 
