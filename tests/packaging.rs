@@ -273,6 +273,8 @@ fn the_deb_is_lintian_clean_with_a_changelog_and_a_manual_page() {
     for path in [
         "./usr/share/man/man1/tether.1.gz",
         "./usr/share/doc/tether/changelog.Debian.gz",
+        "./usr/share/bash-completion/completions/tether",
+        "./usr/share/zsh/vendor-completions/_tether",
     ] {
         assert!(list.contains(path), "{path} missing:\n{list}");
     }
