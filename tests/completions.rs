@@ -1,6 +1,7 @@
-//! The shell completions (`packaging/completions/`) against `tether help`:
+//! The shell completions (`packaging/completions/`) and the manual page
+//! (`packaging/man/tether.1`) against `tether help`:
 //! every command and every option the help names is offered by both, so
-//! the three cannot drift; bash's completes for real, zsh's parses.
+//! they cannot drift; bash's completes for real, zsh's parses.
 
 mod common;
 
@@ -138,4 +139,25 @@ fn the_zsh_completion_parses() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(file("_tether").starts_with("#compdef tether\n"));
+}
+
+/// The manual page names every command (`.It Cm NAME`) and option
+/// (`Fl -long`, `Fl c`) that `tether help` names.
+#[test]
+fn the_manual_page_names_every_command_and_option_of_the_help() {
+    let page = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("packaging/man/tether.1"),
+    )
+    .unwrap();
+    let (commands, options) = named_in_help();
+    for c in &commands {
+        assert!(
+            page.lines().any(|l| l.starts_with(&format!(".It Cm {c}"))),
+            "tether.1 has no `.It Cm {c}`"
+        );
+    }
+    for o in &options {
+        let mdoc = format!("Fl {}", &o[1..]);
+        assert!(page.contains(&mdoc), "tether.1 never names {o} (`{mdoc}`)");
+    }
 }
