@@ -1,4 +1,5 @@
-//! The command line: usage errors exit 2, `check` exits like a Nagios plugin.
+//! The command line: usage errors exit 2 (3 for `check` and `status`, whose
+//! exit codes are severities), `check` exits like a Nagios plugin.
 
 mod common;
 
@@ -18,7 +19,7 @@ fn stderr(o: &Output) -> String {
 }
 
 #[test]
-fn usage_errors_exit_2_and_say_what_is_wrong() {
+fn usage_errors_exit_2_or_3_for_status_and_say_what_is_wrong() {
     for (args, needle) in [
         (&[][..], "missing command"),
         (&["frobnicate"][..], "unknown command `frobnicate`"),
@@ -28,13 +29,21 @@ fn usage_errors_exit_2_and_say_what_is_wrong() {
         ),
         (&["run", "extra"][..], "unexpected argument `extra`"),
         (&["config"][..], "`config` takes one subcommand: default"),
-        // The bad option is named, not the command after it.
-        (&["--bogus", "status"][..], "unknown option --bogus"),
-        (&["status", "--bogus=1"][..], "unknown option --bogus=1"),
         (&["help", "frob"][..], "no command `frob`"),
     ] {
         let o = tether(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+    // `status` answers in severities (2 is critical): its usage errors are
+    // unknown, 3. The bad option is named, not the command after it.
+    for (args, needle) in [
+        (&["--bogus", "status"][..], "unknown option --bogus"),
+        (&["status", "--bogus=1"][..], "unknown option --bogus=1"),
+        (&["status", "extra"][..], "unexpected argument `extra`"),
+    ] {
+        let o = tether(args);
+        assert_eq!(o.status.code(), Some(3), "{args:?}");
         assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
     }
     let v = tether(&["--version"]);

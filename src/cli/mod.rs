@@ -1,5 +1,6 @@
 //! The command line (pico-args). Every usage error names the problem and
-//! exits 2; `check` exits like a Nagios plugin (0 ok, 1 warning, 2 critical,
+//! exits 2 (3 for `check` and `status`, whose exit codes are severities);
+//! `check` exits like a Nagios plugin (0 ok, 1 warning, 2 critical,
 //! 3 unknown) so tether can serve as a plugin for Nagios, Icinga or Zabbix.
 //!
 //! This file parses the arguments and dispatches; each command is a file:
@@ -89,7 +90,7 @@ fn command_help(cmd: &str) -> Option<&'static str> {
     Some(match cmd {
         "run" => "usage: tether [-c FILE] run\n\nRuns the agent: probes every check on its interval, serves the local\nendpoint (/health /ready /status /metrics /logs /doctor), reports to\n[upstream] if configured. SIGHUP reloads the configuration, SIGTERM stops.\n",
         "check" => "usage: tether [-c FILE] check [--check NAME] [--json | --table] [-v]\n\nRuns every check (or the one named) once and prints Nagios plugin output:\na first line `SERVICE STATUS: text | perfdata` (durations and phases in\nseconds, a wrapped plugin's own values), then one line per check.\n--json prints the status as JSON, --table as a table; -v logs the\nagent's lines (state changes) to stderr as well.\n\nExit: 0 ok, 1 warning, 2 critical, 3 unknown (also when the configuration\nis invalid or the check does not exist, with one line saying why).\n",
-        "status" => "usage: tether [-c FILE] status [--json] [--history]\n\nAsks the running agent (at the configuration's listen address) for its\nstatus, after checking that the agent answering is the one the\nconfiguration names. --history adds the health history.\n\nExit: 0 healthy, 1 unhealthy, 2 critical, 3 no agent (or another one).\n",
+        "status" => "usage: tether [-c FILE] status [--json] [--history]\n\nAsks the running agent (at the configuration's listen address) for its\nstatus, after checking that the agent answering is the one the\nconfiguration names. --history adds the health history.\n\nExit: 0 healthy, 1 unhealthy, 2 critical, 3 no agent (or another one, or\na usage error).\n",
         "doctor" => "usage: tether [-c FILE] doctor [--json]\n\nRuns the connector runbook: status, can this host reach the control plane,\nwhich resource hosts fail and why, what fails now and then, version,\nlocal storage, identity, token, clock, certificates. Asks the running\nagent if there is one, else runs every check once itself.\n\nExit: 0 ok, 1 warning, 2 critical, 3 the running agent could not be asked.\n",
         "bundle" => "usage: tether [-c FILE] bundle [-o FILE]\n\nWrites a support bundle: status, history, doctor findings, the redacted\nconfiguration, the last 200 log lines, spool and upstream figures.\nDefault ./tether-bundle-NAME-TIME.txt (mode 0600); -o - for stdout.\n",
         "validate" => "usage: tether [-c FILE] validate\n\nChecks the configuration and prints every error with file, line and key.\nExit: 0 valid, 2 invalid.\n",
@@ -230,9 +231,14 @@ pub fn main(args: Vec<OsString>) -> i32 {
         print(command.as_deref().and_then(command_help).unwrap_or(USAGE));
         return 0;
     }
+    // `check` and `status` answer in severities, where 2 is critical: a
+    // usage error there is unknown (3).
     let usage_error = |msg: &str| {
         if plugin {
             plugin_error(msg)
+        } else if command.as_deref() == Some("status") {
+            usage_error(msg);
+            3
         } else {
             usage_error(msg)
         }
