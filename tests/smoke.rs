@@ -2,8 +2,9 @@
 //! for each ARM target under qemu-user, where `TETHER_TEST_BIN` names the
 //! binary, `TETHER_TEST_RUNNER` its runner (`qemu-aarch64-static`) and
 //! `TETHER_TEST_TARGET` the triple its `--version` must name
-//! (docs/operations.md, "Every target"): the version line, the reference
-//! configuration, TCP and HTTP checks until `/ready`, `/metrics` through
+//! (docs/operations.md, "Every target"), and `TETHER_TEST_DEB` with
+//! `TETHER_TEST_DEB_ARCH` its Debian package: the package's architecture
+//! and contents, the version line, the reference configuration, TCP and HTTP checks until `/ready`, `/metrics` through
 //! promtool, a spool written during an upstream outage and recovered after
 //! SIGKILL, and SIGTERM ending in exit 0.
 
@@ -31,6 +32,42 @@ fn the_version_line_and_the_reference_configuration() {
     if let Some(bin) = std::env::var_os("TETHER_TEST_BIN") {
         let size = std::fs::metadata(&bin).unwrap().len();
         assert!(size <= 1_835_008, "{size} bytes is over the 1.75 MiB goal");
+    }
+    // The Debian package built for this target (`TETHER_TEST_DEB`, its
+    // architecture `TETHER_TEST_DEB_ARCH`) carries this very binary.
+    if let (Some(deb), Ok(arch)) = (
+        std::env::var_os("TETHER_TEST_DEB"),
+        std::env::var("TETHER_TEST_DEB_ARCH"),
+    ) {
+        let info = std::process::Command::new("dpkg-deb")
+            .arg("-I")
+            .arg(&deb)
+            .output()
+            .unwrap();
+        let info = String::from_utf8_lossy(&info.stdout);
+        assert!(info.contains(&format!("Architecture: {arch}\n")), "{info}");
+        let dir = temp_dir("smoke-deb");
+        let x = std::process::Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&deb)
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(x.success());
+        for f in [
+            "usr/share/man/man1/tether.1.gz",
+            "usr/share/bash-completion/completions/tether",
+            "etc/tether/tether.toml",
+        ] {
+            assert!(dir.join(f).exists(), "{f} missing from the package");
+        }
+        let packaged = std::fs::read(dir.join("usr/bin/tether")).unwrap();
+        let bin =
+            std::env::var_os("TETHER_TEST_BIN").expect("TETHER_TEST_BIN with TETHER_TEST_DEB");
+        assert!(
+            packaged == std::fs::read(bin).unwrap(),
+            "the package's usr/bin/tether is not the binary under test"
+        );
     }
     let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/tether.toml");
     let o = tether_command()
