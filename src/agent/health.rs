@@ -283,6 +283,9 @@ pub fn overall<'a>(
 mod tests {
     use super::*;
 
+    use crate::outcome::Phases;
+    use std::time::{Duration, UNIX_EPOCH};
+
     #[test]
     fn a_sample_is_four_bytes_and_keeps_its_duration_within_a_tenth_percent() {
         assert_eq!(std::mem::size_of::<Sample>(), 4);
@@ -310,8 +313,6 @@ mod tests {
         }
         assert!(Sample::new(Duration::MAX, Status::Ok, None).micros() > 1 << 40);
     }
-    use crate::outcome::Phases;
-    use std::time::{Duration, UNIX_EPOCH};
 
     fn outcome(status: Status, t: u64) -> Outcome {
         Outcome {

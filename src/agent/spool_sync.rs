@@ -57,9 +57,7 @@ pub async fn run(state: Rc<AgentState>) {
                     }
                     continue;
                 }
-                Some(Err(CallError::StillStuck { what, .. })) => {
-                    SyncOutcome::NoAnswer(format!("its last {what} is still stuck in the kernel"))
-                }
+                Some(Err(CallError::StillStuck { what, .. })) => SyncOutcome::still_stuck(&what),
                 Some(Err(CallError::Full { stuck })) => SyncOutcome::NoAnswer(format!(
                     "all {} filesystem helpers are stuck in the kernel",
                     stuck.len()

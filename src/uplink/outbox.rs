@@ -81,6 +81,14 @@ pub enum SyncOutcome {
     NoAnswer(String),
 }
 
+impl SyncOutcome {
+    /// No sync was tried: a helper killed in the call `what` on the spool
+    /// is still stuck in the kernel.
+    pub fn still_stuck(what: &str) -> SyncOutcome {
+        SyncOutcome::NoAnswer(format!("its last {what} is still stuck in the kernel"))
+    }
+}
+
 /// Where a batch came from, so its acknowledgement removes the right records.
 #[derive(Debug)]
 pub enum Source {
@@ -436,11 +444,15 @@ impl Outbox {
         let at = self.ring.partition_point(|r| r.seq < rec.seq);
         self.ring.insert(at, rec);
         self.sync_mirror(None);
-        if self.spooling()
-            && (self.cfg.sync == SyncPolicy::Always || self.ring_bytes >= SPILL_BYTES)
-        {
+        if self.spill_due() {
             self.spill();
         }
+    }
+
+    /// While spooling, the ring goes to disk at once under `sync =
+    /// "always"`, or when it holds [`SPILL_BYTES`]; otherwise at the flush.
+    fn spill_due(&self) -> bool {
+        self.spooling() && (self.cfg.sync == SyncPolicy::Always || self.ring_bytes >= SPILL_BYTES)
     }
 
     /// Drops the oldest records until `room` more fit in the ring: counted,
@@ -888,9 +900,7 @@ impl Outbox {
             }
         }
         self.sync_mirror(None);
-        if self.spooling()
-            && (self.cfg.sync == SyncPolicy::Always || self.ring_bytes >= SPILL_BYTES)
-        {
+        if self.spill_due() {
             self.spill();
         } else {
             self.spill_gaps();
@@ -936,8 +946,7 @@ impl Outbox {
     /// memory).
     fn sync_now(&mut self) {
         if let Some(what) = crate::os::fs_helper::stuck_on(&self.cfg.dir) {
-            let why = format!("its last {what} is still stuck in the kernel");
-            return self.sync_done(SyncOutcome::NoAnswer(why));
+            return self.sync_done(SyncOutcome::still_stuck(&what));
         }
         match self.spool.as_ref().and_then(|s| s.sync_here()) {
             Some(Ok(took)) => self.sync_done(SyncOutcome::Done(took)),

@@ -120,6 +120,14 @@ struct Pool {
     refused: u64,
 }
 
+impl Pool {
+    /// The helper stuck in a call on `path`, if one is: no other job is
+    /// sent there meanwhile.
+    fn stuck_on(&self, path: &Path) -> Option<&Stuck> {
+        self.stuck.iter().find(|s| s.path == path)
+    }
+}
+
 thread_local! {
     static POOL: RefCell<Pool> = RefCell::new(Pool::default());
 }
@@ -149,13 +157,7 @@ pub fn reap() {
 /// spool writes nothing to a directory whose sync has not come back.
 pub fn stuck_on(path: &Path) -> Option<String> {
     reap();
-    POOL.with(|p| {
-        let p = p.borrow();
-        p.stuck
-            .iter()
-            .find(|s| s.path == path)
-            .map(|s| s.what.clone())
-    })
+    POOL.with(|p| p.borrow().stuck_on(path).map(|s| s.what.clone()))
 }
 
 pub fn stats() -> Stats {
@@ -180,14 +182,10 @@ pub async fn call(job: &Job, mut on_step: impl FnMut(Call)) -> Result<Answer, Ca
     let path = job.path();
     let refused = POOL.with(|p| {
         let mut p = p.borrow_mut();
-        let e = p
-            .stuck
-            .iter()
-            .find(|s| s.path == path)
-            .map(|s| CallError::StillStuck {
-                what: s.what.clone(),
-                since: s.since,
-            });
+        let e = p.stuck_on(path).map(|s| CallError::StillStuck {
+            what: s.what.clone(),
+            since: s.since,
+        });
         p.refused += u64::from(e.is_some());
         e
     });

@@ -225,11 +225,9 @@ impl Job {
             3 => Job::Statvfs(path(rest)),
             4 => {
                 let mut r = Reader(rest);
+                // The leftovers' count, then they and the probe file's name.
                 let n = r.u16()?;
-                let mut names = Vec::with_capacity(usize::from(n.min(64)));
-                for _ in 0..=n {
-                    names.push(r.string()?);
-                }
+                let mut names = r.strings(usize::from(n) + 1)?;
                 let name = names.pop()?;
                 Job::Writable {
                     dir: path(r.0),
@@ -245,10 +243,7 @@ impl Job {
                     _ => return None,
                 };
                 let n = r.u16()?;
-                let mut names = Vec::with_capacity(usize::from(n.min(64)));
-                for _ in 0..n {
-                    names.push(r.string()?);
-                }
+                let names = r.strings(usize::from(n))?;
                 Job::Sync {
                     dir: path(r.0),
                     names,
@@ -363,6 +358,15 @@ impl<'a> Reader<'a> {
     fn string(&mut self) -> Option<String> {
         let len = usize::from(self.u16()?);
         String::from_utf8(self.take(len)?.to_vec()).ok()
+    }
+
+    /// `n` names (space reserved for a few: `n` is input).
+    fn strings(&mut self, n: usize) -> Option<Vec<String>> {
+        let mut v = Vec::with_capacity(n.min(64));
+        for _ in 0..n {
+            v.push(self.string()?);
+        }
+        Some(v)
     }
 
     fn u16(&mut self) -> Option<u16> {
