@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use common::upstream::{delivered_and_gaps, token_file, upstream_field, Fake, Req};
+use common::upstream::{delivered_and_gaps, section, upstream_field, Fake, Req};
 use common::*;
 
 #[test]
@@ -83,18 +83,13 @@ fn config(
     tcp: std::net::SocketAddr,
     http: std::net::SocketAddr,
 ) -> String {
+    let upstream = section(&format!("http://{upstream}/"), "smoke-token");
     format!(
         r#"[agent]
 interval = "1s"
 timeout = "900ms"
 
-[upstream]
-url = "http://{upstream}/"
-allow_plaintext = true
-token_file = "{}"
-timeout = "1s"
-flush_interval = "500ms"
-
+{upstream}
 [[check]]
 name = "port"
 kind = "tcp"
@@ -104,8 +99,7 @@ target = "{tcp}"
 name = "web"
 kind = "http"
 url = "http://{http}/health"
-"#,
-        token_file("smoke-token").display()
+"#
     )
 }
 

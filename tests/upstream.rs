@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::upstream::{delivered_and_gaps, field, token_file, upstream_field, Act, Fake, Req};
+use common::upstream::{delivered_and_gaps, field, section, upstream_field, Act, Fake, Req};
 use common::{wait_for, Agent};
 
 const TOKEN: &str = "s3cr3t-t0ken-abc";
@@ -20,26 +20,20 @@ const TOKEN: &str = "s3cr3t-t0ken-abc";
 fn config(upstream: SocketAddr, extra: &str) -> String {
     let (listener, open) = common::open_port();
     std::mem::forget(listener);
+    let upstream = section(&format!("http://{upstream}/base/"), TOKEN);
     format!(
         r#"[agent]
 interval = "1s"
 timeout = "500ms"
 
-[upstream]
-url = "http://{upstream}/base/"
-allow_plaintext = true
-token_file = "{}"
-timeout = "1s"
-flush_interval = "500ms"
-offline_after = "1s"
+{upstream}offline_after = "1s"
 {extra}
 
 [[check]]
 name = "open"
 kind = "tcp"
 target = "{open}"
-"#,
-        token_file(TOKEN).display()
+"#
     )
 }
 

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::store::Store;
-use super::upstream::{field, token_file, Fake, Req};
+use super::upstream::{field, section, Fake, Req};
 use super::{wait_for, Agent};
 
 /// A config with the fake upstream (recording) and the store, two TCP
@@ -16,6 +16,7 @@ pub fn config(upstream: SocketAddr, write_url: &str, extra_rw: &str, extra: &str
     let (listener, open) = super::open_port();
     std::mem::forget(listener);
     let closed = super::closed_port();
+    let upstream = section(&format!("http://{upstream}/"), "t0ken-for-tests");
     format!(
         r#"[agent]
 name = "edge-1"
@@ -23,13 +24,7 @@ interval = "1s"
 timeout = "500ms"
 labels = {{ tier = "prod", site = "ams" }}
 
-[upstream]
-url = "http://{upstream}/"
-allow_plaintext = true
-token_file = "{}"
-timeout = "1s"
-flush_interval = "500ms"
-
+{upstream}
 [remote_write]
 url = "{write_url}"
 allow_plaintext = true
@@ -51,8 +46,7 @@ kind = "tcp"
 target = "{closed}"
 role = "control_plane"
 labels = {{ service = "db", site = "here" }}
-"#,
-        token_file("t0ken-for-tests").display()
+"#
     )
 }
 

@@ -67,6 +67,15 @@ pub fn token_file(token: &str) -> std::path::PathBuf {
     p
 }
 
+/// An `[upstream]` table for `url` (plaintext on loopback) with a fresh
+/// token file holding `token`: a 1 s timeout, uploads every 500 ms.
+pub fn section(url: &str, token: &str) -> String {
+    format!(
+        "[upstream]\nurl = \"{url}\"\nallow_plaintext = true\ntoken_file = \"{}\"\ntimeout = \"1s\"\nflush_interval = \"500ms\"\n",
+        token_file(token).display()
+    )
+}
+
 /// A field of the `upstream` object in the agent's /status.
 pub fn upstream_field(a: &super::Agent, key: &str) -> String {
     let (code, s) = a.get("/status");
