@@ -10,50 +10,26 @@
 
 mod common;
 
+use common::shipped::{cargo, root, run, static_binary, stdout, SIZE_GOAL, TARGET};
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
-/// 1.75 MiB.
-const SIZE_GOAL: u64 = 1_835_008;
-const TARGET: &str = "x86_64-unknown-linux-musl";
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (bash .ci/run installs it)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn cargo() -> Command {
-    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    c.current_dir(root());
-    c
-}
-
-/// The shipped binary, built once per test run (as the README says).
-fn static_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        run(cargo().args(["build", "--release", "--target", TARGET]));
-        root().join("target").join(TARGET).join("release/tether")
-    })
+/// An empty directory holding only the shipped binary (`/tether`) and a
+/// configuration (`/tether.toml`) with one check, to chroot into.
+fn bare_root(tag: &str, name: &str, kind: &str, target: &str) -> std::path::PathBuf {
+    let dir = common::temp_dir(tag);
+    std::fs::copy(static_binary(), dir.join("tether")).unwrap();
+    std::fs::write(
+        dir.join("tether.toml"),
+        format!(
+            "[agent]\nstate_dir = \"/state\"\n\n[[check]]\nname = \"{name}\"\n\
+             kind = \"{kind}\"\ntarget = \"{target}\"\n"
+        ),
+    )
+    .unwrap();
+    dir
 }
 
 fn require_root() {
@@ -102,16 +78,7 @@ fn the_static_binary_is_small_has_no_interpreter_and_runs_in_an_empty_chroot() {
     // chroot shares the network).
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let target = listener.local_addr().unwrap();
-    let dir = common::temp_dir("chroot");
-    std::fs::copy(bin, dir.join("tether")).unwrap();
-    std::fs::write(
-        dir.join("tether.toml"),
-        format!(
-            "[agent]\nstate_dir = \"/state\"\n\n[[check]]\nname = \"loopback\"\n\
-             kind = \"tcp\"\ntarget = \"{target}\"\n"
-        ),
-    )
-    .unwrap();
+    let dir = bare_root("chroot", "loopback", "tcp", &target.to_string());
     let listing: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -136,6 +103,61 @@ fn the_static_binary_is_small_has_no_interpreter_and_runs_in_an_empty_chroot() {
     ])));
     assert!(check.starts_with("loopback OK: connected to "), "{check}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The trust store is found where each family keeps it, with no
+/// `SSL_CERT_FILE`: an empty root holding only the binary, a configuration
+/// with a TLS check of a loopback server, and the server's CA as the
+/// system bundle at one family's path. With no bundle at all, nothing is
+/// trusted and the check says so.
+#[test]
+fn the_trust_store_is_found_on_debian_rhel_suse_and_alpine_layouts() {
+    require_root();
+    let ca = common::pki::Ca::root("Layout Root");
+    let server =
+        common::pki::tls_server(&common::pki::leaf(Some(&ca), &["127.0.0.1"], -1, 30), &[]);
+    let layouts: &[(&str, Option<&str>)] = &[
+        ("Debian, Ubuntu", Some("etc/ssl/certs/ca-certificates.crt")),
+        (
+            "RHEL, Fedora, CentOS",
+            Some("etc/pki/tls/certs/ca-bundle.crt"),
+        ),
+        ("SUSE", Some("etc/ssl/ca-bundle.pem")),
+        (
+            "Alpine (also /etc/ssl/certs/ca-certificates.crt)",
+            Some("etc/ssl/cert.pem"),
+        ),
+        ("no trust store", None),
+    ];
+    for (family, bundle) in layouts {
+        let dir = bare_root("layout", "tls", "tls", &server.to_string());
+        if let Some(bundle) = bundle {
+            let path = dir.join(bundle);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &ca.pem).unwrap();
+        }
+        let out = Command::new("chroot")
+            .arg(&dir)
+            .args(["/tether", "check", "-c", "/tether.toml"])
+            .env_remove("SSL_CERT_FILE")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let log = String::from_utf8_lossy(&out.stderr);
+        match bundle {
+            Some(bundle) => {
+                assert_eq!(out.status.code(), Some(0), "{family}: {text}{log}");
+                assert!(text.starts_with("tls OK"), "{family}: {text}");
+                println!("{family}: /{bundle} trusted");
+            }
+            None => {
+                assert_eq!(out.status.code(), Some(2), "{family}: {text}{log}");
+                assert!(text.contains("tls_untrusted"), "{family}: {text}");
+                assert!(log.contains("no trusted CA certificates"), "{log}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 #[test]
@@ -385,19 +407,7 @@ fn the_deb_installs_upgrades_keeping_state_removes_and_purges() {
 fn the_unit_runs_under_a_real_systemd() {
     require_root();
     let deb = build_deb("nspawn");
-    let dir = root().join("target/nspawn-root");
-    if !dir.join("usr/bin/systemctl").exists() || !dir.join("bin/kill").exists() {
-        let _ = std::fs::remove_dir_all(&dir);
-        let (suite, mirror) = host_suite_and_mirror();
-        run(Command::new("debootstrap")
-            .args([
-                "--variant=minbase",
-                "--include=systemd,systemd-sysv,ca-certificates,procps",
-                &suite,
-            ])
-            .arg(&dir)
-            .arg(&mirror));
-    }
+    let dir = common::debian_root::fresh("nspawn-root");
     std::fs::copy(&deb, dir.join("root/tether.deb")).unwrap();
     let report = dir.join("root/report.txt");
     let _ = std::fs::remove_file(&report);
@@ -523,23 +533,4 @@ systemctl --no-block poweroff
     ] {
         assert!(journal.contains(needle), "{needle} missing:\n{text}");
     }
-}
-
-/// This machine's Debian suite and the mirror its apt uses.
-fn host_suite_and_mirror() -> (String, String) {
-    let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    let suite = os
-        .lines()
-        .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
-        .unwrap_or("bookworm")
-        .trim_matches('"')
-        .to_string();
-    let sources =
-        std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
-    let mirror = sources
-        .lines()
-        .find_map(|l| l.strip_prefix("URIs:"))
-        .map_or("http://deb.debian.org/debian", str::trim)
-        .to_string();
-    (suite, mirror)
 }

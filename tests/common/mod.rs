@@ -11,10 +11,12 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod debian_root;
 pub mod pki;
 pub mod proxy;
 pub mod request;
 pub mod rw;
+pub mod shipped;
 pub mod store;
 pub mod upstream;
 
