@@ -161,3 +161,89 @@ fn the_manual_page_names_every_command_and_option_of_the_help() {
         assert!(page.contains(&mdoc), "tether.1 never names {o} (`{mdoc}`)");
     }
 }
+
+/// One mdoc section of the manual page (`.Sh NAME` up to the next `.Sh`).
+fn man_section(page: &str, name: &str) -> String {
+    let start = page
+        .find(&format!(".Sh {name}\n"))
+        .unwrap_or_else(|| panic!("tether.1 has no {name} section"));
+    let rest = &page[start + 5 + name.len()..];
+    rest[..rest.find("\n.Sh ").unwrap_or(rest.len())].to_string()
+}
+
+/// Every exit code a command's own help gives (`N word` after `Exit:`) is
+/// in that command's entry of the manual page's EXIT STATUS, every command
+/// but `help` gives its codes, and every absolute path the help names is in
+/// FILES or the page's text.
+#[test]
+fn the_manual_page_gives_every_exit_code_and_file_the_help_gives() {
+    let page = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("packaging/man/tether.1"),
+    )
+    .unwrap();
+    let exits = man_section(&page, "EXIT STATUS");
+    let (commands, _) = named_in_help();
+    let mut helps = String::new();
+    for c in commands.iter().filter(|c| *c != "help") {
+        let out = common::tether_command().args(["help", c]).output().unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        helps += &help;
+        let said = help
+            .split_once("Exit: ")
+            .unwrap_or_else(|| panic!("`tether help {c}` gives no exit codes:\n{help}"))
+            .1;
+        let said = said.split("\n\n").next().unwrap().replace('\n', " ");
+        let codes: Vec<String> = said
+            .split(", ")
+            .filter_map(|item| {
+                let mut words = item.split(' ');
+                let code = words.next()?;
+                (code.len() == 1 && code.as_bytes()[0].is_ascii_digit())
+                    .then(|| format!("{code} {}", words.next().unwrap_or("")))
+            })
+            .collect();
+        assert!(!codes.is_empty(), "{c}: {said}");
+        let entry = exits
+            .split_once(&format!(".It Cm {c}\n"))
+            .unwrap_or_else(|| panic!("EXIT STATUS has no `.It Cm {c}`"))
+            .1;
+        let entry = entry.split("\n.It ").next().unwrap();
+        let entry = entry.split("\n.El").next().unwrap().replace('\n', " ");
+        for code in &codes {
+            assert!(
+                entry.contains(code.trim_end_matches(['.', ','])),
+                "tether.1 EXIT STATUS for {c} lacks `{code}` (the help says: {said}); it says: {entry}"
+            );
+        }
+    }
+    let usage = String::from_utf8(
+        common::tether_command()
+            .arg("help")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    helps += &usage;
+    // Files, not the endpoint's paths (/status).
+    let files = helps
+        .split_whitespace()
+        .map(|w| {
+            w.trim_start_matches('(')
+                .trim_end_matches([',', '.', ')', ';'])
+        })
+        .filter(|w| {
+            ["/etc/", "/var/", "/usr/", "/run/"]
+                .iter()
+                .any(|d| w.starts_with(d))
+        });
+    let mut named = 0;
+    for path in files {
+        named += 1;
+        assert!(
+            page.contains(&format!(".Pa {path}")),
+            "the help names {path}; tether.1 does not (`.Pa {path}`)"
+        );
+    }
+    assert!(named > 0, "the help names no file at all?");
+}
