@@ -8,10 +8,7 @@ use std::process::{Command, Output};
 use common::*;
 
 fn tether(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tether"))
-        .args(args)
-        .output()
-        .unwrap()
+    common::tether_command().args(args).output().unwrap()
 }
 
 fn stderr(o: &Output) -> String {
@@ -52,7 +49,7 @@ fn usage_errors_exit_2_or_3_for_status_and_say_what_is_wrong() {
         format!(
             "tether {} ({}, commit {})\n",
             env!("CARGO_PKG_VERSION"),
-            env!("TETHER_TARGET"),
+            test_target(),
             env!("TETHER_COMMIT")
         )
     );

@@ -6,13 +6,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use common::{temp_dir, wait_for, with_agent_defaults, Agent};
 
 fn tether(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tether"));
+    let mut cmd = common::tether_command();
     cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);

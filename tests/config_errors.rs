@@ -2,8 +2,9 @@
 //! starting with `# expect: <exact message>` (`{file}` stands for its path).
 //! Both the library and `tether validate` must produce exactly that message.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
 fn fixtures() -> Vec<(String, String)> {
     let dir = Path::new("tests/fixtures/config");
@@ -39,7 +40,7 @@ fn every_fixture_gives_its_exact_message() {
 #[test]
 fn validate_exits_2_with_the_message_on_stderr() {
     for (path, expect) in fixtures() {
-        let out = Command::new(env!("CARGO_BIN_EXE_tether"))
+        let out = common::tether_command()
             .args(["validate", "-c", &path])
             .output()
             .unwrap();
@@ -55,7 +56,7 @@ fn validate_exits_2_with_the_message_on_stderr() {
 
 #[test]
 fn validate_accepts_the_reference_and_the_default() {
-    let out = Command::new(env!("CARGO_BIN_EXE_tether"))
+    let out = common::tether_command()
         .args(["validate", "-c", "packaging/tether.toml"])
         .output()
         .unwrap();
@@ -65,7 +66,7 @@ fn validate_accepts_the_reference_and_the_default() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let default = Command::new(env!("CARGO_BIN_EXE_tether"))
+    let default = common::tether_command()
         .args(["config", "default"])
         .output()
         .unwrap();
@@ -75,7 +76,7 @@ fn validate_accepts_the_reference_and_the_default() {
     );
     let dir = std::env::temp_dir().join(format!("tether-default-{}.toml", std::process::id()));
     std::fs::write(&dir, &default.stdout).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tether"))
+    let out = common::tether_command()
         .args(["validate", "-c"])
         .arg(&dir)
         .output()
@@ -86,7 +87,7 @@ fn validate_accepts_the_reference_and_the_default() {
 
 #[test]
 fn a_missing_file_is_named() {
-    let out = Command::new(env!("CARGO_BIN_EXE_tether"))
+    let out = common::tether_command()
         .args(["validate", "-c", "/nonexistent/t.toml"])
         .output()
         .unwrap();

@@ -4,7 +4,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -152,7 +151,7 @@ fn ready_turns_200_after_every_check_ran_and_status_reports_it() {
     let dir = temp_dir("statuscfg");
     let p = dir.join("s.toml");
     std::fs::write(&p, format!("[agent]\nlisten = \"{}\"\n", agent.addr)).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tether"))
+    let out = common::tether_command()
         .args(["status", "-c"])
         .arg(&p)
         .output()
@@ -334,7 +333,7 @@ fn sigterm_stops_within_5s_with_exit_0() {
 fn maintenance_mode_via_the_state_directory() {
     let agent = Agent::start("maint", "[agent]\ninterval = \"1s\"\ntimeout = \"500ms\"\n");
     let cfg = agent.config.to_string_lossy().into_owned();
-    let out = Command::new(env!("CARGO_BIN_EXE_tether"))
+    let out = common::tether_command()
         .args(["disable", "-c", &cfg, "--reason", "upgrade"])
         .output()
         .unwrap();
@@ -346,7 +345,7 @@ fn maintenance_mode_via_the_state_directory() {
             .contains("\"status\":\"disabled\"")
             .then_some(())
     });
-    Command::new(env!("CARGO_BIN_EXE_tether"))
+    common::tether_command()
         .args(["enable", "-c", &cfg])
         .output()
         .unwrap();

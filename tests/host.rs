@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
@@ -191,7 +190,7 @@ fn overloaded_flag_rides_beside_the_status() {
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tether"))
+    let out = common::tether_command()
         .args(["check", "--json", "-c"])
         .arg(&cfg)
         .output()

@@ -409,13 +409,9 @@ fn the_unit_runs_under_a_real_systemd() {
     let deb = build_deb("nspawn");
     let dir = common::debian_root::fresh("nspawn-root");
     std::fs::copy(&deb, dir.join("root/tether.deb")).unwrap();
-    let report = dir.join("root/report.txt");
-    let _ = std::fs::remove_file(&report);
-    std::fs::write(
-        dir.join("root/probe.sh"),
-        r#"#!/bin/sh
-exec > /root/report.txt 2>&1
-show() { systemctl show tether -p ActiveState -p SubState -p Type -p StatusText -p NRestarts -p MainPID -p Result; }
+    let text = common::debian_root::boot_with_probe(
+        &dir,
+        r#"show() { systemctl show tether -p ActiveState -p SubState -p Type -p StatusText -p NRestarts -p MainPID -p Result; }
 dpkg -i /root/tether.deb || echo "dpkg=failed"
 for i in $(seq 1 60); do [ "$(systemctl is-active tether)" = active ] && break; sleep 1; done
 echo "== started"; show
@@ -430,68 +426,11 @@ systemctl stop tether
 echo "== stopped"; show
 echo "== journal"; journalctl -u tether --no-pager
 dpkg -P tether >/dev/null 2>&1
-echo "== end"
-systemctl --no-block poweroff
 "#,
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        dir.join("root/probe.sh"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("etc/systemd/system/tether-probe.service"),
-        "[Unit]\nAfter=multi-user.target\n\n[Service]\nType=oneshot\nExecStart=/root/probe.sh\n\n[Install]\nWantedBy=multi-user.target\n",
-    )
-    .unwrap();
-    let wants = dir.join("etc/systemd/system/multi-user.target.wants/tether-probe.service");
-    let _ = std::fs::remove_file(&wants);
-    std::os::unix::fs::symlink("/etc/systemd/system/tether-probe.service", &wants).unwrap();
-    // The default port held on the host (if nothing else holds it): the
-    // container's agent must not care.
-    let _hold = TcpListener::bind(("127.0.0.1", tether::config::DEFAULT_PORT));
-    // No systemd on the host: no machine registration, no scope of its own.
-    // A network namespace of its own: the agent inside binds its port on
-    // the container's loopback, whatever holds that port on the host.
-    let boot = Command::new("timeout")
-        .args([
-            "300",
-            "systemd-nspawn",
-            "--register=no",
-            "--keep-unit",
-            "--private-network",
-            "--quiet",
-            "-b",
-            "-D",
-        ])
-        .arg(&dir)
-        .output()
-        .expect("systemd-nspawn (systemd-container; bash .ci/run installs it)");
-    let text = std::fs::read_to_string(&report).unwrap_or_else(|_| {
-        panic!(
-            "no report from the container ({}):\n{}{}",
-            boot.status,
-            String::from_utf8_lossy(&boot.stdout),
-            String::from_utf8_lossy(&boot.stderr)
-        )
-    });
+    );
     println!("{text}");
-    let section = |name: &str| -> String {
-        let start = text
-            .find(&format!("== {name}\n"))
-            .unwrap_or_else(|| panic!("no {name}:\n{text}"));
-        let rest = &text[start + name.len() + 4..];
-        rest[..rest.find("\n== ").unwrap_or(rest.len())].to_string()
-    };
-    let field = |section: &str, key: &str| -> String {
-        section
-            .lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-            .unwrap_or_default()
-            .to_string()
-    };
+    let section = |name: &str| common::debian_root::section(&text, name);
+    let field = common::debian_root::field;
     assert!(!text.contains("dpkg=failed"), "{text}");
     let started = section("started");
     assert_eq!(field(&started, "ActiveState"), "active", "{text}");

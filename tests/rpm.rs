@@ -294,3 +294,66 @@ fn the_rpm_installs_upgrades_keeping_state_erases_and_follows_presets_in_a_scrat
          install-system-units tether.service\n"
     );
 }
+
+/// The scriptlets under a real systemd: the root booted with
+/// systemd-nspawn, where rpm itself (Debian's, inside) installs the
+/// package (enabled per the preset, not started), the agent is started,
+/// an upgrade restarts it on the new binary, and erase stops and disables
+/// it and leaves its state.
+#[test]
+fn under_a_real_systemd_upgrade_restarts_and_erase_stops_the_agent() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test boots a container: run it as root (CI does)"
+    );
+    let first = build_rpm(1);
+    let second = build_rpm(2);
+    let dir = common::debian_root::fresh("rpm-nspawn-root");
+    std::fs::copy(&first, dir.join("root/tether-1.rpm")).unwrap();
+    std::fs::copy(&second, dir.join("root/tether-2.rpm")).unwrap();
+    let text = common::debian_root::boot_with_probe(
+        &dir,
+        r#"show() { systemctl show tether -p ActiveState -p SubState -p MainPID -p UnitFileState -p LoadState; }
+rpm --initdb
+rpm -i --nodeps /root/tether-1.rpm || echo "install=failed"
+echo "== installed"; show
+systemctl start tether || echo "start=failed"
+echo "== started"; show
+rpm -U --nodeps /root/tether-2.rpm || echo "upgrade=failed"
+echo "== upgraded"; show; rpm -q tether
+rpm -e tether || echo "erase=failed"
+echo "== erased"; show; ls /etc/systemd/system/multi-user.target.wants/
+echo "== state"; ls -A /var/lib/tether
+"#,
+    );
+    println!("{text}");
+    let section = |name: &str| common::debian_root::section(&text, name);
+    let field = common::debian_root::field;
+    for failed in [
+        "install=failed",
+        "start=failed",
+        "upgrade=failed",
+        "erase=failed",
+    ] {
+        assert!(!text.contains(failed), "{failed}:\n{text}");
+    }
+    let installed = section("installed");
+    assert_eq!(field(&installed, "UnitFileState"), "enabled", "{text}");
+    assert_eq!(field(&installed, "ActiveState"), "inactive", "{text}");
+    let started = section("started");
+    assert_eq!(field(&started, "SubState"), "running", "{text}");
+    let before = field(&started, "MainPID");
+    let upgraded = section("upgraded");
+    assert_eq!(field(&upgraded, "SubState"), "running", "{text}");
+    assert_ne!(
+        field(&upgraded, "MainPID"),
+        before,
+        "not restarted:\n{text}"
+    );
+    assert!(upgraded.contains("tether-0.1.0-2.x86_64"), "{text}");
+    let erased = section("erased");
+    assert_eq!(field(&erased, "ActiveState"), "inactive", "{text}");
+    assert!(!erased.contains("tether.service"), "still enabled:\n{text}");
+    assert_eq!(field(&erased, "LoadState"), "not-found", "{text}");
+    assert!(!section("state").trim().is_empty(), "state lost:\n{text}");
+}

@@ -7,7 +7,6 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 use std::time::Duration;
 
 use common::upstream::{field, token_file, Fake};
@@ -52,7 +51,7 @@ fn start_exactly(dir: std::path::PathBuf, config: &str) -> Agent {
     let path = dir.join("custom.toml");
     std::fs::write(&path, config).unwrap();
     Agent::start_with(dir, "", |_| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tether"));
+        let mut cmd = common::tether_command();
         cmd.env_remove("INVOCATION_ID")
             .args(["run", "-c"])
             .arg(&path);
@@ -73,7 +72,7 @@ fn spool_files(state: &std::path::Path) -> Vec<String> {
 
 /// `tether run` on `config`, waited for; (exit code, stderr).
 fn run_to_exit(config: &std::path::Path) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
+    let mut child = common::tether_command()
         .args(["run", "-c"])
         .arg(config)
         .stdout(std::process::Stdio::null())

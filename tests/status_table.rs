@@ -148,7 +148,7 @@ fn the_agent_labels_are_shown_and_in_agent_info() {
     let dir = common::temp_dir("table-labels-bad");
     let p = dir.join("t.toml");
     std::fs::write(&p, "[agent]\nlabels = { \"1site\" = \"x\" }\n").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_tether"))
+    let o = common::tether_command()
         .args(["validate", "-c"])
         .arg(&p)
         .output()

@@ -197,7 +197,7 @@ fn an_abstract_socket_works_and_a_foreign_watchdog_pid_is_not_pinged() {
     let config = "[agent]\ninterval = \"1s\"\n";
     let socket = format!("@{name}");
     let agent = Agent::start_with(temp_dir("abstract"), config, |config| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tether"));
+        let mut cmd = common::tether_command();
         cmd.args(["run", "-c"])
             .arg(config)
             .env("NOTIFY_SOCKET", &socket)
@@ -228,7 +228,7 @@ fn a_full_notify_socket_never_blocks_the_loop() {
     // Bound and never read: its queue fills after a few hundred pings.
     let _sock = UnixDatagram::bind(&path).unwrap();
     let agent = Agent::start_with(dir, "[agent]\ninterval = \"1s\"\n", |config| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tether"));
+        let mut cmd = common::tether_command();
         cmd.args(["run", "-c"])
             .arg(config)
             .env("NOTIFY_SOCKET", &path)

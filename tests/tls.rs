@@ -330,7 +330,7 @@ fn the_system_bundle_is_trusted_and_ssl_cert_file_replaces_it() {
     )
     .unwrap();
     let check = |bundle: &Path| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+        common::tether_command()
             .args(["check", "-c"])
             .arg(&cfg)
             .env("SSL_CERT_FILE", bundle)

@@ -751,7 +751,7 @@ fn a_damaged_identity_needs_recovery_until_tether_enroll_with_the_agent_stopped(
 
     let config_path = agent.config.clone();
     let tether = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+        common::tether_command()
             .args(args)
             .arg("-c")
             .arg(&config_path)

@@ -575,6 +575,12 @@ pub fn tether_command() -> Command {
     }
 }
 
+/// The target triple of the binary under test: `TETHER_TEST_TARGET` with a
+/// foreign `TETHER_TEST_BIN`, else the one the tests were built for.
+pub fn test_target() -> String {
+    std::env::var("TETHER_TEST_TARGET").unwrap_or_else(|_| env!("TETHER_TARGET").to_string())
+}
+
 /// `promtool check metrics` on an exposition: the test fails with what
 /// promtool said.
 pub fn promtool_check_metrics(metrics: &str) {
