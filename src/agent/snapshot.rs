@@ -61,20 +61,20 @@ pub struct Snapshot {
 }
 
 /// Yields to the executor once a slice of rendering time has passed.
-struct Slicer {
+pub(crate) struct Slicer {
     slice: Duration,
     since: std::time::Instant,
 }
 
 impl Slicer {
-    fn new(slice: Duration) -> Slicer {
+    pub(crate) fn new(slice: Duration) -> Slicer {
         Slicer {
             slice,
             since: std::time::Instant::now(),
         }
     }
 
-    async fn step(&mut self) {
+    pub(crate) async fn step(&mut self) {
         if self.since.elapsed() >= self.slice {
             futures_lite::future::yield_now().await;
             self.since = std::time::Instant::now();
@@ -749,7 +749,8 @@ impl Snapshot {
     }
 }
 
-fn ago(secs: u64) -> String {
+/// `42s`, `5m`, `3h`, `2d`: an age for operators.
+pub(crate) fn ago(secs: u64) -> String {
     match secs {
         s if s < 120 => format!("{s}s"),
         s if s < 7_200 => format!("{}m", s / 60),

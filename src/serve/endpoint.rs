@@ -1,7 +1,8 @@
-//! The local HTTP endpoint (default 127.0.0.1:7341): `/health`, `/ready`,
+//! The local HTTP endpoint (default 127.0.0.1:7341): `/` (the status page,
+//! [`crate::serve::page`]), `/health`, `/ready`,
 //! `/status` (`?history=1` adds the health history, `?format=table` for
 //! terminals), `/metrics`, `/logs?n=200` (the newest log lines kept in
-//! memory) and `/doctor` (`?format=json`; runs the runbook, one run at a
+//! memory) and `/doctor` (`?format=json` or `html`; runs the runbook, one run at a
 //! time, at most [`DOCTOR_DEADLINE`]). Bounded in every direction: request
 //! heads of at most [`MAX_HEAD`], a client that has not sent its request or
 //! read the answer within [`CLIENT_DEADLINE`] is dropped, at most
@@ -27,6 +28,7 @@ use crate::agent::state::{stall_limit, AgentState};
 use crate::os::alarm::until;
 use crate::os::procfs;
 use crate::serve::metrics::{self, Chunked, Extra};
+use crate::serve::page;
 
 pub const MAX_HEAD: usize = 8 * 1024;
 pub const CLIENT_DEADLINE: Duration = Duration::from_secs(5);
@@ -36,7 +38,7 @@ pub const DOCTOR_DEADLINE: Duration = Duration::from_secs(120);
 /// `/metrics` yields to every probe due while it renders; on a saturated
 /// agent it answers 503 by then (Prometheus's default scrape timeout).
 pub const METRICS_DEADLINE: Duration = Duration::from_secs(10);
-const PATHS: &str = "/health /ready /status /metrics /logs /doctor";
+const PATHS: &str = "/ /health /ready /status /metrics /logs /doctor";
 
 pub async fn serve(
     ex: &'static LocalExecutor<'static>,
@@ -134,9 +136,9 @@ fn text(status: &'static str, body: impl Into<String>) -> Response {
 /// What a request asks for: an answer at once, or a doctor run.
 enum Routed {
     Now(Response),
-    Doctor {
-        json: bool,
-    },
+    Doctor(DoctorFormat),
+    /// `/`: the status page, rendered in `handle` as `/status` is.
+    Page(Box<crate::agent::snapshot::Snapshot>),
     /// `/metrics`: rendered in `handle`, yielding to the probes.
     Metrics(Box<(crate::agent::snapshot::Snapshot, Extra)>),
     /// `/status`, the same way: JSON, or the table (at a width).
@@ -240,7 +242,32 @@ async fn handle(
                 ),
             }
         }
-        Routed::Doctor { .. } if doctoring.get() => {
+        Routed::Page(snap) => match until(
+            Instant::now() + METRICS_DEADLINE,
+            page::render(&snap, metrics::SLICE),
+        )
+        .await
+        {
+            Some(body) => Response {
+                status: "200 OK",
+                content_type: "text/html; charset=utf-8",
+                extra: format!(
+                    "Tether-Severity: {}\r\n{}Refresh: {}\r\n",
+                    snap.severity.as_str(),
+                    page_headers(),
+                    page::REFRESH_SECONDS
+                ),
+                body,
+            },
+            None => text(
+                "503 Service Unavailable",
+                format!(
+                    "the page did not render within {}: the agent is saturated\n",
+                    crate::config::duration::format(METRICS_DEADLINE)
+                ),
+            ),
+        },
+        Routed::Doctor(_) if doctoring.get() => {
             let mut r = text(
                 "429 Too Many Requests",
                 "a doctor run is in progress; try again when it has finished\n",
@@ -248,22 +275,30 @@ async fn handle(
             r.extra = "Retry-After: 10\r\n".into();
             r
         }
-        Routed::Doctor { json } => {
+        Routed::Doctor(format) => {
             doctoring.set(true);
             let run = crate::diagnose::doctor::diagnose(state, true);
             let d = until(Instant::now() + DOCTOR_DEADLINE, run).await;
             doctoring.set(false);
             match d {
-                Some(d) => Response {
-                    status: "200 OK",
-                    content_type: if json {
-                        "application/json"
-                    } else {
-                        "text/plain; charset=utf-8"
-                    },
-                    extra: format!("Tether-Verdict: {}\r\n", d.exit_code()),
-                    body: if json { d.to_json() } else { d.to_text() },
-                },
+                Some(d) => {
+                    let verdict = format!("Tether-Verdict: {}\r\n", d.exit_code());
+                    let (content_type, extra, body) = match format {
+                        DoctorFormat::Json => ("application/json", verdict, d.to_json()),
+                        DoctorFormat::Text => ("text/plain; charset=utf-8", verdict, d.to_text()),
+                        DoctorFormat::Html => (
+                            "text/html; charset=utf-8",
+                            verdict + &page_headers(),
+                            page::doctor(&d),
+                        ),
+                    };
+                    Response {
+                        status: "200 OK",
+                        content_type,
+                        extra,
+                        body,
+                    }
+                }
                 None => text(
                     "504 Gateway Timeout",
                     "the doctor run did not finish in time\n",
@@ -341,6 +376,22 @@ async fn read_request(
     })
 }
 
+#[derive(Clone, Copy)]
+enum DoctorFormat {
+    Text,
+    Json,
+    Html,
+}
+
+/// What every HTML answer carries: its policy (only its own stylesheet),
+/// no sniffing, no referrer, no framing (`head` adds no caching).
+fn page_headers() -> String {
+    format!(
+        "Content-Security-Policy: {}\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nX-Frame-Options: DENY\r\n",
+        page::csp()
+    )
+}
+
 /// `key=value` in a query string.
 fn param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
     query
@@ -365,10 +416,13 @@ fn route(method: &str, target: &str, state: &AgentState) -> Routed {
         .filter(|w| (40..=1000).contains(w));
     Routed::Now(match path {
         "/doctor" => {
-            return Routed::Doctor {
-                json: param(query, "format") == Some("json"),
-            }
+            return Routed::Doctor(match param(query, "format") {
+                Some("json") => DoctorFormat::Json,
+                Some("html") => DoctorFormat::Html,
+                _ => DoctorFormat::Text,
+            })
         }
+        "/" => return Routed::Page(Box::new(Snapshot::with_history(state))),
         "/logs" => {
             let n = match param(query, "n").map(str::parse::<usize>) {
                 None => 200,

@@ -11,6 +11,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod browser;
 pub mod debian_root;
 pub mod pki;
 pub mod proxy;

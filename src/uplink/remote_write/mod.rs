@@ -66,7 +66,7 @@ pub async fn push(rw: &RemoteWrite, resolver: &Resolver, body: &[u8]) -> Answer 
             let pair = format!("{user}:{}", password.expose());
             headers.push((
                 "Authorization".into(),
-                format!("Basic {}", base64(pair.as_bytes())),
+                format!("Basic {}", crate::format::base64::encode(pair.as_bytes())),
             ));
         }
         None => {}
@@ -119,43 +119,9 @@ pub fn backoff(failures: u32) -> Duration {
     Duration::from_millis(ms)
 }
 
-/// Standard base64 with padding (RFC 4648), for Basic credentials.
-fn base64(b: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
-    for c in b.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc_4648() {
-        for (i, o) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(i.as_bytes()), o);
-        }
-    }
 
     #[test]
     fn backoff_stays_between_one_and_thirty_seconds() {
