@@ -1072,7 +1072,10 @@ mod tests {
         // The examples in the README and the documents.
         let mut pages = vec![root.join("README.md")];
         for e in std::fs::read_dir(root.join("docs")).unwrap() {
-            pages.push(e.unwrap().path());
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "md") {
+                pages.push(p);
+            }
         }
         for page in pages {
             let text = std::fs::read_to_string(&page).unwrap();
