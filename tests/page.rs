@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -323,6 +324,22 @@ fn the_endpoint_limits_hold_with_the_page_open() {
     assert_eq!(agent.get("/health").0, 200);
     assert_eq!(agent.get("/").0, 200);
     drop(idle);
+    // A client that never finishes its request for the page is dropped
+    // after the client deadline (5 s), and holds nothing up meanwhile.
+    let mut slow = TcpStream::connect(agent.addr).unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    assert_eq!(agent.get("/health").0, 200);
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let sent = Instant::now();
+    let n = slow.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "an answer to half a request");
+    assert!(
+        sent.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        sent.elapsed()
+    );
     // A head past 8 KiB is refused, the page's path or not.
     let big = format!(
         "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
