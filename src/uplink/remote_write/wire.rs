@@ -14,7 +14,10 @@
 //! want owned `String`s for every label of every series, where this writes
 //! straight from the borrowed labels. Snappy is the `snap` crate's raw
 //! (block) encoder: 7 KiB of the static binary, measured
-//! (`docs/fleet.md`, "The wire").
+//! (`docs/fleet.md`, "The wire"). The wire format's pieces are
+//! [`crate::format::protobuf`]'s, shared with the OTLP encoder.
+
+use crate::format::protobuf::{bytes_field, field, field_len, varint, varint_len};
 
 /// The NaN Prometheus reads as "this series ended" (a stale marker).
 pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
@@ -87,26 +90,6 @@ impl Series {
     }
 }
 
-/// A length-delimited field with `tag` at the start of `b`: its bytes and
-/// what follows.
-fn field(b: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-    if *b.first()? != tag {
-        return None;
-    }
-    let (mut len, mut shift, mut i) = (0usize, 0u32, 1);
-    loop {
-        let c = *b.get(i)?;
-        len |= usize::from(c & 0x7f).checked_shl(shift)?;
-        i += 1;
-        if c < 0x80 {
-            break;
-        }
-        shift += 7;
-    }
-    let end = i.checked_add(len)?;
-    Some((b.get(i..end)?, &b[end..]))
-}
-
 /// The protobuf bytes of a `WriteRequest` holding `series`.
 pub fn write_request(series: &[Series]) -> Vec<u8> {
     // A sample: tag + 8 bytes of double, tag + varint timestamp.
@@ -151,34 +134,6 @@ pub fn label_len(k: &str, v: &str) -> usize {
     field_len(field_len(k.len()) + field_len(v.len()))
 }
 
-/// A length-delimited field's size with its tag and length prefix.
-fn field_len(n: usize) -> usize {
-    1 + varint_len(n as u64) + n
-}
-
-fn bytes_field(out: &mut Vec<u8>, tag: u8, b: &[u8]) {
-    out.push(tag);
-    varint(out, b.len() as u64);
-    out.extend_from_slice(b);
-}
-
-fn varint_len(mut v: u64) -> usize {
-    let mut n = 1;
-    while v >= 0x80 {
-        v >>= 7;
-        n += 1;
-    }
-    n
-}
-
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,13 +159,6 @@ mod tests {
             };
             assert!(damaged.labels().len() <= 2);
         }
-        assert_eq!(
-            field(
-                &[0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
-                0x0a
-            ),
-            None
-        );
     }
 
     #[test]
@@ -236,17 +184,7 @@ mod tests {
     }
 
     #[test]
-    fn negative_and_large_values_round_the_varint() {
-        let mut b = Vec::new();
-        varint(&mut b, (-1i64) as u64);
-        assert_eq!(b.len(), 10);
-        assert_eq!(varint_len((-1i64) as u64), 10);
-        assert_eq!(*b.last().unwrap(), 1);
-        for v in [0u64, 127, 128, 16_383, 16_384, u64::MAX] {
-            let mut b = Vec::new();
-            varint(&mut b, v);
-            assert_eq!(b.len(), varint_len(v), "{v}");
-        }
+    fn lengths_past_one_varint_byte() {
         // Lengths past one varint byte: a 200-byte label value.
         let long = "x".repeat(200);
         let s = series(&[("__name__", &long)], &[(f64::from_bits(STALE_NAN), 5)]);
