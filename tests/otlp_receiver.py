@@ -1,0 +1,139 @@
+"""An OTLP/HTTP metrics receiver for the tests, built on the official
+definitions (PyPI's opentelemetry-proto): every POST body is parsed with the
+generated ExportMetricsServiceRequest class, and what it held is kept.
+
+    python3 otlp_receiver.py            # prints "port N" once it listens
+
+POST /v1/metrics    parses the body (a body that does not parse: 400 and the
+                    parser's error, and it is counted as malformed); answers
+                    200 with an ExportMetricsServiceResponse, or the fault
+                    set below
+GET  /received      every point received so far, one JSON object per line:
+                    resource, scope, metric, unit, kind, temporality,
+                    monotonic, attributes, start and time (ns), value
+GET  /malformed     how many bodies did not parse
+POST /fault         the next answers: a JSON body {"status": 503, "count": 2,
+                    "retry_after": "1", "rejected": 0, "message": ""}
+
+Listens on 127.0.0.1 only, on a port the kernel picks.
+"""
+
+import json
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+
+LOCK = threading.Lock()
+POINTS = []
+MALFORMED = [0]
+FAULTS = []
+
+
+def attrs(kvs):
+    out = {}
+    for kv in kvs:
+        which = kv.value.WhichOneof("value")
+        out[kv.key] = getattr(kv.value, which) if which else None
+    return out
+
+
+def record(req):
+    for rm in req.resource_metrics:
+        resource = attrs(rm.resource.attributes)
+        for sm in rm.scope_metrics:
+            scope = [sm.scope.name, sm.scope.version]
+            for m in sm.metrics:
+                kind = m.WhichOneof("data")
+                data = getattr(m, kind)
+                for p in data.data_points:
+                    which = p.WhichOneof("value")
+                    POINTS.append(
+                        {
+                            "resource": resource,
+                            "scope": scope,
+                            "metric": m.name,
+                            "description": m.description,
+                            "unit": m.unit,
+                            "kind": kind,
+                            "temporality": getattr(data, "aggregation_temporality", None),
+                            "monotonic": getattr(data, "is_monotonic", None),
+                            "attributes": attrs(p.attributes),
+                            "start": p.start_time_unix_nano,
+                            "time": p.time_unix_nano,
+                            "value": repr(getattr(p, which)) if which else None,
+                        }
+                    )
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status, body=b"", headers=()):
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        with LOCK:
+            if self.path == "/received":
+                body = "".join(json.dumps(p) + "\n" for p in POINTS).encode()
+            elif self.path == "/malformed":
+                body = str(MALFORMED[0]).encode()
+            else:
+                return self.answer(404)
+        self.answer(200, body)
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.path == "/fault":
+            f = json.loads(body)
+            with LOCK:
+                FAULTS.extend([f] * int(f.get("count", 1)))
+            return self.answer(200)
+        if self.path != "/v1/metrics":
+            return self.answer(404)
+        if self.headers.get("Content-Type") != "application/x-protobuf":
+            return self.answer(415)
+        try:
+            req = ExportMetricsServiceRequest.FromString(body)
+        except DecodeError as e:
+            with LOCK:
+                MALFORMED[0] += 1
+            return self.answer(400, str(e).encode())
+        with LOCK:
+            fault = FAULTS.pop(0) if FAULTS else None
+            if fault and fault.get("status", 200) != 200:
+                headers = []
+                if fault.get("retry_after"):
+                    headers.append(("Retry-After", fault["retry_after"]))
+                return self.answer(fault["status"], b"", headers)
+            record(req)
+        resp = ExportMetricsServiceResponse()
+        if fault and (fault.get("rejected") or fault.get("message")):
+            resp.partial_success.rejected_data_points = int(fault.get("rejected", 0))
+            resp.partial_success.error_message = fault.get("message", "")
+        self.answer(
+            200,
+            resp.SerializeToString(),
+            [("Content-Type", "application/x-protobuf")],
+        )
+
+
+def main():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print("port", server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

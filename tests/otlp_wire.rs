@@ -1,0 +1,248 @@
+//! The OTLP encoder against the official definitions: requests of every
+//! shape tether makes (many points, counters and gauges, Unicode, empty and
+//! long attribute values, NaN and infinities, the extremes of time) are
+//! posted to `otlp_receiver.py`, which parses each with the generated
+//! `ExportMetricsServiceRequest` class; every point must come back as it
+//! was sent, and a damaged body must be refused. Needs the receiver's
+//! Python environment, which `bash .ci/run` makes in `target/otel-venv`.
+
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use tether::uplink::otlp::wire::{export_request, Kind, Metric, Origin, Point};
+
+/// The receiver, stopped on drop.
+pub struct Receiver {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Receiver {
+    pub fn start() -> Receiver {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let python = root.join("target/otel-venv/bin/python");
+        assert!(
+            python.exists(),
+            "no {} (bash .ci/run makes it: python3 -m venv target/otel-venv && target/otel-venv/bin/pip install opentelemetry-proto)",
+            python.display()
+        );
+        let mut child = Command::new(python)
+            .arg(root.join("tests/otlp_receiver.py"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line
+            .strip_prefix("port ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("the receiver said {line:?}"));
+        Receiver {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    /// One request; the status and body of the answer.
+    pub fn request(&self, method: &str, path: &str, ctype: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        let mut s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let status = String::from_utf8_lossy(&raw[9..12]).parse().unwrap();
+        (status, raw[end..].to_vec())
+    }
+
+    pub fn received(&self) -> Vec<Value> {
+        let (_, body) = self.request("GET", "/received", "text/plain", b"");
+        String::from_utf8(body)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    pub fn malformed(&self) -> u64 {
+        let (_, body) = self.request("GET", "/malformed", "text/plain", b"");
+        String::from_utf8(body).unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn point(attrs: &[(&str, &str)], start_ns: u64, time_ns: u64, value: f64) -> Point {
+    Point {
+        attributes: attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        start_ns,
+        time_ns,
+        value,
+    }
+}
+
+#[test]
+fn every_shape_of_request_parses_with_the_official_classes_and_reads_back() {
+    let r = Receiver::start();
+    let long = "x".repeat(300);
+    let many: Vec<Point> = (0..2000u64)
+        .map(|i| {
+            point(
+                &[("check", &format!("c{i}")), ("kind", "tcp")],
+                0,
+                1_700_000_000_000_000_000 + i,
+                i as f64 / 7.0,
+            )
+        })
+        .collect();
+    let metrics = vec![
+        Metric {
+            name: "tether.check.duration",
+            description: "How long the run took",
+            unit: "s",
+            kind: Kind::Gauge,
+            points: many,
+        },
+        Metric {
+            name: "tether.check.up",
+            description: "",
+            unit: "1",
+            kind: Kind::Gauge,
+            points: vec![
+                point(&[("check", "café ☕"), ("empty", "")], 0, 1, f64::NAN),
+                point(&[("check", &long)], 0, u64::MAX, f64::INFINITY),
+                point(&[], 0, 0, f64::NEG_INFINITY),
+            ],
+        },
+        Metric {
+            name: "tether.check.failures",
+            description: "Failed runs",
+            unit: "{run}",
+            kind: Kind::Counter,
+            points: vec![point(
+                &[("check", "db")],
+                1_600_000_000_000_000_000,
+                1_700_000_000_000_000_000,
+                12.0,
+            )],
+        },
+    ];
+    let resource = vec![
+        ("service.name".to_string(), "tether".to_string()),
+        ("host.name".to_string(), "edge-ü".to_string()),
+    ];
+    let origin = Origin {
+        resource: &resource,
+        scope_name: "tether",
+        scope_version: env!("CARGO_PKG_VERSION"),
+    };
+    let body = export_request(&origin, &metrics);
+    let (status, answer) = r.request("POST", "/v1/metrics", "application/x-protobuf", &body);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(r.malformed(), 0);
+    assert_eq!(tether::uplink::otlp::wire::partial_success(&answer), None);
+
+    let got = r.received();
+    let sent: Vec<(&Metric, &Point)> = metrics
+        .iter()
+        .flat_map(|m| m.points.iter().map(move |p| (m, p)))
+        .collect();
+    assert_eq!(got.len(), sent.len());
+    for (g, (m, p)) in got.iter().zip(&sent) {
+        assert_eq!(g["resource"]["service.name"], "tether");
+        assert_eq!(g["resource"]["host.name"], "edge-ü");
+        assert_eq!(g["scope"][0], "tether");
+        assert_eq!(g["metric"], m.name);
+        assert_eq!(g["description"], m.description);
+        assert_eq!(g["unit"], m.unit);
+        match m.kind {
+            Kind::Gauge => assert_eq!(g["kind"], "gauge"),
+            Kind::Counter => {
+                assert_eq!(g["kind"], "sum");
+                assert_eq!(g["temporality"], 2, "cumulative");
+                assert_eq!(g["monotonic"], true);
+                assert_eq!(g["start"].as_u64(), Some(p.start_ns));
+            }
+        }
+        assert_eq!(g["time"].as_u64(), Some(p.time_ns), "{g}");
+        let value: f64 = match g["value"].as_str().unwrap() {
+            "nan" => f64::NAN,
+            "inf" => f64::INFINITY,
+            "-inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap(),
+        };
+        assert!(
+            value == p.value || (value.is_nan() && p.value.is_nan()),
+            "{g}"
+        );
+        let attrs = g["attributes"].as_object().unwrap();
+        assert_eq!(attrs.len(), p.attributes.len(), "{g}");
+        for (k, v) in &p.attributes {
+            assert_eq!(attrs[k], v.as_str(), "{g}");
+        }
+    }
+
+    // A damaged body is refused, and counted: the receiver catches a bad
+    // byte (here a length that runs past the end).
+    let mut damaged = body.clone();
+    damaged.truncate(body.len() / 2);
+    let (status, _) = r.request("POST", "/v1/metrics", "application/x-protobuf", &damaged);
+    assert_eq!(status, 400);
+    assert_eq!(r.malformed(), 1);
+}
+
+#[test]
+fn a_partial_success_from_the_official_classes_reads_back() {
+    let r = Receiver::start();
+    let (status, _) = r.request(
+        "POST",
+        "/fault",
+        "application/json",
+        br#"{"status": 200, "count": 1, "rejected": 3, "message": "3 points too old"}"#,
+    );
+    assert_eq!(status, 200);
+    let origin = Origin {
+        resource: &[],
+        scope_name: "tether",
+        scope_version: "0",
+    };
+    let metrics = [Metric {
+        name: "tether.check.up",
+        description: "",
+        unit: "1",
+        kind: Kind::Gauge,
+        points: vec![point(&[], 0, 1, 1.0)],
+    }];
+    let (status, answer) = r.request(
+        "POST",
+        "/v1/metrics",
+        "application/x-protobuf",
+        &export_request(&origin, &metrics),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        tether::uplink::otlp::wire::partial_success(&answer),
+        Some((3, "3 points too old".to_string()))
+    );
+}
