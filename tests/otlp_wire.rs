@@ -6,7 +6,6 @@
 //! was sent, and a damaged body must be refused. Needs the receiver's
 //! Python environment, which `bash .ci/run` makes in `target/otel-venv`.
 
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -245,4 +244,65 @@ fn a_partial_success_from_the_official_classes_reads_back() {
         tether::uplink::otlp::wire::partial_success(&answer),
         Some((3, "3 points too old".to_string()))
     );
+}
+
+/// Records as the agent stores them become points the official classes
+/// read with the right names, units, kinds, attributes and times.
+#[test]
+fn records_become_points_the_official_classes_read() {
+    use tether::uplink::otlp::points::{Batch, Context};
+    let r = Receiver::start();
+    let ctx = Context {
+        agent_statuses: &["online", "degraded", "offline"],
+        severities: &["healthy", "unhealthy", "critical"],
+    };
+    let mut b = Batch::default();
+    let result = "{\"time\":\"2026-12-05T00:00:01.000Z\",\"type\":\"result\",\"check\":\"db\",\
+                  \"kind\":\"tcp\",\"role\":\"resource\",\"status\":\"ok\",\"label.site\":\"fra1\",\
+                  \"duration_ms\":2.5,\"flapping\":false}";
+    let heartbeat = "{\"time\":\"2026-12-05T00:00:02.000Z\",\"type\":\"heartbeat\",\
+                     \"status\":\"degraded\",\"severity\":\"unhealthy\",\"overloaded\":true,\
+                     \"backlog_records\":4,\"dropped\":2,\"heartbeat_interval_seconds\":10,\
+                     \"process_start_ms\":1796428800000}";
+    assert_eq!(b.add(result, 1_796_428_801_000, &ctx), 8);
+    assert_eq!(b.add(heartbeat, 1_796_428_802_000, &ctx), 10);
+    let origin = Origin {
+        resource: &[("service.name".to_string(), "tether".to_string())],
+        scope_name: "tether",
+        scope_version: env!("CARGO_PKG_VERSION"),
+    };
+    let body = export_request(&origin, &b.into_metrics());
+    let (status, _) = r.request("POST", "/v1/metrics", "application/x-protobuf", &body);
+    assert_eq!(status, 200);
+    let got = r.received();
+    assert_eq!(got.len(), 18);
+    let find = |name: &str| {
+        got.iter()
+            .find(|p| p["metric"] == name)
+            .unwrap_or_else(|| panic!("no {name}: {got:?}"))
+    };
+    let up = find("tether.check.up");
+    assert_eq!(up["kind"], "gauge");
+    assert_eq!(up["value"], "1.0");
+    assert_eq!(up["time"].as_u64(), Some(1_796_428_801_000_000_000));
+    assert_eq!(up["attributes"]["site"], "fra1");
+    assert_eq!(up["attributes"]["check"], "db");
+    let duration = find("tether.check.duration");
+    assert_eq!(duration["unit"], "s");
+    assert_eq!(duration["value"], "0.0025");
+    let dropped = find("tether.upstream.dropped");
+    assert_eq!(dropped["kind"], "sum");
+    assert_eq!(dropped["monotonic"], true);
+    assert_eq!(dropped["start"].as_u64(), Some(1_796_428_800_000_000_000));
+    assert_eq!(dropped["value"], "2.0");
+    let degraded: Vec<&Value> = got
+        .iter()
+        .filter(|p| p["metric"] == "tether.agent.status")
+        .collect();
+    assert_eq!(degraded.len(), 3);
+    for p in degraded {
+        let on = p["attributes"]["status"] == "degraded";
+        assert_eq!(p["value"], if on { "1.0" } else { "0.0" });
+    }
+    assert_eq!(r.malformed(), 0);
 }

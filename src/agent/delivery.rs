@@ -69,6 +69,14 @@ pub fn heartbeat(
         .uint(Some("backlog_records"), u.outbox.backlog_records())
         .uint(Some("backlog_bytes"), u.outbox.backlog_bytes())
         .uint(Some("dropped"), u.outbox.dropped)
+        // Since when `dropped` counts: an OTLP counter's start time.
+        .uint(
+            Some("process_start_ms"),
+            state
+                .started
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+        )
         .uint(Some("dead_lettered"), u.dead_lettered)
         .bool(Some("spool_degraded"), u.outbox.disk_error.is_some())
         .opt_str(

@@ -246,6 +246,31 @@ fn label_fields(b: &mut Body, c: &Check) {
 /// The prefix of a removed check's label fields.
 pub const LABEL_FIELD: &str = "label.";
 
+/// A stored record's top-level fields, as `json_fields` reads them.
+pub type Fields<'a> = [(
+    std::borrow::Cow<'a, str>,
+    crate::format::json_fields::Field<'a>,
+)];
+
+/// A stored result's or removal's check, kind and role, when it has all
+/// three (the destinations' series and points start from them).
+pub fn check_kind_role<'a>(f: &'a Fields) -> Option<(&'a str, &'a str, &'a str)> {
+    use crate::format::json_fields::str_of;
+    Some((str_of(f, "check")?, str_of(f, "kind")?, str_of(f, "role")?))
+}
+
+/// A stored record's check labels (its `label.NAME` fields).
+pub fn own_labels<'a>(f: &'a Fields) -> Vec<(&'a str, &'a str)> {
+    f.iter()
+        .filter_map(|(k, v)| match v {
+            crate::format::json_fields::Field::Str(v) => {
+                Some((k.strip_prefix(LABEL_FIELD)?, v.as_ref()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// `type = "transition"`, `scope = "check"`: a check's damped status changed.
 pub fn check_transition(name: &str, from: &str, o: &Outcome, to: &str, time_ms: u64) -> Body {
     let mut b = Body::new(time_ms, "transition");

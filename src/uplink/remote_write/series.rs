@@ -8,7 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::format::json_fields::{bool_of, fields, num_of, str_of, Field};
+use crate::format::json_fields::{bool_of, fields, num_of, str_of};
+use crate::uplink::record::{check_kind_role, own_labels, Fields};
 use crate::uplink::remote_write::wire::{self, Series, STALE_NAN};
 
 /// The check states of `tether_check_status`, as in `/metrics`.
@@ -208,12 +209,8 @@ impl Batch {
     }
 
     fn result(&mut self, f: &Fields, t: i64, ctx: &Context) {
-        let (Some(check), Some(kind), Some(role), Some(status)) = (
-            str_of(f, "check"),
-            str_of(f, "kind"),
-            str_of(f, "role"),
-            str_of(f, "status"),
-        ) else {
+        let (Some((check, kind, role)), Some(status)) = (check_kind_role(f), str_of(f, "status"))
+        else {
             return;
         };
         let mine = own_labels(f);
@@ -290,9 +287,7 @@ impl Batch {
 
     /// A check a reload removed: a stale marker on each of its series.
     fn removed(&mut self, f: &Fields, t: i64, ctx: &Context) {
-        let (Some(check), Some(kind), Some(role)) =
-            (str_of(f, "check"), str_of(f, "kind"), str_of(f, "role"))
-        else {
+        let Some((check, kind, role)) = check_kind_role(f) else {
             return;
         };
         let mine = own_labels(f);
@@ -318,22 +313,6 @@ impl Batch {
             self.push(name, &mut base, None, stale, t);
         }
     }
-}
-
-/// A record's top-level fields.
-type Fields<'a> = [(std::borrow::Cow<'a, str>, Field<'a>)];
-
-/// A check's own labels, as its record carries them (`label.NAME`).
-fn own_labels<'a>(f: &'a Fields) -> Vec<(&'a str, &'a str)> {
-    f.iter()
-        .filter_map(|(k, v)| match v {
-            Field::Str(v) => Some((
-                k.strip_prefix(crate::uplink::record::LABEL_FIELD)?,
-                v.as_ref(),
-            )),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Result fields that become a series of their own, where they apply.
