@@ -384,7 +384,8 @@ enum DoctorFormat {
 }
 
 /// What every HTML answer carries: its policy (only its own stylesheet),
-/// no sniffing, no referrer, no framing (`head` adds no caching).
+/// no sniffing, no referrer, no framing (`head` adds `Cache-Control:
+/// no-store` to every answer).
 fn page_headers() -> String {
     format!(
         "Content-Security-Policy: {}\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nX-Frame-Options: DENY\r\n",
