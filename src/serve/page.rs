@@ -308,7 +308,9 @@ fn strip(mine: &[&Transition], current: &str, start: u64, now: u64) -> String {
     let mut state = mine.first().map_or(current, |t| class_of(&t.from));
     let mut title = String::from("before the first change recorded");
     for t in mine.iter().map(Some).chain([None]) {
-        let until = t.map_or(now, |t| t.at_ms.max(from));
+        // Never before `from`: a clock stepped back after the last change
+        // gives an empty span, not an underflow.
+        let until = t.map_or(now, |t| t.at_ms).max(from);
         let _ = write!(
             out,
             "<rect class=\"b-{state}\" x=\"{}\" width=\"{}\" height=\"10\"><title>{}</title></rect>",
@@ -372,4 +374,44 @@ pub fn doctor(d: &Diagnosis) -> String {
             esc(&d.to_text())
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(at_ms: u64, from: &str, to: &str) -> Transition {
+        Transition {
+            at_ms,
+            check: Some("db".into()),
+            from: from.into(),
+            to: to.into(),
+            why: "<why>".into(),
+        }
+    }
+
+    #[test]
+    fn a_strip_spans_the_history_and_survives_a_clock_stepped_back() {
+        let a = change(1_000, "pending", "ok");
+        let b = change(2_000, "ok", "crit");
+        let s = strip(&[&a, &b], "crit", 1_000, 3_000);
+        // pending (none), ok for half the window, crit for the other half.
+        assert!(
+            s.contains("<rect class=\"b-pending\" x=\"0\" width=\"10\" height=\"10\">"),
+            "{s}"
+        );
+        assert!(
+            s.contains("<rect class=\"b-ok\" x=\"0\" width=\"5000\" height=\"10\">"),
+            "{s}"
+        );
+        assert!(
+            s.contains("<rect class=\"b-crit\" x=\"5000\" width=\"5000\" height=\"10\">"),
+            "{s}"
+        );
+        assert!(s.contains("ok → crit &lt;why&gt;"), "escaped: {s}");
+        // Now before the last change, and changes out of order: no
+        // underflow, no panic.
+        let s = strip(&[&b, &a], "crit", 1_000, 500);
+        assert!(s.ends_with("</svg>"));
+    }
 }
