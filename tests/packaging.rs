@@ -353,6 +353,10 @@ fn the_deb_installs_upgrades_keeping_state_removes_and_purges() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(meta.permissions().mode() & 0o777, 0o700);
     assert!(
+        Path::new("/etc/tether/conf.d").is_dir(),
+        "no conf.d for drop-ins"
+    );
+    assert!(
         Path::new("/etc/systemd/system/multi-user.target.wants/tether.service").exists(),
         "not enabled"
     );

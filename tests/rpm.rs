@@ -203,6 +203,10 @@ fn the_rpm_installs_upgrades_keeping_state_erases_and_follows_presets_in_a_scrat
     assert!(shell.ends_with("/nologin"), "{shell}");
     assert!(uid < 1000, "a system user: {uid}");
     assert_eq!(state_dir_owner_and_mode(&r), (uid, gid, 0o700));
+    assert!(
+        r.join("etc/tether/conf.d").is_dir(),
+        "no conf.d for drop-ins"
+    );
     assert!(enabled.is_symlink(), "not enabled per the preset");
     let version = chroot(&r, &["tether", "--version"]);
     assert!(
@@ -268,7 +272,12 @@ fn the_rpm_installs_upgrades_keeping_state_erases_and_follows_presets_in_a_scrat
     for tool in hidden {
         std::fs::rename(r.join(tool), r.join(format!("{tool}.hidden"))).unwrap();
     }
+    std::fs::remove_dir_all(r.join("etc/tether/conf.d")).unwrap();
     assert_eq!(rpm_in(&r, &["-i", "--nodeps", first]), "");
+    assert!(
+        r.join("etc/tether/conf.d").is_dir(),
+        "no conf.d without tmpfiles"
+    );
     let (uid, gid, home, shell) = user_in(&r, "tether").expect("useradd made no user");
     assert_eq!(home, "/var/lib/tether");
     assert!(shell.ends_with("/nologin"), "{shell}");
