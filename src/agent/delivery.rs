@@ -72,10 +72,7 @@ pub fn heartbeat(
         // Since when `dropped` counts: an OTLP counter's start time.
         .uint(
             Some("process_start_ms"),
-            state
-                .started
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            crate::os::clock::unix_millis(state.started),
         )
         .uint(Some("dead_lettered"), u.dead_lettered)
         .bool(Some("spool_degraded"), u.outbox.disk_error.is_some())
