@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::shipped::{cargo, root, run, static_binary, stdout, SIZE_GOAL, TARGET};
+use common::shipped::{cargo, require_root, root, run, static_binary, stdout, SIZE_GOAL, TARGET};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -30,13 +30,6 @@ fn bare_root(tag: &str, name: &str, kind: &str, target: &str) -> std::path::Path
     )
     .unwrap();
     dir
-}
-
-fn require_root() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "this test installs a package and uses chroot: run it as root (CI does)"
-    );
 }
 
 #[test]

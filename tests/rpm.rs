@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::shipped::{cargo, root, run, sha256, static_binary, stdout, TARGET};
+use common::shipped::{cargo, require_root, root, run, sha256, static_binary, stdout, TARGET};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -181,10 +181,7 @@ fn chroot(r: &Path, args: &[&str]) -> String {
 
 #[test]
 fn the_rpm_installs_upgrades_keeping_state_erases_and_follows_presets_in_a_scratch_root() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "this test installs into a root with chroot: run it as root (CI does)"
-    );
+    require_root();
     let first = build_rpm(1);
     let second = build_rpm(2);
     let (first, second) = (first.to_str().unwrap(), second.to_str().unwrap());
@@ -311,10 +308,7 @@ fn the_rpm_installs_upgrades_keeping_state_erases_and_follows_presets_in_a_scrat
 /// it and leaves its state.
 #[test]
 fn under_a_real_systemd_upgrade_restarts_and_erase_stops_the_agent() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "this test boots a container: run it as root (CI does)"
-    );
+    require_root();
     let first = build_rpm(1);
     let second = build_rpm(2);
     let dir = common::debian_root::fresh("rpm-nspawn-root");

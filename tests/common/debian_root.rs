@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
+use super::shipped::{root, run};
+
 /// Written into the pristine root once debootstrap has finished, holding
 /// the package list (a root made with another list is made again).
 const DONE: &str = ".tether-pristine";
@@ -15,7 +17,7 @@ const DONE: &str = ".tether-pristine";
 const INCLUDE: &str = "--include=systemd,systemd-sysv,ca-certificates,procps,rpm";
 
 fn target() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target")
+    root().join("target")
 }
 
 /// A fresh copy of the pristine root at `target/NAME`.
@@ -28,34 +30,16 @@ pub fn fresh(name: &str) -> PathBuf {
         if done != INCLUDE {
             let _ = std::fs::remove_dir_all(&pristine);
             let (suite, mirror) = host_suite_and_mirror();
-            let out = Command::new("debootstrap")
+            run(Command::new("debootstrap")
                 .args(["--variant=minbase", INCLUDE, &suite])
                 .arg(&pristine)
-                .arg(&mirror)
-                .output()
-                .expect("debootstrap (bash .ci/run installs it)");
-            assert!(
-                out.status.success(),
-                "debootstrap failed: {}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
+                .arg(&mirror));
             std::fs::write(pristine.join(DONE), INCLUDE).unwrap();
         }
     }
     let copy = target().join(name);
     let _ = std::fs::remove_dir_all(&copy);
-    let out = Command::new("cp")
-        .arg("-a")
-        .arg(&pristine)
-        .arg(&copy)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "cp -a {pristine:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run(Command::new("cp").arg("-a").arg(&pristine).arg(&copy));
     copy
 }
 

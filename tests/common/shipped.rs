@@ -13,6 +13,14 @@ pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// These tests install into roots and chroot: root only (CI runs as root).
+pub fn require_root() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test installs packages, chroots or boots a container: run it as root (CI does)"
+    );
+}
+
 /// Runs `cmd`, which must succeed; its output.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd
