@@ -642,7 +642,7 @@ async fn checks(o: &mut Out<'_, '_>, s: &Snapshot) {
         o.step().await;
         let mut own = check_labels(c);
         own.push(("status", ""));
-        for st in crate::uplink::remote_write::series::CHECK_STATES {
+        for st in crate::uplink::record::CHECK_STATES {
             let cur = c.health.status.map_or("pending", Status::as_str);
             *own.last_mut().expect("pushed above") = ("status", st);
             o.sample("check_status", &pushed(s, &own), flag(cur == st));

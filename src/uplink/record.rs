@@ -246,6 +246,10 @@ fn label_fields(b: &mut Body, c: &Check) {
 /// The prefix of a removed check's label fields.
 pub const LABEL_FIELD: &str = "label.";
 
+/// The states a result's `health` (its check's damped state) takes, in the
+/// order every destination lists them.
+pub const CHECK_STATES: [&str; 5] = ["ok", "warn", "crit", "unknown", "pending"];
+
 /// A stored record's top-level fields, as `json_fields` reads them.
 pub type Fields<'a> = [(
     std::borrow::Cow<'a, str>,

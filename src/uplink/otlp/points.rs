@@ -15,10 +15,7 @@
 
 use crate::format::json_fields::{bool_of, fields, num_of, str_of};
 use crate::uplink::otlp::wire::{Kind, Metric, Point};
-use crate::uplink::record::{check_kind_role, own_labels, Fields};
-
-/// The check states of `tether.check.status`, as in `/metrics`.
-pub const CHECK_STATES: [&str; 5] = ["ok", "warn", "crit", "unknown", "pending"];
+use crate::uplink::record::{check_kind_role, own_labels, Fields, CHECK_STATES};
 
 /// The vocabularies of the agent's enum-style metrics (owned by the agent,
 /// which this layer may not import).

@@ -9,11 +9,8 @@
 use std::collections::BTreeMap;
 
 use crate::format::json_fields::{bool_of, fields, num_of, str_of};
-use crate::uplink::record::{check_kind_role, own_labels, Fields};
+use crate::uplink::record::{check_kind_role, own_labels, Fields, CHECK_STATES};
 use crate::uplink::remote_write::wire::{self, Series, STALE_NAN};
-
-/// The check states of `tether_check_status`, as in `/metrics`.
-pub const CHECK_STATES: [&str; 5] = ["ok", "warn", "crit", "unknown", "pending"];
 
 /// What every series of this agent carries, and the vocabularies of the
 /// agent's enum-style series (owned by the agent, which this layer may not
