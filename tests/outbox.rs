@@ -340,7 +340,7 @@ fn outbox_model_small_bounds_nothing_unaccounted() {
     }
 }
 
-/// One destination's account in the two-destination model.
+/// One destination's account in the many-destination model.
 #[derive(Default)]
 struct Account {
     owed: BTreeSet<u64>,
@@ -350,18 +350,21 @@ struct Account {
     named: BTreeSet<u64>,
 }
 
-/// The outbox with both destinations: random pushes, flushes, batches for
-/// each (acknowledged or failed), reconnect heartbeats, clean restarts.
-/// Checked at every step: each destination's backlog is exactly what it is
-/// owed (until a restart makes the upstream's inexact: it may get records
-/// again that it took from memory, which its protocol allows); the
-/// remote-write batches are in increasing order and never repeat a record,
-/// across restarts too; the upstream repeats one only after a restart. At
-/// the end every number reached each destination or a gap naming it.
-fn run_two(seed: u64, small: bool, deferred: bool) {
+/// The outbox with the upstream and one or both receivers (remote-write,
+/// OTLP): random pushes, flushes, batches for each (acknowledged or
+/// failed), reconnect heartbeats, clean restarts. Checked at every step:
+/// each destination's backlog is exactly what it is owed (until a restart
+/// makes the upstream's inexact: it may get records again that it took
+/// from memory, which its protocol allows); the receivers' batches are in
+/// increasing order and never repeat a record, across restarts too; the
+/// upstream repeats one only after a restart. At the end every number
+/// reached each destination or a gap naming it.
+fn run_many(seed: u64, small: bool, deferred: bool, otlp: bool) {
     use tether::uplink::spool::Dest;
-    let dir = common::temp_dir("outbox-two");
-    let both = [Dest::Upstream, Dest::RemoteWrite];
+    let dir = common::temp_dir("outbox-many");
+    let all = [Dest::Upstream, Dest::RemoteWrite, Dest::Otlp];
+    let both = &all[..if otlp { 3 } else { 2 }];
+    let receivers = &both[1..];
     let cfg = SpoolConfig {
         dir: dir.join("spool"),
         max_bytes: if small { 64 << 10 } else { 64 << 20 },
@@ -369,7 +372,7 @@ fn run_two(seed: u64, small: bool, deferred: bool) {
         ring_records: if small { 16 } else { 10_000 },
     };
     let open2 = || {
-        let mut ob = Outbox::open_for(&cfg, &dir, false, 1_795_290_810_000, &both);
+        let mut ob = Outbox::open_for(&cfg, &dir, false, 1_795_290_810_000, both);
         if deferred {
             ob.sync_wake = Some(std::rc::Rc::default());
         }
@@ -377,7 +380,7 @@ fn run_two(seed: u64, small: bool, deferred: bool) {
     };
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut ob = open2();
-    let mut acc: [Account; 2] = Default::default();
+    let mut acc: [Account; 3] = Default::default();
     let mut made = BTreeSet::new();
     let mut run_no = 0u32;
     let mut i = 0;
@@ -446,25 +449,26 @@ fn run_two(seed: u64, small: bool, deferred: bool) {
                 }
             }
             65..=84 => {
-                let Some(out) = ob.next_remote(rng.usize(1..60), 0) else {
+                let d = receivers[rng.usize(..receivers.len())];
+                let Some(out) = ob.next_ordered(d, rng.usize(1..60), 0) else {
                     continue;
                 };
                 assert!(out.recs.windows(2).all(|w| w[0].seq < w[1].seq), "{ctx}");
                 if exact {
                     for r in &out.recs {
                         assert!(
-                            acc[1].owed.contains(&r.seq),
-                            "{ctx}: seq {} not owed to remote_write",
+                            acc[d as usize].owed.contains(&r.seq),
+                            "{ctx}: seq {} not owed to {d:?}",
                             r.seq
                         );
                     }
                 }
                 if rng.u32(0..4) > 0 {
                     gaps_seen.extend(out.recs.iter().filter_map(|r| r.gap));
-                    deliver(&mut acc[1], &out, Dest::RemoteWrite, run_no, &ctx);
-                    ob.acked_for(Dest::RemoteWrite, &out);
+                    deliver(&mut acc[d as usize], &out, d, run_no, &ctx);
+                    ob.acked_for(d, &out);
                 } else {
-                    ob.failed_for(Dest::RemoteWrite, out);
+                    ob.failed_for(d, out);
                 }
             }
             85..=92 => {
@@ -472,7 +476,9 @@ fn run_two(seed: u64, small: bool, deferred: bool) {
                 let out = ob.make_fresh(body(i));
                 let seq = out.recs[0].seq;
                 made.insert(seq);
-                acc[1].owed.insert(seq);
+                for d in receivers {
+                    acc[*d as usize].owed.insert(seq);
+                }
                 if rng.bool() {
                     deliver(&mut acc[0], &out, Dest::Upstream, run_no, &ctx);
                     ob.acked(&out);
@@ -490,11 +496,13 @@ fn run_two(seed: u64, small: bool, deferred: bool) {
             }
         }
         if exact {
-            assert_eq!(
-                ob.backlog_of(Dest::RemoteWrite),
-                acc[1].owed.len() as u64,
-                "{ctx}: remote_write backlog"
-            );
+            for d in receivers {
+                assert_eq!(
+                    ob.backlog_of(*d),
+                    acc[*d as usize].owed.len() as u64,
+                    "{ctx}: {d:?} backlog"
+                );
+            }
             if upstream_exact {
                 assert_eq!(
                     ob.backlog_of(Dest::Upstream),
@@ -504,7 +512,7 @@ fn run_two(seed: u64, small: bool, deferred: bool) {
             }
         }
     }
-    // Drain both.
+    // Drain them all.
     ob.report_drops(0);
     ob.retry_disk_now();
     if ob.spooling() {
@@ -523,11 +531,13 @@ fn run_two(seed: u64, small: bool, deferred: bool) {
             ob.acked(&out);
             any = true;
         }
-        if let Some(out) = ob.next_remote(100, 0) {
-            gaps_seen.extend(out.recs.iter().filter_map(|r| r.gap));
-            deliver(&mut acc[1], &out, Dest::RemoteWrite, run_no, "drain");
-            ob.acked_for(Dest::RemoteWrite, &out);
-            any = true;
+        for d in receivers {
+            if let Some(out) = ob.next_ordered(*d, 100, 0) {
+                gaps_seen.extend(out.recs.iter().filter_map(|r| r.gap));
+                deliver(&mut acc[*d as usize], &out, *d, run_no, "drain");
+                ob.acked_for(*d, &out);
+                any = true;
+            }
         }
         ob.report_drops(0);
         if !any {
@@ -536,8 +546,9 @@ fn run_two(seed: u64, small: bool, deferred: bool) {
         guard += 1;
         assert!(guard < 100_000, "seed {seed}: the drain never ends");
     }
-    assert_eq!(ob.backlog_of(Dest::Upstream), 0);
-    assert_eq!(ob.backlog_of(Dest::RemoteWrite), 0);
+    for d in both {
+        assert_eq!(ob.backlog_of(*d), 0, "{d:?}");
+    }
     for g in &gaps_seen {
         for (n, d) in both.iter().enumerate() {
             if g.dests & d.bit() != 0 {
@@ -554,12 +565,15 @@ fn run_two(seed: u64, small: bool, deferred: bool) {
         }
     }
     if exact {
-        // With room to spare nothing is dropped: every record reached both.
+        // With room to spare nothing is dropped: every record reached
+        // every receiver.
         for s in &made {
-            assert!(
-                acc[1].delivered.contains_key(s),
-                "seed {seed}: seq {s} never reached remote_write"
-            );
+            for d in receivers {
+                assert!(
+                    acc[*d as usize].delivered.contains_key(s),
+                    "seed {seed}: seq {s} never reached {d:?}"
+                );
+            }
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -568,9 +582,19 @@ fn run_two(seed: u64, small: bool, deferred: bool) {
 #[test]
 fn outbox_model_two_destinations() {
     for seed in 1..=seeds() {
-        run_two(seed, false, false);
-        run_two(seed + 500, true, false);
-        run_two(seed + 700, false, true);
-        run_two(seed + 900, true, true);
+        run_many(seed, false, false, false);
+        run_many(seed + 500, true, false, false);
+        run_many(seed + 700, false, true, false);
+        run_many(seed + 900, true, true, false);
+    }
+}
+
+#[test]
+fn outbox_model_three_destinations() {
+    for seed in 1..=seeds() {
+        run_many(seed + 1100, false, false, true);
+        run_many(seed + 1300, true, false, true);
+        run_many(seed + 1500, false, true, true);
+        run_many(seed + 1700, true, true, true);
     }
 }

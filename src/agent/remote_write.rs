@@ -420,7 +420,10 @@ fn take(state: &Rc<AgentState>, rw: &RemoteWrite, tick: bool) -> Option<Option<H
     // Records that give no samples (gaps, check transitions) are passed
     // over without a request.
     loop {
-        let Some(out) = u.outbox.next_remote(max_records, now_ms) else {
+        let Some(out) = u
+            .outbox
+            .next_ordered(Dest::RemoteWrite, max_records, now_ms)
+        else {
             return Some(None);
         };
         let mut batch = Batch::default();

@@ -36,18 +36,18 @@
 //! the spool is `spool_degraded` as for any disk error. The thread writes
 //! nothing to a spool whose directory has a helper stuck in the kernel.
 //!
-//! # Two destinations
+//! # Three destinations
 //!
-//! With `[remote_write]` configured beside (or instead of) `[upstream]`,
-//! each destination is a [`Lane`] over the same ring and spool. A record
-//! leaves the ring when every configured destination has it; while either
-//! destination fails, records are spooled, and each reads the spool at its
-//! own cursor. A lane remembers the numbers it took from the ring
-//! (`done`), so a record spooled for the other destination is not sent to
-//! it twice. The remote-write lane reads strictly oldest first (the spool,
-//! then the ring), and never past a record that is only in an upload of
-//! its own (the reconnect heartbeat), so one series' samples go out in
-//! time order.
+//! With `[remote_write]` or `[otlp]` configured beside (or instead of)
+//! `[upstream]`, each destination is a [`Lane`] over the same ring and
+//! spool. A record leaves the ring when every configured destination has
+//! it; while any destination fails, records are spooled, and each reads
+//! the spool at its own cursor. A lane remembers the numbers it took from
+//! the ring (`done`), so a record spooled for another destination is not
+//! sent to it twice. The receivers' lanes (remote-write, OTLP) read
+//! strictly oldest first (the spool, then the ring), and never past a
+//! record that is only in an upload of its own (the reconnect heartbeat),
+//! so one series' points go out in time order.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -161,7 +161,7 @@ struct Lane {
     failing: bool,
     /// Numbers it took from the ring (or its own uploads).
     done: Done,
-    /// Of the records spooled for the other destination, those this one
+    /// Of the records spooled for the other destinations, those this one
     /// already has: on disk past its cursor, not in its backlog.
     done_on_disk: u64,
     /// Of those, how many its batch in flight passed over: no longer on
@@ -180,14 +180,14 @@ pub struct Outbox {
     pub disk_error: Option<String>,
     disk_retry: Option<Instant>,
     /// Per destination (`Dest as usize`).
-    lanes: [Lane; 2],
+    lanes: [Lane; 3],
     /// Records dropped from the ring, not yet reported by a gap record.
     pending_gap: Option<Gap>,
     pub seq: Sequence,
     /// Records dropped (ring and spool), for `/metrics`.
     pub dropped: u64,
     /// Of those, the ones each destination missed (`Dest as usize`).
-    pub lost: [u64; 2],
+    pub lost: [u64; 3],
     /// What only memory holds, mirrored for the next run after a crash
     /// (`None` if the file could not be made: a crash then reports the
     /// lease window).
@@ -268,7 +268,7 @@ impl Outbox {
             pending_gap: None,
             seq,
             dropped: 0,
-            lost: [0; 2],
+            lost: [0; 3],
             mirror,
             fresh: Vec::new(),
             ring_gaps: VecDeque::new(),
@@ -500,13 +500,13 @@ impl Outbox {
     }
 
     /// The destination the heartbeat's backlog figures are about: the
-    /// upstream when configured.
+    /// first configured of the upstream, the remote-write receiver and the
+    /// OTLP receiver.
     fn primary(&self) -> Dest {
-        if self.has(Dest::Upstream) || !self.has(Dest::RemoteWrite) {
-            Dest::Upstream
-        } else {
-            Dest::RemoteWrite
-        }
+        Dest::ALL
+            .into_iter()
+            .find(|d| self.has(*d))
+            .unwrap_or(Dest::Upstream)
     }
 
     /// The spool's fsyncs so far (none without a spool).
@@ -647,19 +647,19 @@ impl Outbox {
         }))
     }
 
-    /// The next batch for the remote-write receiver, oldest first: its
-    /// backlog on disk, then the ring, never past a record that is in an
-    /// upload of its own.
-    pub fn next_remote(&mut self, max_records: usize, now_ms: u64) -> Option<Outgoing> {
-        const D: Dest = Dest::RemoteWrite;
-        while self.spool_unread(D) > 0 {
-            let before = self.spool_unread(D);
-            match self.read_spool(D, max_records, usize::MAX / 2, now_ms) {
+    /// The next batch for a receiver (`d`: remote-write or OTLP), oldest
+    /// first: its backlog on disk, then the ring, never past a record that
+    /// is in an upload of its own.
+    pub fn next_ordered(&mut self, d: Dest, max_records: usize, now_ms: u64) -> Option<Outgoing> {
+        let name = d.as_str();
+        while self.spool_unread(d) > 0 {
+            let before = self.spool_unread(d);
+            match self.read_spool(d, max_records, usize::MAX / 2, now_ms) {
                 Ok(Some(out)) => return Some(out),
-                Ok(None) if self.spool_unread(D) < before => continue,
+                Ok(None) if self.spool_unread(d) < before => continue,
                 Ok(None) => {
                     // Never spin on a backlog that reading does not shrink.
-                    log::error!("spool: the remote-write backlog does not move; reading the ring");
+                    log::error!("spool: the {name} backlog does not move; reading the ring");
                     break;
                 }
                 Err(e) => {
@@ -670,14 +670,14 @@ impl Outbox {
         }
         // Records waiting for their sync are older than the ring's: the
         // ring waits for them (they are read from the spool once synced).
-        if self.syncing.iter().any(|r| !self.done(D, r.seq)) {
+        if self.syncing.iter().any(|r| !self.done(d, r.seq)) {
             return None;
         }
         let barrier = self.fresh.iter().copied().min().unwrap_or(u64::MAX);
         let recs: Vec<Rec> = self
             .ring
             .iter()
-            .filter(|r| !self.done(D, r.seq))
+            .filter(|r| !self.done(d, r.seq))
             .take_while(|r| r.seq < barrier)
             .take(max_records)
             .cloned()
@@ -712,11 +712,15 @@ impl Outbox {
                 for r in &out.recs {
                     self.lanes[d as usize].done.insert(r.seq);
                 }
-                if d == Dest::RemoteWrite && self.spool_unread(d) == 0 && self.syncing.is_empty() {
-                    // Everything up to here is delivered, in order: a copy
-                    // spooled for the upstream is passed over, also after
-                    // a restart.
-                    if let (Some(s), Some(m)) = (self.spool.as_mut(), self.lanes[1].done.max()) {
+                if d != Dest::Upstream {
+                    // A receiver's lane reads in order: the spool first,
+                    // the ring only once it has every record on disk, so
+                    // every record up to here is delivered. A copy spooled
+                    // for another destination (also one spilled while this
+                    // batch was out, or still syncing) is passed over,
+                    // also after a restart.
+                    let max = self.lanes[d as usize].done.max();
+                    if let (Some(s), Some(m)) = (self.spool.as_mut(), max) {
                         s.acked_up_to(d, m);
                     }
                 }
@@ -729,8 +733,8 @@ impl Outbox {
             }
             Source::Fresh => {
                 self.fresh.retain(|s| !out.recs.iter().any(|r| r.seq == *s));
-                if self.has(Dest::RemoteWrite) && d == Dest::Upstream {
-                    // The other destination still needs it.
+                if d == Dest::Upstream && (self.has(Dest::RemoteWrite) || self.has(Dest::Otlp)) {
+                    // The other destinations still need it.
                     for r in &out.recs {
                         self.lanes[d as usize].done.insert(r.seq);
                         self.queue(r.clone());

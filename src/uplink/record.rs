@@ -82,16 +82,16 @@ pub struct Gap {
     pub count: u64,
     pub reason: GapReason,
     /// The destinations that miss these records: bits of
-    /// `spool::Dest::bit` (upstream 1, remote_write 2).
+    /// `spool::Dest::bit` (upstream 1, remote_write 2, otlp 4).
     pub dests: u8,
 }
 
 /// Every destination: a loss before the spool (ring full, a crash, damage
 /// on disk) misses them all.
-pub const ALL_DESTS: u8 = 0b11;
+pub const ALL_DESTS: u8 = 0b111;
 
 /// The names of the destinations in a gap's `dests`, for its record.
-const DEST_NAMES: [(u8, &str); 2] = [(1, "upstream"), (2, "remote_write")];
+const DEST_NAMES: [(u8, &str); 3] = [(1, "upstream"), (2, "remote_write"), (4, "otlp")];
 
 impl Gap {
     /// One gap covering both; the reason of the larger loss wins.
@@ -421,7 +421,7 @@ mod tests {
             &*r.body,
             "\"time\":\"2026-11-21T19:53:30.123Z\",\"type\":\"gap\",\"first_seq\":10,\
              \"last_seq\":20,\"count\":7,\"reason\":\"spool_full\",\
-             \"destinations\":[\"upstream\",\"remote_write\"]}"
+             \"destinations\":[\"upstream\",\"remote_write\",\"otlp\"]}"
         );
         assert_eq!(read_back(&r.body), Some((1_795_290_810_123, Some(g))));
         let mut line = Vec::new();

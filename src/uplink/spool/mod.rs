@@ -30,7 +30,8 @@
 //!
 //! `acked` in the same directory holds decimal lines: `acked=N` (every
 //! spooled record up to seq N was acknowledged by the upstream),
-//! `remote_acked=N` (the same for the remote-write receiver) and
+//! `remote_acked=N` and `otlp_acked=N` (the same for the remote-write and
+//! the OTLP receiver) and
 //! `dropped=N` (records up to N were dropped and a gap record was queued
 //! for them). It is written by rename, without fsync: losing it only means
 //! records are sent again, and the receivers drop duplicates (the upstream
@@ -38,9 +39,9 @@
 //!
 //! # Destinations
 //!
-//! Each configured destination ([`Dest`]) has its own cursor: the upstream
-//! and the remote-write receiver read the same segments, each at its own
-//! pace. Records are appended in increasing sequence order; each backlog
+//! Each configured destination ([`Dest`]) has its own cursor: the
+//! upstream, the remote-write and the OTLP receiver read the same
+//! segments, each at its own pace. Records are appended in increasing sequence order; each backlog
 //! drains oldest first, so what a destination has acknowledged is a prefix.
 //! A segment is deleted only when every configured destination has
 //! acknowledged every record in it, or when the spool is full and it is
@@ -100,21 +101,41 @@ pub enum Dest {
     Upstream = 0,
     /// The Prometheus remote-write receiver (`[remote_write]`).
     RemoteWrite = 1,
+    /// The OpenTelemetry OTLP/HTTP receiver (`[otlp]`).
+    Otlp = 2,
 }
 
 impl Dest {
-    pub const ALL: [Dest; 2] = [Dest::Upstream, Dest::RemoteWrite];
+    pub const ALL: [Dest; 3] = [Dest::Upstream, Dest::RemoteWrite, Dest::Otlp];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Dest::Upstream => "upstream",
             Dest::RemoteWrite => "remote_write",
+            Dest::Otlp => "otlp",
         }
     }
 
     /// The bit of this destination in [`Gap::dests`].
     pub fn bit(self) -> u8 {
         1 << self as u8
+    }
+
+    /// Its receiver keeps duplicates (the control plane drops them by
+    /// agent id and seq, an OTLP backend keeps both): its cursor is written
+    /// at every acknowledgement. A Prometheus store drops a sample it has,
+    /// so the remote-write receiver's is written every [`ACKED_EVERY`].
+    fn exact(self) -> bool {
+        self != Dest::RemoteWrite
+    }
+
+    /// Its key in the `acked` file.
+    fn acked_key(self) -> &'static str {
+        match self {
+            Dest::Upstream => "acked",
+            Dest::RemoteWrite => "remote_acked",
+            Dest::Otlp => "otlp_acked",
+        }
     }
 }
 
@@ -211,7 +232,7 @@ pub struct Spool {
     segments: VecDeque<Segment>,
     /// The newest segment, open for appending.
     tail: Option<File>,
-    cursors: [Cursor; 2],
+    cursors: [Cursor; 3],
     dropped: u64,
     /// The sequence number of the last record ever written (segment headers).
     last_written: u64,
@@ -278,7 +299,7 @@ impl FsyncStats {
 /// a read holds in memory is its batch and one window, not the segment.
 const READ_WINDOW: usize = 64 * 1024;
 
-/// While the remote-write receiver drains a backlog, its cursor is written
+/// While a receiver (remote-write, OTLP) drains a backlog, its cursor is written
 /// at most this often (and at once when a segment is deleted, with an
 /// upstream acknowledgement, and at shutdown): after a crash, at most this
 /// much of its backlog is sent again.
@@ -302,10 +323,10 @@ impl Spool {
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
-        let (acked, remote_acked, dropped) = read_acked(dir);
-        let cursor = |acked: u64, d: Dest| Cursor {
-            pos: Pos::start_of(None, acked),
-            acked,
+        let (acked, dropped) = read_acked(dir);
+        let cursor = |d: Dest| Cursor {
+            pos: Pos::start_of(None, acked[d as usize]),
+            acked: acked[d as usize],
             on: dests.contains(&d),
         };
         let mut names: Vec<u64> = fs::read_dir(dir)?
@@ -319,15 +340,12 @@ impl Spool {
             sync,
             segments: VecDeque::new(),
             tail: None,
-            cursors: [
-                cursor(acked, Dest::Upstream),
-                cursor(remote_acked, Dest::RemoteWrite),
-            ],
+            cursors: Dest::ALL.map(cursor),
             dropped,
             // Numbers up to `acked` and `dropped` were written here once,
             // even when no segment is left: the floor for the sequence
             // numbers and for the next segment's header.
-            last_written: acked.max(remote_acked).max(dropped),
+            last_written: acked.into_iter().fold(dropped, u64::max),
             total_bytes: 0,
             acked_dirty: false,
             acked_saved: Instant::now(),
@@ -603,10 +621,10 @@ impl Spool {
         c.pos = end;
         c.acked = c.acked.max(end.last_seq);
         let deleted = self.collect();
-        // The upstream's cursor is written at every acknowledgement (a
-        // crash sends it nothing twice); the remote-write receiver's as
-        // [`Spool::note_acked`] says.
-        self.note_acked(deleted || d == Dest::Upstream);
+        // The upstream's and the OTLP receiver's cursors are written at
+        // every acknowledgement (a crash sends them nothing twice); the
+        // remote-write receiver's as [`Spool::note_acked`] says.
+        self.note_acked(deleted || d.exact());
     }
 
     /// `d` has every record up to `seq` (it took them from memory): spooled
@@ -619,13 +637,13 @@ impl Spool {
             if self.segments.is_empty() {
                 self.acked_dirty = true;
             } else {
-                self.note_acked(false);
+                self.note_acked(d.exact());
             }
         }
     }
 
     /// A cursor moved: `acked` is rewritten now if it must be (`now`:
-    /// segments were deleted, or the upstream's cursor moved) or the last
+    /// segments were deleted, or an exact destination's cursor moved) or the last
     /// write is [`ACKED_EVERY`] old; otherwise later. Losing the
     /// remote-write receiver's newer cursor to a crash only sends samples
     /// again, which a store drops or keeps as duplicates (`docs/spool.md`).
@@ -682,10 +700,11 @@ impl Spool {
         self.acked_dirty = false;
         self.acked_saved = Instant::now();
         let tmp = self.dir.join("acked.tmp");
-        let text = format!(
-            "acked={}\nremote_acked={}\ndropped={}\n",
-            self.cursors[0].acked, self.cursors[1].acked, self.dropped
-        );
+        let mut text = String::new();
+        for d in Dest::ALL {
+            text += &format!("{}={}\n", d.acked_key(), self.cursors[d as usize].acked);
+        }
+        text += &format!("dropped={}\n", self.dropped);
         // Not fsynced: a lost cursor costs duplicates, never records.
         let r = OpenOptions::new()
             .write(true)
@@ -722,15 +741,15 @@ fn corrupt_gap(first: u64, last: u64) -> Gap {
     }
 }
 
-/// `acked`, `remote_acked`, `dropped` (0 when missing).
-fn read_acked(dir: &Path) -> (u64, u64, u64) {
+/// Each destination's `acked` number and `dropped` (0 when missing).
+fn read_acked(dir: &Path) -> ([u64; 3], u64) {
     let text = fs::read_to_string(dir.join("acked")).unwrap_or_default();
     let field = |k: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(k)?.strip_prefix('=')?.trim().parse().ok())
             .unwrap_or(0)
     };
-    (field("acked"), field("remote_acked"), field("dropped"))
+    (Dest::ALL.map(|d| field(d.acked_key())), field("dropped"))
 }
 
 fn remove(path: &Path) {
