@@ -188,7 +188,8 @@ fn every_key_the_walker_accepts_is_documented() {
     let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
     let src = read("src/config/sections.rs")
         + &read("src/config/checks.rs")
-        + &read("src/config/remote_write.rs");
+        + &read("src/config/remote_write.rs")
+        + &read("src/config/otlp.rs");
     let reference = read("packaging/tether.toml");
     let docs = read("docs/configuration.md") + &read("docs/checks.md");
     let mut keys = Vec::new();

@@ -2,7 +2,7 @@
 definitions (PyPI's opentelemetry-proto): every POST body is parsed with the
 generated ExportMetricsServiceRequest class, and what it held is kept.
 
-    python3 otlp_receiver.py            # prints "port N" once it listens
+    python3 otlp_receiver.py [PORT]     # prints "port N" once it listens
 
 POST /v1/metrics    parses the body (a body that does not parse: 400 and the
                     parser's error, and it is counted as malformed); answers
@@ -12,15 +12,26 @@ GET  /received      every point received so far, one JSON object per line:
                     resource, scope, metric, unit, kind, temporality,
                     monotonic, attributes, start and time (ns), value
 GET  /malformed     how many bodies did not parse
+GET  /log           one JSON object per POST /v1/metrics: its arrival
+                    (seconds, monotonic), the status answered, the points
+                    it held and its Content-Encoding
 POST /fault         the next answers: a JSON body {"status": 503, "count": 2,
-                    "retry_after": "1", "rejected": 0, "message": ""}
+                    "retry_after": "1", "rejected": 0, "message": "",
+                    "delay": 0.05}; an error status answers a
+                    google.rpc.Status with the message, as OTLP/HTTP says;
+                    delay (seconds) holds the answer that long
 
-Listens on 127.0.0.1 only, on a port the kernel picks.
+A body with Content-Encoding: gzip is gunzipped first (one that does not
+gunzip counts as malformed).
+
+Listens on 127.0.0.1 only, on PORT or one the kernel picks.
 """
 
+import gzip
 import json
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from google.protobuf.message import DecodeError
@@ -33,6 +44,24 @@ LOCK = threading.Lock()
 POINTS = []
 MALFORMED = [0]
 FAULTS = []
+LOG = []
+
+
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def rpc_status(code, message):
+    """A google.rpc.Status: code (1) and message (2)."""
+    m = message.encode()
+    return b"\x08" + varint(code) + b"\x12" + varint(len(m)) + m
 
 
 def attrs(kvs):
@@ -89,6 +118,8 @@ class Handler(BaseHTTPRequestHandler):
                 body = "".join(json.dumps(p) + "\n" for p in POINTS).encode()
             elif self.path == "/malformed":
                 body = str(MALFORMED[0]).encode()
+            elif self.path == "/log":
+                body = "".join(json.dumps(e) + "\n" for e in LOG).encode()
             else:
                 return self.answer(404)
         self.answer(200, body)
@@ -102,21 +133,39 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(200)
         if self.path != "/v1/metrics":
             return self.answer(404)
+        arrived = time.monotonic()
+        encoding = self.headers.get("Content-Encoding", "")
         if self.headers.get("Content-Type") != "application/x-protobuf":
             return self.answer(415)
         try:
+            if encoding == "gzip":
+                body = gzip.decompress(body)
+            elif encoding:
+                raise ValueError("unknown Content-Encoding " + encoding)
             req = ExportMetricsServiceRequest.FromString(body)
-        except DecodeError as e:
+        except (DecodeError, ValueError, OSError, EOFError) as e:
             with LOCK:
                 MALFORMED[0] += 1
+                LOG.append({"at": arrived, "status": 400, "points": 0, "encoding": encoding})
             return self.answer(400, str(e).encode())
+        points = sum(
+            len(getattr(m, m.WhichOneof("data")).data_points)
+            for rm in req.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+        )
         with LOCK:
             fault = FAULTS.pop(0) if FAULTS else None
-            if fault and fault.get("status", 200) != 200:
-                headers = []
+        if fault and fault.get("delay"):
+            time.sleep(float(fault["delay"]))
+        with LOCK:
+            status = fault.get("status", 200) if fault else 200
+            LOG.append({"at": arrived, "status": status, "points": points, "encoding": encoding})
+            if status != 200:
+                headers = [("Content-Type", "application/x-protobuf")]
                 if fault.get("retry_after"):
                     headers.append(("Retry-After", fault["retry_after"]))
-                return self.answer(fault["status"], b"", headers)
+                return self.answer(status, rpc_status(3, fault.get("message", "")), headers)
             record(req)
         resp = ExportMetricsServiceResponse()
         if fault and (fault.get("rejected") or fault.get("message")):
@@ -129,8 +178,17 @@ class Handler(BaseHTTPRequestHandler):
         )
 
 
+class Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        # A client killed mid-request (the tests SIGKILL the agent) is
+        # expected; anything else is printed.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 def main():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    server = Server(("127.0.0.1", port), Handler)
     print("port", server.server_address[1], flush=True)
     server.serve_forever()
 

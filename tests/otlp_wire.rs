@@ -6,88 +6,11 @@
 //! was sent, and a damaged body must be refused. Needs the receiver's
 //! Python environment, which `bash .ci/run` makes in `target/otel-venv`.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+mod common;
 
+use common::otlp::Receiver;
 use serde_json::Value;
 use tether::uplink::otlp::wire::{export_request, Kind, Metric, Origin, Point};
-
-/// The receiver, stopped on drop.
-pub struct Receiver {
-    child: Child,
-    pub addr: SocketAddr,
-}
-
-impl Receiver {
-    pub fn start() -> Receiver {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let python = root.join("target/otel-venv/bin/python");
-        assert!(
-            python.exists(),
-            "no {} (bash .ci/run makes it: python3 -m venv target/otel-venv && target/otel-venv/bin/pip install opentelemetry-proto)",
-            python.display()
-        );
-        let mut child = Command::new(python)
-            .arg(root.join("tests/otlp_receiver.py"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port: u16 = line
-            .strip_prefix("port ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("the receiver said {line:?}"));
-        Receiver {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        }
-    }
-
-    /// One request; the status and body of the answer.
-    pub fn request(&self, method: &str, path: &str, ctype: &str, body: &[u8]) -> (u16, Vec<u8>) {
-        let mut s = TcpStream::connect(self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        s.write_all(head.as_bytes()).unwrap();
-        s.write_all(body).unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        let status = String::from_utf8_lossy(&raw[9..12]).parse().unwrap();
-        (status, raw[end..].to_vec())
-    }
-
-    pub fn received(&self) -> Vec<Value> {
-        let (_, body) = self.request("GET", "/received", "text/plain", b"");
-        String::from_utf8(body)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    pub fn malformed(&self) -> u64 {
-        let (_, body) = self.request("GET", "/malformed", "text/plain", b"");
-        String::from_utf8(body).unwrap().parse().unwrap()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn point(attrs: &[(&str, &str)], start_ns: u64, time_ns: u64, value: f64) -> Point {
     Point {

@@ -411,14 +411,9 @@ fn stored_samples(store: SocketAddr) -> Option<u64> {
     query_number(store, q).map(|v| v as u64)
 }
 
-/// CPU per result of the remote-write encoding, in this process: the
-/// series a stored result record stands for, protobuf and snappy, in
-/// batches of 250 records (2,000 samples) as the agent sends them. µs:
-/// (all, of which reading the record, the protobuf, snappy).
-pub fn encode_us_per_result() -> [f64; 4] {
-    use tether::uplink::remote_write::series::{Batch, Context};
-    use tether::uplink::remote_write::wire;
-    let bodies: Vec<String> = (0..250)
+/// 250 stored result records of 100 TCP checks, as the agent spools them.
+fn result_bodies() -> Vec<String> {
+    (0..250)
         .map(|i| {
             format!(
                 "\"time\":\"2026-12-01T10:00:{:02}.{:03}Z\",\"type\":\"result\",\"check\":\"resource-db-{}\",\"kind\":\"tcp\",\"role\":\"resource\",\"status\":\"ok\",\"health\":\"ok\",\"flapping\":false,\"reason\":null,\"message\":\"connected to 10.20.30.40:5432 in 0.4ms\",\"duration_ms\":0.412,\"peer\":\"10.20.30.40:5432\"}}",
@@ -427,7 +422,17 @@ pub fn encode_us_per_result() -> [f64; 4] {
                 i % 100
             )
         })
-        .collect();
+        .collect()
+}
+
+/// CPU per result of the remote-write encoding, in this process: the
+/// series a stored result record stands for, protobuf and snappy, in
+/// batches of 250 records (2,000 samples) as the agent sends them. µs:
+/// (all, of which reading the record, the protobuf, snappy).
+pub fn encode_us_per_result() -> [f64; 4] {
+    use tether::uplink::remote_write::series::{Batch, Context};
+    use tether::uplink::remote_write::wire;
+    let bodies = result_bodies();
     let labels = vec![
         ("group".to_string(), "eu-west".to_string()),
         ("site".into(), "fra1".into()),
@@ -492,6 +497,116 @@ pub fn encode_us_per_result() -> [f64; 4] {
     ]
 }
 
+/// CPU per result of the OTLP encoding, in this process, on the same
+/// records and batches as [`encode_us_per_result`]: the points a stored
+/// result stands for, the `ExportMetricsServiceRequest` and gzip. µs:
+/// (all, of which reading the record into points, the protobuf, gzip).
+pub fn otlp_encode_us_per_result() -> [f64; 4] {
+    use tether::uplink::otlp::points::{Batch, Context};
+    let bodies = result_bodies();
+    let ctx = Context {
+        agent_statuses: &[
+            "online",
+            "degraded",
+            "offline",
+            "needs_recovery",
+            "version_unsupported",
+            "disabled",
+        ],
+        severities: &["healthy", "unhealthy", "critical"],
+    };
+    let resource: Vec<(String, String)> = [
+        ("service.name", "tether"),
+        ("service.version", "0.1.0"),
+        ("service.instance.id", "00112233445566778899aabbccddeeff"),
+        ("tether.agent", "edge-1"),
+        ("host.name", "edge-1.example.com"),
+        ("host.arch", "amd64"),
+        ("os.type", "linux"),
+        ("os.description", "Debian GNU/Linux 12 (bookworm)"),
+        ("group", "eu-west"),
+        ("site", "fra1"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let rounds = 200;
+    let batch = |r: usize| {
+        let mut b = Batch::default();
+        for (i, body) in bodies.iter().enumerate() {
+            b.add(body, 1_796_000_000_000 + (r * 250 + i) as u64, &ctx);
+        }
+        b
+    };
+    let start = Cpu::this_thread_ns();
+    let mut bytes = 0;
+    for r in 0..rounds {
+        let m = batch(r).into_metrics();
+        let body = tether::agent::otlp::request_body(&resource, &m);
+        bytes += tether::format::gzip::compress(&body).len();
+    }
+    let ns = Cpu::this_thread_ns() - start;
+    assert!(bytes > 0);
+    let t = Cpu::this_thread_ns();
+    for r in 0..rounds {
+        std::hint::black_box(batch(r));
+    }
+    let points = Cpu::this_thread_ns() - t;
+    let m = batch(0).into_metrics();
+    let t = Cpu::this_thread_ns();
+    for _ in 0..rounds {
+        std::hint::black_box(tether::agent::otlp::request_body(&resource, &m));
+    }
+    let pb = Cpu::this_thread_ns() - t;
+    let raw = tether::agent::otlp::request_body(&resource, &m);
+    let t = Cpu::this_thread_ns();
+    for _ in 0..rounds {
+        std::hint::black_box(tether::format::gzip::compress(&raw));
+    }
+    let gz = Cpu::this_thread_ns() - t;
+    let n = (rounds * 250) as f64 * 1e3;
+    [
+        ns as f64 / n,
+        points as f64 / n,
+        pb as f64 / n,
+        gz as f64 / n,
+    ]
+}
+
+/// The OTLP request for the 250 results of [`otlp_encode_us_per_result`]:
+/// its size raw and gzip-compressed, and the remote-write request's
+/// (snappy) for the same records.
+pub fn body_sizes() -> (usize, usize, usize) {
+    let bodies = result_bodies();
+    let statuses = ["online", "degraded", "offline"];
+    let severities = ["healthy", "unhealthy", "critical"];
+    let mut b = tether::uplink::otlp::points::Batch::default();
+    let ctx = tether::uplink::otlp::points::Context {
+        agent_statuses: &statuses,
+        severities: &severities,
+    };
+    for (i, body) in bodies.iter().enumerate() {
+        b.add(body, 1_796_000_000_000 + i as u64, &ctx);
+    }
+    let resource = vec![("service.name".to_string(), "tether".to_string())];
+    let raw = tether::agent::otlp::request_body(&resource, &b.into_metrics());
+    let gz = tether::format::gzip::compress(&raw).len();
+    let labels: Vec<(String, String)> = Vec::new();
+    let rctx = tether::uplink::remote_write::series::Context {
+        agent: "edge-1",
+        agent_id: "00112233445566778899aabbccddeeff",
+        labels: &labels,
+        agent_statuses: &statuses,
+        severities: &severities,
+    };
+    let mut rb = tether::uplink::remote_write::series::Batch::default();
+    for (i, body) in bodies.iter().enumerate() {
+        rb.add(body, 1_796_000_000_000 + i as u64, &rctx);
+    }
+    let rw = tether::uplink::remote_write::wire::body(rb.series()).len();
+    (raw.len(), gz, rw)
+}
+
 /// A receiver that answers 200 to every request (the upstream side of the
 /// two-destination RSS figure).
 fn sink() -> SocketAddr {
@@ -515,9 +630,61 @@ fn sink() -> SocketAddr {
     addr
 }
 
-/// One agent with 100 TCP checks at 1 s, `[upstream]` (a loopback sink)
-/// and `[remote_write]` (VictoriaMetrics): its RSS (KiB) after 30 s, then
-/// its peak (VmHWM) through a store outage of [`outage`] and the drain
+/// A receiver that answers 200 to every request until stopped (then
+/// connections are refused), and can start again on the same address: the
+/// OTLP side of the RSS figure (an empty 200 is a full success in OTLP).
+struct Switch {
+    addr: SocketAddr,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    accept: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Switch {
+    fn start(addr: SocketAddr) -> Switch {
+        use std::sync::atomic::Ordering;
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let l = TcpListener::bind(addr).unwrap();
+        let d = down.clone();
+        let accept = std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                if d.load(Ordering::SeqCst) {
+                    return;
+                }
+                let d = d.clone();
+                std::thread::spawn(move || {
+                    let mut s = s;
+                    let mut buf = Vec::new();
+                    while request::read_request(&mut s, &mut buf).is_some() {
+                        if d.load(Ordering::SeqCst)
+                            || s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                                .is_err()
+                        {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Switch {
+            addr,
+            down,
+            accept: Some(accept),
+        }
+    }
+
+    fn stop(&mut self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One agent with 100 TCP checks at 1 s, `[upstream]` (a loopback sink),
+/// `[remote_write]` (VictoriaMetrics) and `[otlp]` (a [`Switch`]): its RSS
+/// (KiB) after 30 s, then its peak (VmHWM) through an outage of
+/// [`outage`] of both receivers and the drain
 /// after it.
 pub struct Rss {
     pub steady_kib: u64,
@@ -526,7 +693,7 @@ pub struct Rss {
     pub peak_kib: u64,
 }
 
-pub fn rss_two_destinations(bin: &Path, work: &Path) -> Rss {
+pub fn rss_three_destinations(bin: &Path, work: &Path) -> Rss {
     let dir = work.join("fleet-rss");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -534,6 +701,8 @@ pub fn rss_two_destinations(bin: &Path, work: &Path) -> Rss {
     let store_addr = sys::free_port();
     let mut store = start_store(&dir, store_addr);
     let up = sink();
+    let otlp_addr = sys::free_port();
+    let mut otlp = Switch::start(otlp_addr);
     let token = dir.join("token");
     std::fs::write(&token, "bench-token\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -542,7 +711,8 @@ pub fn rss_two_destinations(bin: &Path, work: &Path) -> Rss {
     let mut c = format!(
         "[agent]\ninterval = \"1s\"\ntimeout = \"500ms\"\nlisten = \"{listen}\"\nlog_level = \"warn\"\nstate_dir = \"{}\"\n\n\
          [upstream]\nurl = \"http://{up}/\"\nallow_plaintext = true\ntoken_file = \"{}\"\n\n\
-         [remote_write]\nurl = \"http://{store_addr}/api/v1/write\"\nallow_plaintext = true\n",
+         [remote_write]\nurl = \"http://{store_addr}/api/v1/write\"\nallow_plaintext = true\n\n\
+         [otlp]\nurl = \"http://{otlp_addr}/v1/metrics\"\nallow_plaintext = true\n",
         dir.join("state").display(),
         token.display()
     );
@@ -558,16 +728,30 @@ pub fn rss_two_destinations(bin: &Path, work: &Path) -> Rss {
         metric(&m, "tether_remote_write_samples_sent_total ")
     });
     assert!(sent > 0.0, "the agent sent no samples");
+    let points =
+        get(listen, "/metrics").map_or(0.0, |(_, m)| metric(&m, "tether_otlp_points_sent_total "));
+    assert!(points > 0.0, "the agent sent no OTLP points");
     store.term();
+    otlp.stop();
     std::thread::sleep(outage());
     let outage_peak_kib = sys::status_field(p.pid(), "VmHWM");
     store = start_store(&dir, store_addr);
+    otlp = Switch::start(otlp_addr);
     sys::wait_for(Duration::from_secs(300), Duration::from_millis(500), || {
         drained(&[listen]).then_some(())
+    });
+    sys::wait_for(Duration::from_secs(300), Duration::from_millis(500), || {
+        get(listen, "/metrics")
+            .is_some_and(|(_, m)| {
+                metric(&m, "tether_otlp_oldest_unsent_age_seconds ") < 10.0
+                    && metric(&m, "tether_otlp_backlog_records ") < 50.0
+            })
+            .then_some(())
     });
     let peak_kib = sys::status_field(p.pid(), "VmHWM");
     p.term();
     store.term();
+    otlp.stop();
     let _ = std::fs::remove_dir_all(&dir);
     Rss {
         steady_kib,

@@ -114,9 +114,9 @@ fn main() {
         drain_rows(&s, &mut rows);
     }
     if s.wants("rss") {
-        let r = fleet::rss_two_destinations(&s.bin, &s.work);
+        let r = fleet::rss_three_destinations(&s.bin, &s.work);
         report.push(format!(
-            "RSS with 100 checks and both destinations: {} KiB after 30 s, peak {} KiB at the end of a {} s store outage, {} KiB after the drain\n",
+            "RSS with 100 checks and all three destinations: {} KiB after 30 s, peak {} KiB at the end of a {} s outage of both receivers, {} KiB after the drain\n",
             r.steady_kib,
             r.outage_peak_kib,
             fleet::outage().as_secs(),
@@ -510,8 +510,15 @@ fn encode_section(s: &Settings) -> String {
     let n = env_number("ENCODE_RUNS", 7).max(1) as usize;
     let targets = Targets::tcp(100);
     let mut runs: Vec<([f64; 4], f64)> = Vec::new();
+    let mut otlp: Vec<[f64; 4]> = Vec::new();
     for r in 0..n {
         let e = fleet::encode_us_per_result();
+        let o = fleet::otlp_encode_us_per_result();
+        println!(
+            "encode run {r}: OTLP {:.2} µs per result (points {:.2}, protobuf {:.2}, gzip {:.2})",
+            o[0], o[1], o[2], o[3]
+        );
+        otlp.push(o);
         let dir = s.work.join(format!("encode-tcp-{r}"));
         let t = footprint::tether(&s.bin, &dir.join("tether"), &targets, Kind::Tcp, 10);
         println!(
@@ -532,8 +539,32 @@ fn encode_section(s: &Settings) -> String {
     let (z, z_lo, z_hi) = col(|r| r.0[3]);
     let (t, t_lo, t_hi) = col(|r| r.1);
     let (q, q_lo, q_hi) = col(|r| r.0[0] / r.1);
+    let ocol = |i: usize| {
+        let v: Vec<f64> = otlp.iter().map(|o| o[i]).collect();
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (median(v), lo, hi)
+    };
+    let (o, o_lo, o_hi) = ocol(0);
+    let (op, op_lo, op_hi) = ocol(1);
+    let (ob, ob_lo, ob_hi) = ocol(2);
+    let (oz, oz_lo, oz_hi) = ocol(3);
+    let sizes = fleet::body_sizes();
+    let otlp_rows = format!(
+        "| OTLP encoding per check result, same runs | {o:.2} µs | {o_lo:.2} – {o_hi:.2} µs | ≤ 10 µs in the worst run: {} |\n\
+         | of which the points | {op:.2} µs | {op_lo:.2} – {op_hi:.2} µs | |\n\
+         | of which protobuf | {ob:.2} µs | {ob_lo:.2} – {ob_hi:.2} µs | |\n\
+         | of which gzip | {oz:.2} µs | {oz_lo:.2} – {oz_hi:.2} µs | |\n\
+         | OTLP / remote-write encoding, medians | {:.2} | | |\n\
+         | the request for the 250 results: OTLP raw / OTLP gzip / remote-write snappy | {} B / {} B / {} B | | |\n",
+        met(o_hi <= 10.0),
+        o / e,
+        group(sizes.0 as u64),
+        group(sizes.1 as u64),
+        group(sizes.2 as u64)
+    );
     format!(
-        "### Remote-write encoding\n\n\
+        "### Remote-write and OTLP encoding\n\n\
          {n} runs; each encodes 200 batches of 250 stored result records (2,000 samples) in this process, then runs the agent with 100 TCP checks for 10 s. Median (lowest – highest).\n\n\
          | figure | median | range | goal |\n|---|---|---|---|\n\
          | encoding per check result | {e:.2} µs | {e_lo:.2} – {e_hi:.2} µs | ≤ 10 µs in the worst run: {} |\n\
@@ -541,7 +572,7 @@ fn encode_section(s: &Settings) -> String {
          | of which protobuf | {b:.2} µs | {b_lo:.2} – {b_hi:.2} µs | |\n\
          | of which snappy | {z:.2} µs | {z_lo:.2} – {z_hi:.2} µs | |\n\
          | the agent's CPU per TCP probe, same runs | {t:.1} µs | {t_lo:.1} – {t_hi:.1} µs | |\n\
-         | encoding / TCP probe, within each run | {q:.3} | {q_lo:.3} – {q_hi:.3} | |\n",
+         | encoding / TCP probe, within each run | {q:.3} | {q_lo:.3} – {q_hi:.3} | |\n{otlp_rows}",
         met(e_hi <= 10.0)
     )
 }
@@ -553,7 +584,7 @@ fn fleet_section(s: &Settings) -> String {
         .split(',')
         .filter_map(|n| n.trim().parse().ok())
         .collect();
-    let rss = fleet::rss_two_destinations(&s.bin, &s.work);
+    let rss = fleet::rss_three_destinations(&s.bin, &s.work);
     let vmagent_size = std::fs::metadata("/usr/bin/vmagent").map_or(0, |m| m.len());
     let tether_size = std::fs::metadata(&s.bin).map_or(0, |m| m.len());
     let mut t = format!(
@@ -620,8 +651,8 @@ fn fleet_section(s: &Settings) -> String {
     t.push_str(&stores);
     t.push_str(&format!(
         "\n| figure | measured | goal |\n|---|---|---|\n\
-         | RSS, 100 TCP checks at 1 s, `[upstream]` and `[remote_write]`, after 30 s | {:.2} MiB | — |\n\
-         | the same, peak (VmHWM) through a {} s store outage (at its end: {:.2} MiB) and the drain after it | {:.2} MiB | ≤ 3 MiB: {} |\n\
+         | RSS, 100 TCP checks at 1 s, `[upstream]`, `[remote_write]` and `[otlp]`, after 30 s | {:.2} MiB | — |\n\
+         | the same, peak (VmHWM) through a {} s outage of both receivers (at its end: {:.2} MiB) and the drain after it | {:.2} MiB | ≤ 3 MiB: {} |\n\
          | binary: tether (static, everything) / vmagent | {} B / {} B | — |\n",
         rss.steady_kib as f64 / 1024.0,
         fleet::outage().as_secs(),

@@ -41,6 +41,7 @@ use crate::os::clock::{rfc3339_millis, unix_millis};
 use crate::uplink::link::{LinkState, Uplink};
 use crate::uplink::outbox::{Outgoing, Source};
 use crate::uplink::record::{self, Body, Gap, GapReason};
+use crate::uplink::spool::Dest;
 use crate::uplink::upstream::{self, Answer, Upload};
 
 /// Retry period after the upstream refused our credentials or version.
@@ -95,17 +96,31 @@ pub fn heartbeat(
             Some("heartbeat_interval_seconds"),
             state.heartbeat_interval(),
         );
-    if let Some(rw) = &state.config.borrow().remote_write {
-        let v = u.remote_view(rw.url.to_string(), SystemTime::now());
-        j.begin_object(Some("remote_write"))
+    let config = state.config.borrow();
+    let receivers = [
+        (
+            Dest::RemoteWrite,
+            config.remote_write.as_ref().map(|r| &r.url),
+            "samples",
+        ),
+        (Dest::Otlp, config.otlp.as_ref().map(|o| &o.url), "points"),
+    ];
+    for (d, url, what) in receivers {
+        let Some(url) = url else { continue };
+        let v = u.receiver_view(d, url.to_string(), SystemTime::now());
+        j.begin_object(Some(d.as_str()))
             .str(Some("state"), v.state.as_str())
             .uint(Some("backlog_records"), v.backlog_records)
-            .uint(Some("samples_sent"), v.samples_sent)
-            .uint(Some("samples_retried"), v.samples_retried)
-            .uint(Some("samples_rejected"), u.remote.rejected_total())
+            .uint(Some(&format!("{what}_sent")), v.samples_sent)
+            .uint(Some(&format!("{what}_retried")), v.samples_retried)
+            .uint(
+                Some(&format!("{what}_rejected")),
+                u.receiver(d).rejected_total(),
+            )
             .uint(Some("records_lost"), v.records_lost)
             .end_object();
     }
+    drop(config);
     j.begin_array(Some("checks"));
     for c in state.checks.borrow().iter() {
         j.begin_object(None)

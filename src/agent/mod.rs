@@ -16,6 +16,8 @@ pub mod lateness;
 pub mod limit;
 pub mod maintenance;
 pub mod on_change;
+pub mod otlp;
+pub mod receiver;
 pub mod remote_config;
 pub mod remote_write;
 pub mod scheduler;

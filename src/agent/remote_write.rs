@@ -29,20 +29,20 @@
 //! backlog before the ring, and never past the reconnect heartbeat the
 //! upstream has in flight (`uplink/outbox.rs`).
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_lite::FutureExt;
 
-use crate::agent::health::{AgentStatus, Severity};
+use crate::agent::receiver::{
+    self, flush_tick, last_flush_due, probe_wait, vocabulary, wait_or_probe, Kept, HOLD,
+};
 use crate::agent::state::AgentState;
 use crate::config::RemoteWrite;
 use crate::os::alarm::Alarm;
-use crate::os::clock::{rfc3339_millis, unix_millis};
-use crate::uplink::link::{LinkState, PROBE_EVERY, SEARCH_CREDIT};
+use crate::os::clock::unix_millis;
+use crate::uplink::link::{LinkState, SEARCH_CREDIT};
 use crate::uplink::outbox::Outgoing;
 use crate::uplink::remote_write::series::{Batch, Context};
 use crate::uplink::remote_write::wire::{self, Series};
@@ -50,18 +50,12 @@ use crate::uplink::remote_write::{self as rw_wire, Answer};
 use crate::uplink::spool::Dest;
 use crate::uplink::upstream::retry_wait;
 
-/// The dead-letter file is rotated at this size; one older file is kept,
-/// so the two hold at most twice this.
-pub const DEAD_LETTER_MAX: u64 = 1 << 20;
 /// Samples a record gives at most (a heartbeat: info, status, severity,
 /// overload, counts): a batch of `batch_max_samples / this` records never
 /// holds more than `batch_max_samples` samples.
 const SAMPLES_PER_RECORD: usize = 20;
 /// The search for refused samples sends at most one request this often.
 pub const SEARCH_PACE: Duration = Duration::from_millis(25);
-/// A held batch (401, 403, 404), or a search out of credit, goes again
-/// after this.
-pub const HOLD: Duration = Duration::from_secs(60);
 
 /// The batch being delivered: the records (to give back) and the requests
 /// still to send for them, next on top.
@@ -104,7 +98,7 @@ pub async fn run(state: Rc<AgentState>) {
         let tick = now >= next_tick;
         if tick {
             next_tick = now + rw.flush_interval;
-            flush_tick(&state);
+            flush_tick(&state, Dest::RemoteWrite);
         }
         if let Some(wake_at) = turn(&state, &rw, tick, &mut held).await {
             alarm
@@ -114,29 +108,6 @@ pub async fn run(state: Rc<AgentState>) {
                 })
                 .await;
         }
-    }
-}
-
-/// Every `flush_interval`: without the control plane, this loop makes the
-/// heartbeats; while records are spooled, the ring goes to disk (so what
-/// memory holds is at most one of this loop's flush intervals, whatever
-/// the upstream's is).
-fn flush_tick(state: &Rc<AgentState>) {
-    let status = state
-        .config
-        .borrow()
-        .upstream
-        .is_none()
-        .then(|| state.agent_status());
-    let mut guard = state.uplink.borrow_mut();
-    let Some(u) = guard.as_mut() else { return };
-    if let Some(status) = status {
-        let now = unix_millis(SystemTime::now());
-        let hb = crate::agent::delivery::heartbeat(state, status, u, now);
-        u.outbox.push(hb);
-    }
-    if u.outbox.spooling() {
-        u.outbox.spill();
     }
 }
 
@@ -151,18 +122,7 @@ async fn last_flush(
     held: &mut Option<Held>,
     end: Instant,
 ) {
-    // Not while it fails or is held: a stop must not wait on a receiver
-    // that is known not to take the request.
-    let up = state.uplink.borrow().as_ref().is_some_and(|u| {
-        let r = &u.remote;
-        let failing = matches!(
-            r.state,
-            LinkState::Failing | LinkState::CredentialsRejected | LinkState::NotFound
-        );
-        let waiting = held.is_some() || u.outbox.ring_len_of(Dest::RemoteWrite) > 0;
-        !failing && !r.unreached && waiting
-    });
-    if !up {
+    if !last_flush_due(state, Dest::RemoteWrite, held.is_some()) {
         return;
     }
     rw.timeout = rw
@@ -187,7 +147,7 @@ async fn turn(
     tick: bool,
     held: &mut Option<Held>,
 ) -> Option<Instant> {
-    if let Some(wait) = wait_or_probe(state, rw).await {
+    if let Some(wait) = wait_or_probe(state, Dest::RemoteWrite, &rw.url, rw.timeout).await {
         return Some(wait);
     }
     if held.is_none() {
@@ -349,50 +309,6 @@ async fn turn(
     None
 }
 
-/// `Some(when)` while the link must wait (backoff, hold, the search's
-/// pace); an unreached receiver is probed meanwhile, and a probe that
-/// connects ends the wait.
-async fn wait_or_probe(state: &Rc<AgentState>, rw: &RemoteWrite) -> Option<Instant> {
-    let now = Instant::now();
-    let (not_before, unreached, probe_at) = {
-        let g = state.uplink.borrow();
-        let r = &g.as_ref()?.remote;
-        (r.not_before, r.unreached, r.probe_at)
-    };
-    if !unreached {
-        return (now < not_before).then_some(not_before);
-    }
-    // Nothing answered: only a probe that connects lets a request go.
-    if now < probe_at {
-        return Some(probe_at);
-    }
-    let resolver = state.resolver.borrow().clone();
-    let timeout = rw.timeout.min(PROBE_EVERY * 3);
-    let back = crate::uplink::post::reachable(&rw.url, &resolver, timeout).await;
-    let mut g = state.uplink.borrow_mut();
-    let r = &mut g.as_mut()?.remote;
-    r.probes += 1;
-    if !back {
-        r.probe_at = Instant::now() + probe_wait();
-        return Some(r.probe_at);
-    }
-    log::info!(
-        "remote_write {}: the receiver takes connections again; sending now",
-        rw.url
-    );
-    // A new attempt, not the next of the outage: its backoff starts over.
-    r.unreached = false;
-    r.consecutive_failures = 0;
-    r.not_before = Instant::now();
-    None
-}
-
-/// A random wait of one to three [`PROBE_EVERY`].
-fn probe_wait() -> Duration {
-    let ms = PROBE_EVERY.as_millis() as u64;
-    Duration::from_millis(fastrand::u64(ms..=3 * ms))
-}
-
 /// The next batch and its requests, if one is due: `Some(None)` when
 /// nothing is, `None` when there is no outbox.
 fn take(state: &Rc<AgentState>, rw: &RemoteWrite, tick: bool) -> Option<Option<Held>> {
@@ -441,13 +357,6 @@ fn take(state: &Rc<AgentState>, rw: &RemoteWrite, tick: bool) -> Option<Option<H
             searching: false,
         }));
     }
-}
-
-fn vocabulary() -> (Vec<&'static str>, Vec<&'static str>) {
-    (
-        AgentStatus::ALL.iter().map(|s| s.as_str()).collect(),
-        Severity::ALL.iter().map(|s| s.as_str()).collect(),
-    )
 }
 
 /// A request in two, in order: the first half of its series (or of its one
@@ -501,26 +410,11 @@ fn names_a_sample(reason: &str) -> bool {
 /// Where refused samples are set aside, in the spool directory.
 pub const DEAD_LETTER: &str = "remote-write-dead-letter.txt";
 
-/// What [`dead_letter`] did: whether the samples were written, and how
-/// many older ones the rotation deleted.
-struct Kept {
-    written: bool,
-    discarded: u64,
-}
-
 /// Appends refused samples (the search hands them over one at a time, so
 /// each call writes a few hundred bytes), one `name{labels} value
-/// timestamp_ms` line each after a `#` line saying when and why. Rotated
-/// at [`DEAD_LETTER_MAX`]: the file becomes `.1`, and the samples in the
-/// `.1` it replaces are counted as discarded. The two files are the
-/// dead letters' own disk bound, beside the spool's.
+/// timestamp_ms` line each after a `#` line saying when and why.
 fn dead_letter(dir: &Path, request: &[Series], why: &str) -> Kept {
-    let path = dir.join(DEAD_LETTER);
-    let mut text = format!(
-        "# {} {}\n",
-        rfc3339_millis(unix_millis(SystemTime::now())),
-        crate::format::text::clip(why, 400).replace('\n', " ")
-    );
+    let mut lines = String::new();
     for s in request {
         let all = s.labels();
         let name = all
@@ -533,48 +427,10 @@ fn dead_letter(dir: &Path, request: &[Series], why: &str) -> Kept {
             .map(|(k, v)| format!("{k}=\"{}\"", crate::format::text::label_value(v)))
             .collect();
         for (v, t) in &s.samples {
-            text.push_str(&format!("{name}{{{}}} {v} {t}\n", labels.join(",")));
+            lines.push_str(&format!("{name}{{{}}} {v} {t}\n", labels.join(",")));
         }
     }
-    let mut discarded = 0;
-    let size = std::fs::metadata(&path).map_or(0, |m| m.len());
-    if size + text.len() as u64 > DEAD_LETTER_MAX {
-        let older = dir.join(format!("{DEAD_LETTER}.1"));
-        discarded = samples_in(&older);
-        if let Err(e) = std::fs::rename(&path, &older) {
-            log::error!("cannot rotate {}: {e}", path.display());
-        } else if discarded > 0 {
-            log::warn!(
-                "{} rotated: {discarded} older dead letters deleted",
-                path.display()
-            );
-        }
-    }
-    let r = crate::os::files::private_dir(dir).and_then(|()| {
-        use std::os::unix::fs::OpenOptionsExt;
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&path)?
-            .write_all(text.as_bytes())
-    });
-    if let Err(e) = &r {
-        log::error!("cannot write {}: {e}", path.display());
-    }
-    Kept {
-        written: r.is_ok(),
-        discarded,
-    }
-}
-
-/// Sample lines in a dead-letter file (at most a little over
-/// [`DEAD_LETTER_MAX`] is read); 0 if there is none.
-fn samples_in(path: &Path) -> u64 {
-    let text = crate::os::files::read_file(path, 2 * DEAD_LETTER_MAX).unwrap_or_default();
-    text.split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty() && l[0] != b'#')
-        .count() as u64
+    receiver::dead_letter(dir, DEAD_LETTER, why, &lines)
 }
 
 #[cfg(test)]

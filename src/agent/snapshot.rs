@@ -13,6 +13,7 @@ use crate::format::perfdata::PerfDatum;
 use crate::format::text::fit;
 use crate::os::clock::{rfc3339, rfc3339_unix};
 use crate::outcome::{Phase, Status};
+use crate::uplink::spool::Dest;
 
 pub struct CheckView {
     pub spec: Rc<Check>,
@@ -25,6 +26,8 @@ pub struct Snapshot {
     pub upstream: Option<crate::uplink::link::UpstreamView>,
     /// `None` without `[remote_write]`.
     pub remote_write: Option<crate::uplink::link::RemoteView>,
+    /// `None` without `[otlp]`.
+    pub otlp: Option<crate::uplink::link::RemoteView>,
     pub agent: String,
     /// The labels every pushed series carries (`[agent] labels` and
     /// `[remote_write] labels`),
@@ -100,13 +103,21 @@ impl Snapshot {
             let url = state.config.borrow().upstream.as_ref()?.url.to_string();
             Some(u.view(url, SystemTime::now()))
         });
-        let remote_write = state.uplink.borrow().as_ref().and_then(|u| {
-            let url = state.config.borrow().remote_write.as_ref()?.url.to_string();
-            Some(u.remote_view(url, SystemTime::now()))
-        });
+        let receiver = |d: Dest, url: Option<String>| {
+            let g = state.uplink.borrow();
+            Some(g.as_ref()?.receiver_view(d, url?, SystemTime::now()))
+        };
+        let c = state.config.borrow();
+        let remote_write = receiver(
+            Dest::RemoteWrite,
+            c.remote_write.as_ref().map(|r| r.url.to_string()),
+        );
+        let otlp = receiver(Dest::Otlp, c.otlp.as_ref().map(|o| o.url.to_string()));
+        drop(c);
         Snapshot {
             upstream,
             remote_write,
+            otlp,
             agent: state.config.borrow().agent.name.clone(),
             labels: state.config.borrow().push_labels(),
             agent_id: state
@@ -277,44 +288,13 @@ impl Snapshot {
                     .end_object();
             }
         }
-        match &self.remote_write {
-            None => {
-                j.opt_str(Some("remote_write"), None);
-            }
-            Some(r) => {
-                j.begin_object(Some("remote_write"))
-                    .str(Some("url"), &r.url)
-                    .str(Some("state"), r.state.as_str())
-                    .opt_str(Some("last_success"), r.last_success.map(rfc3339).as_deref())
-                    .uint(
-                        Some("consecutive_failures"),
-                        u64::from(r.consecutive_failures),
-                    )
-                    .opt_str(
-                        Some("last_error"),
-                        r.last_error.as_ref().map(|e| e.0.as_str()),
-                    )
-                    .opt_str(
-                        Some("last_error_time"),
-                        r.last_error.as_ref().map(|e| rfc3339(e.1)).as_deref(),
-                    )
-                    .uint(Some("backlog_records"), r.backlog_records)
-                    .uint(Some("spool_records"), r.spool_records)
-                    .opt_float(Some("oldest_unsent_age_seconds"), r.oldest_age_seconds)
-                    .uint(Some("requests"), r.requests)
-                    .uint(Some("probes"), r.probes)
-                    .uint(Some("samples_sent"), r.samples_sent)
-                    .uint(Some("samples_retried"), r.samples_retried)
-                    .begin_object(Some("samples_rejected"));
-                for (reason, n) in &r.samples_rejected {
-                    j.uint(Some(reason), *n);
-                }
-                j.end_object()
-                    .uint(Some("dead_letters_discarded"), r.dead_letters_discarded)
-                    .uint(Some("records_lost"), r.records_lost)
-                    .end_object();
-            }
-        }
+        receiver_json(
+            &mut j,
+            "remote_write",
+            "samples",
+            self.remote_write.as_ref(),
+        );
+        receiver_json(&mut j, "otlp", "points", self.otlp.as_ref());
         j.begin_array(Some("checks"));
         for c in &self.checks {
             slicer.step().await;
@@ -581,13 +561,18 @@ impl Snapshot {
                 out.push_str(&format!("  spool degraded: {e}\n"));
             }
         }
-        if let Some(r) = &self.remote_write {
+        let receivers = [
+            ("remote_write", "samples", &self.remote_write),
+            ("otlp", "points", &self.otlp),
+        ];
+        for (name, what, r) in receivers {
+            let Some(r) = r else { continue };
             let last = r.last_success.map_or("never".into(), |t| {
                 ago(self.now.duration_since(t).unwrap_or_default().as_secs())
             });
             let rejected: u64 = r.samples_rejected.iter().map(|(_, n)| n).sum();
             out.push_str(&format!(
-                "remote_write {}: {}, last success {last}, backlog {} records ({} on disk), samples sent {}, retried {}, rejected {rejected}, records lost {}\n",
+                "{name} {}: {}, last success {last}, backlog {} records ({} on disk), {what} sent {}, retried {}, rejected {rejected}, records lost {}\n",
                 r.url, r.state.as_str(), r.backlog_records, r.spool_records, r.samples_sent, r.samples_retried, r.records_lost
             ));
             if let Some((e, at)) = &r.last_error {
@@ -757,6 +742,46 @@ pub(crate) fn ago(secs: u64) -> String {
         s if s < 172_800 => format!("{}h", s / 3_600),
         s => format!("{}d", s / 86_400),
     }
+}
+
+/// A receiver's object in `/status` (`null` when not configured): `what`
+/// names its counts (`samples` for remote-write, `points` for OTLP).
+fn receiver_json(j: &mut Json, key: &str, what: &str, r: Option<&crate::uplink::link::RemoteView>) {
+    let Some(r) = r else {
+        j.opt_str(Some(key), None);
+        return;
+    };
+    j.begin_object(Some(key))
+        .str(Some("url"), &r.url)
+        .str(Some("state"), r.state.as_str())
+        .opt_str(Some("last_success"), r.last_success.map(rfc3339).as_deref())
+        .uint(
+            Some("consecutive_failures"),
+            u64::from(r.consecutive_failures),
+        )
+        .opt_str(
+            Some("last_error"),
+            r.last_error.as_ref().map(|e| e.0.as_str()),
+        )
+        .opt_str(
+            Some("last_error_time"),
+            r.last_error.as_ref().map(|e| rfc3339(e.1)).as_deref(),
+        )
+        .uint(Some("backlog_records"), r.backlog_records)
+        .uint(Some("spool_records"), r.spool_records)
+        .opt_float(Some("oldest_unsent_age_seconds"), r.oldest_age_seconds)
+        .uint(Some("requests"), r.requests)
+        .uint(Some("probes"), r.probes)
+        .uint(Some(&format!("{what}_sent")), r.samples_sent)
+        .uint(Some(&format!("{what}_retried")), r.samples_retried)
+        .begin_object(Some(&format!("{what}_rejected")));
+    for (reason, n) in &r.samples_rejected {
+        j.uint(Some(reason), *n);
+    }
+    j.end_object()
+        .uint(Some("dead_letters_discarded"), r.dead_letters_discarded)
+        .uint(Some("records_lost"), r.records_lost)
+        .end_object();
 }
 
 #[cfg(test)]

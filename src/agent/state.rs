@@ -63,6 +63,8 @@ pub struct AgentState {
     pub deliver: Notify,
     /// Wakes the remote-write loop.
     pub remote: Notify,
+    /// Wakes the OTLP loop.
+    pub otlp: Notify,
     /// SIGTERM: the loops make their last sends by then, and stop.
     pub stop_by: Cell<Option<Instant>>,
     /// The last agent status seen, to notice changes.
@@ -157,6 +159,7 @@ impl AgentState {
             uplink: RefCell::new(None),
             deliver: Notify::default(),
             remote: Notify::default(),
+            otlp: Notify::default(),
             stop_by: Cell::new(None),
             last_status: Cell::new(None),
             os_release: os_release(),
@@ -211,8 +214,10 @@ impl AgentState {
                 u.outbox.push(record::removed(c, now_ms));
             }
             u.not_before = Instant::now();
-            u.remote.not_before = Instant::now();
-            u.remote.unreached = false;
+            for r in [&mut u.remote, &mut u.otlp] {
+                r.not_before = Instant::now();
+                r.unreached = false;
+            }
             u.urgent.set(true);
             u.outbox.retry_disk_now();
             // A new identity (`tether enroll`) applies from the next upload,
@@ -229,19 +234,27 @@ impl AgentState {
         }
         self.deliver.notify();
         self.remote.notify();
+        self.otlp.notify();
     }
 
     /// How often this agent's heartbeat series reach a store at the
     /// latest: heartbeats are made every `[upstream] flush_interval` (or,
-    /// without an upstream, every `[remote_write] flush_interval`) and
-    /// pushed every `[remote_write] flush_interval`, so the longer of the
-    /// two; 0 when nothing is pushed (a scraped agent). The fleet rules'
-    /// "heartbeat missing" threshold is three of these (`docs/fleet.md`).
+    /// without an upstream, every `[remote_write] flush_interval`, or
+    /// without either, every `[otlp] flush_interval`) and pushed every
+    /// receiver's `flush_interval`, so the longest of them; 0 when nothing
+    /// is pushed (a scraped agent). The fleet rules' "heartbeat missing"
+    /// threshold is three of these (`docs/fleet.md`).
     pub fn heartbeat_interval(&self) -> f64 {
         let c = self.config.borrow();
-        let made = c.upstream.as_ref().map(|u| u.flush_interval);
-        let pushed = c.remote_write.as_ref().map(|r| r.flush_interval);
-        made.max(pushed).map_or(0.0, |d| d.as_secs_f64())
+        let rw = c.remote_write.as_ref().map(|r| r.flush_interval);
+        let otlp = c.otlp.as_ref().map(|o| o.flush_interval);
+        let made = c
+            .upstream
+            .as_ref()
+            .map(|u| u.flush_interval)
+            .or(rw)
+            .or(otlp);
+        made.max(rw).max(otlp).map_or(0.0, |d| d.as_secs_f64())
     }
 
     /// The destinations the configuration names.
@@ -253,6 +266,9 @@ impl AgentState {
         }
         if c.remote_write.is_some() {
             d.push(Dest::RemoteWrite);
+        }
+        if c.otlp.is_some() {
+            d.push(Dest::Otlp);
         }
         d
     }

@@ -67,6 +67,7 @@ pub async fn run(
     let _endpoint = ex.spawn(endpoint::serve(ex, listener, state.clone()));
     let delivery = ex.spawn(delivery::run(state.clone()));
     let remote_write = ex.spawn(crate::agent::remote_write::run(state.clone()));
+    let otlp = ex.spawn(crate::agent::otlp::run(state.clone()));
     let _remote_config = ex.spawn(crate::agent::remote_config::run(state.clone()));
     let _spool_sync = ex.spawn(crate::agent::spool_sync::run(state.clone()));
     let _on_change = ex.spawn({
@@ -109,17 +110,21 @@ pub async fn run(
     state.systemd.stopping();
     log::info!("tether stopping");
     // Stop probing and the regular uploads, then one last upload and the
-    // remote-write loop's last flush side by side (within 2 s: a request
-    // still out then is cut), and the spool synced.
+    // receivers' last flushes side by side (within 2 s: a request still
+    // out then is cut), and the spool synced.
     let end = Instant::now() + delivery::SHUTDOWN_DEADLINE;
     state.stop_by.set(Some(end));
     state.remote.notify();
+    state.otlp.notify();
     drop(_scheduler);
     drop(delivery);
     // Boxed: made only now, not carried in the agent's future all along.
     Box::pin(futures_lite::future::zip(
         delivery::last_upload(&state),
-        crate::os::alarm::until(end, remote_write),
+        futures_lite::future::zip(
+            crate::os::alarm::until(end, remote_write),
+            crate::os::alarm::until(end, otlp),
+        ),
     ))
     .await;
     delivery::close(&state);
@@ -155,7 +160,7 @@ fn reload(state: &Rc<AgentState>, new: Config) {
 fn lock_dirs(config: &Config) -> Result<Held, i32> {
     let state = &config.agent.state_dir;
     let spool = &config.spool.dir;
-    let spooling = config.upstream.is_some() || config.remote_write.is_some();
+    let spooling = config.sends();
     let mut dirs = vec![state];
     if spooling && !spool.starts_with(state) {
         dirs.push(spool);

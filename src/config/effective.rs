@@ -32,6 +32,12 @@ pub fn to_text(c: &Config) -> String {
         out += &format!("\n[remote_write]\nurl = {}\n", q(&r.url.to_string()));
         out += &labels_line(&r.labels);
     }
+    if let Some(o) = &c.otlp {
+        out += &format!("\n[otlp]\nurl = {}\n", q(&o.url.to_string()));
+        if !o.resource.is_empty() {
+            out += &labels_line(&o.resource).replacen("labels", "resource", 1);
+        }
+    }
     for (k, at) in c.checks.iter().zip(&c.check_at) {
         out += &format!(
             "\n# from {at}\n[[check]]\nname = {}\nkind = \"{}\"\nrole = \"{}\"\ntarget = {}\ninterval = \"{}\"\ntimeout = \"{}\"\nfall = {}\nrise = {}\n",
@@ -62,7 +68,16 @@ fn labels_line(labels: &[(String, String)]) -> String {
     }
     let l: Vec<String> = labels
         .iter()
-        .map(|(k, v)| format!("{k} = {}", q(v)))
+        .map(|(k, v)| {
+            let bare = k
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if bare {
+                format!("{k} = {}", q(v))
+            } else {
+                format!("{} = {}", q(k), q(v))
+            }
+        })
         .collect();
     format!("labels = {{ {} }}\n", l.join(", "))
 }
@@ -92,6 +107,10 @@ pub fn to_json(c: &Config) -> String {
             .as_ref()
             .map(|r| r.url.to_string())
             .as_deref(),
+    )
+    .opt_str(
+        Some("otlp"),
+        c.otlp.as_ref().map(|o| o.url.to_string()).as_deref(),
     )
     .begin_array(Some("checks"));
     for (k, at) in c.checks.iter().zip(&c.check_at) {

@@ -14,6 +14,8 @@
 mod checks;
 pub mod duration;
 pub mod effective;
+mod otlp;
+pub use otlp::RESERVED_ATTRIBUTES;
 pub mod remote;
 mod remote_write;
 mod sections;
@@ -50,6 +52,9 @@ pub struct Config {
     pub upstream: Option<Upstream>,
     /// Where samples are pushed (Prometheus remote-write); `None`: nowhere.
     pub remote_write: Option<RemoteWrite>,
+    /// Where the same figures are pushed as OpenTelemetry metrics
+    /// (OTLP/HTTP); `None`: nowhere.
+    pub otlp: Option<Otlp>,
     pub spool: SpoolConfig,
     /// Shared with the agent's schedule: a check's configuration is held
     /// once however many views of it there are.
@@ -70,6 +75,12 @@ impl Config {
                 Ok(())
             }
         }
+    }
+
+    /// Something is sent somewhere (`[upstream]`, `[remote_write]` or
+    /// `[otlp]`): the outbox and the spool are in use.
+    pub fn sends(&self) -> bool {
+        self.upstream.is_some() || self.remote_write.is_some() || self.otlp.is_some()
     }
 
     /// The labels series carry: `[agent] labels`, then `[remote_write]
@@ -158,7 +169,30 @@ pub struct RemoteWrite {
     pub labels: Vec<(String, String)>,
 }
 
-/// How a remote-write request proves who sends it.
+/// `[otlp]`: an OpenTelemetry OTLP/HTTP receiver (a Collector, Grafana
+/// Alloy, any OTLP backend) that every result is pushed to as metrics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Otlp {
+    /// The full metrics URL (`…/v1/metrics`); nothing is appended.
+    pub url: Url,
+    pub allow_plaintext: bool,
+    pub auth: Option<RemoteAuth>,
+    /// Trusted in addition to the system CA bundle.
+    pub ca_file: Option<CaFile>,
+    /// Sent with every request (an API key header); never a protocol header.
+    pub headers: Vec<(String, String)>,
+    /// The whole of one request.
+    pub timeout: Duration,
+    /// Points are batched for this long.
+    pub flush_interval: Duration,
+    pub batch_max_points: usize,
+    /// Bodies are gzip-compressed (`compression = "gzip"`, the default).
+    pub gzip: bool,
+    /// Added to the resource's attributes, sorted.
+    pub resource: Vec<(String, String)>,
+}
+
+/// How a remote-write or OTLP request proves who sends it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RemoteAuth {
     Bearer(Token),

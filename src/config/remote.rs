@@ -6,7 +6,7 @@
 //! What the control plane may change is limited (as OpAMP leaves the agent's
 //! own settings to the agent): `[[check]]` tables, and the `[agent]`
 //! `interval` and `timeout` its checks default to. Anything else (`[upstream]`,
-//! `[spool]`, `[remote_write]`, `listen`, `state_dir`, `on_change`, tokens) is
+//! `[spool]`, `[remote_write]`, `[otlp]`, `listen`, `state_dir`, `on_change`, tokens) is
 //! refused with the whole document. `exec` checks run commands as the agent's
 //! user: refused unless the local `[agent]` says `remote_exec = true`, and then
 //! only for a program under `remote_exec_dirs`. A remote check whose name a
@@ -116,6 +116,7 @@ mod tests {
                 "[remote_write]\nurl = \"https://x/\"\n",
                 "may not set `remote_write`",
             ),
+            ("[otlp]\nurl = \"https://x/\"\n", "may not set `otlp`"),
             (
                 "[agent]\nlisten = \"0.0.0.0:1\"\n",
                 "may not set [agent] listen",

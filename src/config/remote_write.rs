@@ -110,7 +110,7 @@ impl Walker<'_> {
 
     /// `bearer_token_file`, or `basic_auth_user` with
     /// `basic_auth_password_file`, or neither; `None` after an error.
-    fn remote_auth(&mut self, s: &Scope) -> Option<Option<RemoteAuth>> {
+    pub(super) fn remote_auth(&mut self, s: &Scope) -> Option<Option<RemoteAuth>> {
         let bearer = s.get("bearer_token_file").is_some();
         let user = s.get("basic_auth_user").is_some();
         let password = s.get("basic_auth_password_file").is_some();

@@ -4,7 +4,14 @@
 use super::walk::{absolute_path, format_size, parse_size, Dropin, Scope, Walker};
 use super::*;
 
-pub(super) const TOP_KEYS: &[&str] = &["agent", "upstream", "remote_write", "spool", "check"];
+pub(super) const TOP_KEYS: &[&str] = &[
+    "agent",
+    "upstream",
+    "remote_write",
+    "otlp",
+    "spool",
+    "check",
+];
 pub(super) const UPSTREAM_KEYS: &[&str] = &[
     "url",
     "allow_plaintext",
@@ -72,6 +79,15 @@ impl Walker<'_> {
                     .unwrap_or_default(),
             )
         });
+        let otlp = self.table(&top, "otlp").and_then(|t| {
+            self.otlp(
+                &Scope {
+                    table: t,
+                    what: "[otlp]".into(),
+                },
+                top.get("otlp").map(|v| v.span()).unwrap_or_default(),
+            )
+        });
         let spool_table = self.table(&top, "spool").unwrap_or(&empty);
         let spool = self.spool(
             &Scope {
@@ -86,6 +102,7 @@ impl Walker<'_> {
             agent,
             upstream,
             remote_write,
+            otlp,
             spool,
             checks: checks.into_iter().map(std::rc::Rc::new).collect(),
             check_at,
@@ -155,7 +172,7 @@ impl Walker<'_> {
                 }
                 (other, _) => {
                     let msg = format!(
-                        "`{other}`: a drop-in may hold [[check]] tables and [agent] labels only; the rest of [agent], [upstream], [remote_write] and [spool] belong in the main file"
+                        "`{other}`: a drop-in may hold [[check]] tables and [agent] labels only; the rest of [agent], [upstream], [remote_write], [otlp] and [spool] belong in the main file"
                     );
                     self.error(k.span(), msg);
                 }
@@ -345,7 +362,8 @@ impl Walker<'_> {
     }
 
     /// `timeout` (one whole request, 100 ms–5 min) and `flush_interval`
-    /// (100 ms–1 h) of a destination, `[upstream]` or `[remote_write]`.
+    /// (100 ms–1 h) of a destination, `[upstream]`, `[remote_write]` or
+    /// `[otlp]`.
     pub(super) fn link_timings(&mut self, s: &Scope) -> (Option<Duration>, Option<Duration>) {
         let timeout = self.duration(
             s,

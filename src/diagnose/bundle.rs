@@ -90,6 +90,7 @@ pub fn render(config: &Config, live: Option<&Live>, local: Option<&Local>, now: 
                 && [
                     "tether_upstream",
                     "tether_remote_write",
+                    "tether_otlp",
                     "tether_spool",
                     "process_",
                 ]
@@ -102,21 +103,27 @@ pub fn render(config: &Config, live: Option<&Live>, local: Option<&Local>, now: 
     }
     section(&mut out, "spool and upstream", &figures);
     // The secrets themselves, wherever they might have come to stand.
-    let rw = config.remote_write.as_ref().and_then(|r| match &r.auth {
-        Some(crate::config::RemoteAuth::Bearer(t)) => Some(t),
-        Some(crate::config::RemoteAuth::Basic { password, .. }) => Some(password),
-        None => None,
-    });
+    let rw = secret(config.remote_write.as_ref().and_then(|r| r.auth.as_ref()));
+    let otlp = secret(config.otlp.as_ref().and_then(|o| o.auth.as_ref()));
     let secrets = config
         .upstream
         .as_ref()
         .map(|u| &u.token)
         .into_iter()
-        .chain(rw);
+        .chain(rw)
+        .chain(otlp);
     for t in secrets.map(|t| t.expose()).filter(|t| t.len() >= 4) {
         out = out.replace(t, "[redacted token]");
     }
     out
+}
+
+/// The secret of a receiver's credentials, if any.
+fn secret(a: Option<&crate::config::RemoteAuth>) -> Option<&crate::config::Token> {
+    match a? {
+        crate::config::RemoteAuth::Bearer(t) => Some(t),
+        crate::config::RemoteAuth::Basic { password, .. } => Some(password),
+    }
 }
 
 fn section(out: &mut String, title: &str, body: &str) {

@@ -252,104 +252,131 @@ fn upstream(o: &mut Out<'_, '_>, u: &crate::uplink::link::UpstreamView) {
     }
 }
 
-/// The `tether_remote_write_*` families.
-fn remote_write(o: &mut Out<'_, '_>, r: &crate::uplink::link::RemoteView) {
+/// How one receiver's families are named: the prefix (`remote_write`,
+/// `otlp`), the name in help texts, what its counts count, and the
+/// reasons its refusals are counted under.
+struct Receiver {
+    prefix: &'static str,
+    name: &'static str,
+    unit: &'static str,
+    reasons: &'static [&'static str],
+}
+
+const REMOTE_WRITE: Receiver = Receiver {
+    prefix: "remote_write",
+    name: "remote-write",
+    unit: "samples",
+    reasons: &crate::agent::remote_write::REASONS,
+};
+
+const OTLP: Receiver = Receiver {
+    prefix: "otlp",
+    name: "OTLP",
+    unit: "points",
+    reasons: &crate::agent::otlp::REASONS,
+};
+
+/// The `tether_remote_write_*` or `tether_otlp_*` families.
+fn receiver(o: &mut Out<'_, '_>, k: &Receiver, r: &crate::uplink::link::RemoteView) {
+    let (p, n, unit) = (k.prefix, k.name, k.unit);
+    let f = |s: &str| format!("{p}_{s}");
     o.family(
-        "remote_write_state",
+        &f("state"),
         "gauge",
-        "The remote-write link's state: 1 for the current one.",
+        &format!("The {n} link's state: 1 for the current one."),
     );
     for st in crate::uplink::link::LinkState::REMOTE {
-        o.sample(
-            "remote_write_state",
-            &[("state", st.as_str())],
-            flag(r.state == st),
-        );
+        o.sample(&f("state"), &[("state", st.as_str())], flag(r.state == st));
     }
-    let gauges: [(&str, &str, f64); 5] = [
+    let gauges: [(String, String, f64); 5] = [
         (
-            "remote_write_last_success_timestamp_seconds",
-            "When the remote-write receiver last stored a request (0: never).",
+            f("last_success_timestamp_seconds"),
+            format!("When the {n} receiver last stored a request (0: never)."),
             r.last_success.map_or(0.0, unix_seconds),
         ),
         (
-            "remote_write_last_error_timestamp_seconds",
-            "When a remote-write request last failed or was refused (0: never); /status has the error.",
+            f("last_error_timestamp_seconds"),
+            format!(
+                "When a {n} request last failed or was refused (0: never); /status has the error."
+            ),
             r.last_error.as_ref().map_or(0.0, |e| unix_seconds(e.1)),
         ),
         (
-            "remote_write_backlog_records",
-            "Records the remote-write receiver does not have yet, in memory and on disk.",
+            f("backlog_records"),
+            format!("Records the {n} receiver does not have yet, in memory and on disk."),
             r.backlog_records as f64,
         ),
         (
-            "remote_write_oldest_unsent_age_seconds",
-            "Age of the oldest record the remote-write receiver does not have (0: none).",
+            f("oldest_unsent_age_seconds"),
+            format!("Age of the oldest record the {n} receiver does not have (0: none)."),
             r.oldest_age_seconds.unwrap_or(0.0),
         ),
         (
-            "remote_write_consecutive_failures",
-            "Remote-write requests that failed in a row.",
+            f("consecutive_failures"),
+            format!("{n} requests that failed in a row."),
             f64::from(r.consecutive_failures),
         ),
     ];
     for (name, help, v) in gauges {
-        o.family(name, "gauge", help);
-        o.sample(name, &[], v);
+        o.family(&name, "gauge", &help);
+        o.sample(&name, &[], v);
     }
-    let counters: [(&str, &str, u64); 6] = [
+    let counters: [(String, String, u64); 6] = [
         (
-            "remote_write_requests_total",
-            "Remote-write requests sent, whatever their answer.",
+            f("requests_total"),
+            format!("{n} requests sent, whatever their answer."),
             r.requests,
         ),
         (
-            "remote_write_probes_total",
-            "TCP connects made to see whether an unreached remote-write receiver is back (nothing is sent on them).",
+            f("probes_total"),
+            format!("TCP connects made to see whether an unreached {n} receiver is back (nothing is sent on them)."),
             r.probes,
         ),
         (
-            "remote_write_dead_letters_discarded_total",
-            "Refused samples deleted from the remote-write dead-letter files when they rotated (each was counted as rejected when refused).",
+            f("dead_letters_discarded_total"),
+            format!("Refused {unit} deleted from the {n} dead-letter files when they rotated (each was counted as rejected when refused)."),
             r.dead_letters_discarded,
         ),
         (
-            "remote_write_samples_sent_total",
-            "Samples the remote-write receiver stored.",
+            f(&format!("{unit}_sent_total")),
+            format!("{} the {n} receiver stored.", capitalized(unit)),
             r.samples_sent,
         ),
         (
-            "remote_write_samples_retried_total",
-            "Samples in remote-write requests that failed and went again.",
+            f(&format!("{unit}_retried_total")),
+            format!("{} in {n} requests that failed and went again.", capitalized(unit)),
             r.samples_retried,
         ),
         (
-            "remote_write_records_dropped_total",
-            "Records dropped (ring or spool full) before the remote-write receiver had them.",
+            f("records_dropped_total"),
+            format!("Records dropped (ring or spool full) before the {n} receiver had them."),
             r.records_lost,
         ),
     ];
     for (name, help, v) in counters {
-        o.family(name, "counter", help);
-        o.sample(name, &[], v as f64);
+        o.family(&name, "counter", &help);
+        o.sample(&name, &[], v as f64);
     }
+    let rejected = f(&format!("{unit}_rejected_total"));
     o.family(
-        "remote_write_samples_rejected_total",
+        &rejected,
         "counter",
-        "Samples the remote-write receiver refused for good (a 4xx), by reason; set aside in the dead-letter file.",
+        &format!("{} the {n} receiver refused for good, by reason; set aside in the dead-letter file (partial_success: rejected inside a stored request, not kept).", capitalized(unit)),
     );
-    for reason in crate::agent::remote_write::REASONS {
-        let n = r
+    for reason in k.reasons {
+        let v = r
             .samples_rejected
             .iter()
-            .find(|(k, _)| *k == reason)
+            .find(|(k, _)| k == reason)
             .map_or(0, |(_, n)| *n);
-        o.sample(
-            "remote_write_samples_rejected_total",
-            &[("reason", reason)],
-            n as f64,
-        );
+        o.sample(&rejected, &[("reason", reason)], v as f64);
     }
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
 }
 
 /// The exposition text. It yields to the executor every millisecond:
@@ -490,7 +517,10 @@ fn agent(o: &mut Out<'_, '_>, s: &Snapshot) {
         upstream(o, u);
     }
     if let Some(r) = &s.remote_write {
-        remote_write(o, r);
+        receiver(o, &REMOTE_WRITE, r);
+    }
+    if let Some(r) = &s.otlp {
+        receiver(o, &OTLP, r);
     }
 }
 

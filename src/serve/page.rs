@@ -213,6 +213,9 @@ fn header(b: &mut String, s: &Snapshot, own: &[&Transition], start: u64, now: u6
                 r.spool_records,
             )
         }),
+        s.otlp
+            .as_ref()
+            .map(|r| ("OTLP", &r.url, r.state, r.backlog_records, r.spool_records)),
     ];
     for (what, url, state, backlog, on_disk) in destinations.into_iter().flatten() {
         let _ = write!(
@@ -222,7 +225,7 @@ fn header(b: &mut String, s: &Snapshot, own: &[&Transition], start: u64, now: u6
             state.as_str()
         );
     }
-    if s.upstream.is_none() && s.remote_write.is_none() {
+    if s.upstream.is_none() && s.remote_write.is_none() && s.otlp.is_none() {
         b.push_str("<p>no upstream: results stay on this host</p>");
     }
     if !s.labels.is_empty() {

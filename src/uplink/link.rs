@@ -101,9 +101,12 @@ pub struct Uplink {
     pub in_flight: Vec<record::Rec>,
     /// The remote-write receiver's side.
     pub remote: RemoteLink,
+    /// The OTLP receiver's side.
+    pub otlp: RemoteLink,
 }
 
-/// What the remote-write link is doing, and its counts.
+/// What a receiver's link (remote-write, OTLP) is doing, and its counts
+/// (of samples, or of OTLP data points).
 #[derive(Debug)]
 pub struct RemoteLink {
     /// One of [`LinkState::REMOTE`]: `Failing` (5xx, 429, network),
@@ -185,7 +188,7 @@ impl RemoteLink {
     }
 }
 
-/// The remote-write figures of `/status`, `/metrics` and the heartbeat.
+/// A receiver's figures in `/status`, `/metrics` and the heartbeat.
 #[derive(Clone, Debug)]
 pub struct RemoteView {
     pub url: String,
@@ -207,9 +210,24 @@ pub struct RemoteView {
 }
 
 impl Uplink {
-    pub fn remote_view(&self, url: String, now: SystemTime) -> RemoteView {
-        let r = &self.remote;
-        let d = Dest::RemoteWrite;
+    /// A receiver's side (`d`: remote-write or OTLP).
+    pub fn receiver(&self, d: Dest) -> &RemoteLink {
+        match d {
+            Dest::Otlp => &self.otlp,
+            _ => &self.remote,
+        }
+    }
+
+    pub fn receiver_mut(&mut self, d: Dest) -> &mut RemoteLink {
+        match d {
+            Dest::Otlp => &mut self.otlp,
+            _ => &mut self.remote,
+        }
+    }
+
+    /// A receiver's figures (`d`: remote-write or OTLP).
+    pub fn receiver_view(&self, d: Dest, url: String, now: SystemTime) -> RemoteView {
+        let r = self.receiver(d);
         RemoteView {
             url,
             state: r.state,
@@ -285,6 +303,7 @@ impl Uplink {
             not_before: Instant::now(),
             in_flight: Vec::new(),
             remote: RemoteLink::default(),
+            otlp: RemoteLink::default(),
         }
     }
 

@@ -30,6 +30,18 @@ pub struct Destination<'a> {
     pub timeout: Duration,
 }
 
+/// The `Authorization` header for a receiver's credentials, if any.
+pub fn authorization(auth: Option<&crate::config::RemoteAuth>) -> Option<(String, String)> {
+    let value = match auth? {
+        crate::config::RemoteAuth::Bearer(t) => format!("Bearer {}", t.expose()),
+        crate::config::RemoteAuth::Basic { user, password } => {
+            let pair = format!("{user}:{}", password.expose());
+            format!("Basic {}", crate::format::base64::encode(pair.as_bytes()))
+        }
+    };
+    Some(("Authorization".into(), value))
+}
+
 /// Why there is no answer: a sentence for the log and `/status`, and
 /// whether a connection to the receiver was made at all (a receiver that
 /// cannot be reached can be watched with [`reachable`] instead of full

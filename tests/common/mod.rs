@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 pub mod browser;
 pub mod debian_root;
+pub mod otlp;
 pub mod pki;
 pub mod proxy;
 pub mod request;
@@ -46,6 +47,21 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut cond: impl FnMut() -> Option
             Instant::now() < end,
             "timed out after {limit:?} waiting for {what}"
         );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// [`wait_for`] that gives `None` at the limit, for a caller that says
+/// more than "timed out" when it fails.
+pub fn wait_for_opt<T>(limit: Duration, mut cond: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(v) = cond() {
+            return Some(v);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
         thread::sleep(Duration::from_millis(20));
     }
 }

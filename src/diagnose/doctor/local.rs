@@ -28,7 +28,7 @@ pub fn step(
     let state = &config.agent.state_dir;
     // Without a destination the state directory holds only the history and
     // the maintenance flag: a broken one is a warning, not an outage.
-    let spooling = config.upstream.is_some() || config.remote_write.is_some();
+    let spooling = config.sends();
     let broken = if spooling {
         Level::Critical
     } else {

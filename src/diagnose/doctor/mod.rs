@@ -46,7 +46,7 @@ use crate::uplink::link::{LinkState, RemoteView, UpstreamView};
 
 use degraded::degraded_step;
 use intermittent::intermittent_step;
-use status::{link_finding, remote_write_finding, status_step};
+use status::{link_finding, otlp_finding, remote_write_finding, status_step};
 use version::version_step;
 
 /// How bad a finding is; the exit code is the worst one's number.
@@ -290,6 +290,9 @@ pub async fn diagnose(state: &Rc<AgentState>, live: bool) -> Diagnosis {
     }
     if let Some(r) = snap.remote_write.as_ref().filter(|_| live) {
         findings.push(remote_write_finding(r));
+    }
+    if let Some(r) = snap.otlp.as_ref().filter(|_| live) {
+        findings.push(otlp_finding(r));
     }
     for c in snap
         .checks

@@ -156,21 +156,7 @@ pub(super) fn link_finding(u: &UpstreamView, up: &Upstream) -> Finding {
 /// The running agent's remote-write link, as a backup console says it:
 /// "Credentials no longer valid, please update".
 pub(super) fn remote_write_finding(r: &RemoteView) -> Finding {
-    let last = r
-        .last_success
-        .map_or("never".into(), |t| format!("last success {}", rfc3339(t)));
-    let evidence = format!(
-        "{} {last}; {} consecutive failures; backlog {} records ({} on disk); {} samples refused{}",
-        r.url,
-        r.consecutive_failures,
-        r.backlog_records,
-        r.spool_records,
-        r.samples_rejected.iter().map(|(_, n)| n).sum::<u64>(),
-        r.last_error
-            .as_ref()
-            .map(|(e, at)| format!("; last error at {}: {e}", rfc3339(*at)))
-            .unwrap_or_default()
-    );
+    let evidence = receiver_evidence(r, "samples");
     let f = |level, code, title: &str| {
         Finding::new(Step::Offline, level, code, title).evidence(evidence.clone())
     };
@@ -201,6 +187,61 @@ pub(super) fn remote_write_finding(r: &RemoteView) -> Finding {
         .fix(format!("the refused samples are in the spool directory's {}, counted by reason in tether_remote_write_samples_rejected_total", crate::agent::remote_write::DEAD_LETTER)),
         _ => Finding::ok(Step::Offline, "the remote-write receiver stores what it is sent").evidence(evidence),
     }
+}
+
+/// The running agent's OTLP link, said the same way.
+pub(super) fn otlp_finding(r: &RemoteView) -> Finding {
+    let evidence = receiver_evidence(r, "points");
+    let f = |level, code, title: &str| {
+        Finding::new(Step::Offline, level, code, title).evidence(evidence.clone())
+    };
+    match r.state {
+        LinkState::CredentialsRejected => f(
+            Level::Critical,
+            "otlp_credentials_rejected",
+            "the OTLP receiver rejects the credentials (HTTP 401/403): no longer valid, please update",
+        )
+        .fix("install valid credentials ([otlp] bearer_token_file, basic_auth_password_file or the API key in headers), then systemctl reload tether; the points are kept and sent then"),
+        LinkState::NotFound => f(
+            Level::Critical,
+            "otlp_not_found",
+            "nothing at the OTLP URL takes metrics (HTTP 404)",
+        )
+        .fix("check [otlp] url (an OpenTelemetry Collector's OTLP/HTTP receiver: http(s)://host:4318/v1/metrics), then systemctl reload tether; the points are kept meanwhile"),
+        LinkState::Failing => f(
+            Level::Warning,
+            "otlp_failing",
+            "the OTLP receiver does not take requests now",
+        )
+        .fix("the points are spooled and sent when it answers; look at the receiver (the last error says what it answered)"),
+        LinkState::Rejected => f(
+            Level::Warning,
+            "otlp_rejected",
+            "the OTLP receiver refused points of the last batch for good",
+        )
+        .fix(format!("points refused with the request are in the spool directory's {}; all are counted by reason in tether_otlp_points_rejected_total (partial_success: the receiver kept the rest of the request; its message is in the log)", crate::agent::otlp::DEAD_LETTER)),
+        _ => Finding::ok(Step::Offline, "the OTLP receiver stores what it is sent").evidence(evidence),
+    }
+}
+
+/// What a receiver's finding shows: its URL, last success, failures,
+/// backlog, refusals (of `what`: samples or points) and last error.
+fn receiver_evidence(r: &RemoteView, what: &str) -> String {
+    let last = r
+        .last_success
+        .map_or("never".into(), |t| format!("last success {}", rfc3339(t)));
+    format!(
+        "{} {last}; {} consecutive failures; backlog {} records ({} on disk); {} {what} refused{}",
+        r.url,
+        r.consecutive_failures,
+        r.backlog_records,
+        r.spool_records,
+        r.samples_rejected.iter().map(|(_, n)| n).sum::<u64>(),
+        r.last_error
+            .as_ref()
+            .map(|(e, at)| format!("; last error at {}: {e}", rfc3339(*at)))
+            .unwrap_or_default()
+    )
 }
 
 #[cfg(test)]

@@ -1,8 +1,142 @@
 //! OTLP/HTTP metrics, the third destination beside the upstream and
-//! remote-write: so far its wire format ([`wire`]), the points records
-//! stand for ([`points`]) and the resource that sends them ([`resource`]);
-//! its delivery lane and configuration are not built yet.
+//! remote-write: the request ([`push`]) and what its answer means
+//! ([`Answer`]), the wire format ([`wire`]), the points records stand for
+//! ([`points`]) and the resource that sends them ([`resource`]). The loop
+//! that drives it is `agent/otlp.rs`.
+//!
+//! Retries follow the OTLP specification: 429, 502, 503 and 504 and no
+//! answer at all are retried (`Retry-After` honoured up to five minutes,
+//! never shorter than the backoff); every other code is final for the
+//! request, which is set aside, except those that are not about the
+//! points: 401 and 403 (the credentials) and 404 (the URL) hold them
+//! instead (the specification would drop them; a rotated token must not
+//! cost the points sent meanwhile). A 2xx may name points the receiver
+//! rejected (`partial_success`): the rest are stored, and those are
+//! counted, not sent again.
 
 pub mod points;
 pub mod resource;
 pub mod wire;
+
+use std::time::SystemTime;
+
+use crate::config::Otlp;
+use crate::net::resolve::Resolver;
+use crate::uplink::link::LinkState;
+use crate::uplink::post::{authorization, Destination};
+use crate::uplink::upstream::{retry_after, MAX_RETRY_AFTER};
+
+/// What a push came to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    /// 2xx: stored, but for `rejected` points (and the receiver's
+    /// message) when it said so.
+    Stored { rejected: u64, message: String },
+    /// 429, 502, 503, 504, or no usable answer: the same request goes
+    /// again after the wait. `reached`: a connection was made.
+    Retry {
+        after: Option<std::time::Duration>,
+        why: String,
+        reached: bool,
+    },
+    /// 401, 403 (`CredentialsRejected`) or 404 (`NotFound`): held and
+    /// asked again later.
+    Held(LinkState, String),
+    /// Any other code: the receiver will not take this request.
+    Rejected(u16, String),
+}
+
+/// Posts one `ExportMetricsServiceRequest` (`body`, gzip-compressed
+/// first if configured); never takes longer than `o.timeout`.
+pub async fn push(o: &Otlp, resolver: &Resolver, body: &[u8]) -> Answer {
+    let to = Destination {
+        url: &o.url,
+        path: &o.url.path,
+        ca_file: o.ca_file.as_ref(),
+        timeout: o.timeout,
+    };
+    let mut headers: Vec<(String, String)> =
+        vec![("Content-Type".into(), "application/x-protobuf".into())];
+    let gz;
+    let body = if o.gzip {
+        headers.push(("Content-Encoding".into(), "gzip".into()));
+        gz = crate::format::gzip::compress(body);
+        &gz[..]
+    } else {
+        body
+    };
+    headers.extend(authorization(o.auth.as_ref()));
+    headers.extend(o.headers.iter().cloned());
+    let resp = match crate::uplink::post::post(&to, resolver, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => {
+            return Answer::Retry {
+                after: None,
+                why: e.why,
+                reached: e.connected,
+            }
+        }
+    };
+    let s = resp.status;
+    let said = || {
+        let line = status_message(&resp.body).unwrap_or_else(|| resp.body_line());
+        let line = crate::format::text::clip(&line, 300);
+        if line.is_empty() {
+            format!("HTTP {s} {}", resp.reason)
+        } else {
+            format!("HTTP {s} {}: {line}", resp.reason)
+        }
+    };
+    match s {
+        200..=299 => {
+            let (rejected, message) = wire::partial_success(&resp.body).unwrap_or_default();
+            Answer::Stored {
+                rejected: rejected.max(0) as u64,
+                message: crate::format::text::clip(&message, 300),
+            }
+        }
+        429 | 502 | 503 | 504 => Answer::Retry {
+            after: resp
+                .header("retry-after")
+                .and_then(|v| retry_after(v, SystemTime::now()))
+                .map(|d| d.min(MAX_RETRY_AFTER)),
+            why: said(),
+            reached: true,
+        },
+        401 | 403 => Answer::Held(LinkState::CredentialsRejected, said()),
+        404 => Answer::Held(LinkState::NotFound, said()),
+        _ => Answer::Rejected(s, said()),
+    }
+}
+
+/// The message of a `google.rpc.Status`, the body OTLP/HTTP receivers
+/// answer an error with (`code` = 1, `message` = 2); `None` for a body
+/// that is not one (a proxy's text page).
+fn status_message(body: &[u8]) -> Option<String> {
+    let mut rest = body;
+    if rest.first() == Some(&0x08) {
+        let n = rest.iter().skip(1).take(10).position(|b| b & 0x80 == 0)?;
+        rest = &rest[n + 2..];
+    }
+    let (m, _) = crate::format::protobuf::field(rest, 0x12)?;
+    let m = std::str::from_utf8(m).ok()?;
+    (!m.is_empty() && !m.chars().any(|c| c.is_control() && c != '\n')).then(|| m.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_body_is_read_as_a_status_or_not_at_all() {
+        // code 3 (INVALID_ARGUMENT), message "bad metric".
+        let mut b = vec![0x08, 0x03];
+        crate::format::protobuf::bytes_field(&mut b, 0x12, b"bad metric");
+        assert_eq!(status_message(&b).as_deref(), Some("bad metric"));
+        assert_eq!(status_message(&b[2..]).as_deref(), Some("bad metric"));
+        assert_eq!(status_message(b"<html>bad gateway</html>"), None);
+        assert_eq!(status_message(&[0x08]), None);
+        assert_eq!(status_message(&[0x08, 0xff, 0xff]), None);
+        assert_eq!(status_message(&[]), None);
+    }
+}

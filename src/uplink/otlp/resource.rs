@@ -2,6 +2,8 @@
 //! OpenTelemetry's semantic conventions (`service.*`, `host.*`, `os.*`),
 //! then the agent's labels and the `[otlp] resource` table.
 
+pub use crate::config::RESERVED_ATTRIBUTES as RESERVED;
+
 /// What the resource is made of.
 pub struct Identity<'a> {
     /// The agent's name (`[agent] name`).
@@ -16,10 +18,6 @@ pub struct Identity<'a> {
     /// `[otlp] resource`: wins over a label of the same key.
     pub extra: &'a [(String, String)],
 }
-
-/// The attributes no label or `[otlp] resource` entry may replace: they
-/// say which program, which version and which instance sent the points.
-pub const RESERVED: [&str; 3] = ["service.name", "service.version", "service.instance.id"];
 
 /// `host.arch` for the target tether was built for, as the semantic
 /// conventions spell it.

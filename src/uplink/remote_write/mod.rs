@@ -14,10 +14,10 @@ pub mod wire;
 
 use std::time::{Duration, SystemTime};
 
-use crate::config::{RemoteAuth, RemoteWrite};
+use crate::config::RemoteWrite;
 use crate::net::resolve::Resolver;
 use crate::uplink::link::LinkState;
-use crate::uplink::post::Destination;
+use crate::uplink::post::{authorization, Destination};
 use crate::uplink::upstream::{retry_after, MAX_RETRY_AFTER};
 
 /// Backoff between retries: full jitter over 1 s doubling to this.
@@ -58,19 +58,7 @@ pub async fn push(rw: &RemoteWrite, resolver: &Resolver, body: &[u8]) -> Answer 
         ("Content-Encoding".into(), "snappy".into()),
         ("X-Prometheus-Remote-Write-Version".into(), "0.1.0".into()),
     ];
-    match &rw.auth {
-        Some(RemoteAuth::Bearer(t)) => {
-            headers.push(("Authorization".into(), format!("Bearer {}", t.expose())));
-        }
-        Some(RemoteAuth::Basic { user, password }) => {
-            let pair = format!("{user}:{}", password.expose());
-            headers.push((
-                "Authorization".into(),
-                format!("Basic {}", crate::format::base64::encode(pair.as_bytes())),
-            ));
-        }
-        None => {}
-    }
+    headers.extend(authorization(rw.auth.as_ref()));
     headers.extend(rw.headers.iter().cloned());
     let resp = match crate::uplink::post::post(&to, resolver, &headers, body).await {
         Ok(r) => r,

@@ -1,0 +1,184 @@
+//! What the two receivers' loops (remote-write in `agent/remote_write.rs`,
+//! OTLP in `agent/otlp.rs`) do alike: the heartbeat and the spill at each
+//! flush, the watch over a receiver that cannot be reached, whether a last
+//! flush at SIGTERM is worth its deadline, and the dead-letter files.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::agent::health::{AgentStatus, Severity};
+use crate::agent::state::AgentState;
+use crate::net::url::Url;
+use crate::os::clock::{rfc3339_millis, unix_millis};
+use crate::uplink::link::{LinkState, PROBE_EVERY};
+use crate::uplink::spool::Dest;
+
+/// A dead-letter file is rotated at this size; one older file is kept, so
+/// the two hold at most twice this.
+pub const DEAD_LETTER_MAX: u64 = 1 << 20;
+/// A held batch (401, 403, 404), or a search out of credit, goes again
+/// after this.
+pub const HOLD: Duration = Duration::from_secs(60);
+
+/// Every flush interval of receiver `d`'s loop: without the control plane,
+/// the first configured receiver's loop makes the heartbeats (remote-write
+/// before OTLP); while records are spooled, the ring goes to disk (so what
+/// memory holds is at most one of this loop's flush intervals, whatever
+/// the upstream's is).
+pub fn flush_tick(state: &Rc<AgentState>, d: Dest) {
+    let status = {
+        let c = state.config.borrow();
+        let maker = if c.remote_write.is_some() {
+            Dest::RemoteWrite
+        } else {
+            Dest::Otlp
+        };
+        (c.upstream.is_none() && maker == d).then(|| state.agent_status())
+    };
+    let mut guard = state.uplink.borrow_mut();
+    let Some(u) = guard.as_mut() else { return };
+    if let Some(status) = status {
+        let now = unix_millis(SystemTime::now());
+        let hb = crate::agent::delivery::heartbeat(state, status, u, now);
+        u.outbox.push(hb);
+    }
+    if u.outbox.spooling() {
+        u.outbox.spill();
+    }
+}
+
+/// Whether a last flush at SIGTERM is worth trying for `d`: something
+/// waits for it (`held`: a batch in hand), and the receiver is neither
+/// failing nor holding (a stop must not wait on a receiver that is known
+/// not to take the request).
+pub fn last_flush_due(state: &Rc<AgentState>, d: Dest, held: bool) -> bool {
+    state.uplink.borrow().as_ref().is_some_and(|u| {
+        let r = u.receiver(d);
+        let failing = matches!(
+            r.state,
+            LinkState::Failing | LinkState::CredentialsRejected | LinkState::NotFound
+        );
+        let waiting = held || u.outbox.ring_len_of(d) > 0;
+        !failing && !r.unreached && waiting
+    })
+}
+
+/// `Some(when)` while `d`'s link must wait (backoff, hold, pace); an
+/// unreached receiver is probed meanwhile, and a probe that connects ends
+/// the wait.
+pub async fn wait_or_probe(
+    state: &Rc<AgentState>,
+    d: Dest,
+    url: &Url,
+    timeout: Duration,
+) -> Option<Instant> {
+    let now = Instant::now();
+    let (not_before, unreached, probe_at) = {
+        let g = state.uplink.borrow();
+        let r = g.as_ref()?.receiver(d);
+        (r.not_before, r.unreached, r.probe_at)
+    };
+    if !unreached {
+        return (now < not_before).then_some(not_before);
+    }
+    // Nothing answered: only a probe that connects lets a request go.
+    if now < probe_at {
+        return Some(probe_at);
+    }
+    let resolver = state.resolver.borrow().clone();
+    let back = crate::uplink::post::reachable(url, &resolver, timeout.min(PROBE_EVERY * 3)).await;
+    let mut g = state.uplink.borrow_mut();
+    let r = g.as_mut()?.receiver_mut(d);
+    r.probes += 1;
+    if !back {
+        r.probe_at = Instant::now() + probe_wait();
+        return Some(r.probe_at);
+    }
+    log::info!(
+        "{} {url}: the receiver takes connections again; sending now",
+        d.as_str()
+    );
+    // A new attempt, not the next of the outage: its backoff starts over.
+    r.unreached = false;
+    r.consecutive_failures = 0;
+    r.not_before = Instant::now();
+    None
+}
+
+/// The agent's statuses and severities, as the series and points name
+/// them (the uplink layer may not import the agent's types).
+pub fn vocabulary() -> (Vec<&'static str>, Vec<&'static str>) {
+    (
+        AgentStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        Severity::ALL.iter().map(|s| s.as_str()).collect(),
+    )
+}
+
+/// A random wait of one to three [`PROBE_EVERY`].
+pub fn probe_wait() -> Duration {
+    let ms = PROBE_EVERY.as_millis() as u64;
+    Duration::from_millis(fastrand::u64(ms..=3 * ms))
+}
+
+/// What [`dead_letter`] did: whether the lines were written, and how many
+/// older ones the rotation deleted.
+pub struct Kept {
+    pub written: bool,
+    pub discarded: u64,
+}
+
+/// Appends refused points to the dead-letter file `name` in `dir`: a `#`
+/// line saying when and why, then `lines` (one point each, each ending in
+/// a newline). Rotated at [`DEAD_LETTER_MAX`]: the file becomes `.1`, and
+/// the lines in the `.1` it replaces are counted as discarded. The two
+/// files are the dead letters' own disk bound, beside the spool's.
+pub fn dead_letter(dir: &Path, name: &str, why: &str, lines: &str) -> Kept {
+    let path = dir.join(name);
+    let text = format!(
+        "# {} {}\n{lines}",
+        rfc3339_millis(unix_millis(SystemTime::now())),
+        crate::format::text::clip(why, 400).replace('\n', " ")
+    );
+    let mut discarded = 0;
+    let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+    if size + text.len() as u64 > DEAD_LETTER_MAX {
+        let older = dir.join(format!("{name}.1"));
+        discarded = lines_in(&older);
+        if let Err(e) = std::fs::rename(&path, &older) {
+            log::error!("cannot rotate {}: {e}", path.display());
+        } else if discarded > 0 {
+            log::warn!(
+                "{} rotated: {discarded} older dead letters deleted",
+                path.display()
+            );
+        }
+    }
+    let r = crate::os::files::private_dir(dir).and_then(|()| {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)?
+            .write_all(text.as_bytes())
+    });
+    if let Err(e) = &r {
+        log::error!("cannot write {}: {e}", path.display());
+    }
+    Kept {
+        written: r.is_ok(),
+        discarded,
+    }
+}
+
+/// Point lines in a dead-letter file (at most a little over
+/// [`DEAD_LETTER_MAX`] is read); 0 if there is none.
+fn lines_in(path: &Path) -> u64 {
+    let text = crate::os::files::read_file(path, 2 * DEAD_LETTER_MAX).unwrap_or_default();
+    text.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty() && l[0] != b'#')
+        .count() as u64
+}

@@ -1,0 +1,24 @@
+//! A stored record read back as OTLP points (the spool is input: any bytes
+//! may be there), encoded as an `ExportMetricsServiceRequest` and gzipped;
+//! and any bytes read as the receiver's answer (a partial success).
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use tether::uplink::otlp::points::{Batch, Context};
+use tether::uplink::otlp::wire::partial_success;
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let ctx = Context {
+        agent_statuses: &["online", "offline"],
+        severities: &["healthy"],
+    };
+    let mut b = Batch::default();
+    let n = b.add(&text, 1, &ctx) + b.add(&text, u64::MAX / 1_000_000, &ctx);
+    assert_eq!(n, b.points);
+    assert!(n <= 2 * tether::agent::otlp::POINTS_PER_RECORD, "{n} points");
+    let resource = vec![("service.name".to_string(), text.to_string())];
+    let body = tether::agent::otlp::request_body(&resource, &b.into_metrics());
+    assert!(!body.is_empty());
+    assert!(tether::format::gzip::compress(&body).len() > 18);
+    let _ = partial_success(data);
+});
