@@ -15,6 +15,9 @@ GET  /malformed     how many bodies did not parse
 GET  /log           one JSON object per POST /v1/metrics: its arrival
                     (seconds, monotonic), the status answered, the points
                     it held and its Content-Encoding
+POST /freeze        from now on record nothing and answer no export (the
+                    connection is closed unanswered, as a receiver going
+                    down does): what /received says after this is final
 POST /fault         the next answers: a JSON body {"status": 503, "count": 2,
                     "retry_after": "1", "rejected": 0, "message": "",
                     "delay": 0.05}; an error status answers a
@@ -45,6 +48,7 @@ POINTS = []
 MALFORMED = [0]
 FAULTS = []
 LOG = []
+FROZEN = [False]
 
 
 def varint(n):
@@ -126,6 +130,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.path == "/freeze":
+            with LOCK:
+                FROZEN[0] = True
+            return self.answer(200)
         if self.path == "/fault":
             f = json.loads(body)
             with LOCK:
@@ -159,6 +167,9 @@ class Handler(BaseHTTPRequestHandler):
         if fault and fault.get("delay"):
             time.sleep(float(fault["delay"]))
         with LOCK:
+            if FROZEN[0]:
+                self.close_connection = True
+                return
             status = fault.get("status", 200) if fault else 200
             LOG.append({"at": arrived, "status": status, "points": points, "encoding": encoding})
             if status != 200:

@@ -23,22 +23,18 @@
 
 use std::ops::Range;
 use std::rc::Rc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use futures_lite::FutureExt;
-
-use crate::agent::receiver::{
-    self, flush_tick, last_flush_due, probe_wait, vocabulary, wait_or_probe, HOLD,
-};
+use crate::agent::receiver::{self, probe_wait, vocabulary, wait_or_probe, Lane, HOLD};
 use crate::agent::state::AgentState;
 use crate::config::Otlp;
-use crate::os::alarm::Alarm;
 use crate::os::clock::unix_millis;
+use crate::os::wake::Notify;
 use crate::uplink::link::LinkState;
 use crate::uplink::otlp::points::{Batch, Context};
 use crate::uplink::otlp::resource::{attributes, Identity};
 use crate::uplink::otlp::wire::{export_request, Metric, Origin};
-use crate::uplink::otlp::{self as otlp_wire, Answer};
+use crate::uplink::otlp::{self as otlp_wire, Answer, Body};
 use crate::uplink::outbox::Outgoing;
 use crate::uplink::remote_write::backoff;
 use crate::uplink::spool::Dest;
@@ -69,7 +65,7 @@ struct Held {
     out: Outgoing,
     todo: Vec<Range<usize>>,
     /// The top range's request: its body and its points.
-    request: Option<(Vec<u8>, u64)>,
+    request: Option<(Body, u64)>,
     /// The resource its requests carry.
     resource: Vec<(String, String)>,
     refused: u64,
@@ -78,63 +74,40 @@ struct Held {
 /// Runs for the life of the agent; idles while there is no `[otlp]`.
 /// Returns after its last flush once `state.stop_by` is set (SIGTERM).
 pub async fn run(state: Rc<AgentState>) {
-    let alarm = Alarm::new();
-    let mut next_tick = Instant::now();
-    let mut held: Option<Held> = None;
-    loop {
-        let o = state.config.borrow().otlp.clone();
-        if let Some(end) = state.stop_by.get() {
-            if let Some(o) = o {
-                last_flush(&state, o, &mut held, end).await;
-            }
-            return;
-        }
-        let Some(o) = o else {
-            held = None;
-            state.otlp.wait().await;
-            continue;
-        };
-        if state.uplink.borrow().is_none() {
-            state.ensure_uplink();
-            if state.uplink.borrow().is_none() {
-                state.otlp.wait().await;
-                continue;
-            }
-        }
-        let now = Instant::now();
-        let tick = now >= next_tick;
-        if tick {
-            next_tick = now + o.flush_interval;
-            flush_tick(&state, D);
-        }
-        if let Some(wake_at) = turn(&state, &o, tick, &mut held).await {
-            alarm
-                .sleep_until(wake_at.min(next_tick))
-                .or(async {
-                    state.otlp.wait().await;
-                })
-                .await;
-        }
-    }
+    receiver::run::<OtlpLane>(state).await;
 }
 
-/// SIGTERM: unless the receiver fails, what waits for it goes in one last
-/// export, by `end` (every request then too), the batch in hand first.
-/// What is left stays in the outbox, which the caller closes (to the
-/// spool).
-async fn last_flush(state: &Rc<AgentState>, mut o: Otlp, held: &mut Option<Held>, end: Instant) {
-    if !last_flush_due(state, D, held.is_some()) {
-        return;
+struct OtlpLane;
+
+impl Lane for OtlpLane {
+    type Config = Otlp;
+    type Held = Held;
+    const DEST: Dest = D;
+
+    fn config(state: &AgentState) -> Option<Otlp> {
+        state.config.borrow().otlp.clone()
     }
-    o.timeout = o.timeout.min(end.saturating_duration_since(Instant::now()));
-    let flush = async { while turn(state, &o, true, held).await.is_none() {} };
-    crate::os::alarm::until(end, flush).await;
-    let left = state
-        .uplink
-        .borrow()
-        .as_ref()
-        .map_or(0, |u| u.outbox.backlog_of(D));
-    log::info!("otlp: last export done, {left} records left to send");
+
+    fn wake(state: &AgentState) -> &Notify {
+        &state.otlp
+    }
+
+    fn flush_interval(c: &Otlp) -> Duration {
+        c.flush_interval
+    }
+
+    fn timeout(c: &mut Otlp) -> &mut Duration {
+        &mut c.timeout
+    }
+
+    async fn turn(
+        state: &Rc<AgentState>,
+        c: &Otlp,
+        tick: bool,
+        held: &mut Option<Held>,
+    ) -> Option<Instant> {
+        turn(state, c, tick, held).await
+    }
 }
 
 /// One step: wait (or probe an unreached receiver), take a batch if none is
@@ -160,7 +133,7 @@ async fn turn(
     if h.request.is_none() {
         let metrics = metrics_of_recs(&h.out, range.clone());
         let n = metrics.iter().map(|m| m.points.len()).sum::<usize>() as u64;
-        h.request = Some((request_body(&h.resource, &metrics), n));
+        h.request = Some((Body::new(request_body(&h.resource, &metrics), o.gzip), n));
     }
     let (body, n) = h.request.as_ref().expect("made above");
     let n = *n;
@@ -355,7 +328,7 @@ fn take(state: &Rc<AgentState>, o: &Otlp, tick: bool) -> Option<Option<Held>> {
             u.outbox.acked_for(D, &out);
             continue;
         }
-        let body = request_body(&resource, &metrics);
+        let body = Body::new(request_body(&resource, &metrics), o.gzip);
         return Some(Some(Held {
             out,
             todo: vec![all],
@@ -398,8 +371,7 @@ fn dead_letter_lines(metrics: &[Metric]) -> String {
     for m in metrics {
         for p in &m.points {
             let attrs: Vec<String> = p
-                .attributes
-                .iter()
+                .all_attributes()
                 .map(|(k, v)| format!("{k}=\"{}\"", crate::format::text::label_value(v)))
                 .collect();
             out.push_str(&format!(

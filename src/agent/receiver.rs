@@ -1,7 +1,8 @@
 //! What the two receivers' loops (remote-write in `agent/remote_write.rs`,
-//! OTLP in `agent/otlp.rs`) do alike: the heartbeat and the spill at each
-//! flush, the watch over a receiver that cannot be reached, whether a last
-//! flush at SIGTERM is worth its deadline, and the dead-letter files.
+//! OTLP in `agent/otlp.rs`) do alike: the loop itself ([`run`]: ticks,
+//! turns, sleeps, the last flush at SIGTERM), the heartbeat and the spill
+//! at each flush, the watch over a receiver that cannot be reached, and
+//! the dead-letter files. A receiver says what differs ([`Lane`]).
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -10,9 +11,13 @@ use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::agent::health::{AgentStatus, Severity};
+use futures_lite::FutureExt;
+
 use crate::agent::state::AgentState;
 use crate::net::url::Url;
+use crate::os::alarm::Alarm;
 use crate::os::clock::{rfc3339_millis, unix_millis};
+use crate::os::wake::Notify;
 use crate::uplink::link::{LinkState, PROBE_EVERY};
 use crate::uplink::spool::Dest;
 
@@ -22,6 +27,105 @@ pub const DEAD_LETTER_MAX: u64 = 1 << 20;
 /// A held batch (401, 403, 404), or a search out of credit, goes again
 /// after this.
 pub const HOLD: Duration = Duration::from_secs(60);
+
+/// What one receiver's loop has of its own.
+pub(crate) trait Lane {
+    /// Its section of the configuration.
+    type Config: Clone;
+    /// The batch in hand.
+    type Held;
+    const DEST: Dest;
+    fn config(state: &AgentState) -> Option<Self::Config>;
+    /// What wakes the loop (a reload, SIGTERM).
+    fn wake(state: &AgentState) -> &Notify;
+    fn flush_interval(c: &Self::Config) -> Duration;
+    /// The request's whole deadline, shortened for the last flush.
+    fn timeout(c: &mut Self::Config) -> &mut Duration;
+    /// One step: wait (or probe an unreached receiver), take a batch if
+    /// none is in hand and one is due, send its next request. `None` to go
+    /// again at once; otherwise when to look again at the latest.
+    async fn turn(
+        state: &Rc<AgentState>,
+        c: &Self::Config,
+        tick: bool,
+        held: &mut Option<Self::Held>,
+    ) -> Option<Instant>;
+}
+
+/// Runs a receiver's loop for the life of the agent; idles while the
+/// receiver is not configured. Every `flush_interval` it sends what is
+/// waiting ([`flush_tick`]); between ticks it goes on at once while a
+/// backlog drains or a full batch waits. Returns after its last flush once
+/// `state.stop_by` is set (SIGTERM).
+pub(crate) async fn run<L: Lane>(state: Rc<AgentState>) {
+    let alarm = Alarm::new();
+    let mut next_tick = Instant::now();
+    let mut held: Option<L::Held> = None;
+    loop {
+        let c = L::config(&state);
+        if let Some(end) = state.stop_by.get() {
+            if let Some(c) = c {
+                last_flush::<L>(&state, c, &mut held, end).await;
+            }
+            return;
+        }
+        let Some(c) = c else {
+            held = None;
+            L::wake(&state).wait().await;
+            continue;
+        };
+        if state.uplink.borrow().is_none() {
+            state.ensure_uplink();
+            if state.uplink.borrow().is_none() {
+                L::wake(&state).wait().await;
+                continue;
+            }
+        }
+        let now = Instant::now();
+        let tick = now >= next_tick;
+        if tick {
+            next_tick = now + L::flush_interval(&c);
+            flush_tick(&state, L::DEST);
+        }
+        if let Some(wake_at) = L::turn(&state, &c, tick, &mut held).await {
+            alarm
+                .sleep_until(wake_at.min(next_tick))
+                .or(async {
+                    L::wake(&state).wait().await;
+                })
+                .await;
+        }
+    }
+}
+
+/// SIGTERM: unless the receiver fails, what waits for it goes in one last
+/// flush, by `end` (every request then too), the batch in hand first: a
+/// request the loop had in flight was answered before this, so nothing it
+/// carried is sent twice. What is left stays in the outbox, which the
+/// caller closes (to the spool).
+async fn last_flush<L: Lane>(
+    state: &Rc<AgentState>,
+    mut c: L::Config,
+    held: &mut Option<L::Held>,
+    end: Instant,
+) {
+    if !last_flush_due(state, L::DEST, held.is_some()) {
+        return;
+    }
+    let t = L::timeout(&mut c);
+    *t = (*t).min(end.saturating_duration_since(Instant::now()));
+    let flush = async { while L::turn(state, &c, true, held).await.is_none() {} };
+    crate::os::alarm::until(end, flush).await;
+    let left = state
+        .uplink
+        .borrow()
+        .as_ref()
+        .map_or(0, |u| u.outbox.backlog_of(L::DEST));
+    log::info!(
+        "{}: last flush done, {left} records left to send",
+        L::DEST.as_str()
+    );
+}
 
 /// Every flush interval of receiver `d`'s loop: without the control plane,
 /// the first configured receiver's loop makes the heartbeats (remote-write
@@ -54,7 +158,7 @@ pub fn flush_tick(state: &Rc<AgentState>, d: Dest) {
 /// waits for it (`held`: a batch in hand), and the receiver is neither
 /// failing nor holding (a stop must not wait on a receiver that is known
 /// not to take the request).
-pub fn last_flush_due(state: &Rc<AgentState>, d: Dest, held: bool) -> bool {
+fn last_flush_due(state: &Rc<AgentState>, d: Dest, held: bool) -> bool {
     state.uplink.borrow().as_ref().is_some_and(|u| {
         let r = u.receiver(d);
         let failing = matches!(

@@ -33,15 +33,11 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_lite::FutureExt;
-
-use crate::agent::receiver::{
-    self, flush_tick, last_flush_due, probe_wait, vocabulary, wait_or_probe, Kept, HOLD,
-};
+use crate::agent::receiver::{self, probe_wait, vocabulary, wait_or_probe, Kept, Lane, HOLD};
 use crate::agent::state::AgentState;
 use crate::config::RemoteWrite;
-use crate::os::alarm::Alarm;
 use crate::os::clock::unix_millis;
+use crate::os::wake::Notify;
 use crate::uplink::link::{LinkState, SEARCH_CREDIT};
 use crate::uplink::outbox::Outgoing;
 use crate::uplink::remote_write::series::{Batch, Context};
@@ -71,71 +67,40 @@ struct Held {
 /// Runs for the life of the agent; idles while there is no `[remote_write]`.
 /// Returns after its last flush once `state.stop_by` is set (SIGTERM).
 pub async fn run(state: Rc<AgentState>) {
-    let alarm = Alarm::new();
-    let mut next_tick = Instant::now();
-    let mut held: Option<Held> = None;
-    loop {
-        let rw = state.config.borrow().remote_write.clone();
-        if let Some(end) = state.stop_by.get() {
-            if let Some(rw) = rw {
-                last_flush(&state, rw, &mut held, end).await;
-            }
-            return;
-        }
-        let Some(rw) = rw else {
-            held = None;
-            state.remote.wait().await;
-            continue;
-        };
-        if state.uplink.borrow().is_none() {
-            state.ensure_uplink();
-            if state.uplink.borrow().is_none() {
-                state.remote.wait().await;
-                continue;
-            }
-        }
-        let now = Instant::now();
-        let tick = now >= next_tick;
-        if tick {
-            next_tick = now + rw.flush_interval;
-            flush_tick(&state, Dest::RemoteWrite);
-        }
-        if let Some(wake_at) = turn(&state, &rw, tick, &mut held).await {
-            alarm
-                .sleep_until(wake_at.min(next_tick))
-                .or(async {
-                    state.remote.wait().await;
-                })
-                .await;
-        }
-    }
+    receiver::run::<RemoteWriteLane>(state).await;
 }
 
-/// SIGTERM: unless the receiver fails, what waits for it goes in one last
-/// flush, by `end` (every request then too), the batch in hand first: a
-/// request the loop had in flight was answered before this, so nothing it
-/// carried is sent twice. What is left stays in the outbox, which the
-/// caller closes (to the spool).
-async fn last_flush(
-    state: &Rc<AgentState>,
-    mut rw: RemoteWrite,
-    held: &mut Option<Held>,
-    end: Instant,
-) {
-    if !last_flush_due(state, Dest::RemoteWrite, held.is_some()) {
-        return;
+struct RemoteWriteLane;
+
+impl Lane for RemoteWriteLane {
+    type Config = RemoteWrite;
+    type Held = Held;
+    const DEST: Dest = Dest::RemoteWrite;
+
+    fn config(state: &AgentState) -> Option<RemoteWrite> {
+        state.config.borrow().remote_write.clone()
     }
-    rw.timeout = rw
-        .timeout
-        .min(end.saturating_duration_since(Instant::now()));
-    let flush = async { while turn(state, &rw, true, held).await.is_none() {} };
-    crate::os::alarm::until(end, flush).await;
-    let left = state
-        .uplink
-        .borrow()
-        .as_ref()
-        .map_or(0, |u| u.outbox.backlog_of(Dest::RemoteWrite));
-    log::info!("remote_write: last flush done, {left} records left to send");
+
+    fn wake(state: &AgentState) -> &Notify {
+        &state.remote
+    }
+
+    fn flush_interval(c: &RemoteWrite) -> Duration {
+        c.flush_interval
+    }
+
+    fn timeout(c: &mut RemoteWrite) -> &mut Duration {
+        &mut c.timeout
+    }
+
+    async fn turn(
+        state: &Rc<AgentState>,
+        c: &RemoteWrite,
+        tick: bool,
+        held: &mut Option<Held>,
+    ) -> Option<Instant> {
+        turn(state, c, tick, held).await
+    }
 }
 
 /// One step: wait (or probe an unreached receiver), take a batch if none is

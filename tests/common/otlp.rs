@@ -61,8 +61,12 @@ impl Receiver {
         format!("http://{}/v1/metrics", self.addr)
     }
 
-    /// Stops it (connections are refused) after keeping what it received.
+    /// Stops it (connections are refused) after keeping what it received:
+    /// frozen first, so no request is stored (and answered) after what is
+    /// kept was read.
     pub fn stop(&mut self) {
+        let (code, _) = self.request("POST", "/freeze", "text/plain", b"");
+        assert_eq!(code, 200);
         let got = self.received();
         *self.kept.borrow_mut() = got;
         if let Some(mut c) = self.child.take() {

@@ -46,9 +46,27 @@ pub enum Answer {
     Rejected(u16, String),
 }
 
-/// Posts one `ExportMetricsServiceRequest` (`body`, gzip-compressed
-/// first if configured); never takes longer than `o.timeout`.
-pub async fn push(o: &Otlp, resolver: &Resolver, body: &[u8]) -> Answer {
+/// A request body as it goes out: an `ExportMetricsServiceRequest`,
+/// gzip-compressed or not. Compressed once when made, so a batch held
+/// through an outage takes a few KiB, not the raw request's tens.
+pub struct Body {
+    pub bytes: Vec<u8>,
+    pub gzip: bool,
+}
+
+impl Body {
+    pub fn new(request: Vec<u8>, gzip: bool) -> Body {
+        let bytes = if gzip {
+            crate::format::gzip::compress(&request)
+        } else {
+            request
+        };
+        Body { bytes, gzip }
+    }
+}
+
+/// Posts one request; never takes longer than `o.timeout`.
+pub async fn push(o: &Otlp, resolver: &Resolver, body: &Body) -> Answer {
     let to = Destination {
         url: &o.url,
         path: &o.url.path,
@@ -57,17 +75,12 @@ pub async fn push(o: &Otlp, resolver: &Resolver, body: &[u8]) -> Answer {
     };
     let mut headers: Vec<(String, String)> =
         vec![("Content-Type".into(), "application/x-protobuf".into())];
-    let gz;
-    let body = if o.gzip {
+    if body.gzip {
         headers.push(("Content-Encoding".into(), "gzip".into()));
-        gz = crate::format::gzip::compress(body);
-        &gz[..]
-    } else {
-        body
-    };
+    }
     headers.extend(authorization(o.auth.as_ref()));
     headers.extend(o.headers.iter().cloned());
-    let resp = match crate::uplink::post::post(&to, resolver, &headers, body).await {
+    let resp = match crate::uplink::post::post(&to, resolver, &headers, &body.bytes).await {
         Ok(r) => r,
         Err(e) => {
             return Answer::Retry {

@@ -13,6 +13,8 @@
 //! tether) gives no counter point rather than a start time that is not
 //! true.
 
+use std::rc::Rc;
+
 use crate::format::json_fields::{bool_of, fields, num_of, str_of};
 use crate::uplink::otlp::wire::{Kind, Metric, Point};
 use crate::uplink::record::{check_kind_role, own_labels, Fields, CHECK_STATES};
@@ -20,8 +22,8 @@ use crate::uplink::record::{check_kind_role, own_labels, Fields, CHECK_STATES};
 /// The vocabularies of the agent's enum-style metrics (owned by the agent,
 /// which this layer may not import).
 pub struct Context<'a> {
-    pub agent_statuses: &'a [&'a str],
-    pub severities: &'a [&'a str],
+    pub agent_statuses: &'a [&'static str],
+    pub severities: &'a [&'static str],
 }
 
 /// One metric tether sends: its name, description, unit and kind, and the
@@ -165,10 +167,12 @@ impl Default for Batch {
 }
 
 impl Batch {
+    #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
         name: &str,
-        attributes: Vec<(String, String)>,
+        attributes: &Rc<[(String, String)]>,
+        extra: Option<(&'static str, &'static str)>,
         start_ns: u64,
         time_ns: u64,
         value: f64,
@@ -176,7 +180,8 @@ impl Batch {
         if let Some(m) = self.metrics.iter_mut().find(|m| m.name == name) {
             self.points += 1;
             m.points.push(Point {
-                attributes,
+                attributes: attributes.clone(),
+                extra,
                 start_ns,
                 time_ns,
                 value,
@@ -226,23 +231,23 @@ impl Batch {
             base.retain(|(b, _)| b != k);
             base.push((k.into(), v.into()));
         }
+        let base: Rc<[(String, String)]> = Rc::from(base);
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
-        self.push("tether.check.up", base.clone(), 0, t, flag(status == "ok"));
+        self.push("tether.check.up", &base, None, 0, t, flag(status == "ok"));
         let health = str_of(f, "health").unwrap_or(status);
         for st in CHECK_STATES {
-            let mut a = base.clone();
-            a.push(("status".into(), st.into()));
-            self.push("tether.check.status", a, 0, t, flag(health == st));
+            let a = Some(("status", st));
+            self.push("tether.check.status", &base, a, 0, t, flag(health == st));
         }
         if let Some(x) = bool_of(f, "flapping") {
-            self.push("tether.check.flapping", base.clone(), 0, t, flag(x));
+            self.push("tether.check.flapping", &base, None, 0, t, flag(x));
         }
         if let Some(ms) = num_of(f, "duration_ms") {
-            self.push("tether.check.duration", base.clone(), 0, t, ms / 1e3);
+            self.push("tether.check.duration", &base, None, 0, t, ms / 1e3);
         }
         for (key, name) in DETAILS {
             if let Some(v) = num_of(f, key) {
-                self.push(name, base.clone(), 0, t, v);
+                self.push(name, &base, None, 0, t, v);
             }
         }
     }
@@ -252,27 +257,35 @@ impl Batch {
             return;
         };
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        let none: Rc<[(String, String)]> = Rc::from(Vec::new());
         for st in ctx.agent_statuses {
-            let a = vec![("status".into(), st.to_string())];
-            self.push("tether.agent.status", a, 0, t, flag(status == *st));
+            let a = Some(("status", *st));
+            self.push("tether.agent.status", &none, a, 0, t, flag(status == *st));
         }
         for sv in ctx.severities {
-            let a = vec![("severity".into(), sv.to_string())];
-            self.push("tether.agent.severity", a, 0, t, flag(severity == *sv));
+            let a = Some(("severity", *sv));
+            self.push(
+                "tether.agent.severity",
+                &none,
+                a,
+                0,
+                t,
+                flag(severity == *sv),
+            );
         }
         if let Some(o) = bool_of(f, "overloaded") {
-            self.push("tether.agent.overloaded", vec![], 0, t, flag(o));
+            self.push("tether.agent.overloaded", &none, None, 0, t, flag(o));
         }
         if let Some(v) = num_of(f, "backlog_records") {
-            self.push("tether.upstream.backlog", vec![], 0, t, v);
+            self.push("tether.upstream.backlog", &none, None, 0, t, v);
         }
         if let Some(v) = num_of(f, "heartbeat_interval_seconds") {
-            self.push("tether.agent.heartbeat.interval", vec![], 0, t, v);
+            self.push("tether.agent.heartbeat.interval", &none, None, 0, t, v);
         }
         let start = num_of(f, "process_start_ms").filter(|s| *s >= 0.0);
         if let (Some(v), Some(start)) = (num_of(f, "dropped"), start) {
             let start_ns = (start as u64).saturating_mul(1_000_000).min(t);
-            self.push("tether.upstream.dropped", vec![], start_ns, t, v);
+            self.push("tether.upstream.dropped", &none, None, start_ns, t, v);
         }
     }
 }
@@ -287,8 +300,7 @@ mod tests {
     };
 
     fn attrs(p: &Point) -> Vec<String> {
-        p.attributes
-            .iter()
+        p.all_attributes()
             .map(|(k, v)| format!("{k}={v}"))
             .collect()
     }

@@ -24,11 +24,14 @@
 //!
 //! Fields go out in field-number order, as protobuf's own encoders write
 //! them, so the tests can pin the bytes against the official definitions.
-//! Each nested message is encoded into its own buffer and then copied into
-//! its parent's: a request of a few thousand points costs a few copies of
-//! each point, which is cheaper in code than sizing every level first.
+//! Each nested message is written in place after a one-byte length, which
+//! is widened (the message moved right) only when it is 128 bytes or more:
+//! attributes and points, the many small messages, are written once, and
+//! only the few large ones (a metric, the scope's list) are moved.
 
-use crate::format::protobuf::{bytes_field, field};
+use std::rc::Rc;
+
+use crate::format::protobuf::{bytes_field, field, varint, varint_len};
 
 /// What kind of metric, in OTLP's terms.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -43,7 +46,10 @@ pub enum Kind {
 /// (Unix ns); a counter's also since when it counts.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Point {
-    pub attributes: Vec<(String, String)>,
+    /// Shared by the points of one record (a check's).
+    pub attributes: Rc<[(String, String)]>,
+    /// One more, after those: a state's (`status` = `crit`).
+    pub extra: Option<(&'static str, &'static str)>,
     pub start_ns: u64,
     pub time_ns: u64,
     pub value: f64,
@@ -59,6 +65,16 @@ pub struct Metric {
     pub points: Vec<Point>,
 }
 
+impl Point {
+    /// Every attribute, in order: the shared ones, then `extra`.
+    pub fn all_attributes(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.attributes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(self.extra)
+    }
+}
+
 /// Who sends: the resource's attributes and the instrumentation scope.
 pub struct Origin<'a> {
     pub resource: &'a [(String, String)],
@@ -66,12 +82,21 @@ pub struct Origin<'a> {
     pub scope_version: &'a str,
 }
 
-/// A nested message: `encode` writes its fields, then they go into `out`
-/// as field `tag`.
+/// A nested message as field `tag`: `encode` writes its fields in place,
+/// after a length byte that is widened if it must be.
 fn nested(out: &mut Vec<u8>, tag: u8, encode: impl FnOnce(&mut Vec<u8>)) {
-    let mut inner = Vec::new();
-    encode(&mut inner);
-    bytes_field(out, tag, &inner);
+    out.push(tag);
+    let at = out.len();
+    out.push(0);
+    encode(out);
+    let len = (out.len() - at - 1) as u64;
+    if len < 0x80 {
+        out[at] = len as u8;
+        return;
+    }
+    let mut prefix = Vec::with_capacity(varint_len(len));
+    varint(&mut prefix, len);
+    out.splice(at..at + 1, prefix);
 }
 
 /// `KeyValue { key, AnyValue { string_value } }` as field `tag`.
@@ -92,7 +117,7 @@ fn point(out: &mut Vec<u8>, p: &Point, kind: Kind) {
         dp.extend_from_slice(&p.time_ns.to_le_bytes());
         dp.push(0x21);
         dp.extend_from_slice(&p.value.to_bits().to_le_bytes());
-        for (k, v) in &p.attributes {
+        for (k, v) in p.all_attributes() {
             attribute(dp, 0x3a, k, v);
         }
     });
@@ -227,7 +252,7 @@ mod tests {
 
     #[test]
     fn the_request_is_byte_for_byte_what_the_official_classes_encode() {
-        let check = vec![("check".to_string(), "db".to_string())];
+        let check: Rc<[(String, String)]> = Rc::from(vec![("check".to_string(), "db".to_string())]);
         let metrics = [
             Metric {
                 name: "tether.check.up",
@@ -236,6 +261,7 @@ mod tests {
                 kind: Kind::Gauge,
                 points: vec![Point {
                     attributes: check.clone(),
+                    extra: None,
                     start_ns: 0,
                     time_ns: 1_700_000_000_000_000_000,
                     value: 1.0,
@@ -248,6 +274,7 @@ mod tests {
                 kind: Kind::Counter,
                 points: vec![Point {
                     attributes: check,
+                    extra: None,
                     start_ns: 1_690_000_000_000_000_000,
                     time_ns: 1_700_000_000_000_000_000,
                     value: 3.0,

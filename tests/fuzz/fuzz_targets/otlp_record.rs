@@ -1,6 +1,7 @@
 //! A stored record read back as OTLP points (the spool is input: any bytes
 //! may be there), encoded as an `ExportMetricsServiceRequest` and gzipped;
-//! and any bytes read as the receiver's answer (a partial success).
+//! any bytes read as the receiver's answer (a partial success); and any
+//! bytes gzipped by our own deflate, inflated back by miniz_oxide.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use tether::uplink::otlp::points::{Batch, Context};
@@ -21,4 +22,8 @@ fuzz_target!(|data: &[u8]| {
     assert!(!body.is_empty());
     assert!(tether::format::gzip::compress(&body).len() > 18);
     let _ = partial_success(data);
+    let z = tether::format::gzip::compress(data);
+    let back = miniz_oxide::inflate::decompress_to_vec(&z[10..z.len() - 8]).expect("inflates");
+    assert_eq!(back, data);
+    assert_eq!(z[z.len() - 8..z.len() - 4], tether::format::gzip::crc32(data).to_le_bytes());
 });
