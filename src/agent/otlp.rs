@@ -25,7 +25,7 @@ use std::ops::Range;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::agent::receiver::{self, probe_wait, vocabulary, wait_or_probe, Lane, HOLD};
+use crate::agent::receiver::{self, hold, retry_later, vocabulary, wait_or_probe, Lane, HOLD};
 use crate::agent::state::AgentState;
 use crate::config::Otlp;
 use crate::os::clock::unix_millis;
@@ -38,7 +38,6 @@ use crate::uplink::otlp::{self as otlp_wire, Answer, Body};
 use crate::uplink::outbox::Outgoing;
 use crate::uplink::remote_write::backoff;
 use crate::uplink::spool::Dest;
-use crate::uplink::upstream::retry_wait;
 
 const D: Dest = Dest::Otlp;
 
@@ -185,52 +184,12 @@ async fn turn(
             why,
             reached,
         } => {
-            let wait = retry_wait(after, backoff(r.consecutive_failures));
-            if r.consecutive_failures == 0 {
-                log::warn!(
-                    "otlp {}: {why}; {n} points are sent again in {}, records are spooled meanwhile",
-                    o.url,
-                    crate::config::duration::format_coarse(wait)
-                );
-            } else {
-                log::debug!("otlp {}: {why}", o.url);
-            }
-            r.state = LinkState::Failing;
-            r.consecutive_failures += 1;
-            r.samples_retried += n;
-            r.failed(why);
-            r.not_before = now + wait;
-            r.unreached = !reached;
-            r.probe_at = now + probe_wait();
-            let wake = if r.unreached {
-                r.probe_at
-            } else {
-                r.not_before
-            };
-            u.outbox.failing(D);
-            return Some(wake);
+            let n = (n, "points");
+            return Some(retry_later(u, D, &o.url, n, after, why, reached));
         }
         Answer::Held(st, why) => {
-            if r.state != st {
-                log::error!(
-                    "otlp {}: {why}: {}; nothing is set aside, the points are held (spooled) and sent again every {}s and on SIGHUP",
-                    o.url,
-                    if st == LinkState::NotFound {
-                        "nothing at this URL takes OTLP metrics; check [otlp] url (a Collector: …:4318/v1/metrics)"
-                    } else {
-                        "the receiver rejects the credentials; install valid ones and reload (systemctl reload tether)"
-                    },
-                    HOLD.as_secs()
-                );
-            }
-            r.state = st;
-            r.consecutive_failures += 1;
-            r.samples_retried += n;
-            r.failed(why);
-            r.unreached = false;
-            r.not_before = now + HOLD;
-            u.outbox.failing(D);
-            return Some(r.not_before);
+            let not_found = "nothing at this URL takes OTLP metrics; check [otlp] url (a Collector: …:4318/v1/metrics)";
+            return Some(hold(u, D, &o.url, (n, "points"), (st, why), not_found));
         }
         Answer::Rejected(code, why) => {
             h.todo.pop();

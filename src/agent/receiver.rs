@@ -18,8 +18,10 @@ use crate::net::url::Url;
 use crate::os::alarm::Alarm;
 use crate::os::clock::{rfc3339_millis, unix_millis};
 use crate::os::wake::Notify;
-use crate::uplink::link::{LinkState, PROBE_EVERY};
+use crate::uplink::link::{LinkState, Uplink, PROBE_EVERY};
+use crate::uplink::remote_write::backoff;
 use crate::uplink::spool::Dest;
+use crate::uplink::upstream::retry_wait;
 
 /// A dead-letter file is rotated at this size; one older file is kept, so
 /// the two hold at most twice this.
@@ -210,6 +212,83 @@ pub async fn wait_or_probe(
     r.consecutive_failures = 0;
     r.not_before = Instant::now();
     None
+}
+
+/// What a request that will go again does to `d`'s link (no answer, or a
+/// busy one: 429, 5xx): the backoff, or `Retry-After` where longer; an
+/// unreached receiver is watched by probes meanwhile; records are spooled.
+/// `n` of `unit` (samples, points) were in it. When to look again.
+#[allow(clippy::too_many_arguments)]
+pub fn retry_later(
+    u: &mut Uplink,
+    d: Dest,
+    url: &Url,
+    (n, unit): (u64, &str),
+    after: Option<Duration>,
+    why: String,
+    reached: bool,
+) -> Instant {
+    let now = Instant::now();
+    let r = u.receiver_mut(d);
+    let wait = retry_wait(after, backoff(r.consecutive_failures));
+    if r.consecutive_failures == 0 {
+        log::warn!(
+            "{} {url}: {why}; {n} {unit} are sent again in {}, records are spooled meanwhile",
+            d.as_str(),
+            crate::config::duration::format_coarse(wait)
+        );
+    } else {
+        log::debug!("{} {url}: {why}", d.as_str());
+    }
+    r.state = LinkState::Failing;
+    r.consecutive_failures += 1;
+    r.samples_retried += n;
+    r.failed(why);
+    r.not_before = now + wait;
+    r.unreached = !reached;
+    r.probe_at = now + probe_wait();
+    let wake = if r.unreached {
+        r.probe_at
+    } else {
+        r.not_before
+    };
+    u.outbox.failing(d);
+    wake
+}
+
+/// What a 401, 403 or 404 (`st`) does to `d`'s link: nothing is set
+/// aside, the batch is held and goes again after [`HOLD`] (at once after
+/// SIGHUP); `not_found` says what to check for a 404. When to look again.
+pub fn hold(
+    u: &mut Uplink,
+    d: Dest,
+    url: &Url,
+    (n, unit): (u64, &str),
+    (st, why): (LinkState, String),
+    not_found: &str,
+) -> Instant {
+    let r = u.receiver_mut(d);
+    if r.state != st {
+        log::error!(
+            "{} {url}: {why}: {}; nothing is set aside, the {unit} are held (spooled) and sent again every {}s and on SIGHUP",
+            d.as_str(),
+            if st == LinkState::NotFound {
+                not_found
+            } else {
+                "the receiver rejects the credentials; install valid ones and reload (systemctl reload tether)"
+            },
+            HOLD.as_secs()
+        );
+    }
+    r.state = st;
+    r.consecutive_failures += 1;
+    r.samples_retried += n;
+    r.failed(why);
+    r.unreached = false;
+    let until = Instant::now() + HOLD;
+    r.not_before = until;
+    u.outbox.failing(d);
+    until
 }
 
 /// The agent's statuses and severities, as the series and points name

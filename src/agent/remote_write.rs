@@ -33,7 +33,9 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::agent::receiver::{self, probe_wait, vocabulary, wait_or_probe, Kept, Lane, HOLD};
+use crate::agent::receiver::{
+    self, hold, retry_later, vocabulary, wait_or_probe, Kept, Lane, HOLD,
+};
 use crate::agent::state::AgentState;
 use crate::config::RemoteWrite;
 use crate::os::clock::unix_millis;
@@ -44,7 +46,6 @@ use crate::uplink::remote_write::series::{Batch, Context};
 use crate::uplink::remote_write::wire::{self, Series};
 use crate::uplink::remote_write::{self as rw_wire, Answer};
 use crate::uplink::spool::Dest;
-use crate::uplink::upstream::retry_wait;
 
 /// Samples a record gives at most (a heartbeat: info, status, severity,
 /// overload, counts): a batch of `batch_max_samples / this` records never
@@ -160,52 +161,28 @@ async fn turn(
             why,
             reached,
         } => {
-            let wait = retry_wait(after, rw_wire::backoff(r.consecutive_failures));
-            if r.consecutive_failures == 0 {
-                log::warn!(
-                    "remote_write {}: {why}; {n} samples are sent again in {}, records are spooled meanwhile",
-                    rw.url,
-                    crate::config::duration::format_coarse(wait)
-                );
-            } else {
-                log::debug!("remote_write {}: {why}", rw.url);
-            }
-            r.state = LinkState::Failing;
-            r.consecutive_failures += 1;
-            r.samples_retried += n;
-            r.failed(why);
-            r.not_before = now + wait;
-            r.unreached = !reached;
-            r.probe_at = now + probe_wait();
-            let wake = if r.unreached {
-                r.probe_at
-            } else {
-                r.not_before
-            };
-            u.outbox.failing(Dest::RemoteWrite);
-            return Some(wake);
+            let n = (n, "samples");
+            return Some(retry_later(
+                u,
+                Dest::RemoteWrite,
+                &rw.url,
+                n,
+                after,
+                why,
+                reached,
+            ));
         }
         Answer::Held(st, why) => {
-            if r.state != st {
-                log::error!(
-                    "remote_write {}: {why}: {}; nothing is set aside, the samples are held (spooled) and sent again every {}s and on SIGHUP",
-                    rw.url,
-                    if st == LinkState::NotFound {
-                        "nothing at this URL takes remote-write requests; check [remote_write] url"
-                    } else {
-                        "the receiver rejects the credentials; install valid ones and reload (systemctl reload tether)"
-                    },
-                    HOLD.as_secs()
-                );
-            }
-            r.state = st;
-            r.consecutive_failures += 1;
-            r.samples_retried += n;
-            r.failed(why);
-            r.unreached = false;
-            r.not_before = now + HOLD;
-            u.outbox.failing(Dest::RemoteWrite);
-            return Some(r.not_before);
+            let not_found =
+                "nothing at this URL takes remote-write requests; check [remote_write] url";
+            return Some(hold(
+                u,
+                Dest::RemoteWrite,
+                &rw.url,
+                (n, "samples"),
+                (st, why),
+                not_found,
+            ));
         }
         Answer::Rejected(code, why) => {
             let request = h.todo.pop().expect("checked");
