@@ -14,48 +14,32 @@ use std::time::{Duration, Instant};
 use common::otlp::Receiver;
 use common::rw::{collect, keep_answering, remove_checks, results, stored_up};
 use common::store::{Kind, Store};
-use common::upstream::{field, section, Fake, Req};
+use common::upstream::{field, Fake, Req};
 use common::{wait_for, Agent};
 use serde_json::Value;
 
 /// The fake upstream (recording), the receiver, two TCP checks (one ok,
 /// one refused) at 1 s; `extra_otlp` goes in `[otlp]`, `extra` after it.
 fn config(upstream: SocketAddr, url: &str, extra_otlp: &str, extra: &str) -> String {
-    let (listener, open) = common::open_port();
-    std::mem::forget(listener);
-    let closed = common::closed_port();
-    let upstream = section(&format!("http://{upstream}/"), "t0ken-for-tests");
-    format!(
-        r#"[agent]
-name = "edge-1"
-interval = "1s"
-timeout = "500ms"
-labels = {{ tier = "prod", site = "ams" }}
-
-{upstream}
-[otlp]
+    let otlp = format!(
+        r#"[otlp]
 url = "{url}"
 allow_plaintext = true
 timeout = "2s"
 flush_interval = "500ms"
 resource = {{ "deployment.environment" = "test" }}
 {extra_otlp}
-
-{extra}
-
-[[check]]
-name = "open"
-kind = "tcp"
-target = "{open}"
-
-[[check]]
-name = "refused"
-kind = "tcp"
-target = "{closed}"
-role = "control_plane"
-labels = {{ service = "db", site = "here" }}
 "#
-    )
+    );
+    common::rw::config_with(upstream, &otlp, extra)
+}
+
+/// Nothing was refused, for any reason.
+fn nothing_rejected(a: &Agent) {
+    for reason in tether::agent::otlp::REASONS {
+        let name = format!("tether_otlp_points_rejected_total{{reason=\"{reason}\"}}");
+        assert_eq!(metric(a, &name), 0.0, "{name}");
+    }
 }
 
 /// `tether.check.up` per check: the points' times (Unix ms), in arrival
@@ -346,15 +330,7 @@ fn busy_answers_are_retried_after_the_wait_they_ask_for_and_never_sooner_than_a_
     // Nothing was lost and nothing counted twice.
     remove_checks(&a);
     wait_exact(&r, &fake, &mut all, Duration::from_secs(30));
-    for reason in tether::agent::otlp::REASONS {
-        assert_eq!(
-            metric(
-                &a,
-                &format!("tether_otlp_points_rejected_total{{reason=\"{reason}\"}}")
-            ),
-            0.0
-        );
-    }
+    nothing_rejected(&a);
 }
 
 #[test]
@@ -601,15 +577,7 @@ fn rejected_credentials_hold_the_points_and_a_reload_sends_them() {
     );
     remove_checks(&a);
     wait_exact(&r, &fake, &mut all, Duration::from_secs(20));
-    for reason in tether::agent::otlp::REASONS {
-        assert_eq!(
-            metric(
-                &a,
-                &format!("tether_otlp_points_rejected_total{{reason=\"{reason}\"}}")
-            ),
-            0.0
-        );
-    }
+    nothing_rejected(&a);
 }
 
 #[test]

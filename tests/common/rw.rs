@@ -13,6 +13,23 @@ use super::{wait_for, Agent};
 /// A config with the fake upstream (recording) and the store, two TCP
 /// checks (one ok, one refused) at 1 s.
 pub fn config(upstream: SocketAddr, write_url: &str, extra_rw: &str, extra: &str) -> String {
+    let rw = format!(
+        r#"[remote_write]
+url = "{write_url}"
+allow_plaintext = true
+timeout = "2s"
+flush_interval = "500ms"
+labels = {{ site = "fra1", group = "eu-west" }}
+{extra_rw}
+"#
+    );
+    config_with(upstream, &rw, extra)
+}
+
+/// The agent (`edge-1`, labels `tier` and `site`), the fake upstream
+/// (recording), the receiver's section `dest`, `extra`, and two TCP checks
+/// at 1 s: `open` (ok) and `refused` (crit, with labels of its own).
+pub fn config_with(upstream: SocketAddr, dest: &str, extra: &str) -> String {
     let (listener, open) = super::open_port();
     std::mem::forget(listener);
     let closed = super::closed_port();
@@ -25,13 +42,7 @@ timeout = "500ms"
 labels = {{ tier = "prod", site = "ams" }}
 
 {upstream}
-[remote_write]
-url = "{write_url}"
-allow_plaintext = true
-timeout = "2s"
-flush_interval = "500ms"
-labels = {{ site = "fra1", group = "eu-west" }}
-{extra_rw}
+{dest}
 
 {extra}
 
