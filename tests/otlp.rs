@@ -193,6 +193,12 @@ fn every_result_arrives_once_with_its_resource_names_units_and_times() {
     let (_, m) = a.get("/metrics");
     assert!(m.contains("tether_otlp_state{state=\"up\"} 1"), "{m}");
     assert!(metric(&a, "tether_otlp_points_sent_total") > 0.0);
+    // The page shows the destination beside the upstream.
+    let (_, page) = a.get("/");
+    assert!(
+        page.contains(&format!("<p>OTLP {}: <b>up</b>", r.url())),
+        "{page}"
+    );
 }
 
 fn otlp_agent_id(a: &Agent) -> String {
@@ -305,6 +311,8 @@ fn busy_answers_are_retried_after_the_wait_they_ask_for_and_never_sooner_than_a_
         (r#"{"status": 503, "retry_after": "0", "count": 1}"#, 1.0),
         (r#"{"status": 502, "count": 1}"#, 1.0),
         (r#"{"status": 504, "count": 1}"#, 1.0),
+        // A redirect is not followed, and loses nothing.
+        (r#"{"status": 308, "count": 1}"#, 1.0),
     ] {
         let from = r.log().len();
         r.fault(fault);

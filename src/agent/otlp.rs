@@ -15,7 +15,8 @@
 //! | no DNS answer or no TCP connection | the same, and meanwhile the receiver is watched with a bare TCP connect every 1–3 s; the request goes as soon as one succeeds |
 //! | 401, 403, 404 | not the points' fault: the batch is held, the link shows `credentials_rejected` or `not_found`, the request goes again after a minute (at once after SIGHUP) |
 //! | 413 | the request is halved, by records, and each half sent; a single record still too large is refused |
-//! | any other code | refused: the request's points go to the dead-letter file, counted by reason; the next request waits the backoff, so a receiver that refuses everything gets one request a second at most, doubling to one each 30 s |
+//! | 3xx (redirects are not followed) | retried as a 503 is |
+//! | any other 4xx or 5xx | refused: the request's points go to the dead-letter file, counted by reason; the next request waits the backoff, so a receiver that refuses everything gets one request a second at most, doubling to one each 30 s |
 //!
 //! Records leave in the order they were made: the spool's backlog before
 //! the ring, never past the reconnect heartbeat the upstream has in flight

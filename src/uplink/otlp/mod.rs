@@ -6,10 +6,10 @@
 //!
 //! Retries follow the OTLP specification: 429, 502, 503 and 504 and no
 //! answer at all are retried (`Retry-After` honoured up to five minutes,
-//! never shorter than the backoff); every other code is final for the
-//! request, which is set aside, except those that are not about the
+//! never shorter than the backoff); every other 4xx and 5xx is final for
+//! the request, which is set aside, except those that are not about the
 //! points: 401 and 403 (the credentials) and 404 (the URL) hold them
-//! instead (the specification would drop them; a rotated token must not
+//! instead, and a redirect (3xx, not followed) is retried (the specification would drop them; a rotated token must not
 //! cost the points sent meanwhile). A 2xx may name points the receiver
 //! rejected (`partial_success`): the rest are stored, and those are
 //! counted, not sent again.
@@ -118,7 +118,14 @@ pub async fn push(o: &Otlp, resolver: &Resolver, body: &Body) -> Answer {
         },
         401 | 403 => Answer::Held(LinkState::CredentialsRejected, said()),
         404 => Answer::Held(LinkState::NotFound, said()),
-        _ => Answer::Rejected(s, said()),
+        400..=599 => Answer::Rejected(s, said()),
+        // A redirect (tether does not follow one) or a code HTTP does not
+        // define says nothing against the points: kept, and asked again.
+        _ => Answer::Retry {
+            after: None,
+            why: said(),
+            reached: true,
+        },
     }
 }
 
