@@ -285,6 +285,19 @@ fn an_outage_with_a_kill_loses_nothing_and_sends_nothing_twice() {
     });
     assert_eq!(otlp_field(&a, "spool_records"), "0");
     assert_eq!(otlp_field(&a, "records_lost"), "0");
+    // A counter starts again with each process: three runs, three starts,
+    // each at or before its points.
+    let starts: BTreeSet<u64> = r
+        .received()
+        .iter()
+        .filter(|p| p["kind"] == "sum")
+        .map(|p| {
+            let (s, t) = (p["start"].as_u64().unwrap(), p["time"].as_u64().unwrap());
+            assert!(s > 0 && s <= t, "{p}");
+            s
+        })
+        .collect();
+    assert_eq!(starts.len(), 3, "{starts:?}");
 }
 
 /// The arrival times (s) of this run's requests after `from`, with their
