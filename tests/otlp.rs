@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::otlp::Receiver;
 use common::rw::{collect, keep_answering, remove_checks, results, stored_up};
 use common::store::{Kind, Store};
-use common::upstream::{field, Fake, Req};
+use common::upstream::{field, Act, Fake, Req};
 use common::{wait_for, Agent};
 use serde_json::Value;
 
@@ -663,4 +663,60 @@ target = "{}"
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(!text.contains("SECRET"), "a secret in the bundle:\n{text}");
     assert!(text.contains("tether_otlp_requests_total"), "{text}");
+}
+
+/// The upstream black-holes for 20 s: the agent probes it with reconnect
+/// heartbeats, each cut by the timeout and queued again after newer records
+/// went to disk (so it reaches the spool after them). Every heartbeat the
+/// control plane finally has reaches the receiver too (those of the last
+/// two seconds may still be on their way).
+#[test]
+fn heartbeats_made_while_the_upstream_hangs_reach_the_receiver() {
+    let r = Receiver::start();
+    let fake = Fake::start("127.0.0.1:0");
+    let a = Agent::start("otlp-hb", &config(fake.addr, &r.url(), "", ""));
+    let mut all = Vec::new();
+    wait_for("some", Duration::from_secs(10), || {
+        (r.received().len() > 10).then_some(())
+    });
+    fake.set_default(Some(Act::Hang));
+    std::thread::sleep(Duration::from_secs(20));
+    fake.set_default(None);
+    remove_checks(&a);
+    wait_for("results", Duration::from_secs(30), || {
+        collect(&fake, &mut all);
+        let want: usize = results(&all).values().map(BTreeSet::len).sum();
+        let got = r
+            .received()
+            .iter()
+            .filter(|p| p["metric"] == "tether.check.up")
+            .count();
+        (got == want).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    collect(&fake, &mut all);
+    let mut seen = BTreeSet::new();
+    let mut want = BTreeSet::new();
+    for q in all.iter().filter(|q| q.acked()) {
+        for l in &q.lines {
+            if field(l, "type") == "heartbeat" && seen.insert(field(l, "seq")) {
+                let t = field(l, "time");
+                want.insert(tether::os::clock::parse_rfc3339_millis(&t).unwrap() as i64);
+            }
+        }
+    }
+    let got: BTreeSet<i64> = r
+        .received()
+        .iter()
+        .filter(|p| p["metric"] == "tether.agent.heartbeat.interval")
+        .map(|p| (p["time"].as_u64().unwrap() / 1_000_000) as i64)
+        .collect();
+    let cut = tether::os::clock::unix_millis(std::time::SystemTime::now()) as i64 - 2000;
+    let missing: Vec<_> = want.difference(&got).filter(|t| **t < cut).collect();
+    let extra: Vec<_> = got.difference(&want).collect();
+    assert!(
+        missing.is_empty(),
+        "heartbeats missing: {missing:?} (extra {extra:?})"
+    );
+    assert!(want.len() >= 20, "{} heartbeats", want.len());
 }

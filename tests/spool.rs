@@ -546,3 +546,25 @@ fn a_failed_sync_takes_back_what_it_was_for_and_nothing_else() {
         let _ = fs::remove_dir_all(&dir);
     }
 }
+
+/// A record that reaches the disk after newer ones (a reconnect heartbeat
+/// whose upload failed while they were spooled) is read by a destination
+/// that already read and acknowledged those newer ones.
+#[test]
+fn a_late_record_is_read_after_newer_ones_were_acknowledged() {
+    use tether::uplink::spool::Dest;
+    let dir = common::temp_dir("spool-late");
+    let dests = [Dest::Upstream, Dest::Otlp];
+    let (mut s, _) = Spool::open_for(&dir, 64 << 20, SyncPolicy::Batch, &dests).unwrap();
+    put(&mut s, &[rec(1), rec(2), rec(3), rec(5), rec(6)]);
+    let b = s.read_for(Dest::Otlp, 100, 1 << 20, &|_| false).unwrap();
+    let got: Vec<u64> = b.recs.iter().map(|r| r.seq).collect();
+    assert_eq!(got, [1, 2, 3, 5, 6]);
+    s.ack_for(Dest::Otlp, b.end);
+    // The late one.
+    put(&mut s, &[rec(4)]);
+    let b = s.read_for(Dest::Otlp, 100, 1 << 20, &|_| false).unwrap();
+    let got: Vec<u64> = b.recs.iter().map(|r| r.seq).collect();
+    assert_eq!(got, [4]);
+    let _ = fs::remove_dir_all(&dir);
+}

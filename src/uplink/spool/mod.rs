@@ -145,6 +145,12 @@ struct Cursor {
     pos: Pos,
     /// Every spooled record up to this seq is acknowledged.
     acked: u64,
+    /// `acked` as the spool was opened: a record at or below it found past
+    /// the cursor was delivered in an earlier run. Not the live `acked`:
+    /// a record can reach the disk after newer ones (a reconnect heartbeat
+    /// whose upload failed while they were spooled), and a destination
+    /// that has read those newer ones does not have it.
+    floor: u64,
     /// Configured: its cursor holds segments.
     on: bool,
 }
@@ -327,6 +333,7 @@ impl Spool {
         let cursor = |d: Dest| Cursor {
             pos: Pos::start_of(None, acked[d as usize]),
             acked: acked[d as usize],
+            floor: acked[d as usize],
             on: dests.contains(&d),
         };
         let mut names: Vec<u64> = fs::read_dir(dir)?
@@ -489,7 +496,7 @@ impl Spool {
         max_bytes: usize,
         done: &dyn Fn(u64) -> bool,
     ) -> io::Result<Batch> {
-        let acked = self.cursors[d as usize].acked;
+        let acked = self.cursors[d as usize].floor;
         let mut batch = Batch {
             recs: Vec::new(),
             gaps: Vec::new(),
