@@ -411,6 +411,17 @@ fn stored_samples(store: SocketAddr) -> Option<u64> {
     query_number(store, q).map(|v| v as u64)
 }
 
+/// The agent's statuses and severities, as the encoders are given them.
+const STATUSES: [&str; 6] = [
+    "online",
+    "degraded",
+    "offline",
+    "needs_recovery",
+    "version_unsupported",
+    "disabled",
+];
+const SEVERITIES: [&str; 3] = ["healthy", "unhealthy", "critical"];
+
 /// 250 stored result records of 100 TCP checks, as the agent spools them.
 fn result_bodies() -> Vec<String> {
     (0..250)
@@ -441,15 +452,8 @@ pub fn encode_us_per_result() -> [f64; 4] {
         agent: "edge-1",
         agent_id: "00112233445566778899aabbccddeeff",
         labels: &labels,
-        agent_statuses: &[
-            "online",
-            "degraded",
-            "offline",
-            "needs_recovery",
-            "version_unsupported",
-            "disabled",
-        ],
-        severities: &["healthy", "unhealthy", "critical"],
+        agent_statuses: &STATUSES,
+        severities: &SEVERITIES,
     };
     let rounds = 200;
     let start = Cpu::this_thread_ns();
@@ -505,15 +509,8 @@ pub fn otlp_encode_us_per_result() -> [f64; 4] {
     use tether::uplink::otlp::points::{Batch, Context};
     let bodies = result_bodies();
     let ctx = Context {
-        agent_statuses: &[
-            "online",
-            "degraded",
-            "offline",
-            "needs_recovery",
-            "version_unsupported",
-            "disabled",
-        ],
-        severities: &["healthy", "unhealthy", "critical"],
+        agent_statuses: &STATUSES,
+        severities: &SEVERITIES,
     };
     let resource: Vec<(String, String)> = [
         ("service.name", "tether"),
@@ -578,12 +575,10 @@ pub fn otlp_encode_us_per_result() -> [f64; 4] {
 /// (snappy) for the same records.
 pub fn body_sizes() -> (usize, usize, usize) {
     let bodies = result_bodies();
-    let statuses = ["online", "degraded", "offline"];
-    let severities = ["healthy", "unhealthy", "critical"];
     let mut b = tether::uplink::otlp::points::Batch::default();
     let ctx = tether::uplink::otlp::points::Context {
-        agent_statuses: &statuses,
-        severities: &severities,
+        agent_statuses: &STATUSES,
+        severities: &SEVERITIES,
     };
     for (i, body) in bodies.iter().enumerate() {
         b.add(body, 1_796_000_000_000 + i as u64, &ctx);
@@ -596,8 +591,8 @@ pub fn body_sizes() -> (usize, usize, usize) {
         agent: "edge-1",
         agent_id: "00112233445566778899aabbccddeeff",
         labels: &labels,
-        agent_statuses: &statuses,
-        severities: &severities,
+        agent_statuses: &STATUSES,
+        severities: &SEVERITIES,
     };
     let mut rb = tether::uplink::remote_write::series::Batch::default();
     for (i, body) in bodies.iter().enumerate() {

@@ -254,19 +254,6 @@ fn reason_of(code: u16) -> &'static str {
 /// The next batch, if one is due: `Some(None)` when nothing is, `None`
 /// when there is no outbox.
 fn take(state: &Rc<AgentState>, o: &Otlp, tick: bool) -> Option<Option<Held>> {
-    let resource = {
-        let c = state.config.borrow();
-        let g = state.uplink.borrow();
-        let agent_id = g.as_ref()?.identity.as_ref().map_or("", |s| s.as_str());
-        attributes(&Identity {
-            agent: &c.agent.name,
-            agent_id,
-            host_name: &crate::config::host_name(),
-            os_release: &state.os_release,
-            labels: &c.agent.labels,
-            extra: &o.resource,
-        })
-    };
     let mut guard = state.uplink.borrow_mut();
     let u = guard.as_mut()?;
     let max_records = (o.batch_max_points / POINTS_PER_RECORD).max(1);
@@ -288,6 +275,19 @@ fn take(state: &Rc<AgentState>, o: &Otlp, tick: bool) -> Option<Option<Held>> {
             u.outbox.acked_for(D, &out);
             continue;
         }
+        // Made once a request is due: the host name is read each time,
+        // so a renamed host shows in the next request.
+        let agent_id = u.identity.as_ref().map_or("", |s| s.as_str());
+        let c = state.config.borrow();
+        let resource = attributes(&Identity {
+            agent: &c.agent.name,
+            agent_id,
+            host_name: &crate::config::host_name(),
+            os_release: &state.os_release,
+            labels: &c.agent.labels,
+            extra: &o.resource,
+        });
+        drop(c);
         let body = Body::new(request_body(&resource, &metrics), o.gzip);
         return Some(Some(Held {
             out,

@@ -10,6 +10,8 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
+// The upstream's rotation size serves the receivers' dead letters too.
+use crate::agent::delivery::DEAD_LETTER_MAX;
 use crate::agent::health::{AgentStatus, Severity};
 use futures_lite::FutureExt;
 
@@ -23,9 +25,6 @@ use crate::uplink::remote_write::backoff;
 use crate::uplink::spool::Dest;
 use crate::uplink::upstream::retry_wait;
 
-/// A dead-letter file is rotated at this size; one older file is kept, so
-/// the two hold at most twice this.
-pub const DEAD_LETTER_MAX: u64 = 1 << 20;
 /// A held batch (401, 403, 404), or a search out of credit, goes again
 /// after this.
 pub const HOLD: Duration = Duration::from_secs(60);

@@ -2,7 +2,7 @@
 //! figures are pushed to, how the request authenticates, and what the
 //! resource adds.
 
-use super::walk::{header_ok, Scope, Walker};
+use super::walk::{Scope, Walker};
 use super::*;
 
 pub(super) const OTLP_KEYS: &[&str] = &[
@@ -57,18 +57,7 @@ impl Walker<'_> {
         let url = self.required(s, &span, "url", url);
         let auth = self.remote_auth(s);
         let ca_file = self.ca_file(s);
-        let headers = self.string_table(
-            s,
-            "headers",
-            "a table like { x-honeycomb-team = \"…\" }",
-            (
-                "header",
-                "must be a token name with a string value without line breaks, and not one the protocol sets (Content-Type, Content-Encoding, Authorization, …)",
-            ),
-            |name, val| {
-                header_ok(name, val) && !PROTOCOL_HEADERS.contains(&name.to_ascii_lowercase().as_str())
-            },
-        );
+        let headers = self.request_headers(s, "x-honeycomb-team = \"…\"", PROTOCOL_HEADERS);
         let (timeout, flush_interval) = self.link_timings(s);
         let batch_max_points = self.integer(s, "batch_max_points", 1, 100_000);
         let compression = self.choice(s, "compression", &["gzip", "none"]);

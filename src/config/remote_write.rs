@@ -63,18 +63,7 @@ impl Walker<'_> {
         let url = self.required(s, &span, "url", url);
         let auth = self.remote_auth(s);
         let ca_file = self.ca_file(s);
-        let headers = self.string_table(
-            s,
-            "headers",
-            "a table like { X-Scope-OrgID = \"connectors\" }",
-            (
-                "header",
-                "must be a token name with a string value without line breaks, and not one the protocol sets (Content-Type, Content-Encoding, Authorization, …)",
-            ),
-            |name, val| {
-                header_ok(name, val) && !PROTOCOL_HEADERS.contains(&name.to_ascii_lowercase().as_str())
-            },
-        );
+        let headers = self.request_headers(s, "X-Scope-OrgID = \"connectors\"", PROTOCOL_HEADERS);
         let (timeout, flush_interval) = self.link_timings(s);
         let batch_max_samples = self.integer(s, "batch_max_samples", 1, 100_000);
         let labels = self.labels(s);
@@ -89,6 +78,27 @@ impl Walker<'_> {
             batch_max_samples: batch_max_samples.unwrap_or(2000) as usize,
             labels,
         })
+    }
+
+    /// A receiver's `headers` table (`example`, as a TOML inline table's
+    /// contents): token names, values without line breaks, none of
+    /// `protocol` (lowercase), which the request sets itself.
+    pub(super) fn request_headers(
+        &mut self,
+        s: &Scope,
+        example: &str,
+        protocol: &[&str],
+    ) -> Vec<(String, String)> {
+        self.string_table(
+            s,
+            "headers",
+            &format!("a table like {{ {example} }}"),
+            (
+                "header",
+                "must be a token name with a string value without line breaks, and not one the protocol sets (Content-Type, Content-Encoding, Authorization, …)",
+            ),
+            |name, val| header_ok(name, val) && !protocol.contains(&name.to_ascii_lowercase().as_str()),
+        )
     }
 
     /// `labels = { site = "fra1" }`, sorted: `[agent]`'s, attached to

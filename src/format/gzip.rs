@@ -11,27 +11,27 @@
 //! their bytes to LZ77 alone: dynamic Huffman codes would gain little on
 //! them (docs/fleet.md has the measured sizes and costs).
 
-/// CRC-32 (IEEE 802.3, reflected 0xEDB88320), the checksum gzip carries;
-/// the table is built at compile time.
-const CRC_TABLE: [u32; 256] = {
+/// The byte-at-a-time table of a reflected CRC-32 with polynomial `poly`,
+/// built at compile time: gzip's CRC-32 here, the spool's CRC-32C in
+/// `uplink/crc32c.rs`.
+pub const fn reflected_crc_table(poly: u32) -> [u32; 256] {
     let mut t = [0u32; 256];
     let mut i = 0;
     while i < 256 {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
+            c = if c & 1 != 0 { poly ^ (c >> 1) } else { c >> 1 };
             k += 1;
         }
         t[i] = c;
         i += 1;
     }
     t
-};
+}
+
+/// CRC-32 (IEEE 802.3, reflected 0xEDB88320), the checksum gzip carries.
+const CRC_TABLE: [u32; 256] = reflected_crc_table(0xEDB8_8320);
 
 pub fn crc32(data: &[u8]) -> u32 {
     !data.iter().fold(!0u32, |c, b| {

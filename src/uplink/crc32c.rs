@@ -9,21 +9,7 @@
 
 const POLY: u32 = 0x82F6_3B78;
 
-const TABLE: [u32; 256] = {
-    let mut t = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 { (c >> 1) ^ POLY } else { c >> 1 };
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
-    }
-    t
-};
+const TABLE: [u32; 256] = crate::format::gzip::reflected_crc_table(POLY);
 
 /// The CRC-32C of `parts` concatenated.
 pub fn checksum(parts: &[&[u8]]) -> u32 {

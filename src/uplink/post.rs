@@ -42,6 +42,17 @@ pub fn authorization(auth: Option<&crate::config::RemoteAuth>) -> Option<(String
     Some(("Authorization".into(), value))
 }
 
+/// A receiver's answer for a log line and `/status`: `HTTP 400 Bad
+/// Request: <what it said>`, what it said clipped to 300 characters.
+pub fn answer_line(resp: &Response, said: &str) -> String {
+    let said = crate::format::text::clip(said, 300);
+    if said.is_empty() {
+        format!("HTTP {} {}", resp.status, resp.reason)
+    } else {
+        format!("HTTP {} {}: {said}", resp.status, resp.reason)
+    }
+}
+
 /// Why there is no answer: a sentence for the log and `/status`, and
 /// whether a connection to the receiver was made at all (a receiver that
 /// cannot be reached can be watched with [`reachable`] instead of full

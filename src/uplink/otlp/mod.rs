@@ -23,7 +23,7 @@ use std::time::SystemTime;
 use crate::config::Otlp;
 use crate::net::resolve::Resolver;
 use crate::uplink::link::LinkState;
-use crate::uplink::post::{authorization, Destination};
+use crate::uplink::post::{answer_line, authorization, Destination};
 use crate::uplink::upstream::{retry_after, MAX_RETRY_AFTER};
 
 /// What a push came to.
@@ -93,12 +93,7 @@ pub async fn push(o: &Otlp, resolver: &Resolver, body: &Body) -> Answer {
     let s = resp.status;
     let said = || {
         let line = status_message(&resp.body).unwrap_or_else(|| resp.body_line());
-        let line = crate::format::text::clip(&line, 300);
-        if line.is_empty() {
-            format!("HTTP {s} {}", resp.reason)
-        } else {
-            format!("HTTP {s} {}: {line}", resp.reason)
-        }
+        answer_line(&resp, &line)
     };
     match s {
         200..=299 => {

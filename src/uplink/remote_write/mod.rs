@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use crate::config::RemoteWrite;
 use crate::net::resolve::Resolver;
 use crate::uplink::link::LinkState;
-use crate::uplink::post::{authorization, Destination};
+use crate::uplink::post::{answer_line, authorization, Destination};
 use crate::uplink::upstream::{retry_after, MAX_RETRY_AFTER};
 
 /// Backoff between retries: full jitter over 1 s doubling to this.
@@ -71,15 +71,7 @@ pub async fn push(rw: &RemoteWrite, resolver: &Resolver, body: &[u8]) -> Answer 
         }
     };
     let s = resp.status;
-    let said = || {
-        let line = resp.body_line();
-        let line = crate::format::text::clip(&line, 300);
-        if line.is_empty() {
-            format!("HTTP {s} {}", resp.reason)
-        } else {
-            format!("HTTP {s} {}: {line}", resp.reason)
-        }
-    };
+    let said = || answer_line(&resp, &resp.body_line());
     let retry = |after| Answer::Retry {
         after,
         why: said(),
