@@ -92,7 +92,7 @@ pub async fn push(o: &Otlp, resolver: &Resolver, body: &Body) -> Answer {
     };
     let s = resp.status;
     let said = || {
-        let line = status_message(&resp.body).unwrap_or_else(|| resp.body_line());
+        let line = wire::status_message(&resp.body).unwrap_or_else(|| resp.body_line());
         answer_line(&resp, &line)
     };
     match s {
@@ -121,37 +121,5 @@ pub async fn push(o: &Otlp, resolver: &Resolver, body: &Body) -> Answer {
             why: said(),
             reached: true,
         },
-    }
-}
-
-/// The message of a `google.rpc.Status`, the body OTLP/HTTP receivers
-/// answer an error with (`code` = 1, `message` = 2); `None` for a body
-/// that is not one (a proxy's text page).
-fn status_message(body: &[u8]) -> Option<String> {
-    let mut rest = body;
-    if rest.first() == Some(&0x08) {
-        let n = rest.iter().skip(1).take(10).position(|b| b & 0x80 == 0)?;
-        rest = &rest[n + 2..];
-    }
-    let (m, _) = crate::format::protobuf::field(rest, 0x12)?;
-    let m = std::str::from_utf8(m).ok()?;
-    (!m.is_empty() && !m.chars().any(|c| c.is_control() && c != '\n')).then(|| m.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_error_body_is_read_as_a_status_or_not_at_all() {
-        // code 3 (INVALID_ARGUMENT), message "bad metric".
-        let mut b = vec![0x08, 0x03];
-        crate::format::protobuf::bytes_field(&mut b, 0x12, b"bad metric");
-        assert_eq!(status_message(&b).as_deref(), Some("bad metric"));
-        assert_eq!(status_message(&b[2..]).as_deref(), Some("bad metric"));
-        assert_eq!(status_message(b"<html>bad gateway</html>"), None);
-        assert_eq!(status_message(&[0x08]), None);
-        assert_eq!(status_message(&[0x08, 0xff, 0xff]), None);
-        assert_eq!(status_message(&[]), None);
     }
 }

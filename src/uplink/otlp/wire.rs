@@ -194,6 +194,19 @@ pub fn partial_success(body: &[u8]) -> Option<(i64, String)> {
     (rejected != 0 || !message.is_empty()).then_some((rejected, message))
 }
 
+/// The message of a `google.rpc.Status`, the body OTLP/HTTP receivers
+/// answer an error with (`code` = 1, `message` = 2); `None` for a body
+/// that is not one (a proxy's text page).
+pub fn status_message(body: &[u8]) -> Option<String> {
+    let mut rest = body;
+    if rest.first() == Some(&0x08) {
+        rest = read_varint(&rest[1..])?.1;
+    }
+    let (m, _) = field(rest, 0x12)?;
+    let m = std::str::from_utf8(m).ok()?;
+    (!m.is_empty() && !m.chars().any(|c| c.is_control() && c != '\n')).then(|| m.to_string())
+}
+
 fn read_varint(b: &[u8]) -> Option<(u64, &[u8])> {
     let mut v = 0u64;
     for (i, c) in b.iter().enumerate().take(10) {
@@ -219,6 +232,19 @@ fn answer(rejected: u64, message: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_body_is_read_as_a_status_or_not_at_all() {
+        // code 3 (INVALID_ARGUMENT), message "bad metric".
+        let mut b = vec![0x08, 0x03];
+        bytes_field(&mut b, 0x12, b"bad metric");
+        assert_eq!(status_message(&b).as_deref(), Some("bad metric"));
+        assert_eq!(status_message(&b[2..]).as_deref(), Some("bad metric"));
+        assert_eq!(status_message(b"<html>bad gateway</html>"), None);
+        assert_eq!(status_message(&[0x08]), None);
+        assert_eq!(status_message(&[0x08, 0xff, 0xff]), None);
+        assert_eq!(status_message(&[]), None);
+    }
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()

@@ -1,11 +1,12 @@
 //! A stored record read back as OTLP points (the spool is input: any bytes
 //! may be there), encoded as an `ExportMetricsServiceRequest` and gzipped;
-//! any bytes read as the receiver's answer (a partial success); and any
-//! bytes gzipped by our own deflate, inflated back by miniz_oxide.
+//! any bytes read as the receiver's answer (a partial success, an error's
+//! status); and any bytes gzipped by our own deflate, inflated back by
+//! miniz_oxide.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use tether::uplink::otlp::points::{Batch, Context};
-use tether::uplink::otlp::wire::partial_success;
+use tether::uplink::otlp::wire::{partial_success, status_message};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -22,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(!body.is_empty());
     assert!(tether::format::gzip::compress(&body).len() > 18);
     let _ = partial_success(data);
+    let _ = status_message(data);
     let z = tether::format::gzip::compress(data);
     let back = miniz_oxide::inflate::decompress_to_vec(&z[10..z.len() - 8]).expect("inflates");
     assert_eq!(back, data);
