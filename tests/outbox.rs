@@ -171,12 +171,8 @@ fn run(seed: u64, sync: SyncPolicy, small: bool, deferred: bool) {
             // The reconnect heartbeat: a fresh record, alone.
             80..=87 => {
                 i += 1;
-                let rec = ob.make(body(i), None);
-                m.made.insert(rec.seq);
-                let out = Outgoing {
-                    recs: vec![rec],
-                    source: Source::Fresh,
-                };
+                let out = ob.make_fresh(body(i));
+                m.made.insert(out.recs[0].seq);
                 if rng.bool() {
                     m.deliver(&out, &ctx);
                     ob.acked(&out);
@@ -401,6 +397,9 @@ fn run_many(seed: u64, small: bool, deferred: bool, otlp: bool) {
     };
     let mut gaps_seen: Vec<Gap> = Vec::new();
     let mut upstream_exact = true;
+    // A reconnect heartbeat whose upload is out while other steps run (the
+    // upstream sends one thing at a time).
+    let mut out_now: Option<Outgoing> = None;
     for step in 0..600 {
         let what = rng.u32(0..100);
         let ctx = format!("seed {seed} small={small} step {step} op {what}");
@@ -434,7 +433,7 @@ fn run_many(seed: u64, small: bool, deferred: bool, otlp: bool) {
                     ob.spill();
                 }
             }
-            45..=64 => {
+            45..=64 if out_now.is_none() => {
                 ob.report_drops(0);
                 let Some(out) = ob.next_batch(rng.usize(1..60), 1 << 20, 0) else {
                     continue;
@@ -471,23 +470,35 @@ fn run_many(seed: u64, small: bool, deferred: bool, otlp: bool) {
                     ob.failed_for(d, out);
                 }
             }
+            45..=64 => {}
             85..=92 => {
-                i += 1;
-                let out = ob.make_fresh(body(i));
-                let seq = out.recs[0].seq;
-                made.insert(seq);
-                for d in receivers {
-                    acc[*d as usize].owed.insert(seq);
-                }
+                let out = match out_now.take() {
+                    Some(out) => out,
+                    None => {
+                        i += 1;
+                        let out = ob.make_fresh(body(i));
+                        let seq = out.recs[0].seq;
+                        made.insert(seq);
+                        for a in acc.iter_mut() {
+                            a.owed.insert(seq);
+                        }
+                        if rng.bool() {
+                            out_now = Some(out);
+                            continue;
+                        }
+                        out
+                    }
+                };
                 if rng.bool() {
                     deliver(&mut acc[0], &out, Dest::Upstream, run_no, &ctx);
                     ob.acked(&out);
                 } else {
-                    acc[0].owed.insert(seq);
                     ob.failed(out);
                 }
             }
             _ => {
+                // An upload still out is cut.
+                out_now = None;
                 ob.close();
                 drop(ob);
                 ob = open2();
@@ -513,6 +524,9 @@ fn run_many(seed: u64, small: bool, deferred: bool, otlp: bool) {
         }
     }
     // Drain them all.
+    if let Some(out) = out_now.take() {
+        ob.failed(out);
+    }
     ob.report_drops(0);
     ob.retry_disk_now();
     if ob.spooling() {
@@ -597,4 +611,64 @@ fn outbox_model_three_destinations() {
         run_many(seed + 1500, false, true, true);
         run_many(seed + 1700, true, true, true);
     }
+}
+
+/// The reconnect heartbeat's upload hangs while results are spooled, the
+/// OTLP receiver takes what there is, the upload fails, and the agent is
+/// killed before the receiver asks again. At the next start the receiver
+/// must still get the heartbeat: it once reached the disk after the newer
+/// records, and the receiver's saved cursor, past it, skipped it.
+#[test]
+fn a_heartbeat_cut_while_results_spool_reaches_a_receiver_across_a_crash() {
+    use tether::uplink::spool::Dest;
+    let dir = common::temp_dir("outbox-late-heartbeat");
+    let dests = [Dest::Upstream, Dest::Otlp];
+    let cfg = SpoolConfig {
+        dir: dir.join("spool"),
+        max_bytes: 64 << 20,
+        sync: SyncPolicy::Batch,
+        ring_records: 10_000,
+    };
+    let now = 1_795_290_810_000;
+    let mut ob = Outbox::open_for(&cfg, &dir, false, now, &dests);
+    // The control plane is down: records spool.
+    ob.push(body(1));
+    ob.spool_from_now();
+    // It answers a probe again... but the heartbeat's upload hangs.
+    let hb = ob.make_fresh(body(2));
+    let hb_seq = hb.recs[0].seq;
+    for i in 3..8 {
+        ob.push(body(i));
+    }
+    ob.spill();
+    let mut got = BTreeSet::new();
+    while let Some(out) = ob.next_ordered(Dest::Otlp, 100, now) {
+        got.extend(out.recs.iter().map(|r| r.seq));
+        ob.acked_for(Dest::Otlp, &out);
+    }
+    // The upload is cut by its timeout; the loop spools what it has.
+    ob.failed(hb);
+    ob.spill();
+    // SIGKILL: nothing closes.
+    drop(ob);
+    let mut ob = Outbox::open_for(&cfg, &dir, false, now, &dests);
+    while let Some(out) = ob.next_ordered(Dest::Otlp, 100, now) {
+        for r in &out.recs {
+            assert!(got.insert(r.seq), "seq {} twice", r.seq);
+        }
+        ob.acked_for(Dest::Otlp, &out);
+    }
+    assert!(
+        got.contains(&hb_seq),
+        "the heartbeat {hb_seq} never reached the receiver: {got:?}"
+    );
+    assert_eq!(got.len(), 7, "{got:?}");
+    // The upstream has everything still, the heartbeat included.
+    let mut up = BTreeSet::new();
+    while let Some(out) = ob.next_batch(100, 1 << 20, now) {
+        up.extend(out.recs.iter().map(|r| r.seq));
+        ob.acked(&out);
+    }
+    assert_eq!(up, got);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -197,7 +197,6 @@ async fn turn(state: &Rc<AgentState>, up: &Upstream, next_tick: &mut Instant) ->
         };
         let mut guard = state.uplink.borrow_mut();
         let u = guard.as_mut().expect("created in prepare");
-        u.in_flight.clear();
         answered(u, up, out, &sent, answer, Instant::now());
     }
     state.observe_status();
@@ -273,11 +272,6 @@ fn prepare(
         u.outbox
             .next_batch(u.batch_limit, up.batch_max_bytes, now_ms)
     };
-    if let Some(b) = &batch {
-        if let Source::Fresh = b.source {
-            u.in_flight = b.recs.clone();
-        }
-    }
     batch.map(|b| (b, id)).ok_or(*next_tick)
 }
 
@@ -561,9 +555,6 @@ pub async fn last_upload(state: &Rc<AgentState>) {
 /// The end of shutdown: everything unacknowledged goes to disk, synced.
 pub fn close(state: &Rc<AgentState>) {
     if let Some(u) = state.uplink.borrow_mut().as_mut() {
-        for r in std::mem::take(&mut u.in_flight) {
-            u.outbox.queue(r);
-        }
         u.outbox.close();
         log::info!(
             "{} records left to send, kept in {}",

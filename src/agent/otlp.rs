@@ -19,8 +19,7 @@
 //! | any other 4xx or 5xx | refused: the request's points go to the dead-letter file, counted by reason; the next request waits the backoff, so a receiver that refuses everything gets one request a second at most, doubling to one each 30 s |
 //!
 //! Records leave in the order they were made: the spool's backlog before
-//! the ring, never past the reconnect heartbeat the upstream has in flight
-//! (`uplink/outbox.rs`).
+//! the ring (`uplink/outbox.rs`).
 
 use std::ops::Range;
 use std::rc::Rc;

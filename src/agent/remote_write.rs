@@ -26,8 +26,7 @@
 //! reason gets [`SEARCH_CREDIT`] requests, then one a minute.
 //!
 //! Records of one series leave in the order they were made: the spool's
-//! backlog before the ring, and never past the reconnect heartbeat the
-//! upstream has in flight (`uplink/outbox.rs`).
+//! backlog before the ring (`uplink/outbox.rs`).
 
 use std::path::Path;
 use std::rc::Rc;

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::os::clock::unix_millis;
 use crate::uplink::outbox::Outbox;
-use crate::uplink::record;
 use crate::uplink::spool::Dest;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,9 +95,6 @@ pub struct Uplink {
     pub urgent: Cell<bool>,
     /// Not before this (backoff, Retry-After, refused credentials).
     pub not_before: Instant,
-    /// Records made for the upload in flight and kept nowhere else (the
-    /// reconnect heartbeat): queued at shutdown if the upload was cut.
-    pub in_flight: Vec<record::Rec>,
     /// The remote-write receiver's side.
     pub remote: RemoteLink,
     /// The OTLP receiver's side.
@@ -301,7 +297,6 @@ impl Uplink {
             batch_limit: batch_max_records,
             urgent: Cell::new(false),
             not_before: Instant::now(),
-            in_flight: Vec::new(),
             remote: RemoteLink::default(),
             otlp: RemoteLink::default(),
         }

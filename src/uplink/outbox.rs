@@ -45,9 +45,17 @@
 //! the spool at its own cursor. A lane remembers the numbers it took from
 //! the ring (`done`), so a record spooled for another destination is not
 //! sent to it twice. The receivers' lanes (remote-write, OTLP) read
-//! strictly oldest first (the spool, then the ring), and never past a
-//! record that is only in an upload of its own (the reconnect heartbeat),
-//! so one series' points go out in time order.
+//! strictly oldest first (the spool, then the ring), so one series' points
+//! go out in time order.
+//!
+//! The reconnect heartbeat goes up alone ([`Outbox::make_fresh`]), but it
+//! is queued in the ring when it is made, like any record, so the
+//! receivers take it in its place; while its upload is out the ring is
+//! spilled only up to it (spooled and then acknowledged, it would go to
+//! the upstream again after a crash), and after the answer it goes to disk
+//! before the records made meanwhile. (Queued only when its upload failed,
+//! it once reached the disk after them; a receiver that had read those and
+//! then crashed skipped it at the next start, its saved cursor past it.)
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -96,8 +104,8 @@ pub enum Source {
     Ring(u64),
     /// The spool's backlog, up to this position.
     Spool(Pos),
-    /// Records made for this upload only (the reconnect heartbeat): queued
-    /// if it fails.
+    /// A record made for this upload (the reconnect heartbeat), queued
+    /// for the other destinations and the disk as it was made.
     Fresh,
 }
 
@@ -192,7 +200,8 @@ pub struct Outbox {
     /// (`None` if the file could not be made: a crash then reports the
     /// lease window).
     mirror: Option<AtRisk>,
-    /// Records made for the upload in flight and kept nowhere else.
+    /// Reconnect heartbeats whose upload to the upstream is out (each is
+    /// also in the ring, or spooled).
     fresh: Vec<u64>,
     /// The gap records in the ring (number, range), oldest first.
     ring_gaps: VecDeque<(u64, Gap)>,
@@ -376,19 +385,23 @@ impl Outbox {
         rec
     }
 
-    /// Numbers a record for an upload of its own (the reconnect heartbeat).
+    /// Numbers a record for an upload of its own (the reconnect heartbeat),
+    /// and queues it for the other destinations. The upstream sends one
+    /// thing at a time, so it does not read it again while the upload is
+    /// out; if the upload fails, it reads it again like any other record.
     pub fn make_fresh(&mut self, body: Body) -> Outgoing {
         let rec = self.make(body, None);
         self.fresh.push(rec.seq);
+        self.queue(rec.clone());
         Outgoing {
             recs: vec![rec],
             source: Source::Fresh,
         }
     }
 
-    /// Writes what memory holds to the mirror: the ring, the fresh records,
-    /// `extra` (a number just handed out), and the ranges that gap records
-    /// in the ring and unreported drops name.
+    /// Writes what memory holds to the mirror: the ring (the fresh records
+    /// in it too), `extra` (a number just handed out), and the ranges that
+    /// gap records in the ring and unreported drops name.
     fn sync_mirror(&mut self, extra: Option<(u64, Option<Gap>)>) {
         while let Some(&(seq, _)) = self.ring_gaps.front() {
             if self.ring.front().is_some_and(|r| r.seq <= seq) {
@@ -409,7 +422,7 @@ impl Outbox {
         if let (Some(a), Some(b)) = (self.ring.front(), self.ring.back()) {
             m.hold(a.seq, b.seq, self.ring.len() as u64);
         }
-        for s in self.fresh.iter().copied().chain(extra.map(|e| e.0)) {
+        if let Some((s, _)) = extra {
             m.hold(s, s, 1);
         }
         if let Some((s, Some(g))) = extra {
@@ -431,12 +444,11 @@ impl Outbox {
         ring.into_iter().chain(gaps).chain(pending).min()
     }
 
-    /// Puts a record in the ring at its place by sequence number (a failed
-    /// reconnect heartbeat is older than what arrived during its upload).
+    /// Puts a record in the ring at its place by sequence number (records
+    /// a failed sync gives back are older than the ring's).
     pub fn queue(&mut self, rec: Rec) {
         self.trim(1);
         self.ring_bytes += rec.body.len();
-        self.fresh.retain(|s| *s != rec.seq);
         if let Some(g) = rec.gap {
             let at = self.ring_gaps.partition_point(|(s, _)| *s < rec.seq);
             self.ring_gaps.insert(at, (rec.seq, g));
@@ -456,12 +468,14 @@ impl Outbox {
     }
 
     /// Drops the oldest records until `room` more fit in the ring: counted,
-    /// and folded into the gap record to come.
+    /// and folded into the gap record to come. A reconnect heartbeat whose
+    /// upload is out is kept: whether the upstream has it is not known yet.
     fn trim(&mut self, room: usize) {
         while self.ring.len() + room > self.cfg.ring_records {
-            let Some(old) = self.ring.pop_front() else {
+            let Some(i) = self.ring.iter().position(|r| !self.fresh.contains(&r.seq)) else {
                 break;
             };
+            let old = self.ring.remove(i).expect("found");
             self.ring_bytes -= old.body.len();
             self.dropped += 1;
             for d in Dest::ALL {
@@ -648,8 +662,7 @@ impl Outbox {
     }
 
     /// The next batch for a receiver (`d`: remote-write or OTLP), oldest
-    /// first: its backlog on disk, then the ring, never past a record that
-    /// is in an upload of its own.
+    /// first: its backlog on disk, then the ring.
     pub fn next_ordered(&mut self, d: Dest, max_records: usize, now_ms: u64) -> Option<Outgoing> {
         let name = d.as_str();
         while self.spool_unread(d) > 0 {
@@ -673,12 +686,10 @@ impl Outbox {
         if self.syncing.iter().any(|r| !self.done(d, r.seq)) {
             return None;
         }
-        let barrier = self.fresh.iter().copied().min().unwrap_or(u64::MAX);
         let recs: Vec<Rec> = self
             .ring
             .iter()
             .filter(|r| !self.done(d, r.seq))
-            .take_while(|r| r.seq < barrier)
             .take(max_records)
             .cloned()
             .collect();
@@ -733,11 +744,15 @@ impl Outbox {
             }
             Source::Fresh => {
                 self.fresh.retain(|s| !out.recs.iter().any(|r| r.seq == *s));
-                if d == Dest::Upstream && (self.has(Dest::RemoteWrite) || self.has(Dest::Otlp)) {
-                    // The other destinations still need it.
-                    for r in &out.recs {
-                        self.lanes[d as usize].done.insert(r.seq);
-                        self.queue(r.clone());
+                for r in &out.recs {
+                    self.lanes[d as usize].done.insert(r.seq);
+                    // Newer records may be in front of it: it leaves the
+                    // ring here if no one else needs it.
+                    if Dest::ALL.iter().all(|d| self.done(*d, r.seq)) {
+                        if let Some(i) = self.ring.iter().position(|x| x.seq == r.seq) {
+                            let gone = self.ring.remove(i).expect("found");
+                            self.ring_bytes -= gone.body.len();
+                        }
                     }
                 }
             }
@@ -754,9 +769,8 @@ impl Outbox {
     /// A send to `d` failed: from now on records go to disk.
     pub fn failed_for(&mut self, d: Dest, out: Outgoing) {
         if let Source::Fresh = out.source {
-            for r in out.recs {
-                self.queue(r);
-            }
+            // Already queued: the upstream reads it again like any other.
+            self.fresh.retain(|s| !out.recs.iter().any(|r| r.seq == *s));
         }
         self.lanes[d as usize].failing = true;
         self.spill();
@@ -780,7 +794,15 @@ impl Outbox {
     /// Under a disk error the records stay in memory until [`DISK_RETRY`]
     /// has passed; while a sync is out they wait for it.
     pub fn spill(&mut self) {
-        if self.ring.is_empty() || !self.syncing.is_empty() {
+        // Never past a reconnect heartbeat whose upload is out: on disk, an
+        // acknowledged one would go to the upstream again after a crash;
+        // left behind, it would reach the disk after newer records.
+        let upto = self
+            .ring
+            .iter()
+            .position(|r| self.fresh.contains(&r.seq))
+            .unwrap_or(self.ring.len());
+        if upto == 0 || !self.syncing.is_empty() {
             return;
         }
         if let Some(what) = crate::os::fs_helper::stuck_on(&self.cfg.dir) {
@@ -809,8 +831,8 @@ impl Outbox {
         let Some(spool) = self.spool.as_mut() else {
             return;
         };
-        let now_ms = self.ring.back().map_or(0, |r| r.time_ms);
-        let a = spool.append(self.ring.make_contiguous());
+        let now_ms = self.ring[upto - 1].time_ms;
+        let a = spool.append(&self.ring.make_contiguous()[..upto]);
         let unsynced = spool.unsynced();
         for r in self.ring.drain(..a.written) {
             self.ring_bytes -= r.body.len();
@@ -979,6 +1001,8 @@ impl Outbox {
     /// Shutdown: everything still in memory goes to disk, synced, and the
     /// next sequence number is saved as a clean stop.
     pub fn close(&mut self) {
+        // An upload still out was cut: its heartbeat is kept like the rest.
+        self.fresh.clear();
         for l in self.lanes.iter_mut() {
             l.failing |= l.on;
         }

@@ -146,10 +146,9 @@ struct Cursor {
     /// Every spooled record up to this seq is acknowledged.
     acked: u64,
     /// `acked` as the spool was opened: a record at or below it found past
-    /// the cursor was delivered in an earlier run. Not the live `acked`:
-    /// a record can reach the disk after newer ones (a reconnect heartbeat
-    /// whose upload failed while they were spooled), and a destination
-    /// that has read those newer ones does not have it.
+    /// the cursor was delivered in an earlier run. Not the live `acked`,
+    /// which a record that reached the disk after newer ones would be
+    /// passed over by (the outbox appends in order; this guards it).
     floor: u64,
     /// Configured: its cursor holds segments.
     on: bool,
