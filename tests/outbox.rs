@@ -111,6 +111,9 @@ fn run(seed: u64, sync: SyncPolicy, small: bool, deferred: bool) {
     };
     let mut i = 0;
     let mut last_was_spool = false;
+    // A reconnect heartbeat whose upload is out while other steps run (the
+    // upstream sends one thing at a time).
+    let mut out_now: Option<Outgoing> = None;
     for step in 0..600 {
         let what = rng.u32(0..100);
         let ctx = format!("seed {seed} {sync:?} small={small} step {step} op {what}");
@@ -146,7 +149,7 @@ fn run(seed: u64, sync: SyncPolicy, small: bool, deferred: bool) {
                 }
             }
             // An upload from the outbox, acknowledged or failed.
-            50..=79 => {
+            50..=79 if out_now.is_none() => {
                 ob.report_drops(0);
                 let ring_waiting = ob.ring_len() > 0;
                 let Some(out) = ob.next_batch(rng.usize(1..60), 1 << 20, 0) else {
@@ -168,21 +171,34 @@ fn run(seed: u64, sync: SyncPolicy, small: bool, deferred: bool) {
                     last_was_spool = false;
                 }
             }
-            // The reconnect heartbeat: a fresh record, alone.
+            50..=79 => {}
+            // The reconnect heartbeat: a fresh record, alone, answered at
+            // once or some steps later.
             80..=87 => {
-                i += 1;
-                let out = ob.make_fresh(body(i));
-                m.made.insert(out.recs[0].seq);
+                let out = match out_now.take() {
+                    Some(out) => out,
+                    None => {
+                        i += 1;
+                        let out = ob.make_fresh(body(i));
+                        m.made.insert(out.recs[0].seq);
+                        m.owed.insert(out.recs[0].seq);
+                        if rng.bool() {
+                            out_now = Some(out);
+                            continue;
+                        }
+                        out
+                    }
+                };
                 if rng.bool() {
                     m.deliver(&out, &ctx);
                     ob.acked(&out);
                 } else {
-                    m.owed.insert(out.recs[0].seq);
                     ob.failed(out);
                 }
             }
-            // A clean stop and start.
+            // A clean stop and start (an upload still out is cut).
             88..=94 => {
+                out_now = None;
                 ob.close();
                 drop(ob);
                 ob = open(&dir);
@@ -191,6 +207,7 @@ fn run(seed: u64, sync: SyncPolicy, small: bool, deferred: bool) {
             // A crash: what was only in memory is gone, and the next run
             // names exactly that in gap records.
             _ => {
+                out_now = None;
                 drop(ob);
                 ob = open(&dir);
                 last_was_spool = false;
@@ -249,6 +266,9 @@ fn run(seed: u64, sync: SyncPolicy, small: bool, deferred: bool) {
         }
     }
     // Drain: everything left goes out, and the accounts close.
+    if let Some(out) = out_now.take() {
+        ob.failed(out);
+    }
     ob.report_drops(0);
     ob.retry_disk_now();
     if ob.spooling() {
