@@ -201,7 +201,7 @@ pub struct Outbox {
     /// lease window).
     mirror: Option<AtRisk>,
     /// Reconnect heartbeats whose upload to the upstream is out (each is
-    /// also in the ring, or spooled).
+    /// also in the ring, which is not spilled past it).
     fresh: Vec<u64>,
     /// The gap records in the ring (number, range), oldest first.
     ring_gaps: VecDeque<(u64, Gap)>,
