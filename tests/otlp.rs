@@ -318,14 +318,27 @@ fn busy_answers_are_retried_after_the_wait_they_ask_for_and_never_sooner_than_a_
     wait_for("requests", Duration::from_secs(20), || {
         (r.log().len() >= 2).then_some(())
     });
-    for (fault, floor) in [
-        (r#"{"status": 429, "retry_after": "3", "count": 1}"#, 3.0),
-        (r#"{"status": 429, "count": 1}"#, 1.0),
-        (r#"{"status": 503, "retry_after": "0", "count": 1}"#, 1.0),
-        (r#"{"status": 502, "count": 1}"#, 1.0),
-        (r#"{"status": 504, "count": 1}"#, 1.0),
+    for (fault, floor, said) in [
+        (
+            r#"{"status": 429, "retry_after": "3", "count": 1}"#,
+            3.0,
+            "",
+        ),
+        (r#"{"status": 429, "count": 1}"#, 1.0, ""),
+        (
+            r#"{"status": 503, "retry_after": "0", "count": 1}"#,
+            1.0,
+            "",
+        ),
+        // A damaged Status: its bytes are no sentence for an operator.
+        (
+            r#"{"status": 502, "count": 1, "body_hex": "12ffffffff0f78787878"}"#,
+            1.0,
+            "HTTP 502 Bad Gateway: a body of 10 bytes that is not text",
+        ),
+        (r#"{"status": 504, "count": 1}"#, 1.0, ""),
         // A redirect is not followed, and loses nothing.
-        (r#"{"status": 308, "count": 1}"#, 1.0),
+        (r#"{"status": 308, "count": 1}"#, 1.0, ""),
     ] {
         let from = r.log().len();
         r.fault(fault);
@@ -345,6 +358,8 @@ fn busy_answers_are_retried_after_the_wait_they_ask_for_and_never_sooner_than_a_
             "{fault}: retried after {waited:.2} s"
         );
         assert_eq!(seen.1 .1, 200, "{fault}");
+        let last = otlp_field(&a, "last_error");
+        assert!(last.contains(said), "{fault}: {last}");
     }
     let retried = metric(&a, "tether_otlp_points_retried_total");
     assert!(retried > 0.0);

@@ -21,7 +21,8 @@ POST /freeze        from now on record nothing and answer no export (the
 POST /fault         the next answers: a JSON body {"status": 503, "count": 2,
                     "retry_after": "1", "rejected": 0, "message": "",
                     "delay": 0.05}; an error status answers a
-                    google.rpc.Status with the message, as OTLP/HTTP says;
+                    google.rpc.Status with the message, as OTLP/HTTP says,
+                    or, with "body_hex", these bytes (a damaged body);
                     delay (seconds) holds the answer that long
 
 A body with Content-Encoding: gzip is gunzipped first (one that does not
@@ -176,7 +177,12 @@ class Handler(BaseHTTPRequestHandler):
                 headers = [("Content-Type", "application/x-protobuf")]
                 if fault.get("retry_after"):
                     headers.append(("Retry-After", fault["retry_after"]))
-                return self.answer(status, rpc_status(3, fault.get("message", "")), headers)
+                body = (
+                    bytes.fromhex(fault["body_hex"])
+                    if "body_hex" in fault
+                    else rpc_status(3, fault.get("message", ""))
+                )
+                return self.answer(status, body, headers)
             record(req)
         resp = ExportMetricsServiceResponse()
         if fault and (fault.get("rejected") or fault.get("message")):

@@ -49,10 +49,34 @@ pub struct Response {
 
 impl Response {
     /// The body's first line, at most 200 characters: what a server said,
-    /// for a message.
+    /// for a message. A body that is not text (a protobuf, compressed
+    /// bytes: not UTF-8, or control characters in the line) is named by
+    /// its size: its bytes would say nothing to an operator.
     pub fn body_line(&self) -> String {
-        let text = String::from_utf8_lossy(&self.body);
-        crate::format::text::clip(text.lines().next().unwrap_or(""), 200)
+        let end = (self.body.iter())
+            .position(|b| *b == b'\n')
+            .unwrap_or(self.body.len());
+        // Enough to show 200 characters and see that there were more.
+        let head = &self.body[..end.min(1024)];
+        let text = match std::str::from_utf8(head) {
+            Ok(t) => t,
+            // Cut inside a character (at 1024 bytes, or by the body limit).
+            Err(e) if e.error_len().is_none() => {
+                std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default()
+            }
+            Err(_) => return self.not_text(),
+        };
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        if text.chars().any(|c| c.is_control() && c != '\t') {
+            return self.not_text();
+        }
+        crate::format::text::clip(text, 200)
+    }
+
+    fn not_text(&self) -> String {
+        let n = self.body.len();
+        let more = if self.truncated { " or more" } else { "" };
+        format!("a body of {n} bytes{more} that is not text")
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -332,4 +356,41 @@ async fn read_body<S: AsyncRead + Unpin>(
     }
     resp.body = body;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn said(body: &[u8]) -> String {
+        Response {
+            status: 400,
+            reason: "Bad Request".into(),
+            headers: Vec::new(),
+            body: body.to_vec(),
+            truncated: false,
+        }
+        .body_line()
+    }
+
+    #[test]
+    fn a_body_line_is_text_or_named_by_its_size() {
+        assert_eq!(said(b"too old\r\nmore"), "too old");
+        assert_eq!(said(b"tab\tkept"), "tab?kept");
+        assert_eq!(said(b""), "");
+        assert_eq!(said("caf\u{e9}".as_bytes()), "caf\u{e9}");
+        let long = "x".repeat(300);
+        assert_eq!(said(long.as_bytes()), format!("{}\u{2026}", &long[..200]));
+        // A protobuf Status whose length is damaged; bytes of no text.
+        assert_eq!(
+            said(b"\x12\xff\xff\xff\xff\x0fxxxx"),
+            "a body of 10 bytes that is not text"
+        );
+        assert_eq!(
+            said(b"\x08\x03\x12\x03bad"),
+            "a body of 7 bytes that is not text"
+        );
+        // Cut inside a character by the body limit: the text before it.
+        assert_eq!(said(&"caf\u{e9}".as_bytes()[..4]), "caf");
+    }
 }
