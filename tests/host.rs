@@ -154,6 +154,19 @@ fn system_cpu_over_the_window_memory_and_disk() {
         (Status::Crit, Some(Reason::MemoryLow)),
         "{r:?}"
     );
+    // Each part names the threshold it crossed: critical, not warn.
+    assert!(
+        r.message.contains("CRIT memory 4% available") && r.message.contains("(critical below 5%)"),
+        "{}",
+        r.message
+    );
+    let r = probe_at(&spec, &proc, t0 + Duration::from_secs(120), Ok((100, 3)));
+    assert!(
+        r.message
+            .contains("CRIT / 3% free (3 B of 100 B) (critical below 5%)"),
+        "{}",
+        r.message
+    );
     // Disk: any filesystem has less than 100% free.
     let disk = system_spec("disk_warn_percent = 100\ndisk_crit_percent = 0");
     let other = temp_dir("fake-proc-2");

@@ -87,6 +87,11 @@ pub fn probe_at(
     };
     let mem_status = below(mem_pct, s.memory_warn_percent, s.memory_crit_percent);
     let disk_status = below(disk_pct, s.disk_warn_percent, s.disk_crit_percent);
+    // The threshold that was crossed, for the message.
+    let limit = |st: Status, warn: f64, crit: f64| match st {
+        Status::Crit => format!("critical below {crit}%"),
+        _ => format!("warn below {warn}%"),
+    };
     let span = match avg.span {
         Some(d) => format!("over {}", crate::config::duration::format_coarse(d)),
         None => "since boot".to_string(),
@@ -96,7 +101,10 @@ pub fn probe_at(
             cpu_status,
             Reason::CpuOverloaded,
             format!("cpu {:.1}% busy {span}", avg.percent),
-            format!("warn at {}%", s.warn_percent),
+            match (cpu_status, s.crit_percent) {
+                (Status::Crit, Some(c)) => format!("critical at {c}%"),
+                _ => format!("warn at {}%", s.warn_percent),
+            },
         ),
         (
             mem_status,
@@ -106,7 +114,7 @@ pub fn probe_at(
                 bytes(mem_available),
                 bytes(mem_total)
             ),
-            format!("warn below {}%", s.memory_warn_percent),
+            limit(mem_status, s.memory_warn_percent, s.memory_crit_percent),
         ),
         (
             disk_status,
@@ -117,7 +125,7 @@ pub fn probe_at(
                 bytes(disk_free),
                 bytes(disk_total)
             ),
-            format!("warn below {}%", s.disk_warn_percent),
+            limit(disk_status, s.disk_warn_percent, s.disk_crit_percent),
         ),
     ];
     let worst = parts
