@@ -253,11 +253,17 @@ fn chromium_shows_every_state_and_a_change_without_a_reload_by_hand() {
         assert!(row(&shown, name).3, "no sparkline for {name}");
     }
     // The agent: the control plane is down, so offline, red, in words too.
-    let agent_status = b.eval(
-        "document.getElementById('agent-status').textContent + ' ' + \
-         getComputedStyle(document.querySelector('#agent .big')).backgroundColor",
-    );
-    assert_eq!(agent_status.as_str(), Some(&*format!("OFFLINE {RED}")));
+    // (Read until a whole document answers: a look may land in a reload.)
+    let offline = format!("OFFLINE {RED}");
+    let mut agent_status = Value::Null;
+    wait_for_opt(Duration::from_secs(12), || {
+        agent_status = b.eval(
+            "document.getElementById('agent-status').textContent + ' ' + \
+             getComputedStyle(document.querySelector('#agent .big')).backgroundColor",
+        );
+        (agent_status.as_str() == Some(&*offline)).then_some(())
+    });
+    assert_eq!(agent_status.as_str(), Some(&*offline));
     b.screenshot(&artefacts().join("every-state.png"));
 
     // The control plane comes back: the page shows it by itself (its
