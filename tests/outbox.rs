@@ -583,6 +583,11 @@ fn run_many(seed: u64, small: bool, deferred: bool, otlp: bool) {
     for d in both {
         assert_eq!(ob.backlog_of(*d), 0, "{d:?}");
     }
+    // Everyone is current: new records wait in memory again, not on disk.
+    assert!(
+        !ob.spooling(),
+        "seed {seed}: still spooling after the drain"
+    );
     for g in &gaps_seen {
         for (n, d) in both.iter().enumerate() {
             if g.dests & d.bit() != 0 {
@@ -633,6 +638,18 @@ fn outbox_model_three_destinations() {
     }
 }
 
+/// An outbox for the upstream and the OTLP receiver in `dir`, large bounds.
+fn with_otlp(dir: &Path, sync: SyncPolicy, now_ms: u64) -> Outbox {
+    use tether::uplink::spool::Dest;
+    let cfg = SpoolConfig {
+        dir: dir.join("spool"),
+        max_bytes: 64 << 20,
+        sync,
+        ring_records: 10_000,
+    };
+    Outbox::open_for(&cfg, dir, false, now_ms, &[Dest::Upstream, Dest::Otlp])
+}
+
 /// The reconnect heartbeat's upload hangs while results are spooled, the
 /// OTLP receiver takes what there is, the upload fails, and the agent is
 /// killed before the receiver asks again. At the next start the receiver
@@ -642,15 +659,8 @@ fn outbox_model_three_destinations() {
 fn a_heartbeat_cut_while_results_spool_reaches_a_receiver_across_a_crash() {
     use tether::uplink::spool::Dest;
     let dir = common::temp_dir("outbox-late-heartbeat");
-    let dests = [Dest::Upstream, Dest::Otlp];
-    let cfg = SpoolConfig {
-        dir: dir.join("spool"),
-        max_bytes: 64 << 20,
-        sync: SyncPolicy::Batch,
-        ring_records: 10_000,
-    };
     let now = 1_795_290_810_000;
-    let mut ob = Outbox::open_for(&cfg, &dir, false, now, &dests);
+    let mut ob = with_otlp(&dir, SyncPolicy::Batch, now);
     // The control plane is down: records spool.
     ob.push(body(1));
     ob.spool_from_now();
@@ -671,7 +681,7 @@ fn a_heartbeat_cut_while_results_spool_reaches_a_receiver_across_a_crash() {
     ob.spill();
     // SIGKILL: nothing closes.
     drop(ob);
-    let mut ob = Outbox::open_for(&cfg, &dir, false, now, &dests);
+    let mut ob = with_otlp(&dir, SyncPolicy::Batch, now);
     while let Some(out) = ob.next_ordered(Dest::Otlp, 100, now) {
         for r in &out.recs {
             assert!(got.insert(r.seq), "seq {} twice", r.seq);
@@ -690,5 +700,61 @@ fn a_heartbeat_cut_while_results_spool_reaches_a_receiver_across_a_crash() {
         ob.acked(&out);
     }
     assert_eq!(up, got);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The OTLP receiver was down (records spooled) and drains its backlog
+/// while the upstream takes every new record from memory. A record made
+/// during the drain waits behind the backlog for the receiver, so it goes
+/// to disk under `sync = "always"`: a SIGKILL in the drain loses nothing
+/// for the receiver (in memory it was at risk for the whole drain, not one
+/// flush interval).
+#[test]
+fn a_record_made_while_a_receiver_drains_survives_a_crash() {
+    use tether::uplink::spool::Dest;
+    let dir = common::temp_dir("outbox-drain-crash");
+    let now = 1_795_290_810_000;
+    let mut ob = with_otlp(&dir, SyncPolicy::Always, now);
+    let mut up = BTreeSet::new();
+    let upstream_takes = |ob: &mut Outbox, up: &mut BTreeSet<u64>| {
+        while let Some(out) = ob.next_batch(100, 1 << 20, now) {
+            up.extend(out.recs.iter().map(|r| r.seq));
+            ob.acked(&out);
+        }
+    };
+    // The receiver is down: its first batch fails, records spool.
+    ob.push(body(1));
+    let out = ob.next_ordered(Dest::Otlp, 2, now).expect("a batch");
+    ob.failed_for(Dest::Otlp, out);
+    for i in 2..10 {
+        ob.push(body(i));
+    }
+    upstream_takes(&mut ob, &mut up);
+    // It is back: the drain begins, two records a request.
+    let mut got = BTreeSet::new();
+    let out = ob.next_ordered(Dest::Otlp, 2, now).expect("the backlog");
+    got.extend(out.recs.iter().map(|r| r.seq));
+    ob.acked_for(Dest::Otlp, &out);
+    // A result is made in the drain; the upstream has it at once.
+    ob.push(body(10));
+    upstream_takes(&mut ob, &mut up);
+    assert_eq!(up.len(), 10, "{up:?}");
+    // SIGKILL: nothing closes.
+    drop(ob);
+    let mut ob = with_otlp(&dir, SyncPolicy::Always, now);
+    while let Some(out) = ob.next_ordered(Dest::Otlp, 2, now) {
+        for r in &out.recs {
+            if r.gap.is_none() {
+                assert!(got.insert(r.seq), "seq {} twice", r.seq);
+            }
+        }
+        ob.acked_for(Dest::Otlp, &out);
+    }
+    assert_eq!(got, up, "the receiver lost what the upstream has");
+    // Drained: records wait in memory again.
+    while let Some(out) = ob.next_batch(100, 1 << 20, now) {
+        ob.acked(&out);
+    }
+    assert!(!ob.spooling());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -236,9 +236,7 @@ fn prepare(
         Ok(id) => id.clone(),
         Err(_) => {
             // Nothing can be sent: keep everything on disk.
-            if !u.outbox.spooling() {
-                u.outbox.spool_from_now();
-            }
+            u.outbox.spool_from_now();
             drop(guard);
             state.observe_status();
             return Err(*next_tick);

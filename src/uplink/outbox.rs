@@ -5,7 +5,10 @@
 //!   from there: nothing touches the disk (appliances on flash storage).
 //! - From the first failed upload ([`Outbox::failed`]), the ring's records,
 //!   and from then on every new record at each flush (or at once under
-//!   `sync = "always"`), are appended to the spool.
+//!   `sync = "always"`), are appended to the spool. So they are while a
+//!   receiver (remote-write, OTLP) drains a backlog on disk: a new record
+//!   waits behind it, and in memory a crash would lose it for that
+//!   receiver.
 //! - When the upstream answers again the backlog drains oldest first, and
 //!   batches from the ring (live records) alternate with backlog batches, so
 //!   a live record never waits behind more than one backlog batch. (The
@@ -177,6 +180,9 @@ struct Lane {
     passed_in_flight: u64,
     /// The upstream alternates backlog and ring batches.
     last_from_spool: bool,
+    /// Reading its backlog did not move it: it reads the ring meanwhile
+    /// (so new records are not sent to disk for it).
+    stuck: bool,
 }
 
 pub struct Outbox {
@@ -499,9 +505,22 @@ impl Outbox {
         self.ring_gaps.iter().copied().collect()
     }
 
-    /// A destination failed since its last success: new records go to disk.
+    /// New records go to disk: a destination failed since its last
+    /// success, or a receiver drains its backlog.
     pub fn spooling(&self) -> bool {
         self.lanes.iter().any(|l| l.on && l.failing)
+            || [Dest::RemoteWrite, Dest::Otlp]
+                .into_iter()
+                .any(|d| self.draining(d))
+    }
+
+    /// Receiver `d` (which reads strictly oldest first) has records on
+    /// disk it still needs (written or syncing): a new record waits behind
+    /// them for the whole drain, so it waits on disk, not in memory, where
+    /// a crash would lose it for `d` (the upstream, which alternates
+    /// backlog and ring, takes it at once).
+    fn draining(&self, d: Dest) -> bool {
+        self.has(d) && !self.lanes[d as usize].stuck && self.spool_records_of(d) > 0
     }
 
     /// Records in memory the upstream has not taken.
@@ -668,11 +687,18 @@ impl Outbox {
         while self.spool_unread(d) > 0 {
             let before = self.spool_unread(d);
             match self.read_spool(d, max_records, usize::MAX / 2, now_ms) {
-                Ok(Some(out)) => return Some(out),
-                Ok(None) if self.spool_unread(d) < before => continue,
+                Ok(Some(out)) => {
+                    self.lanes[d as usize].stuck = false;
+                    return Some(out);
+                }
+                Ok(None) if self.spool_unread(d) < before => {
+                    self.lanes[d as usize].stuck = false;
+                    continue;
+                }
                 Ok(None) => {
                     // Never spin on a backlog that reading does not shrink.
                     log::error!("spool: the {name} backlog does not move; reading the ring");
+                    self.lanes[d as usize].stuck = true;
                     break;
                 }
                 Err(e) => {
